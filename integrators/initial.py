@@ -1,0 +1,63 @@
+"""Initial electron density matrices by diagonalisation of H(S0)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from operators.eigen import DENSE_LIMIT, eigh_dense, eigs_slepc
+from operators.hamiltonian import ElectronHamiltonian
+from toolkit.config import ElectronsConfig
+from toolkit.parallel import gather_rows
+
+__all__ = ["fermi", "initial_density"]
+
+
+def fermi(eps: np.ndarray, temperature: float, mu: float = 0.0) -> np.ndarray:
+    """Fermi-Dirac occupation (overflow-safe)."""
+    x = (np.asarray(eps) - mu) / temperature
+    return 0.5 * (1.0 - np.tanh(0.5 * x))
+
+
+def _occupations(w: np.ndarray, cfg: ElectronsConfig, n_e: int) -> np.ndarray:
+    if cfg.initial == "fermi":
+        return fermi(w, cfg.temperature)
+    f = np.zeros(len(w))
+    f[:n_e] = 1.0
+    if 0 < n_e < len(w) and w[n_e] - w[n_e - 1] < 1e-9:
+        warnings.warn(f"ground state is degenerate at the Fermi level (eps_{n_e - 1} = "
+                      f"{w[n_e - 1]:.6g}, eps_{n_e} = {w[n_e]:.6g}); the occupied set is arbitrary",
+                      RuntimeWarning, stacklevel=3)
+    return f
+
+
+def initial_density(H: ElectronHamiltonian, cfg: ElectronsConfig) -> np.ndarray:
+    """Local rows (n_local_rows, N_s) of rho = sum_n f_n |n><n| for H(S0).  Collective.
+
+    ``ground``: the lowest ``n_electrons`` levels (default: half filling, one per site).
+    ``fermi``: f(eps) at ``temperature`` with chemical potential 0 (mu_bar is inside H).
+    LAPACK for N_s <= 4000 (or eigensolver = 'lapack'); SLEPc Krylov-Schur otherwise.
+    """
+    dev = H.device
+    N = dev.n_orbitals
+    n_e = dev.n_sites if cfg.n_electrons is None else cfg.n_electrons
+    solver = cfg.eigensolver
+    if solver == "auto":
+        solver = "lapack" if N <= DENSE_LIMIT else "slepc"
+    r0, r1 = H.dist.row_start, H.dist.row_start + H.dist.n_local_rows
+    if solver == "lapack":
+        w, V = eigh_dense(H)
+        f = _occupations(w, cfg, n_e)
+        keep = f > 1e-300
+        Vk = V[:, keep]
+        return (Vk[r0:r1] * f[keep]) @ Vk.conj().T
+    # SLEPc: only the occupied part of the spectrum is needed
+    if cfg.initial == "ground":
+        nev = n_e
+    else:
+        w_all, _ = eigs_slepc(H.mat, min(N, n_e + 64))
+        nev = int(np.sum(fermi(w_all, cfg.temperature) > 1e-16))
+    w, Vloc = eigs_slepc(H.mat, nev)
+    f = _occupations(np.concatenate([w, [np.inf]]), cfg, n_e)[:nev]
+    Vall = gather_rows(Vloc, H.comm, root=None)
+    return (Vloc * f) @ Vall.conj().T

@@ -1,0 +1,280 @@
+"""The run loop: one PETSc TS on the composite state, observables, HDF5 output, checkpoints.
+
+>>> sim = Simulation(config)          # builds device, operators, initial state, TS
+>>> sim.run("out.h5")                 # or: sim.step(10); sim.observables()
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time as _time
+
+import numpy as np
+
+from petsc4py import PETSc
+
+from operators.hamiltonian import ElectronHamiltonian
+from operators.observables import diag_block_indices, layer_magnetization, spin_density_local
+from operators.spin import ClassicalSpinHamiltonian
+from toolkit.config import Config, config_to_toml
+from toolkit.device import Device, device_from_config
+from toolkit.io import FileExistsErrorQC, ResultFile, load_checkpoint, versions
+from toolkit.parallel import allreduce, bcast, gather_rows, get_comm
+from toolkit.progress import ProgressBar
+from toolkit.units import get_units
+
+from .initial import initial_density
+from .layout import StateLayout
+from .rhs import ClosedRHS
+from .ts import DEFAULT_PREFIX, adaptive, create_ts, effective_options
+
+__all__ = ["Simulation", "run"]
+
+
+class Simulation:
+    """Coupled electron/spin dynamics of an isolated junction.  Collective on ``comm``.
+
+    Parameters
+    ----------
+    config : Config (the device is built from it) or Device (its ``config`` supplies the rest)
+    comm : PETSc communicator (default: library-owned duplicate of COMM_WORLD)
+    rho0 : optional full initial density matrix (N_s, N_s); default: diagonalisation of H(S0)
+    prefix : PETSc options prefix of the TS (default ``qcspin_``)
+    """
+
+    def __init__(self, config: Config | Device, comm: PETSc.Comm | None = None, *,
+                 rho0: np.ndarray | None = None, spins0: np.ndarray | None = None,
+                 prefix: str = DEFAULT_PREFIX) -> None:
+        self.device = config if isinstance(config, Device) else device_from_config(config)
+        if spins0 is not None:
+            self.device = self.device.with_spins(spins0)
+        self.config = self.device.config
+        self.units = get_units(self.config.units)
+        self.comm = get_comm(comm)
+        self.prefix = prefix
+        dev = self.device
+        self.H = ElectronHamiltonian(dev, self.comm, prefix=prefix)
+        d = self.H.dist
+        self.spinH = ClassicalSpinHamiltonian(dev, d.spin_start, d.spin_stop)
+        self.layout = StateLayout(d, dev.n_orbitals, self.comm)
+        self.rhs = ClosedRHS(self.H, self.spinH, self.layout)
+        self.y = self.layout.create_vec()
+        self.F = self.y.duplicate()
+        self.dt = self.units.time_to_internal(self.config.time.dt)
+        self.ts, self.ts_options = create_ts(self.comm, self.rhs, self.F, self.dt, self.config.solver, prefix)
+        self.adaptive = adaptive(self.ts_options, prefix)
+        a = self.y.getArray()
+        self.layout.spins(a)[...] = dev.spins0[d.spin_start:d.spin_stop]
+        if rho0 is None:
+            self.layout.rho(a)[...] = initial_density(self.H, self.config.electrons)
+        else:
+            self.layout.rho(a)[...] = np.asarray(rho0)[d.row_start:d.row_start + d.n_local_rows]
+        self.ts.setSolution(self.y)
+        self.ts.setTime(0.0)
+        self.ts.setStepNumber(0)
+        self.ts.setUp()
+        self._all_sites = np.arange(d.site_start, d.site_stop)
+        self._site_idx = diag_block_indices(self._all_sites, d.site_start, self.layout.nloc)
+        self.wall0 = _time.perf_counter()
+
+    # ------------------------------------------------------------------ state access
+    @property
+    def time(self) -> float:
+        """Current time in internal units."""
+        return self.ts.getTime()
+
+    @property
+    def step_number(self) -> int:
+        return self.ts.getStepNumber()
+
+    def state(self, root: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rho (N_s, N_s), spins (n_spin, 3)) gathered on ``root`` (None = every rank)."""
+        return self.layout.to_global(self.y, root=root)
+
+    def set_state(self, rho: np.ndarray, spins: np.ndarray, t: float = 0.0, step: int = 0) -> None:
+        self.layout.from_global(self.y, rho, spins)
+        self.ts.setTime(t)
+        self.ts.setStepNumber(step)
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, n: int = 1) -> float:
+        """Advance ``n`` time steps (fixed-step schemes) and return the new time.  Collective."""
+        for _ in range(n):
+            self.ts.step()
+        return self.time
+
+    # ------------------------------------------------------------------ observables
+    def observables(self, root: int | None = 0) -> dict[str, np.ndarray] | None:
+        """Observables of the current state, gathered on ``root`` (None: every rank)."""
+        a = self.y.getArray(readonly=True)
+        lay = self.layout
+        S_loc = lay.spins(a).real
+        if lay.n_spins_total:
+            self.H.set_spins(S_loc)
+        X = self.rhs.hamiltonian_times_rho(a)
+        d = self.H.dist
+        rows = np.arange(d.n_local_rows)
+        e_el = allreduce(float(np.sum(X[rows, d.row_start + rows].real)), self.comm)
+        n_el = allreduce(float(np.sum(lay.rho(a)[rows, d.row_start + rows].real)), self.comm)
+        s_loc = spin_density_local(a, self._site_idx)
+        s_all = gather_rows(s_loc, self.comm, root=root)
+        S_all = gather_rows(S_loc.copy(), self.comm, root=root)
+        if s_all is None:
+            return None
+        dev = self.device
+        s_spin = s_all[dev.spin_sites]
+        terms = self.spinH.energy(S_all, s_spin)
+        e_cl = terms["exchange"] + terms["zeeman"] + terms["anisotropy"]
+        return {
+            "time": np.float64(self.units.time_from_internal(self.time)),
+            "step": np.int64(self.step_number),
+            "wall_time": np.float64(_time.perf_counter() - self.wall0),
+            "spins": S_all,
+            "spin_density": s_all,
+            "layer_magnetization": layer_magnetization(dev, S_all),
+            "angular_momentum": S_all.sum(axis=0) + s_all.sum(axis=0),
+            "electron_number": np.float64(n_el),
+            "energy/electronic": np.float64(e_el),
+            "energy/classical": np.float64(e_cl),
+            "energy/total": np.float64(e_el + e_cl),
+            "energy/sd": np.float64(terms["sd"]),
+        }
+
+    # ------------------------------------------------------------------ full run
+    def run(self, output: str | None = None, *, t_end: float | None = None, overwrite: bool = False,
+            restart: bool = False, progress: bool = True, handle_signals: bool = True,
+            max_steps: int | None = None) -> dict:
+        """Integrate to ``t_end`` (config units; default ``[time] t_end``), writing ``output``.
+
+        ``restart=True`` continues from the checkpoint stored in ``output``.  An existing file is
+        never overwritten unless ``overwrite=True``.  SIGINT/SIGTERM write a checkpoint and stop.
+        Returns a summary dict.  Collective.
+        """
+        cfg = self.config
+        rank0 = self.comm.getRank() == 0
+        t_end_int = self.units.time_to_internal(cfg.time.t_end if t_end is None else t_end)
+        writer = self._open_output(output, overwrite, restart) if output else None
+        n_steps_total = int(round(t_end_int / self.dt))
+        every, ck_every = cfg.time.output_every, cfg.time.checkpoint_every
+        stop = {"flag": False}
+        old = {}
+        if handle_signals:
+            def handler(signum, frame):
+                stop["flag"] = True
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    old[sig] = signal.signal(sig, handler)
+                except ValueError:  # not in the main thread
+                    pass
+        bar = ProgressBar(self.units.time_from_internal(t_end_int), enabled=progress and rank0,
+                          label="t")
+        self.wall0 = _time.perf_counter()
+        steps_done = 0
+        interrupted = False
+        try:
+            if writer is not None or output is None:
+                if self.step_number == 0 and (writer is None or writer.n_output == 0):
+                    self._record(writer)
+            while not self._finished(t_end_int, n_steps_total):
+                if max_steps is not None and steps_done >= max_steps:
+                    break
+                self._advance(t_end_int, every)
+                steps_done += 1
+                k = self.step_number
+                if self._is_output_step(k, every):
+                    self._record(writer)
+                if writer is not None and k % ck_every == 0:
+                    self._checkpoint(writer)
+                bar.update(self.units.time_from_internal(self.time))
+                if handle_signals and allreduce(int(stop["flag"]), self.comm, "max"):
+                    interrupted = True
+                    break
+            if writer is not None:
+                self._checkpoint(writer)
+        finally:
+            bar.close()
+            for sig, h in old.items():
+                signal.signal(sig, h)
+            if writer is not None and rank0:
+                writer.close()
+        wall = _time.perf_counter() - self.wall0
+        return {"output": output, "time": self.units.time_from_internal(self.time),
+                "steps": self.step_number, "steps_this_run": steps_done, "wall_time": wall,
+                "interrupted": interrupted, "rhs_calls": self.rhs.n_calls,
+                "time_unit": self.units.time}
+
+    def _finished(self, t_end: float, n_steps: int) -> bool:
+        if self.adaptive:
+            return self.time >= t_end * (1 - 1e-14)
+        return self.step_number >= n_steps
+
+    def _advance(self, t_end: float, every: int) -> None:
+        if self.adaptive:  # land exactly on output times
+            t_out = (np.floor(self.time / (self.dt * every) + 1e-9) + 1) * self.dt * every
+            t_out = min(t_out, t_end)
+            if self.time + self.ts.getTimeStep() > t_out:
+                self.ts.setTimeStep(t_out - self.time)
+        self.ts.step()
+
+    def _is_output_step(self, k: int, every: int) -> bool:
+        if not self.adaptive:
+            return k % every == 0
+        ratio = self.time / (self.dt * every)
+        return abs(ratio - round(ratio)) < 1e-9
+
+    def _record(self, writer: ResultFile | None) -> None:
+        obs = self.observables(root=0)
+        self.last_observables = obs
+        if writer is not None and obs is not None:
+            if not self.config.output.spin_density:
+                obs.pop("spin_density")
+            writer.append(obs)
+
+    def _checkpoint(self, writer: ResultFile) -> None:
+        rho, S = self.state(root=0)
+        if self.comm.getRank() == 0:
+            writer.checkpoint(rho, S, self.time, self.step_number)
+
+    def _open_output(self, path: str, overwrite: bool, restart: bool) -> ResultFile | None:
+        rank0 = self.comm.getRank() == 0
+        err = None
+        if rank0:
+            exists = os.path.exists(path)
+            if exists and not (overwrite or restart):
+                err = (f"output file '{path}' exists; use --overwrite to replace it or --restart "
+                       f"to continue it")
+            if restart and not exists:
+                err = f"cannot restart: '{path}' does not exist"
+        err = bcast(err, self.comm)
+        if err:
+            raise FileExistsErrorQC(err)
+        if restart:
+            ck = bcast(load_checkpoint(path) if rank0 else None, self.comm)
+            self.set_state(ck["rho"], ck["spins"], float(ck["time"]), int(ck["step"]))
+            if not rank0:
+                return None
+            w = ResultFile(path, mode="append", units=self.units)
+            w.truncate(int(ck["n_output"]))
+            return w
+        if not rank0:
+            return None
+        meta = {"config": config_to_toml(self.config), "versions": versions(),
+                "petsc_options": effective_options(self.ts, self.ts_options, self.prefix),
+                "mpi_size": self.comm.getSize(), "qcspin_format": 1}
+        return ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device)
+
+    def destroy(self) -> None:
+        for obj in (self.ts, self.y, self.F):
+            obj.destroy()
+        self.rhs.destroy()
+        self.H.destroy()
+
+
+def run(config: Config, output: str | None = None, **kw) -> dict:
+    """Function façade: build a :class:`Simulation` and run it."""
+    sim = Simulation(config, kw.pop("comm", None))
+    try:
+        return sim.run(output, **kw)
+    finally:
+        sim.destroy()

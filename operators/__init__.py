@@ -1,0 +1,11 @@
+"""PETSc operators built from a frozen :class:`toolkit.Device`."""
+from __future__ import annotations
+
+import toolkit  # noqa: F401  (initialises complex PETSc)
+
+from .hamiltonian import ElectronHamiltonian, dense_hamiltonian, sd_blocks
+from .spin import ClassicalSpinHamiltonian, cross
+from .observables import spin_density_local, layer_magnetization
+
+__all__ = ["ElectronHamiltonian", "ClassicalSpinHamiltonian", "cross", "dense_hamiltonian",
+           "layer_magnetization", "sd_blocks", "spin_density_local"]

@@ -1,0 +1,178 @@
+"""Electron Hamiltonian of paper 004, Eq. (1), as a complex PETSc AIJ matrix.
+
+    H = -sum_<ij> t_ij (c_i^dag c_j + h.c.) + mu_bar sum_i c_i^dag c_i + J_sd/2 sum_j c_j^dag sigma.S_j c_j
+
+Rows are distributed by sites (two spinor rows per site).  When the spins move, only the 2x2 s-d
+blocks are rewritten, directly in the value array of the local diagonal block (no reassembly).
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from toolkit import _petscenv
+from toolkit.device import Device
+from toolkit.parallel import SiteDistribution, get_comm
+
+from petsc4py import PETSc
+
+__all__ = ["ElectronHamiltonian", "sd_blocks", "dense_hamiltonian"]
+
+
+def sd_blocks(J_sd: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """The four entries (uu, ud, du, dd) of J_sd/2 sigma.S for each spin, shape (4, n)."""
+    h = 0.5 * J_sd
+    sx, sy, sz = S[:, 0], S[:, 1], S[:, 2]
+    return np.stack([h * sz, h * (sx - 1j * sy), h * (sx + 1j * sy), -h * sz])
+
+
+def _local_csr(device: Device, dist: SiteDistribution, spins: np.ndarray):
+    """Local rows of H in CSR form (global column indices, sorted)."""
+    r0, r1 = 2 * dist.site_start, 2 * dist.site_stop
+    b = device.bonds
+    t = device.hopping
+    rows, cols, vals = [], [], []
+    for s in (0, 1):  # hopping, both directions, both spins
+        rows += [2 * b[:, 0] + s, 2 * b[:, 1] + s]
+        cols += [2 * b[:, 1] + s, 2 * b[:, 0] + s]
+        vals += [-t, -t]
+    diag = np.arange(2 * device.n_sites)
+    rows.append(diag), cols.append(diag), vals.append(np.full(len(diag), device.mu_bar))
+    j = device.spin_sites
+    blk = sd_blocks(device.J_sd, spins)
+    for k, (a, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        rows.append(2 * j + a), cols.append(2 * j + c), vals.append(blk[k])
+    R, C = np.concatenate(rows), np.concatenate(cols)
+    V = np.concatenate([np.asarray(v, complex) for v in vals])
+    keep = (R >= r0) & (R < r1)
+    R, C, V = R[keep] - r0, C[keep], V[keep]
+    # merge duplicates (on-site + s-d diagonal)
+    key = R.astype(np.int64) * (2 * device.n_sites) + C
+    uniq, inv = np.unique(key, return_inverse=True)
+    val = np.zeros(len(uniq), complex)
+    np.add.at(val, inv, V)
+    rr, cc = uniq // (2 * device.n_sites), uniq % (2 * device.n_sites)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rr, minlength=r1 - r0))])
+    return (indptr.astype(PETSc.IntType), cc.astype(PETSc.IntType), val)
+
+
+def dense_hamiltonian(device: Device, spins: np.ndarray | None = None) -> np.ndarray:
+    """Full dense H (N_s x N_s) as NumPy array, serial; for tests and small analyses."""
+    spins = device.spins0 if spins is None else np.asarray(spins)
+    N = 2 * device.n_sites
+    H = np.zeros((N, N), complex)
+    for s in (0, 1):
+        H[2 * device.bonds[:, 0] + s, 2 * device.bonds[:, 1] + s] -= device.hopping
+        H[2 * device.bonds[:, 1] + s, 2 * device.bonds[:, 0] + s] -= device.hopping
+    H[np.arange(N), np.arange(N)] += device.mu_bar
+    j = device.spin_sites
+    blk = sd_blocks(device.J_sd, spins)
+    for k, (a, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        H[2 * j + a, 2 * j + c] += blk[k]
+    return H
+
+
+class ElectronHamiltonian:
+    """H(S) as a complex AIJ ``Mat`` distributed by sites.  Collective on ``comm``.
+
+    ``set_spins(S_local)`` rewrites the s-d blocks of the locally owned magnetic sites in place.
+    """
+
+    def __init__(self, device: Device, comm: PETSc.Comm | None = None,
+                 spins: np.ndarray | None = None, prefix: str = "qcspin_") -> None:
+        self.device = device
+        self.comm = get_comm(comm)
+        self.dist = SiteDistribution.create(device.n_sites, device.spin_sites, self.comm)
+        spins = device.spins0 if spins is None else np.asarray(spins, float)
+        N = device.n_orbitals
+        nloc = self.dist.n_local_rows
+        csr = _local_csr(device, self.dist, spins)
+        self.mat = PETSc.Mat().createAIJ([(nloc, N), (nloc, N)], csr=csr, comm=self.comm)
+        self.mat.setOptionsPrefix(prefix + "H_")
+        self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        self.mat.assemble()
+        sl = slice(self.dist.spin_start, self.dist.spin_stop)
+        self._jsd = np.asarray(device.J_sd[sl])
+        self._diag = self.mat.getDiagonalBlock() if self.comm.getSize() > 1 else self.mat
+        self._pos = self._sd_positions(device.spin_sites[sl] - self.dist.site_start)
+        self._lib = None
+        self._fast = self._try_fast_path()
+
+    # -- in-place s-d update ---------------------------------------------------------------
+    def _sd_positions(self, local_sites: np.ndarray) -> np.ndarray:
+        ai, aj, _ = self._diag.getValuesCSR()
+        pos = np.empty((4, len(local_sites)), dtype=np.int64)
+        for k, (a, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            r, col = 2 * local_sites + a, 2 * local_sites + c
+            for n in range(len(local_sites)):
+                seg = aj[ai[r[n]]:ai[r[n] + 1]]
+                pos[k, n] = ai[r[n]] + np.searchsorted(seg, col[n])
+        self._nnz = len(aj)
+        return pos
+
+    def _try_fast_path(self) -> bool:
+        try:
+            lib = _petscenv.libpetsc()
+            self._get = lib.MatSeqAIJGetArray
+            self._restore = lib.MatSeqAIJRestoreArray
+            self._get.argtypes = self._restore.argtypes = [ctypes.c_void_p,
+                                                           ctypes.POINTER(ctypes.c_void_p)]
+            self._handle = ctypes.c_void_p(self._diag.handle)
+            self._ptr = ctypes.c_void_p()
+            self._arr_ptr = None
+            self._arr = None
+            self._values_view()  # probe
+            self._restore(self._handle, ctypes.byref(self._ptr))
+            return True
+        except Exception:  # pragma: no cover - depends on the PETSc build
+            return False
+
+    def _values_view(self) -> np.ndarray:
+        if self._get(self._handle, ctypes.byref(self._ptr)) != 0:
+            raise RuntimeError("MatSeqAIJGetArray failed")
+        if self._ptr.value != self._arr_ptr:
+            buf = (ctypes.c_double * (2 * self._nnz)).from_address(self._ptr.value)
+            self._arr = np.frombuffer(buf, dtype=np.complex128)
+            self._arr_ptr = self._ptr.value
+        return self._arr
+
+    def set_spins(self, S_local: np.ndarray) -> None:
+        """Rewrite the s-d blocks of the local magnetic sites (S_local: (n_local_spins, 3))."""
+        if len(self._jsd) == 0:
+            return
+        blk = sd_blocks(self._jsd, S_local)
+        mu = self.device.mu_bar
+        blk[0] += mu
+        blk[3] += mu
+        if self._fast:
+            vals = self._values_view()
+            vals[self._pos] = blk
+            self._restore(self._handle, ctypes.byref(self._ptr))
+        else:
+            self._set_spins_slow(blk)
+
+    def _set_spins_slow(self, blk: np.ndarray) -> None:
+        sites = self.device.spin_sites[self.dist.spin_start:self.dist.spin_stop]
+        for n, j in enumerate(sites):
+            rows = [2 * j, 2 * j + 1]
+            self.mat.setValues(rows, rows, blk[:, n], addv=PETSc.InsertMode.INSERT_VALUES)
+        self.mat.assemble()
+
+    def set_spins_global(self, S_all: np.ndarray) -> None:
+        """Convenience: ``set_spins`` from the full (n_spin, 3) spin array."""
+        self.set_spins(np.asarray(S_all)[self.dist.spin_start:self.dist.spin_stop])
+
+    def to_dense(self) -> np.ndarray:
+        """Gather the full matrix as a dense NumPy array on every rank (small systems only)."""
+        from toolkit.parallel import gather_rows
+
+        ai, aj, av = self.mat.getValuesCSR()
+        N = self.device.n_orbitals
+        loc = np.zeros((self.dist.n_local_rows, N), complex)
+        rows = np.repeat(np.arange(len(ai) - 1), np.diff(ai))
+        loc[rows, aj] = av
+        return gather_rows(loc, self.comm, root=None)
+
+    def destroy(self) -> None:
+        self.mat.destroy()

@@ -1,0 +1,95 @@
+"""Locate and initialise a *complex* petsc4py/slepc4py before anything imports them.
+
+Debian installs petsc4py under ``$PETSC_DIR/lib/python3/dist-packages`` and finds it through a
+``.pth`` file that reads ``PETSC_DIR`` at interpreter start-up.  When the user has not exported
+``PETSC_DIR``/``SLEPC_DIR`` we fall back to the Debian complex build so that ``import toolkit``
+works out of the box.  Any other installation (conda-forge, pip) that is already importable is
+used as it is.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import sys
+
+DEBIAN_PETSC_DIR = "/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-complex"
+DEBIAN_SLEPC_DIR = "/usr/lib/slepcdir/slepc3.18/x86_64-linux-gnu-complex"
+
+_initialised = False
+
+
+def _add_site(env: str, default: str, module: str) -> None:
+    if importlib.util.find_spec(module) is not None:
+        return
+    root = os.environ.get(env) or default
+    if not os.environ.get(env) and os.path.isdir(default):
+        os.environ[env] = default
+    site = os.path.join(root, "lib", "python3", "dist-packages")
+    if os.path.isdir(site) and site not in sys.path:
+        sys.path.append(site)
+
+
+def init(argv: list[str] | None = None) -> None:
+    """Initialise petsc4py/slepc4py once (Collective on COMM_WORLD).
+
+    ``argv`` are PETSc command-line options (``-name value``); they are only honoured on the first
+    call, as PETSc reads its options database at initialisation.
+    """
+    global _initialised
+    if _initialised:
+        return
+    _add_site("PETSC_DIR", DEBIAN_PETSC_DIR, "petsc4py")
+    _add_site("SLEPC_DIR", DEBIAN_SLEPC_DIR, "slepc4py")
+    try:
+        import petsc4py
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "qcspin needs petsc4py built with complex scalars. On Debian/Ubuntu: apt-get install "
+            "python3-petsc4py-complex python3-slepc4py-complex; with conda: conda install -c "
+            "conda-forge 'petsc=*=*complex*' 'petsc4py' 'slepc=*=*complex*' slepc4py. "
+            f"(import error: {exc})"
+        ) from exc
+    args = [sys.argv[0] if sys.argv else "qcspin"] + list(argv or [])
+    petsc4py.init(args)
+    from petsc4py import PETSc
+
+    if not issubclass(PETSc.ScalarType, complex) and PETSc.ScalarType.__name__.find("complex") < 0:
+        raise ImportError(
+            f"qcspin needs PETSc with complex scalars, but the petsc4py found at "
+            f"{os.path.dirname(petsc4py.__file__)} uses {PETSc.ScalarType.__name__}. "
+            f"Set PETSC_DIR/SLEPC_DIR to a complex build (Debian: {DEBIAN_PETSC_DIR})."
+        )
+    try:
+        import slepc4py
+
+        slepc4py.init(args)
+    except ImportError:  # SLEPc is only needed by the analysis package
+        pass
+    _initialised = True
+
+
+def libpetsc() -> ctypes.CDLL:
+    """The shared PETSc library already loaded by petsc4py (for functions it does not wrap)."""
+    init()
+    from petsc4py import PETSc  # noqa: F401  (ensures the library is mapped)
+
+    global _LIB
+    try:
+        return _LIB
+    except NameError:
+        pass
+    path = None
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            name = line.split()[-1] if line.strip() else ""
+            base = os.path.basename(name)
+            if base.startswith("libpetsc") and ".so" in base:
+                path = name
+                break
+    if path is None:  # e.g. macOS or a static build: search the process namespace
+        lib = ctypes.CDLL(None)
+    else:
+        lib = ctypes.CDLL(path)
+    _LIB = lib
+    return lib

@@ -1,0 +1,436 @@
+"""TOML configuration -> validated, frozen dataclasses.
+
+Every key is checked: unknown keys and bad values raise :class:`ConfigError` with a message that
+names the key, the value and what is allowed.  Values are kept in the *user's* units (see
+``[units]``); :mod:`toolkit.units` converts times to the internal natural units.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import field as dc_field
+from typing import Any
+
+__all__ = [
+    "ConfigError", "Config", "LatticeConfig", "LayerConfig", "BondConfig", "ExchangeConfig",
+    "ElectronsConfig", "TimeConfig", "SolverConfig", "OutputConfig", "load_config",
+    "config_from_dict", "config_to_toml", "apply_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration key has a value that is not allowed."""
+
+
+# ----------------------------------------------------------------------------- value checks
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"config key '{key}' = {value!r} is not allowed: {allowed}")
+
+
+def _real(key: str, v: Any, *, positive: bool = False, nonneg: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        _fail(key, v, "expected a finite real number")
+    if positive and v <= 0:
+        _fail(key, v, "expected a number > 0")
+    if nonneg and v < 0:
+        _fail(key, v, "expected a number >= 0")
+    return float(v)
+
+
+def _int(key: str, v: Any, *, minimum: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        _fail(key, v, "expected an integer")
+    if minimum is not None and v < minimum:
+        _fail(key, v, f"expected an integer >= {minimum}")
+    return int(v)
+
+
+def _bool(key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        _fail(key, v, "expected true or false")
+    return v
+
+
+def _str(key: str, v: Any, choices: tuple[str, ...] | None = None) -> str:
+    if not isinstance(v, str) or (choices is not None and v not in choices):
+        _fail(key, v, f"expected one of {list(choices)}" if choices else "expected a string")
+    return v
+
+
+def _vec3(key: str, v: Any, *, nonzero: bool = False) -> tuple[float, float, float]:
+    if not isinstance(v, (list, tuple)) or len(v) != 3:
+        _fail(key, v, "expected a list of 3 real numbers [x, y, z]")
+    out = tuple(_real(f"{key}[{i}]", c) for i, c in enumerate(v))
+    if nonzero and math.hypot(*out) == 0.0:
+        _fail(key, v, "expected a vector of non-zero length")
+    return out  # type: ignore[return-value]
+
+
+def _check_keys(section: str, d: Any, allowed: set[str]) -> dict:
+    if not isinstance(d, dict):
+        _fail(section, d, "expected a table")
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        where = f"[{section}]" if section else "the top level"
+        _fail(f"{section + '.' if section else ''}{unknown[0]}", d[unknown[0]],
+              f"unknown key in {where}; allowed keys are {sorted(allowed)}")
+    return d
+
+
+# ----------------------------------------------------------------------------- dataclasses
+@dataclass(frozen=True)
+class LatticeConfig:
+    """Simple-cubic lattice ``Lx[, Ly[, Lz]]`` (open boundaries), uniform hopping and mu_bar."""
+
+    size: tuple[int, ...]
+    hopping: float = 1.0
+    mu_bar: float = 0.0
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """A named slab of columns ``x in [start, stop)`` with its own magnetic parameters.
+
+    A layer carries classical spins when ``spin`` (one direction for all sites) or ``spins``
+    (one direction per site, in site order) is given; otherwise it is non-magnetic.
+    """
+
+    name: str
+    columns: tuple[int, int]
+    J_sd: float = 0.0
+    J_ex: float = 0.0
+    K: float = 0.0
+    easy_axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    spin: tuple[float, float, float] | None = None
+    spins: tuple[tuple[float, float, float], ...] | None = None
+    spin_length: float = 1.0
+    frozen: bool = False
+    damping: float = 0.0
+    hopping: float | None = None
+
+    @property
+    def magnetic(self) -> bool:
+        return self.spin is not None or self.spins is not None
+
+
+@dataclass(frozen=True)
+class BondConfig:
+    """Hopping on the bonds between the last column of one layer and the first of the next."""
+
+    between: tuple[str, str]
+    hopping: float
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    """Direct exchange J_ex on nearest-neighbour bonds between the spins of two layers."""
+
+    between: tuple[str, str]
+    J_ex: float
+
+
+@dataclass(frozen=True)
+class ElectronsConfig:
+    """Initial electron state: ``ground`` (lowest ``n_electrons`` levels, default half filling)
+    or ``fermi`` (Fermi-Dirac occupation f(eps) at ``temperature``, chemical potential 0;
+    eps are eigenvalues of H including +mu_bar)."""
+
+    initial: str = "ground"
+    n_electrons: int | None = None
+    temperature: float = 0.0
+    eigensolver: str = "auto"
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    dt: float = 0.1
+    t_end: float = 100.0
+    output_every: int = 10
+    checkpoint_every: int = 1000
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """PETSc TS settings; ``options`` are extra PETSc options without the ``-qcspin_`` prefix."""
+
+    ts_type: str = "rk"
+    rk_type: str = "rk38"
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    spin_density: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    lattice: LatticeConfig
+    layers: tuple[LayerConfig, ...] = ()
+    bonds: tuple[BondConfig, ...] = ()
+    exchange: tuple[ExchangeConfig, ...] = ()
+    field: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    electrons: ElectronsConfig = dc_field(default_factory=ElectronsConfig)
+    time: TimeConfig = dc_field(default_factory=TimeConfig)
+    solver: SolverConfig = dc_field(default_factory=SolverConfig)
+    output: OutputConfig = dc_field(default_factory=OutputConfig)
+    units: str = "natural"
+    name: str = "qcspin run"
+
+
+# ----------------------------------------------------------------------------- parsing
+def _lattice(d: Any) -> LatticeConfig:
+    d = _check_keys("lattice", d, {"size", "hopping", "mu_bar"})
+    if "size" not in d:
+        _fail("lattice.size", None, "required: [Lx], [Lx, Ly] or [Lx, Ly, Lz]")
+    size = d["size"]
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = [size]
+    if not isinstance(size, list) or not 1 <= len(size) <= 3:
+        _fail("lattice.size", size, "expected [Lx], [Lx, Ly] or [Lx, Ly, Lz]")
+    dims = tuple(_int(f"lattice.size[{i}]", s, minimum=1) for i, s in enumerate(size))
+    return LatticeConfig(size=dims, hopping=_real("lattice.hopping", d.get("hopping", 1.0)),
+                         mu_bar=_real("lattice.mu_bar", d.get("mu_bar", 0.0)))
+
+
+_LAYER_KEYS = {f.name for f in fields(LayerConfig)}
+
+
+def _layer(i: int, d: Any, Lx: int, n_cross: int) -> LayerConfig:
+    sec = f"layers[{i}]"
+    d = _check_keys(sec, d, _LAYER_KEYS)
+    name = _str(f"{sec}.name", d.get("name", f"layer{i}"))
+    cols = d.get("columns")
+    if not isinstance(cols, list) or len(cols) != 2:
+        _fail(f"{sec}.columns", cols, "required: [start, stop) column range along x")
+    a, b = (_int(f"{sec}.columns[{k}]", c) for k, c in enumerate(cols))
+    if not 0 <= a < b <= Lx:
+        _fail(f"{sec}.columns", cols, f"expected 0 <= start < stop <= Lx = {Lx}")
+    kw: dict[str, Any] = dict(name=name, columns=(a, b))
+    for key in ("J_sd", "J_ex", "K"):
+        if key in d:
+            kw[key] = _real(f"{sec}.{key}", d[key])
+    if "easy_axis" in d:
+        kw["easy_axis"] = _vec3(f"{sec}.easy_axis", d["easy_axis"], nonzero=True)
+    if "spin" in d and "spins" in d:
+        _fail(f"{sec}.spins", d["spins"], "give either 'spin' or 'spins', not both")
+    if "spin" in d:
+        kw["spin"] = _vec3(f"{sec}.spin", d["spin"], nonzero=True)
+    if "spins" in d:
+        lst = d["spins"]
+        n_sites = (b - a) * n_cross
+        if not isinstance(lst, list) or len(lst) != n_sites:
+            _fail(f"{sec}.spins", lst, f"expected a list of {n_sites} vectors (one per site)")
+        kw["spins"] = tuple(_vec3(f"{sec}.spins[{k}]", v, nonzero=True) for k, v in enumerate(lst))
+    if "spin_length" in d:
+        kw["spin_length"] = _real(f"{sec}.spin_length", d["spin_length"], positive=True)
+    if "frozen" in d:
+        kw["frozen"] = _bool(f"{sec}.frozen", d["frozen"])
+    if "damping" in d:
+        kw["damping"] = _real(f"{sec}.damping", d["damping"], nonneg=True)
+    if "hopping" in d:
+        kw["hopping"] = _real(f"{sec}.hopping", d["hopping"])
+    return LayerConfig(**kw)
+
+
+def _pair(sec: str, v: Any, names: set[str]) -> tuple[str, str]:
+    if not isinstance(v, list) or len(v) != 2 or not all(isinstance(s, str) for s in v):
+        _fail(f"{sec}.between", v, "expected two layer names [\"a\", \"b\"]")
+    for s in v:
+        if s not in names:
+            _fail(f"{sec}.between", v, f"layer '{s}' is not defined; layers are {sorted(names)}")
+    if v[0] == v[1]:
+        _fail(f"{sec}.between", v, "expected two different layers")
+    return (v[0], v[1])
+
+
+def _electrons(d: Any) -> ElectronsConfig:
+    d = _check_keys("electrons", d, {f.name for f in fields(ElectronsConfig)})
+    kw: dict[str, Any] = {}
+    if "initial" in d:
+        kw["initial"] = _str("electrons.initial", d["initial"], ("ground", "fermi"))
+    if "n_electrons" in d:
+        kw["n_electrons"] = _int("electrons.n_electrons", d["n_electrons"], minimum=0)
+    if "temperature" in d:
+        kw["temperature"] = _real("electrons.temperature", d["temperature"], nonneg=True)
+    if "eigensolver" in d:
+        kw["eigensolver"] = _str("electrons.eigensolver", d["eigensolver"],
+                                 ("auto", "lapack", "slepc"))
+    e = ElectronsConfig(**kw)
+    if e.initial == "fermi" and e.temperature <= 0:
+        _fail("electrons.temperature", e.temperature, "expected > 0 when initial = 'fermi'")
+    return e
+
+
+def _time(d: Any) -> TimeConfig:
+    d = _check_keys("time", d, {f.name for f in fields(TimeConfig)})
+    t = TimeConfig(
+        dt=_real("time.dt", d.get("dt", 0.1), positive=True),
+        t_end=_real("time.t_end", d.get("t_end", 100.0), nonneg=True),
+        output_every=_int("time.output_every", d.get("output_every", 10), minimum=1),
+        checkpoint_every=_int("time.checkpoint_every", d.get("checkpoint_every", 1000), minimum=1),
+    )
+    return t
+
+
+def _solver(d: Any) -> SolverConfig:
+    d = _check_keys("solver", d, {"ts_type", "rk_type", "options"})
+    opts = d.get("options", {})
+    if not isinstance(opts, dict):
+        _fail("solver.options", opts, "expected a table of PETSc options, e.g. {ts_adapt_type = \"basic\"}")
+    items = []
+    for k, v in opts.items():
+        if k.startswith("-"):
+            _fail(f"solver.options.{k}", v, "write option names without the leading '-' and prefix")
+        items.append((k, str(v).lower() if isinstance(v, bool) else str(v)))
+    return SolverConfig(ts_type=_str("solver.ts_type", d.get("ts_type", "rk")),
+                        rk_type=_str("solver.rk_type", d.get("rk_type", "rk38")),
+                        options=tuple(items))
+
+
+def config_from_dict(d: dict) -> Config:
+    """Validate a parsed TOML document and return a frozen :class:`Config`."""
+    top = {"name", "units", "lattice", "layers", "bonds", "exchange", "field", "electrons",
+           "time", "solver", "output"}
+    d = _check_keys("", d, top)
+    if "lattice" not in d:
+        _fail("lattice", None, "a [lattice] table with 'size' is required")
+    lat = _lattice(d["lattice"])
+    n_cross = math.prod(lat.size[1:])
+    layers_in = d.get("layers", [])
+    if not isinstance(layers_in, list):
+        _fail("layers", layers_in, "expected an array of tables [[layers]]")
+    layers = tuple(_layer(i, ld, lat.size[0], n_cross) for i, ld in enumerate(layers_in))
+    names = [l.name for l in layers]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            _fail(f"layers[{i}].name", n, "layer names must be unique")
+    spans = sorted((l.columns, l.name) for l in layers)
+    for (c0, n0), (c1, n1) in zip(spans, spans[1:]):
+        if c1[0] < c0[1]:
+            _fail(f"layers.columns", [list(c0), list(c1)],
+                  f"layers '{n0}' and '{n1}' overlap; column ranges must be disjoint")
+    nameset = set(names)
+    bonds = []
+    for i, bd in enumerate(d.get("bonds", [])):
+        bd = _check_keys(f"bonds[{i}]", bd, {"between", "hopping"})
+        bonds.append(BondConfig(_pair(f"bonds[{i}]", bd.get("between"), nameset),
+                                _real(f"bonds[{i}].hopping", bd.get("hopping"))))
+    exch = []
+    for i, ed in enumerate(d.get("exchange", [])):
+        ed = _check_keys(f"exchange[{i}]", ed, {"between", "J_ex"})
+        exch.append(ExchangeConfig(_pair(f"exchange[{i}]", ed.get("between"), nameset),
+                                   _real(f"exchange[{i}].J_ex", ed.get("J_ex"))))
+    fld = d.get("field", {})
+    fld = _check_keys("field", fld, {"B"})
+    B = _vec3("field.B", fld.get("B", [0.0, 0.0, 0.0]))
+    out = _check_keys("output", d.get("output", {}), {"spin_density"})
+    cfg = Config(
+        lattice=lat, layers=layers, bonds=tuple(bonds), exchange=tuple(exch), field=B,
+        electrons=_electrons(d.get("electrons", {})), time=_time(d.get("time", {})),
+        solver=_solver(d.get("solver", {})),
+        output=OutputConfig(spin_density=_bool("output.spin_density", out.get("spin_density", True))),
+        units=_str("units", d.get("units", "natural"), ("natural", "eV-fs")),
+        name=_str("name", d.get("name", "qcspin run")),
+    )
+    n_sites = math.prod(lat.size)
+    ne = cfg.electrons.n_electrons
+    if ne is not None and ne > 2 * n_sites:
+        _fail("electrons.n_electrons", ne, f"expected at most 2 x sites = {2 * n_sites}")
+    return cfg
+
+
+def load_config(path: str, overrides: list[str] | None = None) -> Config:
+    """Read a TOML file, apply ``key=value`` overrides (``--set``), validate."""
+    try:
+        with open(path, "rb") as fh:
+            d = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+    return config_from_dict(apply_overrides(d, overrides or []))
+
+
+def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` strings (value parsed as TOML) to a config dict."""
+    import copy
+
+    d = copy.deepcopy(d)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not allowed: expected section.key=value")
+        path, text = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        node: Any = d
+        keys = path.strip().split(".")
+        for k in keys[:-1]:
+            if isinstance(node, list):
+                node = node[int(k)]
+            else:
+                node = node.setdefault(k, {})
+        if isinstance(node, list):
+            node[int(keys[-1])] = value
+        else:
+            node[keys[-1]] = value
+    return d
+
+
+# ----------------------------------------------------------------------------- writing
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(v)
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """Plain-dict form of a config (the resolved config written to result files)."""
+    d = asdict(cfg)
+    d["field"] = {"B": list(cfg.field)}
+    d["solver"]["options"] = dict(cfg.solver.options)
+    for layer in d["layers"]:
+        for k in [k for k, v in layer.items() if v is None]:
+            del layer[k]
+    if d["electrons"]["n_electrons"] is None:
+        del d["electrons"]["n_electrons"]
+    return d
+
+
+def config_to_toml(cfg: Config) -> str:
+    """The resolved configuration as TOML text (round-trips through :func:`config_from_dict`)."""
+    d = config_to_dict(cfg)
+    lines = [f"name = {_toml_value(d['name'])}", f"units = {_toml_value(d['units'])}", ""]
+    for sec in ("lattice", "field", "electrons", "time", "output"):
+        lines.append(f"[{sec}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in d[sec].items()]
+        lines.append("")
+    lines.append("[solver]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in d["solver"].items() if k != "options"]
+    lines.append("[solver.options]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in d["solver"]["options"].items()]
+    lines.append("")
+    for arr in ("layers", "bonds", "exchange"):
+        for item in d[arr]:
+            lines.append(f"[[{arr}]]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def with_changes(cfg: Config, **sections: Any) -> Config:
+    """``dataclasses.replace`` for nested sections, e.g. ``with_changes(cfg, time={'dt': .05})``."""
+    kw = {}
+    for name, value in sections.items():
+        cur = getattr(cfg, name)
+        kw[name] = replace(cur, **value) if isinstance(value, dict) else value
+    return replace(cfg, **kw)

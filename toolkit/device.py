@@ -1,0 +1,242 @@
+"""The device: lattice, layers, bonds and classical spins, built once and then frozen.
+
+``DeviceBuilder`` is mutable and validates through the same rules as the TOML config;
+``DeviceBuilder.finalized()`` returns a frozen :class:`Device` of NumPy arrays that the operators
+consume.  Site index = x*Ly*Lz + y*Lz + z; spinor index = 2*site + spin (0 = up, 1 = down).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import (BondConfig, Config, ConfigError, ExchangeConfig, LatticeConfig, LayerConfig,
+                     config_from_dict, config_to_dict)
+
+__all__ = ["Device", "DeviceBuilder", "device_from_config", "lattice_bonds"]
+
+
+def lattice_bonds(size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Site coordinates (n, 3) and nearest-neighbour bonds (m, 2) with i < j, open boundaries."""
+    L = tuple(size) + (1,) * (3 - len(size))
+    idx = np.arange(math.prod(L)).reshape(L)
+    coords = np.stack(np.unravel_index(idx.ravel(), L), axis=1)
+    pairs = []
+    for axis in range(3):
+        if L[axis] > 1:
+            a = np.take(idx, np.arange(L[axis] - 1), axis=axis).ravel()
+            b = np.take(idx, np.arange(1, L[axis]), axis=axis).ravel()
+            pairs.append(np.stack([a, b], axis=1))
+    bonds = np.concatenate(pairs) if pairs else np.zeros((0, 2), int)
+    order = np.lexsort((bonds[:, 1], bonds[:, 0]))
+    return coords, bonds[order]
+
+
+@dataclass(frozen=True, eq=False)
+class Device:
+    """Frozen description of a junction.  All arrays are read-only.
+
+    Electron part: ``n_sites``, ``bonds`` (m, 2), ``hopping`` (m,) [E0], ``mu_bar`` [E0].
+    Spin part (n_spin classical spins on the sites ``spin_sites``): initial spins ``spins0``
+    (n_spin, 3), ``J_sd``, ``K``, ``easy_axis``, ``damping``, ``frozen`` per spin, exchange bonds
+    ``exchange_bonds`` (spin indices) with ``J_ex``, and the field ``B`` [E0].
+    """
+
+    config: Config
+    size: tuple[int, ...]
+    coords: np.ndarray
+    bonds: np.ndarray
+    hopping: np.ndarray
+    mu_bar: float
+    layer_names: tuple[str, ...]
+    layer_of_site: np.ndarray
+    spin_sites: np.ndarray
+    spin_layer: np.ndarray
+    spins0: np.ndarray
+    J_sd: np.ndarray
+    K: np.ndarray
+    easy_axis: np.ndarray
+    damping: np.ndarray
+    frozen: np.ndarray
+    exchange_bonds: np.ndarray
+    J_ex: np.ndarray
+    B: np.ndarray
+    parameters: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+
+    @property
+    def n_sites(self) -> int:
+        return int(self.coords.shape[0])
+
+    @property
+    def n_orbitals(self) -> int:
+        """N_s = 2 x sites (spinor orbitals)."""
+        return 2 * self.n_sites
+
+    @property
+    def n_spins(self) -> int:
+        return int(self.spin_sites.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return len(self.size)
+
+    @property
+    def cross_section(self) -> int:
+        return math.prod(self.size[1:])
+
+    def layer_sites(self, name: str) -> np.ndarray:
+        """Site indices of a layer (ascending)."""
+        return np.flatnonzero(self.layer_of_site == self.layer_index(name))
+
+    def layer_index(self, name: str) -> int:
+        try:
+            return self.layer_names.index(name)
+        except ValueError:
+            raise KeyError(f"layer '{name}' does not exist; layers are {list(self.layer_names)}") from None
+
+    def layer_spins(self, name: str) -> np.ndarray:
+        """Indices (into the spin arrays) of the classical spins of a layer."""
+        return np.flatnonzero(self.spin_layer == self.layer_index(name))
+
+    @property
+    def magnetic_layers(self) -> tuple[str, ...]:
+        return tuple(n for i, n in enumerate(self.layer_names) if np.any(self.spin_layer == i))
+
+    def with_spins(self, spins: np.ndarray) -> "Device":
+        """A copy with other initial spins (shape (n_spin, 3))."""
+        spins = np.asarray(spins, float).reshape(self.n_spins, 3).copy()
+        kw = {k: v for k, v in vars(self).items()}
+        kw["spins0"] = spins
+        return Device(**kw)
+
+
+class DeviceBuilder:
+    """Mutable builder; the Python twin of a TOML config.
+
+    >>> b = DeviceBuilder(size=(20,))
+    >>> b.add_layer("PL", (0, 5), J_sd=1.0, J_ex=-1.0, spin=(1, 0, 0))
+    >>> b.add_layer("FL", (15, 20), J_sd=1.0, J_ex=-1.0, spin=(0, 0, 1))
+    >>> dev = b.finalized()
+    """
+
+    def __init__(self, size: tuple[int, ...], *, hopping: float = 1.0, mu_bar: float = 0.0,
+                 units: str = "natural") -> None:
+        self._doc: dict[str, Any] = {
+            "units": units,
+            "lattice": {"size": list(size), "hopping": hopping, "mu_bar": mu_bar},
+            "layers": [], "bonds": [], "exchange": [], "field": {"B": [0.0, 0.0, 0.0]},
+        }
+
+    def add_layer(self, name: str, columns: tuple[int, int], **params: Any) -> "DeviceBuilder":
+        """Add a layer; ``params`` are the keys of a ``[[layers]]`` table (J_sd, J_ex, K, ...)."""
+        entry = {"name": name, "columns": list(columns)}
+        entry.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()})
+        self._doc["layers"].append(entry)
+        return self
+
+    def set_bond_hopping(self, a: str, b: str, hopping: float) -> "DeviceBuilder":
+        self._doc["bonds"].append({"between": [a, b], "hopping": hopping})
+        return self
+
+    def add_exchange(self, a: str, b: str, J_ex: float) -> "DeviceBuilder":
+        self._doc["exchange"].append({"between": [a, b], "J_ex": J_ex})
+        return self
+
+    def set_field(self, B: tuple[float, float, float]) -> "DeviceBuilder":
+        self._doc["field"] = {"B": list(B)}
+        return self
+
+    def set(self, section: str, **values: Any) -> "DeviceBuilder":
+        """Set keys of another config section, e.g. ``set('time', dt=0.05)``."""
+        self._doc.setdefault(section, {}).update(values)
+        return self
+
+    def to_config(self) -> Config:
+        return config_from_dict(self._doc)
+
+    def finalized(self) -> Device:
+        """Validate and freeze.  The builder is left unchanged."""
+        return device_from_config(self.to_config())
+
+    def __getattr__(self, name: str) -> Any:
+        if name in Device.__dataclass_fields__ or hasattr(Device, name):
+            raise AttributeError(
+                f"DeviceBuilder has no attribute '{name}'; call .finalized() to get a Device first")
+        raise AttributeError(name)
+
+
+def device_from_config(cfg: Config) -> Device:
+    """Build the frozen :class:`Device` described by a validated :class:`Config`."""
+    coords, bonds = lattice_bonds(cfg.lattice.size)
+    n = coords.shape[0]
+    x = coords[:, 0]
+    layer_of_site = np.full(n, -1, dtype=np.int64)
+    for k, layer in enumerate(cfg.layers):
+        a, b = layer.columns
+        layer_of_site[(x >= a) & (x < b)] = k
+    names = tuple(l.name for l in cfg.layers)
+
+    hop = np.full(len(bonds), cfg.lattice.hopping)
+    la, lb = layer_of_site[bonds[:, 0]], layer_of_site[bonds[:, 1]]
+    for k, layer in enumerate(cfg.layers):
+        if layer.hopping is not None:
+            hop[(la == k) & (lb == k)] = layer.hopping
+    for bc in cfg.bonds:
+        ka, kb = names.index(bc.between[0]), names.index(bc.between[1])
+        hop[((la == ka) & (lb == kb)) | ((la == kb) & (lb == ka))] = bc.hopping
+
+    # classical spins
+    sites, lays, S0, jsd, K, axis, alpha, frozen = [], [], [], [], [], [], [], []
+    for k, layer in enumerate(cfg.layers):
+        if not layer.magnetic:
+            continue
+        ls = np.flatnonzero(layer_of_site == k)
+        dirs = np.array(layer.spins if layer.spins is not None else [layer.spin] * len(ls), float)
+        dirs = dirs / np.linalg.norm(dirs, axis=1, keepdims=True) * layer.spin_length
+        e = np.asarray(layer.easy_axis, float)
+        sites.append(ls)
+        lays.append(np.full(len(ls), k))
+        S0.append(dirs)
+        jsd.append(np.full(len(ls), layer.J_sd))
+        K.append(np.full(len(ls), layer.K))
+        axis.append(np.tile(e / np.linalg.norm(e), (len(ls), 1)))
+        alpha.append(np.full(len(ls), layer.damping))
+        frozen.append(np.full(len(ls), layer.frozen))
+    cat = (lambda parts, shape: np.concatenate(parts) if parts else np.zeros(shape))
+    spin_sites = cat(sites, (0,)).astype(np.int64)
+    order = np.argsort(spin_sites, kind="stable")
+    spin_sites = spin_sites[order]
+    spin_layer = cat(lays, (0,)).astype(np.int64)[order]
+    spins0 = cat(S0, (0, 3))[order]
+    J_sd, Kk = cat(jsd, (0,))[order], cat(K, (0,))[order]
+    easy, damp = cat(axis, (0, 3))[order], cat(alpha, (0,))[order]
+    frz = cat(frozen, (0,)).astype(bool)[order]
+
+    # exchange bonds between spins (intra-layer J_ex, optional inter-layer tables)
+    spin_of_site = np.full(n, -1, dtype=np.int64)
+    spin_of_site[spin_sites] = np.arange(len(spin_sites))
+    sa, sb = spin_of_site[bonds[:, 0]], spin_of_site[bonds[:, 1]]
+    both = (sa >= 0) & (sb >= 0)
+    Jx = np.zeros(len(bonds))
+    for k, layer in enumerate(cfg.layers):
+        Jx[both & (la == k) & (lb == k)] = layer.J_ex
+    for ec in cfg.exchange:
+        ka, kb = names.index(ec.between[0]), names.index(ec.between[1])
+        Jx[both & (((la == ka) & (lb == kb)) | ((la == kb) & (lb == ka)))] = ec.J_ex
+    keep = both & (Jx != 0.0)
+    ex_bonds = np.stack([sa[keep], sb[keep]], axis=1)
+
+    return Device(
+        config=cfg, size=cfg.lattice.size, coords=coords, bonds=bonds, hopping=hop,
+        mu_bar=cfg.lattice.mu_bar, layer_names=names, layer_of_site=layer_of_site,
+        spin_sites=spin_sites, spin_layer=spin_layer, spins0=spins0, J_sd=J_sd, K=Kk,
+        easy_axis=easy, damping=damp, frozen=frz, exchange_bonds=ex_bonds, J_ex=Jx[keep],
+        B=np.asarray(cfg.field, float),
+    )

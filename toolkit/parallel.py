@@ -1,0 +1,113 @@
+"""MPI helpers: the library-owned communicator, site-aligned row distribution, reductions.
+
+Physics code never imports mpi4py; it takes the communicator from the object it acts on and calls
+the reductions here (the one place where mpi4py is touched).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _petscenv
+
+_petscenv.init()
+from petsc4py import PETSc  # noqa: E402
+
+_COMM: PETSc.Comm | None = None
+
+
+def get_comm(comm: PETSc.Comm | None = None) -> PETSc.Comm:
+    """``comm`` or, when None, a library-owned duplicate of COMM_WORLD."""
+    global _COMM
+    if comm is not None:
+        return comm
+    if _COMM is None:
+        _COMM = PETSc.COMM_WORLD.duplicate()
+    return _COMM
+
+
+def _mpi(comm: PETSc.Comm):
+    return comm.tompi4py()
+
+
+def allreduce(value, comm: PETSc.Comm, op: str = "sum"):
+    """Sum (or max/min) of a scalar or NumPy array over ``comm``.  Collective."""
+    if comm.getSize() == 1:
+        return value
+    from mpi4py import MPI
+
+    ops = {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
+    if np.isscalar(value):
+        return _mpi(comm).allreduce(value, op=ops[op])
+    arr = np.ascontiguousarray(value)
+    out = np.empty_like(arr)
+    _mpi(comm).Allreduce(arr, out, op=ops[op])
+    return out
+
+
+def gather_rows(local: np.ndarray, comm: PETSc.Comm, root: int | None = 0) -> np.ndarray | None:
+    """Concatenate per-rank row blocks (along axis 0) on ``root`` (all ranks if None)."""
+    if comm.getSize() == 1:
+        return local
+    parts = _mpi(comm).gather(local, root=root) if root is not None else _mpi(comm).allgather(local)
+    if parts is None:
+        return None
+    return np.concatenate(parts, axis=0)
+
+
+def bcast(obj, comm: PETSc.Comm, root: int = 0):
+    if comm.getSize() == 1:
+        return obj
+    return _mpi(comm).bcast(obj, root=root)
+
+
+def barrier(comm: PETSc.Comm) -> None:
+    if comm.getSize() > 1:
+        comm.barrier()
+
+
+@dataclass(frozen=True)
+class SiteDistribution:
+    """Contiguous block of sites per rank; matrix rows 2*s0 .. 2*s1 follow the sites.
+
+    Classical spins live on the rank that owns their site, so the s-d blocks, the spin density
+    and the spin equations of motion are all local.
+    """
+
+    n_sites: int
+    site_start: int
+    site_stop: int
+    spin_start: int
+    spin_stop: int
+    size: int
+    rank: int
+    site_ranges: tuple[tuple[int, int], ...]
+    spin_ranges: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def create(cls, n_sites: int, spin_sites: np.ndarray, comm: PETSc.Comm) -> "SiteDistribution":
+        size, rank = comm.getSize(), comm.getRank()
+        counts = [n_sites // size + (1 if r < n_sites % size else 0) for r in range(size)]
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        site_ranges = tuple((int(starts[r]), int(starts[r + 1])) for r in range(size))
+        sp = np.searchsorted(spin_sites, starts)
+        spin_ranges = tuple((int(sp[r]), int(sp[r + 1])) for r in range(size))
+        return cls(n_sites, *site_ranges[rank], *spin_ranges[rank], size, rank, site_ranges,
+                   spin_ranges)
+
+    @property
+    def n_local_sites(self) -> int:
+        return self.site_stop - self.site_start
+
+    @property
+    def n_local_rows(self) -> int:
+        return 2 * self.n_local_sites
+
+    @property
+    def row_start(self) -> int:
+        return 2 * self.site_start
+
+    @property
+    def n_local_spins(self) -> int:
+        return self.spin_stop - self.spin_start
