@@ -17,6 +17,7 @@ from operators.hamiltonian import ElectronHamiltonian
 from operators.observables import diag_block_indices, spin_density_local
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit import _petscenv
+from toolkit.parallel import RowHermitianTranspose
 
 from .layout import StateLayout
 
@@ -35,9 +36,10 @@ class ClosedRHS:
         self.rho_mat.setUp()
         self.rho_mat.assemble()
         self.X = H.mat.matMult(self.rho_mat)
-        self.Xh = self.X.hermitianTranspose() if self.parallel else None
         self.x = self.X.getDenseArray()
-        self.xh = self.Xh.getDenseArray() if self.parallel else None
+        if self.parallel:
+            rows = [(2 * a, 2 * b) for a, b in H.dist.site_ranges]
+            self.herm_t = RowHermitianTranspose(rows, comm)
         self._tmp = np.empty((nloc, N), complex, order="F")
         lib = _petscenv.libpetsc()
         self._place, self._reset = lib.MatDensePlaceArray, lib.MatDenseResetArray
@@ -85,8 +87,8 @@ class ClosedRHS:
         xm = self.hamiltonian_times_rho(x)
         frho = lay.rho(f)
         if self.parallel:
-            self.X.hermitianTranspose(self.Xh)
-            np.subtract(xm, self.xh, out=frho)
+            self.herm_t(xm, self._tmp)
+            np.subtract(xm, self._tmp, out=frho)
         else:
             np.conjugate(xm.T, out=self._tmp)
             np.subtract(xm, self._tmp, out=frho)
@@ -96,6 +98,5 @@ class ClosedRHS:
             lay.spins(f)[...] = self.spinH.rhs(S_all, s_loc)
 
     def destroy(self) -> None:
-        for m in (self.rho_mat, self.X, self.Xh):
-            if m is not None:
-                m.destroy()
+        for m in (self.rho_mat, self.X):
+            m.destroy()

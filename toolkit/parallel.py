@@ -111,3 +111,41 @@ class SiteDistribution:
     @property
     def n_local_spins(self) -> int:
         return self.spin_stop - self.spin_start
+
+
+class RowHermitianTranspose:
+    """Local rows of X^dag from the local rows of a row-distributed square matrix X.
+
+    ``Y[i, j] = conj(X[j, r0 + i])``: one Alltoallv of the (n_q x n_r) blocks.  (PETSc 3.18's
+    MatHermitianTranspose of MPIDENSE conjugates its input in place and MAT_REUSE_MATRIX
+    transposes are wrong, so qcspin does this exchange itself.)  Collective.
+    """
+
+    def __init__(self, row_ranges: list[tuple[int, int]], comm: PETSc.Comm) -> None:
+        self.comm = comm
+        self.mpi = _mpi(comm)
+        self.ranges = row_ranges
+        r = comm.getRank()
+        self.n = np.array([b - a for a, b in row_ranges])
+        me = self.n[r]
+        counts = self.n * me  # what I send to / receive from each rank
+        displ = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.send = np.empty(int(counts.sum()), complex)
+        self.recv = np.empty(int(counts.sum()), complex)
+        self.counts, self.displ = counts, displ
+
+    def __call__(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+        from mpi4py import MPI
+
+        me = X.shape[0]
+        for q, (a, b) in enumerate(self.ranges):
+            d, c = self.displ[q], self.counts[q]
+            # block X[:, a:b] (me x n_q), stored so that the receiver reads it as (n_q x me)^T
+            self.send[d:d + c].reshape(b - a, me)[...] = X[:, a:b].T
+        self.mpi.Alltoallv([self.send, (self.counts, self.displ), MPI.C_DOUBLE_COMPLEX],
+                           [self.recv, (self.counts, self.displ), MPI.C_DOUBLE_COMPLEX])
+        for q, (a, b) in enumerate(self.ranges):
+            d, c = self.displ[q], self.counts[q]
+            # received: X_q[:, my rows] transposed -> (my rows x n_q) = X_q[:, r0:r1].T
+            np.conjugate(self.recv[d:d + c].reshape(me, b - a), out=out[:, a:b])
+        return out

@@ -1,0 +1,34 @@
+"""Small devices used across the tests."""
+from __future__ import annotations
+
+from toolkit import DeviceBuilder
+
+
+def valve_1d(N=12, n_s=3, J_sd=1.5, J_ex=-1.0, K=0.0, dt=0.05, B=(0, 0, 0), damping=0.0, **time):
+    b = DeviceBuilder(size=(N,))
+    b.add_layer("PL", (0, n_s), J_sd=J_sd, J_ex=J_ex, K=K, easy_axis=(1, 0, 0), spin=(1, 0, 0),
+                damping=damping)
+    b.add_layer("SL", (n_s, N - n_s))
+    b.add_layer("FL", (N - n_s, N), J_sd=J_sd, J_ex=J_ex, K=K, easy_axis=(0, 0, 1),
+                spin=(0, 0.3, 1), damping=damping)
+    b.set_field(B)
+    b.set("time", dt=dt, **time)
+    return b
+
+
+def valve_2d(Lx=6, Ly=2, J_sd=1.0, dt=0.05, **time):
+    b = DeviceBuilder(size=(Lx, Ly))
+    b.add_layer("PL", (0, 2), J_sd=J_sd, J_ex=-1.0, K=0.1, easy_axis=(1, 0, 0), spin=(1, 0.2, 0))
+    b.add_layer("FL", (Lx - 2, Lx), J_sd=J_sd, J_ex=-1.0, K=0.02, easy_axis=(0, 0, 1),
+                spin=(0.1, 0, 1))
+    b.set("time", dt=dt, **time)
+    return b
+
+
+def single_spin(B=(0, 0, 1.0), S0=(1, 0, 0), dt=0.05, damping=0.0, **time):
+    """One classical spin on a 2-site chain, decoupled from the electrons (J_sd = 0)."""
+    b = DeviceBuilder(size=(2,))
+    b.add_layer("M", (0, 1), J_sd=0.0, spin=S0, damping=damping)
+    b.set_field(B)
+    b.set("time", dt=dt, **time)
+    return b
