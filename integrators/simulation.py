@@ -173,9 +173,9 @@ class Simulation:
         steps_done = 0
         interrupted = False
         try:
-            if writer is not None or output is None:
-                if self.step_number == 0 and (writer is None or writer.n_output == 0):
-                    self._record(writer)
+            empty = bcast(writer.n_output == 0 if writer is not None else True, self.comm)
+            if self.step_number == 0 and empty:
+                self._record(writer)
             while not self._finished(t_end_int, n_steps_total):
                 if max_steps is not None and steps_done >= max_steps:
                     break
@@ -184,13 +184,13 @@ class Simulation:
                 k = self.step_number
                 if self._is_output_step(k, every):
                     self._record(writer)
-                if writer is not None and k % ck_every == 0:
+                if output is not None and k % ck_every == 0:
                     self._checkpoint(writer)
                 bar.update(self.units.time_from_internal(self.time))
                 if handle_signals and allreduce(int(stop["flag"]), self.comm, "max"):
                     interrupted = True
                     break
-            if writer is not None:
+            if output is not None:
                 self._checkpoint(writer)
         finally:
             bar.close()
@@ -231,9 +231,10 @@ class Simulation:
                 obs.pop("spin_density")
             writer.append(obs)
 
-    def _checkpoint(self, writer: ResultFile) -> None:
+    def _checkpoint(self, writer: ResultFile | None) -> None:
+        """Gather the state (collective) and let rank 0 (the writer) store it."""
         rho, S = self.state(root=0)
-        if self.comm.getRank() == 0:
+        if writer is not None:
             writer.checkpoint(rho, S, self.time, self.step_number)
 
     def _open_output(self, path: str, overwrite: bool, restart: bool) -> ResultFile | None:

@@ -1,0 +1,29 @@
+# qcspin: two entry points.
+#   make demo   install what is missing, run the 2D spin-valve example, write HDF5 + PNG
+#   make test   install what is missing, run the tests serially and under mpirun -n 2
+PY := .venv/bin/python
+OUT := results/demo
+
+.PHONY: install demo test test-serial test-mpi bench clean
+
+install:
+	@bash scripts/install.sh
+
+demo: install
+	@mkdir -p results
+	$(PY) -m toolkit.cli run examples/valve_2d.toml -o $(OUT).h5 --overwrite
+	$(PY) -m toolkit.cli plot $(OUT).h5 -o $(OUT).png
+
+test: install test-serial test-mpi
+
+test-serial:
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-mpi:
+	bash scripts/mpi_pytest.sh 2 tests
+
+bench: install
+	$(PY) scripts/bench_closed.py
+
+clean:
+	rm -rf results .pytest_cache

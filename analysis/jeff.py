@@ -1,0 +1,575 @@
+"""Effective interlayer exchange J_eff of an isolated spin valve (paper 004, Sec. III A 2-3).
+
+One *point* = one QC-EOM run of an isolated valve (1D by default: N_S spins per magnetic layer,
+N_NM spacer sites, J_ex = -1, K = 0, PL spins along x, FL spins along z, half filling) followed by
+a macrospin fit (:func:`analysis.macrospin.fit_macrospin`).  A *sweep* distributes points over
+MPI ranks (round robin, each point on ``PETSc.COMM_SELF``), gathers them and writes one HDF5
+table.  Sign convention: H_MS = -J_eff M_l.M_r, J_eff > 0 ferromagnetic.
+
+    >>> p = jeff_point(J_sd=1.0, N_NM=10, N_S=5)            # one run + fit
+    >>> s = jeff_sweep("J_sd", [1, 2, 3], N_S=5, path="jeff.h5")   # collective
+
+Command line: ``qcspin jeff [CONFIG.toml] --sweep J_sd=0.5:6:0.5 [...]`` (see ``-h``).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import time as _time
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import toolkit  # noqa: F401  (complex PETSc)
+from petsc4py import PETSc
+
+from toolkit.config import Config, ConfigError, config_to_toml, load_config
+from toolkit.device import Device, DeviceBuilder, device_from_config
+from toolkit.parallel import barrier, bcast, gather_rows, get_comm
+
+from .macrospin import MacrospinFit, fit_macrospin, guess_omega
+
+__all__ = ["JeffPoint", "JeffSweep", "add_command", "jeff_point", "jeff_static", "jeff_sweep",
+           "parse_sweep", "plot_sweep", "read_sweep", "round_robin", "valve_device",
+           "write_sweep"]
+
+SWEEP_PARAMS = ("J_sd", "N_NM")
+#: defaults of the automatic run length (natural units, 1/gamma)
+N_PERIODS = 1.5
+T_CAP = 2.0e4
+T_PILOT = 50.0
+SAMPLE_DT = 1.0
+
+
+# ----------------------------------------------------------------------------- the device
+def valve_device(*, N_S: int = 5, N_NM: int = 10, J_sd: float = 1.0, J_ex: float = -1.0,
+                 K: float = 0.0, B: Sequence[float] = (0.0, 0.0, 0.0), dt: float | None = None,
+                 base: Config | None = None) -> Device:
+    """The isolated valve of Sec. III A: PL (spins along x) | N_NM spacer sites | FL (along z).
+
+    Without ``base``: a 1D chain of 2 N_S + N_NM sites (``N_S``, ``N_NM``, ``J_ex``, ``K``, ``B``
+    used).  With ``base`` (a Config): its lattice, layers, electrons, solver and field are kept;
+    the two magnetic layers get ``J_sd`` and initial spins x (first) and z (second), as Eq. (21)
+    assumes; ``N_S``, ``N_NM``, ``J_ex``, ``K``, ``B`` are then ignored.  ``dt`` (default: the
+    base config's, else 0.1) is the fixed RK 3/8 step.
+    """
+    if base is not None:
+        return _device_from_base(base, J_sd, dt)
+    if N_S < 1 or N_NM < 0:
+        raise ConfigError(f"valve needs N_S >= 1 and N_NM >= 0, got N_S = {N_S}, N_NM = {N_NM}")
+    n = 2 * N_S + N_NM
+    b = DeviceBuilder(size=(n,))
+    common = dict(J_sd=float(J_sd), J_ex=float(J_ex), K=float(K))
+    b.add_layer("PL", (0, N_S), spin=(1.0, 0.0, 0.0), easy_axis=(1.0, 0.0, 0.0), **common)
+    if N_NM:
+        b.add_layer("SL", (N_S, N_S + N_NM))
+    b.add_layer("FL", (n - N_S, n), spin=(0.0, 0.0, 1.0), easy_axis=(0.0, 0.0, 1.0), **common)
+    b.set_field(tuple(float(x) for x in B))
+    b.set("time", dt=0.1 if dt is None else float(dt), output_every=1)
+    b.set("output", spin_density=False)
+    return b.finalized()
+
+
+def _device_from_base(base: Config, J_sd: float, dt: float | None) -> Device:
+    mag = [i for i, layer in enumerate(base.layers) if layer.magnetic]
+    if len(mag) != 2:
+        raise ConfigError(f"the J_eff analysis needs exactly two magnetic layers; the config "
+                          f"has {len(mag)} ({[base.layers[i].name for i in mag]})")
+    layers = list(base.layers)
+    mag.sort(key=lambda i: layers[i].columns[0])
+    for i, s in zip(mag, ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0))):
+        layers[i] = replace(layers[i], J_sd=float(J_sd), spin=s, spins=None)
+    time_cfg = base.time if dt is None else replace(base.time, dt=float(dt))
+    cfg = replace(base, layers=tuple(layers), time=time_cfg)
+    dev = device_from_config(cfg)
+    counts = [len(dev.layer_spins(layers[i].name)) for i in mag]
+    if counts[0] != counts[1]:
+        raise ConfigError(f"Eq. (21) needs equal layers; the magnetic layers have {counts} spins")
+    return dev
+
+
+def _magnetic_pair(dev: Device) -> tuple[int, int, int]:
+    """Layer indices (left, right) of the two magnetic layers and N_S."""
+    names = [n for n in dev.layer_names if n in dev.magnetic_layers]
+    idx = sorted((int(dev.layer_sites(n).min()), dev.layer_index(n)) for n in names)
+    if len(idx) != 2:
+        raise ConfigError(f"the J_eff analysis needs two magnetic layers, found {names}")
+    return idx[0][1], idx[1][1], len(dev.layer_spins(names[0]))
+
+
+# ----------------------------------------------------------------------------- one point
+@dataclass(frozen=True)
+class JeffPoint:
+    """One valve run and its macrospin fit.  ``series`` = (t, M_l, M_r) when kept."""
+
+    params: dict
+    fit: MacrospinFit
+    t_end: float
+    steps: int
+    wall_time: float
+    capped: bool
+    notes: str = ""
+    series: tuple | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def J_eff(self) -> float:
+        return self.fit.J_eff
+
+
+class _Recorder:
+    """Advances a Simulation and samples the two layer magnetizations."""
+
+    def __init__(self, sim, left: int, right: int, every: int) -> None:
+        self.sim, self.left, self.right, self.every = sim, left, right, every
+        self.t: list[float] = []
+        self.Ml: list[np.ndarray] = []
+        self.Mr: list[np.ndarray] = []
+        self.sample()
+
+    def sample(self) -> None:
+        obs = self.sim.observables(root=None)
+        M = obs["layer_magnetization"]
+        self.t.append(float(self.sim.time))  # internal units hbar/E0
+        self.Ml.append(M[self.left].copy())
+        self.Mr.append(M[self.right].copy())
+
+    def advance_to(self, t_target: float) -> None:
+        dt_out = self.every * self.sim.dt
+        while self.t[-1] + 0.5 * dt_out <= t_target:
+            self.sim.step(self.every)
+            self.sample()
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.array(self.t), np.array(self.Ml), np.array(self.Mr)
+
+
+def _run_length(rec: _Recorder, n_periods: float, t_cap: float, t_pilot: float) -> bool:
+    """Integrate until ``n_periods`` of the (re-)estimated precession are covered or ``t_cap``;
+    return whether the cap stopped the run."""
+    half = 0.5 * rec.every * rec.sim.dt
+    rec.advance_to(min(t_pilot, t_cap))
+    while True:
+        t, Ml, Mr = rec.arrays()
+        w, _ = guess_omega(t, Ml, Mr)
+        need = n_periods * 2 * math.pi / abs(w) if w != 0 else math.inf
+        target = min(max(need, t_pilot), t_cap)
+        if t[-1] + half >= target:
+            return need > t[-1] + half
+        rec.advance_to(min(target, t[-1] + max(0.25 * target, t_pilot)))
+
+
+def jeff_point(*, J_sd: float = 1.0, N_NM: int = 10, N_S: int = 5, J_ex: float = -1.0,
+               dt: float | None = None, base: Config | None = None, t_end: float | None = None,
+               n_periods: float = N_PERIODS, t_cap: float = T_CAP, t_pilot: float = T_PILOT,
+               sample_dt: float = SAMPLE_DT, fit_phase: bool = False, t_min: float = 0.0,
+               keep_series: bool = False, comm: PETSc.Comm | None = None) -> JeffPoint:
+    """Run one isolated valve (see :func:`valve_device`) and fit J_eff.  Collective on ``comm``.
+
+    Run length: ``t_end`` when given; otherwise a pilot run to ``t_pilot`` estimates the
+    precession frequency (angle slope, :func:`analysis.macrospin.guess_omega`), and the run is
+    extended in chunks, re-estimating, until ``n_periods`` periods are covered -- at most
+    ``t_cap`` (then a RuntimeWarning says how many periods were covered).  Layer magnetizations
+    are sampled every ``sample_dt`` (rounded to whole steps; must resolve the precession).
+    All times here are internal, hbar/E0 (= 1/gamma for natural units); J_eff is in E0.
+    """
+    dev = valve_device(N_S=N_S, N_NM=N_NM, J_sd=J_sd, J_ex=J_ex, dt=dt, base=base)
+    left, right, n_s = _magnetic_pair(dev)
+    from integrators.simulation import Simulation
+
+    wall0 = _time.perf_counter()
+    sim = Simulation(dev, comm)
+    notes = []
+    try:
+        every = max(1, int(round(sample_dt / sim.dt)))
+        rec = _Recorder(sim, left, right, every)
+        capped = False
+        if t_end is not None:
+            rec.advance_to(float(t_end))
+        else:
+            capped = _run_length(rec, n_periods, t_cap, t_pilot)
+        t, Ml, Mr = rec.arrays()
+        steps = sim.step_number
+    finally:
+        sim.destroy()
+    fit = fit_macrospin(t, Ml, Mr, n_s, fit_phase=fit_phase, t_min=t_min)
+    if capped:
+        msg = (f"t_cap = {t_cap:g} reached after {fit.n_periods:.2g} of {n_periods:g} requested "
+               f"precession periods (J_sd = {J_sd:g}, N_NM = {N_NM}, N_S = {n_s})")
+        notes.append(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    params = {"J_sd": float(J_sd), "N_NM": int(N_NM) if base is None else None, "N_S": int(n_s),
+              "J_ex": float(J_ex) if base is None else None, "dt": float(sim.dt),
+              "n_sites": dev.n_sites, "config": None if base is None else base.name,
+              "energy_unit": sim.units.energy}
+    return JeffPoint(params=params, fit=fit, t_end=float(t[-1]), steps=int(steps),
+                     wall_time=_time.perf_counter() - wall0, capped=bool(capped),
+                     notes="; ".join(notes), series=(t, Ml, Mr) if keep_series else None)
+
+
+# ----------------------------------------------------------------------------- sweeps
+def round_robin(n_tasks: int, rank: int, size: int) -> list[int]:
+    """Task indices of ``rank``: rank, rank + size, ... (the default distribution)."""
+    return list(range(rank, n_tasks, size))
+
+
+@dataclass(frozen=True)
+class JeffSweep:
+    """A gathered sweep (identical on every rank): ``values`` of ``param`` and their points."""
+
+    param: str
+    values: tuple
+    points: tuple
+    settings: dict
+    wall_time: float
+    mpi_size: int
+
+    def table(self) -> dict[str, np.ndarray]:
+        f = [p.fit for p in self.points]
+        N_S = np.array([p.params["N_S"] for p in self.points], float)
+        J = np.array([x.J_eff for x in f])
+        return {
+            "value": np.array(self.values, float), "J_eff": J, "J_eff_NS2": J * N_S ** 2,
+            "omega": np.array([x.omega for x in f]), "phi": np.array([x.phi for x in f]),
+            "rms": np.array([x.rms for x in f]), "norm_dev": np.array([x.norm_dev for x in f]),
+            "n_periods": np.array([x.n_periods for x in f]),
+            "valid": np.array([x.valid for x in f], bool),
+            "t_end": np.array([p.t_end for p in self.points]),
+            "capped": np.array([p.capped for p in self.points], bool),
+            "wall_time": np.array([p.wall_time for p in self.points]),
+            "reason": np.array([x.reason for x in f], object),
+            "notes": np.array([p.notes for p in self.points], object),
+        }
+
+
+_UNITS = {  # dataset: (units, description)
+    "J_eff": ("{E}", "effective interlayer exchange, H_MS = -J_eff M_l.M_r (>0: ferro)"),
+    "J_eff_NS2": ("{E}", "J_eff * N_S^2"),
+    "omega": ("rad/(hbar/{E})", "signed frequency of Eq. (21); omega = -sqrt2 N_S J_eff"),
+    "phi": ("rad", "fitted phase (0 unless fit_phase)"),
+    "rms": ("N_S", "rms residual of the fit divided by N_S"),
+    "norm_dev": ("N_S", "max | |M|/N_S - 1 |"),
+    "n_periods": ("", "precession periods covered by the fitted record"),
+    "valid": ("", "macrospin fit accepted (see reason)"),
+    "t_end": ("hbar/{E}", "length of the run"),
+    "capped": ("", "run stopped at t_cap before n_periods"),
+    "wall_time": ("s", "wall-clock time of the point"),
+    "reason": ("", "why the fit is not valid"),
+    "notes": ("", "warnings of the run"),
+}
+
+
+def jeff_sweep(param: str, values: Sequence[float], *, path: str | None = None,
+               overwrite: bool = False, comm: PETSc.Comm | None = None,
+               distribute: Callable[[int, int, int], list[int]] = round_robin,
+               report: Callable[[int, JeffPoint], None] | None = None,
+               **point_kw: Any) -> JeffSweep:
+    """Sweep ``param`` ('J_sd' or 'N_NM') over ``values``.  Collective on ``comm``.
+
+    Every point is an independent :func:`jeff_point` on ``PETSc.COMM_SELF``; ``distribute``
+    (default :func:`round_robin`) picks each rank's points.  The gathered :class:`JeffSweep` is
+    returned on every rank; rank 0 writes ``path`` (never replacing an existing file unless
+    ``overwrite``; checked before any work).  ``report(index, point)`` is called on the rank that
+    computed the point, as it finishes.  ``point_kw`` are the fixed arguments of jeff_point.
+    """
+    comm = get_comm(comm)
+    rank, size = comm.getRank(), comm.getSize()
+    if param not in SWEEP_PARAMS:
+        raise ConfigError(f"sweep parameter {param!r} is not allowed: expected one of {SWEEP_PARAMS}")
+    if param in point_kw:
+        raise ConfigError(f"{param} is swept; do not also pass it as a fixed argument")
+    values = tuple(int(v) if param == "N_NM" else float(v) for v in values)
+    if not values:
+        raise ConfigError("the sweep has no values")
+    if param == "N_NM" and point_kw.get("base") is not None:
+        raise ConfigError("an N_NM sweep builds the 1D valve itself; it takes no base config")
+    err = None
+    if rank == 0 and path and os.path.exists(path) and not overwrite:
+        err = f"output file '{path}' exists; use --overwrite (overwrite=True) to replace it"
+    err = bcast(err, comm)
+    if err:
+        from toolkit.io import FileExistsErrorQC
+
+        raise FileExistsErrorQC(err)
+    wall0 = _time.perf_counter()
+    mine = np.empty((0, 2), object)
+    rows = []
+    for i in distribute(len(values), rank, size):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # kept in point.notes
+            p = jeff_point(**{param: values[i]}, comm=PETSc.COMM_SELF, **point_kw)
+        if report is not None:
+            report(i, p)
+        rows.append((i, p if point_kw.get("keep_series") else replace(p, series=None)))
+    if rows:
+        mine = np.empty((len(rows), 2), object)
+        for k, (i, p) in enumerate(rows):
+            mine[k, 0], mine[k, 1] = i, p
+    allrows = gather_rows(mine, comm, root=0)
+    points = None
+    if rank == 0:
+        order = np.argsort(allrows[:, 0].astype(int), kind="stable")
+        points = tuple(allrows[order, 1])
+        if len(points) != len(values):
+            points = None
+    points = bcast(points, comm)
+    if points is None:
+        raise RuntimeError("the distribution did not compute every point exactly once")
+    settings = {k: (v.name if isinstance(v, Config) else v) for k, v in point_kw.items()}
+    sweep = JeffSweep(param=param, values=values, points=points, settings=settings,
+                      wall_time=_time.perf_counter() - wall0, mpi_size=size)
+    if path:
+        if rank == 0:
+            write_sweep(sweep, path, overwrite=overwrite, base=point_kw.get("base"))
+        barrier(comm)
+    return sweep
+
+
+def write_sweep(sweep: JeffSweep, path: str, *, overwrite: bool = False,
+                base: Config | None = None, group: str | None = None) -> None:
+    """Write the sweep table to HDF5 (serial; called on one rank).
+
+    With ``group`` the table goes into that group of ``path`` (file opened in append mode, an
+    existing group is an error unless ``overwrite``); otherwise ``path`` is a new file.
+    """
+    import h5py
+
+    if group is None and os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"output file '{path}' exists")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with h5py.File(path, "w" if group is None else "a") as f:
+        if group is not None:
+            if group in f:
+                if not overwrite:
+                    raise FileExistsError(f"group '{group}' exists in '{path}'")
+                del f[group]
+            g = f.create_group(group)
+        else:
+            g = f
+        _write_table(g, sweep, base)
+
+
+def _write_table(f, sweep: JeffSweep, base: Config | None) -> None:
+    import h5py
+
+    from toolkit.io import versions
+
+    tab = sweep.table()
+    f.attrs["qcspin_table"] = "jeff_sweep"
+    f.attrs["created"] = datetime.datetime.now().isoformat(timespec="seconds")
+    f.attrs["param"] = sweep.param
+    E = sweep.points[0].params.get("energy_unit", "hopping")
+    f.attrs["param_units"] = E if sweep.param == "J_sd" else "sites"
+    p0 = sweep.points[0].params
+    for k in ("N_S", "N_NM", "J_sd", "J_ex", "dt", "n_sites"):
+        if k != sweep.param and p0.get(k) is not None:
+            f.attrs[k] = p0[k]
+    f.attrs["units"] = json.dumps({"energy": E, "time": f"hbar/{E}",
+                                   "J_sd": E, "J_ex": E, "dt": f"hbar/{E}",
+                                   "N_S": "spins per layer", "N_NM": "spacer sites"})
+    f.attrs["settings"] = json.dumps(sweep.settings, default=str)
+    f.attrs["sign_convention"] = "H_MS = -J_eff M_l.M_r (paper 004 Eq. 19); J_eff > 0 ferromagnetic"
+    f.attrs["mpi_size"] = sweep.mpi_size
+    f.attrs["wall_time"] = sweep.wall_time
+    f.attrs["versions"] = json.dumps(versions())
+    if base is not None:
+        f.attrs["config"] = config_to_toml(base)
+    v = f.create_dataset("value", data=tab["value"])
+    v.attrs["units"] = f.attrs["param_units"]
+    v.attrs["description"] = f"swept parameter {sweep.param}"
+    v.make_scale(sweep.param)
+    str_t = h5py.string_dtype()
+    for name, (unit, desc) in _UNITS.items():
+        data = tab[name]
+        ds = f.create_dataset(name, data=data.astype(str_t) if data.dtype == object else data)
+        ds.attrs["units"] = unit.format(E=E)
+        ds.attrs["description"] = desc
+        ds.dims[0].attach_scale(v)
+
+
+def read_sweep(path: str, group: str | None = None) -> dict[str, Any]:
+    """The table of a sweep file (or of one ``group`` in it) as a dict of arrays plus its
+    attributes under 'attrs'."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        g = f if group is None else f[group]
+        out: dict[str, Any] = {}
+        for name in ["value"] + list(_UNITS):
+            ds = g[name]
+            out[name] = ds.asstr()[...] if h5py.check_string_dtype(ds.dtype) else ds[...]
+        out["attrs"] = dict(g.attrs)
+    return out
+
+
+# ----------------------------------------------------------------------------- plotting
+def plot_sweep(path: str, png: str) -> str:
+    """J_eff (and |J_eff| on a log scale for N_NM sweeps, with the fitted RKKY shape) vs the
+    swept parameter; open symbols mark invalid fits."""
+    from .macrospin import fit_rkky_prefactor, rkky_reference
+    from .plots import use_agg
+
+    plt = use_agg()
+    tab = read_sweep(path)
+    a = tab["attrs"]
+    x, J, ok = tab["value"], tab["J_eff"], tab["valid"].astype(bool)
+    n_nm = a["param"] == "N_NM"
+    fig, axes = plt.subplots(1, 2 if n_nm else 1, figsize=(10 if n_nm else 5.5, 4), squeeze=False)
+    ax = axes[0, 0]
+    y = J if n_nm else tab["J_eff_NS2"]
+    ax.plot(x, y, "k-", lw=0.6)
+    ax.plot(x[ok], y[ok], "ko", ms=4, label="valid fit")
+    if (~ok).any():
+        ax.plot(x[~ok], y[~ok], "o", mfc="none", mec="tab:red", ms=5, label="invalid fit")
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.set_xlabel(a["param"])
+    ax.set_ylabel("J_eff" if n_nm else "J_eff N_S^2")
+    if n_nm:
+        A = fit_rkky_prefactor(x[ok], J[ok], a["J_sd"])
+        xx = np.arange(x.min(), x.max() + 1)
+        ax.plot(xx, rkky_reference(xx, a["J_sd"], A), "C0--", lw=0.8, label=f"RKKY x {A:.3g}")
+        b = axes[0, 1]
+        b.semilogy(x, np.abs(J), "k-", lw=0.6)
+        b.semilogy(x[ok], np.abs(J[ok]), "ko", ms=4)
+        b.semilogy(xx, np.abs(rkky_reference(xx, a["J_sd"], A)), "C0--", lw=0.8)
+        b.set_xlabel("N_NM")
+        b.set_ylabel("|J_eff|")
+    ax.legend(fontsize=8)
+    fig.suptitle(f"J_eff sweep over {a['param']} ({os.path.basename(path)})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+# ----------------------------------------------------------------------------- command line
+def parse_sweep(text: str) -> tuple[str, list[float]]:
+    """``NAME=start:stop:step`` (stop included) or ``NAME=v1,v2,...`` -> (NAME, values)."""
+    if "=" not in text:
+        raise ConfigError(f"--sweep {text!r} is not allowed: expected NAME=start:stop:step")
+    name, spec = (s.strip() for s in text.split("=", 1))
+    if name not in SWEEP_PARAMS:
+        raise ConfigError(f"--sweep parameter {name!r} is not allowed: expected one of {SWEEP_PARAMS}")
+    try:
+        if ":" in spec:
+            a, b, c = (float(s) for s in spec.split(":"))
+            if c <= 0 or b < a:
+                raise ValueError
+            n = int(math.floor((b - a) / c + 1e-9)) + 1
+            vals = [round(a + k * c, 12) for k in range(n)]
+        else:
+            vals = [float(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--sweep {text!r} is not allowed: expected NAME=start:stop:step with "
+                          f"step > 0 and stop >= start, or NAME=v1,v2,...") from None
+    if name == "N_NM":
+        if any(v != int(v) or v < 0 for v in vals):
+            raise ConfigError(f"--sweep {text!r}: N_NM values must be integers >= 0")
+        vals = [int(v) for v in vals]
+    if not vals:
+        raise ConfigError(f"--sweep {text!r} gives no values")
+    return name, vals
+
+
+def add_command(subparsers) -> None:
+    """Register ``qcspin jeff``."""
+    p = subparsers.add_parser(
+        "jeff", help="effective interlayer exchange J_eff from macrospin fits (sweeps, MPI)",
+        description="Run isolated spin valves (paper 004 Sec. III A) and fit the macrospin "
+                    "solution Eq. (21); J_eff > 0 is ferromagnetic (H_MS = -J_eff M_l.M_r). "
+                    "Points are distributed over MPI ranks (mpirun -n K qcspin jeff ...).")
+    p.add_argument("config", nargs="?", help="TOML config whose lattice/layers form the base "
+                   "device of a J_sd sweep (default: 1D valve from --n-spins/--n-nm)")
+    p.add_argument("--sweep", required=True, metavar="NAME=START:STOP:STEP",
+                   help="J_sd=0.5:6:0.5 or N_NM=2:30:1 (stop included) or NAME=v1,v2,...")
+    p.add_argument("--n-spins", type=int, default=5, metavar="N_S", help="spins per layer (5)")
+    p.add_argument("--n-nm", type=int, default=10, metavar="N_NM", help="spacer sites (10)")
+    p.add_argument("--J-sd", type=float, default=1.0, dest="J_sd", help="J_sd of an N_NM sweep (1)")
+    p.add_argument("--J-ex", type=float, default=-1.0, dest="J_ex", help="intralayer J_ex (-1)")
+    p.add_argument("--dt", type=float, default=None, help="RK 3/8 step (config's or 0.1)")
+    p.add_argument("--t-end", type=float, default=None, help="fixed run length (default: auto)")
+    p.add_argument("--n-periods", type=float, default=N_PERIODS,
+                   help=f"auto run length: precession periods to cover ({N_PERIODS})")
+    p.add_argument("--t-cap", type=float, default=T_CAP, help=f"auto run length cap ({T_CAP:g})")
+    p.add_argument("--t-min", type=float, default=0.0, help="fit only t >= T_MIN (transients)")
+    p.add_argument("--fit-phase", action="store_true", help="also fit the phase phi")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a value of CONFIG (repeatable)")
+    p.add_argument("-o", "--output", help="HDF5 table (default: jeff_<NAME>.h5)")
+    p.add_argument("--png", help="also plot the table to this PNG")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=cmd_jeff)
+
+
+def cmd_jeff(args) -> int:
+    """Handler of ``qcspin jeff``; prints on rank 0 only; returns the exit code.  Collective."""
+    comm = get_comm()
+    rank0 = comm.getRank() == 0
+
+    def say(*a):
+        if rank0:
+            print(*a, flush=True)
+
+    try:
+        name, values = parse_sweep(args.sweep)
+        base = load_config(args.config, args.set) if args.config else None
+        if base is not None and name == "N_NM":
+            raise ConfigError("--sweep N_NM builds the 1D valve from --n-spins/--J-sd; "
+                              "give no CONFIG")
+    except ConfigError as exc:
+        say(f"qcspin jeff: error: {exc}")
+        return 2
+    out = args.output or f"jeff_{name}.h5"
+    fixed = dict(dt=args.dt, t_end=args.t_end, n_periods=args.n_periods, t_cap=args.t_cap,
+                 t_min=args.t_min, fit_phase=args.fit_phase)
+    if base is not None:
+        fixed["base"] = base
+    else:
+        fixed.update(N_S=args.n_spins, J_ex=args.J_ex)
+        fixed.update({"N_NM": args.n_nm} if name == "J_sd" else {"J_sd": args.J_sd})
+    say(f"qcspin jeff: {len(values)} points of {name} on {comm.getSize()} rank(s) "
+        f"({'config ' + args.config if base else 'fixed ' + str({k: v for k, v in fixed.items() if k in ('N_S', 'N_NM', 'J_sd')})})")
+
+    def report(i, p):
+        if rank0:
+            f = p.fit
+            print(f"  [{i + 1}/{len(values)}] {name} = {values[i]:<6g} J_eff = {f.J_eff: .6e}  "
+                  f"rms = {f.rms:.2e}  periods = {f.n_periods:.2f}  t_end = {p.t_end:g}  "
+                  f"{p.wall_time:.1f} s{'' if f.valid else '  INVALID: ' + f.reason}", flush=True)
+
+    sweep = jeff_sweep(name, values, path=out, overwrite=args.overwrite, comm=comm,
+                       report=report, **fixed)
+    tab = sweep.table()
+    say(f"{'value':>8} {'J_eff':>14} {'J_eff*N_S^2':>14} {'rms':>9} {'periods':>8} valid")
+    for k in range(len(values)):
+        say(f"{tab['value'][k]:8g} {tab['J_eff'][k]:14.6e} {tab['J_eff_NS2'][k]:14.6e} "
+            f"{tab['rms'][k]:9.2e} {tab['n_periods'][k]:8.2f} {bool(tab['valid'][k])}"
+            + (f"  ({tab['reason'][k]})" if tab["reason"][k] else "")
+            + (f"  [{tab['notes'][k]}]" if tab["notes"][k] else ""))
+    say(f"wall time {sweep.wall_time:.1f} s; table: {os.path.abspath(out)}")
+    if args.png and rank0:
+        print(f"plot: {os.path.abspath(plot_sweep(out, args.png))}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- static estimate
+def jeff_static(*, J_sd: float = 1.0, N_NM: int = 10, N_S: int = 5, J_ex: float = -1.0,
+                base: Config | None = None) -> float:
+    """Adiabatic estimate J_eff = (E_AP - E_P) / (2 N_S^2) from the electronic ground-state
+    energies (half filling, dense LAPACK, serial) with rigid parallel (both layers along x) and
+    antiparallel (x, -x) layers: H_MS = -J_eff M_l.M_r gives E_P - E_AP = -2 J_eff N_S^2.
+    A cross-check of sign and size of the dynamical fit at weak coupling."""
+    from operators.hamiltonian import dense_hamiltonian
+
+    dev = valve_device(N_S=N_S, N_NM=N_NM, J_sd=J_sd, J_ex=J_ex, base=base)
+    left, right, n_s = _magnetic_pair(dev)
+    n_e = dev.config.electrons.n_electrons or dev.n_sites
+    E = []
+    for sign in (1.0, -1.0):
+        S = np.zeros((dev.n_spins, 3))
+        S[:, 0] = np.where(dev.spin_layer == right, sign, 1.0)
+        E.append(np.linalg.eigvalsh(dense_hamiltonian(dev, S))[:n_e].sum())
+    return float((E[1] - E[0]) / (2 * n_s ** 2))

@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""Fig. 2 of paper 004: electronic spectrum of a static 1D valve (N = 20: N_PL = 5, N_NM = 10,
+N_FL = 5) versus J_sd, (a) parallel (both layers +z) and (b) perpendicular (PL +x, FL +z),
+coloured by <sigma_z> of each eigenstate (red up, blue down); right: detail near E_F = 0.
+
+    python scripts/fig02_spectrum.py [--quick] [--outdir DIR] [--overwrite] [--plot-only]
+    mpirun -n 2 python scripts/fig02_spectrum.py       # J_sd points shared over the ranks
+
+Writes DIR/fig02.h5 (groups parallel/, perpendicular/: J_sd, eigenvalues, polarization,
+localization) and DIR/fig02.png.  J_sd = 0 ... 10 in steps of 0.025 (--quick: 0.5).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from toolkit import _petscenv  # noqa: E402
+from toolkit.cli import split_petsc_args  # noqa: E402
+
+OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
+_petscenv.init(PETSC_ARGS)
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
+
+from analysis.plots import use_agg  # noqa: E402
+from analysis.spectrum import plot_sweep, save_results, spectrum_vs_jsd  # noqa: E402
+from toolkit import DeviceBuilder  # noqa: E402
+from toolkit.parallel import bcast  # noqa: E402
+
+N_S, N_NM = 5, 10
+DETAIL = (-0.6, 0.6)  # energy window of the right-hand panels [hopping]
+
+
+def valve():
+    n = 2 * N_S + N_NM
+    b = DeviceBuilder(size=(n,))
+    b.add_layer("PL", (0, N_S), J_sd=1.0, J_ex=-1.0, K=0.0, spin=(1, 0, 0))
+    b.add_layer("SL", (N_S, N_S + N_NM))
+    b.add_layer("FL", (n - N_S, n), J_sd=1.0, J_ex=-1.0, K=0.0, spin=(0, 0, 1))
+    return b.finalized()
+
+
+def compute(path: str, quick: bool, overwrite: bool, comm) -> None:
+    jsd = np.arange(0, 10 + 1e-9, 0.5 if quick else 0.025)
+    data, t0 = {}, time.perf_counter()
+    for config in ("parallel", "perpendicular"):
+        sw = spectrum_vs_jsd(valve(), jsd, config, comm=comm)
+        data.update({f"{config}/J_sd": (sw.jsd, "hopping", "s-d coupling of PL and FL"),
+                     f"{config}/eigenvalues": (sw.eigenvalues, "hopping", "all eigenvalues"),
+                     f"{config}/polarization": (sw.polarization, "", "<sigma_x,y,z> per state"),
+                     f"{config}/localization": (sw.localization, "", "P_l^n, layers PL, SL, FL")})
+    attrs = {"figure": "paper 004 Fig. 2", "N_S": N_S, "N_NM": N_NM, "layers": "PL, SL, FL",
+             "configs": "parallel: PL +z, FL +z; perpendicular: PL +x, FL +z",
+             "wall_time": time.perf_counter() - t0}
+    save_results(path, data, attrs, comm=comm, overwrite=overwrite)
+
+
+def plot(path: str, png: str) -> None:
+    from types import SimpleNamespace
+
+    plt = use_agg()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8), gridspec_kw={"width_ratios": [1.2, 1]},
+                             layout="constrained")
+    with h5py.File(path, "r") as f:
+        for row, config in enumerate(("parallel", "perpendicular")):
+            g = f[config]
+            sw = SimpleNamespace(jsd=g["J_sd"][...], eigenvalues=g["eigenvalues"][...],
+                                 polarization=g["polarization"][...])
+            sc = plot_sweep(axes[row, 0], sw, size=2.5)
+            plot_sweep(axes[row, 1], sw, ylim=DETAIL, size=5)
+            axes[row, 1].axhline(0, color="0.6", lw=0.6, ls=":")
+            label = "ab"[row]
+            axes[row, 0].set_title(f"({label}1) {config}: " + (
+                r"$M_l^z = M_r^z = 1$" if row == 0 else r"$M_l^x = M_r^z = 1$"), fontsize=10)
+            axes[row, 1].set_title(f"({label}2) detail near $E_F = 0$", fontsize=10)
+    fig.colorbar(sc, ax=axes, label=r"$\langle\sigma_z\rangle$ of the eigenstate", shrink=0.5)
+    fig.suptitle(r"1D valve $N = 20$ ($N_{PL} = N_{FL} = 5$, $N_{NM} = 10$): spectrum vs $J_{sd}$")
+    fig.savefig(png, dpi=130)
+    plt.close(fig)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
+    p.add_argument("--quick", action="store_true", help="coarse J_sd grid (smoke test)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing fig02.h5")
+    p.add_argument("--plot-only", action="store_true", help="re-plot an existing fig02.h5")
+    args = p.parse_args(OURS)
+    comm = PETSc.COMM_WORLD
+    os.makedirs(args.outdir, exist_ok=True)
+    h5, png = (os.path.join(args.outdir, "fig02" + ext) for ext in (".h5", ".png"))
+    t0 = time.perf_counter()
+    if not (args.plot_only or args.overwrite) and bcast(os.path.exists(h5), comm):
+        if comm.getRank() == 0:
+            print(f"fig02: '{h5}' exists; use --overwrite or --plot-only", file=sys.stderr)
+        return 2
+    if not args.plot_only:
+        compute(h5, args.quick, args.overwrite, comm)
+    if comm.getRank() == 0:
+        plot(h5, png)
+        print(f"fig02: wrote {os.path.abspath(h5)} and {os.path.abspath(png)} "
+              f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

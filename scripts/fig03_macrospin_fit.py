@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""Fig. 3 of paper 004: layer magnetization M_l/N_S of a 1D valve (N = 20, N_S = 5, N_NM = 10,
+J_ex = -1, K = 0) for J_sd = 1, 3.3, 5 with the fitted macrospin solution Eq. (21) dashed.
+
+    python scripts/fig03_macrospin_fit.py [--quick] [--outdir DIR] [--overwrite] [--plot-only]
+    mpirun -n 3 python scripts/fig03_macrospin_fit.py        # one J_sd per rank
+
+Writes DIR/fig03.h5 (per J_sd: t, M_l, M_r and the fit) and DIR/fig03.png.  Each run covers
+3 precession periods (--quick: 1), found automatically (analysis.jeff.jeff_point).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from toolkit import _petscenv  # noqa: E402
+from toolkit.cli import split_petsc_args  # noqa: E402
+
+OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
+_petscenv.init(PETSC_ARGS)
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
+
+from analysis.jeff import jeff_sweep  # noqa: E402
+from analysis.macrospin import macrospin_solution  # noqa: E402
+from analysis.plots import use_agg  # noqa: E402
+
+J_SD = (1.0, 3.3, 5.0)
+SETUP = dict(N_S=5, N_NM=10, J_ex=-1.0, dt=0.1, fit_phase=True, t_cap=15000.0)
+
+
+def compute(path: str, quick: bool, comm) -> None:
+    t0 = time.perf_counter()
+    s = jeff_sweep("J_sd", J_SD, comm=comm, keep_series=True, n_periods=1.0 if quick else 3.0,
+                   report=lambda i, p: print(f"  J_sd = {J_SD[i]}: J_eff = {p.J_eff:.6e}, "
+                                             f"t_end = {p.t_end:g}, {p.wall_time:.0f} s",
+                                             flush=True), **SETUP)
+    if comm.getRank() != 0:
+        return
+    with h5py.File(path, "w") as f:
+        f.attrs["figure"] = "paper 004 Fig. 3"
+        f.attrs["sign_convention"] = "H_MS = -J_eff M_l.M_r; J_eff > 0 ferromagnetic"
+        f.attrs["wall_time"] = time.perf_counter() - t0
+        for k, v in SETUP.items():
+            f.attrs[k] = v
+        for J, p in zip(J_SD, s.points):
+            g = f.create_group(f"J_sd={J:g}")
+            t, Ml, Mr = p.series
+            g["t"], g["M_l"], g["M_r"] = t, Ml, Mr
+            g["t"].attrs["units"] = "hbar/hopping"
+            for k, v in p.fit.as_dict().items():
+                if k != "thresholds":
+                    g.attrs[k] = v
+            g.attrs["J_sd"] = J
+            g.attrs["wall_time_run"] = p.wall_time
+
+
+def plot(path: str, png: str) -> None:
+    plt = use_agg()
+    with h5py.File(path, "r") as f:
+        groups = [f[k] for k in sorted(f, key=lambda k: float(k.split("=")[1]))]
+        fig, axes = plt.subplots(len(groups), 1, figsize=(7, 2.6 * len(groups)), squeeze=False)
+        for ax, g in zip(axes[:, 0], groups):
+            t, Ml, N_S = g["t"][...], g["M_l"][...], g.attrs["N_S"]
+            fit = macrospin_solution(t, g.attrs["omega"], N_S, g.attrs["phi"])[:, 0]
+            for c, col in enumerate(("tab:red", "tab:green", "tab:blue")):
+                ax.plot(t, Ml[:, c] / N_S, color=col, lw=1.0, label=f"$M_l^{'xyz'[c]}/N_S$")
+            for c in range(3):
+                ax.plot(t, fit[:, c] / N_S, "--", color="k", lw=0.8,
+                        label="Eq. (21), fitted $\\omega$, $\\varphi$" if c == 0 else None)
+            ax.set_title(f"$J_{{sd}}$ = {g.attrs['J_sd']:g}:  $J_{{eff}}$ = {g.attrs['J_eff']:.3e},"
+                         f"  rms = {g.attrs['rms']:.1e}", fontsize=9)
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_xlim(0, t[-1])
+            ax.set_ylabel("$M_l/N_S$")
+        axes[0, 0].legend(fontsize=7, ncol=4, loc="lower left")
+        axes[-1, 0].set_xlabel(r"$t$ [$\hbar/\gamma$]")
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
+    ap.add_argument("--quick", action="store_true", help="one precession period per run")
+    ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--plot-only", action="store_true", help="replot an existing fig03.h5")
+    args = ap.parse_args(OURS)
+    comm = PETSc.COMM_WORLD
+    rank0 = comm.getRank() == 0
+    path, png = (os.path.join(args.outdir, "fig03" + e) for e in (".h5", ".png"))
+    if not args.plot_only:
+        if os.path.exists(path) and not args.overwrite:
+            if rank0:
+                print(f"{path} exists; use --overwrite or --plot-only", file=sys.stderr)
+            return 2
+        if rank0:
+            os.makedirs(args.outdir, exist_ok=True)
+            print(f"fig03: J_sd = {J_SD} on {comm.getSize()} rank(s) -> {path}", flush=True)
+        t0 = time.perf_counter()
+        compute(path, args.quick, comm)
+        if rank0:
+            print(f"fig03: computed in {time.perf_counter() - t0:.0f} s", flush=True)
+    if rank0:
+        plot(path, png)
+        print(f"fig03: data {os.path.abspath(path)}\nfig03: plot {os.path.abspath(png)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Fig. 4(a) of paper 004: J_eff N_S^2 vs J_sd for N_S = 1, 5, 10 (1D valve, N_NM = 10,
+J_ex = -1, K = 0), from macrospin fits of full QC-EOM runs.
+
+    mpirun -n 2 python scripts/fig04a_jeff_vs_jsd.py [--quick] [--outdir DIR] [--overwrite]
+                                                    [--plot-only] [--n-nm 10]
+
+Full grid J_sd = 0.25:6:0.25 (1.5 periods per run, cap t = 20000); --quick: 0.5:6:0.5 (1 period,
+cap 10000).  The points of each N_S are distributed round robin over the MPI ranks.  Writes
+DIR/fig04a.h5 (one table per N_S, groups "N_S=<n>") and DIR/fig04a.png.  Thin lines: the static
+(adiabatic) estimate (E_AP - E_P)/2 of analysis.jeff.jeff_static; open symbols: fits flagged
+invalid; grey band: N_S = 5 fits with rms residual > 0.02 (the paper's "high fitting
+uncertainty").  Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagnetic).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from toolkit import _petscenv  # noqa: E402
+from toolkit.cli import split_petsc_args  # noqa: E402
+
+OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
+_petscenv.init(PETSC_ARGS)
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
+
+from analysis.jeff import jeff_static, jeff_sweep, read_sweep, write_sweep  # noqa: E402
+from analysis.plots import use_agg  # noqa: E402
+
+N_SPINS = (1, 5, 10)
+STYLE = {1: dict(color="tab:red", ls="--", marker=""), 5: dict(color="k", ls="-", marker="o"),
+         10: dict(color="tab:blue", ls="-", marker="o", mfc="none")}
+RMS_SHADE = 0.02
+
+
+def grid(quick: bool) -> np.ndarray:
+    return np.round(np.arange(0.5, 6.0001, 0.5) if quick else np.arange(0.25, 6.0001, 0.25), 10)
+
+
+def compute(path: str, quick: bool, n_nm: int, comm) -> None:
+    values = grid(quick)
+    kw = dict(N_NM=n_nm, J_ex=-1.0, dt=0.1, n_periods=1.0 if quick else 1.5,
+              t_cap=1.0e4 if quick else 2.0e4)
+    rank0 = comm.getRank() == 0
+    for N_S in N_SPINS:
+        t0 = time.perf_counter()
+
+        def report(i, p, N_S=N_S):
+            print(f"  N_S = {N_S:2d} J_sd = {values[i]:5.2f}: J_eff N_S^2 = "
+                  f"{p.J_eff * N_S ** 2: .4e} rms = {p.fit.rms:.1e} t_end = {p.t_end:7.0f} "
+                  f"{p.wall_time:5.0f} s (rank {comm.getRank()})", flush=True)
+
+        s = jeff_sweep("J_sd", values, comm=comm, N_S=N_S, report=report, **kw)
+        if rank0:
+            write_sweep(s, path, group=f"N_S={N_S}")
+            with h5py.File(path, "a") as f:
+                g = f[f"N_S={N_S}"]
+                g["J_static"] = [jeff_static(J_sd=v, N_NM=n_nm, N_S=N_S) for v in values]
+                g["J_static"].attrs["units"] = "hopping"
+                g["J_static"].attrs["description"] = "(E_AP - E_P)/(2 N_S^2), static ground state"
+            print(f"fig04a: N_S = {N_S} done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def plot(path: str, png: str) -> None:
+    plt = use_agg()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    with h5py.File(path, "r") as f:
+        groups = sorted(f, key=lambda k: int(k.split("=")[1]))
+        static = {g: f[g]["J_static"][...] for g in groups}
+    for g in groups:
+        N_S = int(g.split("=")[1])
+        tab = read_sweep(path, g)
+        x, y, ok = tab["value"], tab["J_eff_NS2"], tab["valid"].astype(bool)
+        st = STYLE.get(N_S, dict(color="C3", ls="-", marker="s"))
+        ax.plot(x, y, ls=st["ls"], color=st["color"], lw=1.0, label=f"$N_S$ = {N_S}")
+        if st["marker"]:
+            ax.plot(x[ok], y[ok], st["marker"], color=st["color"], ms=4,
+                    mfc=st.get("mfc", st["color"]))
+        if (~ok).any():
+            ax.plot(x[~ok], y[~ok], "x", color=st["color"], ms=6)
+        ax.plot(x, static[g] * N_S ** 2, ":", color=st["color"], lw=0.8)
+        if N_S == 5:
+            bad = tab["rms"] > RMS_SHADE
+            for xv in x[bad]:
+                ax.axvspan(xv - 0.125, xv + 0.125, color="0.85", lw=0, zorder=0)
+    ax.plot([], [], ":", color="0.4", label="static estimate")
+    ax.plot([], [], "x", color="0.4", label="invalid fit")
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.set_xlabel(r"$J_{sd}$ [$\gamma$]")
+    ax.set_ylabel(r"$J_{eff}\,N_S^2$ [$\gamma$]")
+    ax.set_title(f"$N_{{NM}}$ = {read_sweep(path, groups[0])['attrs']['N_NM']}, "
+                 r"$J_{ex}=-1$; grey: $N_S=5$ fits with rms > " + f"{RMS_SHADE}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
+    ap.add_argument("--quick", action="store_true", help="coarse grid, one period per run")
+    ap.add_argument("--n-nm", type=int, default=10, help="spacer sites (10, as in the text)")
+    ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--plot-only", action="store_true", help="replot an existing fig04a.h5")
+    args = ap.parse_args(OURS)
+    comm = PETSc.COMM_WORLD
+    rank0 = comm.getRank() == 0
+    path, png = (os.path.join(args.outdir, "fig04a" + e) for e in (".h5", ".png"))
+    if not args.plot_only:
+        if os.path.exists(path) and not args.overwrite:
+            if rank0:
+                print(f"{path} exists; use --overwrite or --plot-only", file=sys.stderr)
+            return 2
+        if rank0:
+            os.makedirs(args.outdir, exist_ok=True)
+            if os.path.exists(path):
+                os.remove(path)
+            print(f"fig04a: N_S = {N_SPINS}, {len(grid(args.quick))} J_sd values, "
+                  f"{comm.getSize()} rank(s) -> {path}", flush=True)
+        comm.barrier()
+        t0 = time.perf_counter()
+        compute(path, args.quick, args.n_nm, comm)
+        if rank0:
+            print(f"fig04a: computed in {time.perf_counter() - t0:.0f} s", flush=True)
+    if rank0:
+        plot(path, png)
+        print(f"fig04a: data {os.path.abspath(path)}\nfig04a: plot {os.path.abspath(png)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""Fig. 5 of paper 004.  (a, b) J_eff and |J_eff| vs spacer length N_NM for J_sd = 1 and 5
+(1D valve, N_S = 5, J_ex = -1, K = 0) with the RKKY shape J_sd^2 [Si(pi N_NM) - pi/2] (one
+prefactor, fitted to the J_sd = 1 points); (c) delayed response across a long spacer:
+N_NM = 400 (410 sites, N_s = 820), J_sd = 3.3, B = (0, 0, 1), M_l^x, M_l^z and M_r^x vs t.
+
+    mpirun -n 2 python scripts/fig05_jeff_vs_spacer.py [--panels ab,c] [--quick]
+                                                       [--outdir DIR] [--overwrite] [--plot-only]
+
+(a, b): N_NM = 2:30:1 (1.5 periods per run, cap t = 20000); --quick: N_NM = 2:16:1 (1 period,
+cap 10000); the points are distributed round robin over the MPI ranks -> DIR/fig05.h5 (groups
+"J_sd=<J>").  (c): one run on all ranks, dt = 0.1, t_end = 500 (--quick: 250), sampled every
+t = 1 -> DIR/fig05c.h5 (a standard qcspin result file).  Plot: DIR/fig05.png.
+Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagnetic).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from toolkit import _petscenv  # noqa: E402
+from toolkit.cli import split_petsc_args  # noqa: E402
+
+OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
+_petscenv.init(PETSC_ARGS)
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
+
+from analysis.jeff import jeff_sweep, read_sweep, valve_device, write_sweep  # noqa: E402
+from analysis.macrospin import fit_rkky_prefactor, rkky_reference  # noqa: E402
+from analysis.plots import use_agg  # noqa: E402
+
+J_SD = (1.0, 5.0)
+COLORS = {1.0: "tab:red", 5.0: "tab:blue"}
+PANEL_C = dict(N_S=5, N_NM=400, J_sd=3.3, B=(0.0, 0.0, 1.0), dt=0.1)
+
+
+def spacers(quick: bool) -> list[int]:
+    return list(range(2, 17 if quick else 31))
+
+
+def compute_ab(path: str, quick: bool, comm) -> None:
+    values = spacers(quick)
+    kw = dict(N_S=5, J_ex=-1.0, dt=0.1, n_periods=1.0 if quick else 1.5,
+              t_cap=1.0e4 if quick else 2.0e4)
+    for J in J_SD:
+        t0 = time.perf_counter()
+
+        def report(i, p, J=J):
+            print(f"  J_sd = {J:g} N_NM = {values[i]:3d}: J_eff = {p.J_eff: .4e} "
+                  f"rms = {p.fit.rms:.1e} t_end = {p.t_end:7.0f} {p.wall_time:5.0f} s "
+                  f"(rank {comm.getRank()})", flush=True)
+
+        s = jeff_sweep("N_NM", values, comm=comm, J_sd=J, report=report, **kw)
+        if comm.getRank() == 0:
+            write_sweep(s, path, group=f"J_sd={J:g}")
+            print(f"fig05: J_sd = {J:g} done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def compute_c(path: str, quick: bool, overwrite: bool, comm) -> None:
+    from integrators.simulation import Simulation
+    from toolkit.config import with_changes
+
+    p = PANEL_C
+    dev = valve_device(N_S=p["N_S"], N_NM=p["N_NM"], J_sd=p["J_sd"], B=p["B"], dt=p["dt"])
+    every = int(round(1.0 / p["dt"]))
+    cfg = with_changes(dev.config, name="paper 004 Fig. 5(c): N_NM = 400, J_sd = 3.3, B_z = 1",
+                       time={"output_every": every, "checkpoint_every": 50 * every})
+    sim = Simulation(cfg, comm)
+    try:
+        summary = sim.run(path, t_end=250.0 if quick else 500.0, overwrite=overwrite,
+                          progress=comm.getRank() == 0, handle_signals=False)
+    finally:
+        sim.destroy()
+    if comm.getRank() == 0:
+        print(f"fig05c: {summary['steps']} steps in {summary['wall_time']:.0f} s", flush=True)
+
+
+def plot(dirname: str, png: str) -> None:
+    plt = use_agg()
+    ab, c = os.path.join(dirname, "fig05.h5"), os.path.join(dirname, "fig05c.h5")
+    have_ab, have_c = os.path.exists(ab), os.path.exists(c)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    if have_ab:
+        _plot_ab(ab, axes[0], axes[1])
+    if have_c:
+        _plot_c(c, axes[2])
+    for ax, ok in ((axes[0], have_ab), (axes[1], have_ab), (axes[2], have_c)):
+        if not ok:
+            ax.text(0.5, 0.5, "not computed", ha="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
+def _plot_ab(path: str, a, b) -> None:
+    with h5py.File(path, "r") as f:
+        groups = sorted(f, key=lambda k: float(k.split("=")[1]))
+    tabs = {float(g.split("=")[1]): read_sweep(path, g) for g in groups}
+    ref = tabs.get(1.0) or next(iter(tabs.values()))
+    J0 = float(ref["attrs"]["J_sd"])
+    ok0 = ref["valid"].astype(bool)
+    A = fit_rkky_prefactor(ref["value"][ok0], ref["J_eff"][ok0], J0)
+    nn = np.arange(1, max(t["value"].max() for t in tabs.values()) + 1)
+    for J, tab in tabs.items():
+        x, y, ok = tab["value"], tab["J_eff"], tab["valid"].astype(bool)
+        col = COLORS.get(J, "k")
+        a.plot(x, y, "-", color=col, lw=0.8)
+        a.plot(x[ok], y[ok], "o", color=col, ms=4, label=f"$J_{{sd}}$ = {J:g}")
+        b.semilogy(x[ok & (x % 2 == 0)], np.abs(y[ok & (x % 2 == 0)]), "o-", color=col, ms=4,
+                   lw=0.8, label=f"$J_{{sd}}$ = {J:g}, even $N_{{NM}}$")
+        b.semilogy(x[ok & (x % 2 == 1)], np.abs(y[ok & (x % 2 == 1)]), "s--", color=col, ms=4,
+                   mfc="none", lw=0.8, label=f"$J_{{sd}}$ = {J:g}, odd $N_{{NM}}$")
+        if (~ok).any():
+            a.plot(x[~ok], y[~ok], "x", color=col, ms=6)
+            b.semilogy(x[~ok], np.abs(y[~ok]), "x", color=col, ms=6)
+        r = rkky_reference(nn, J, A)
+        a.plot(nn, r, ":", color=col, lw=1.0)
+        b.semilogy(nn, np.abs(r), ":", color=col, lw=1.0)
+    a.plot([], [], "k:", label=f"RKKY, A = {A:.3g} (fit to $J_{{sd}}$ = {J0:g})")
+    a.axhline(0, color="0.6", lw=0.5)
+    a.set_xlabel("$N_{NM}$")
+    a.set_ylabel(r"$J_{eff}$ [$\gamma$]  (>0: ferro)")
+    a.set_title(f"(a) $N_S$ = {ref['attrs']['N_S']}", fontsize=9)
+    a.set_yscale("symlog", linthresh=1e-4)
+    a.legend(fontsize=7)
+    b.set_xlabel("$N_{NM}$")
+    b.set_ylabel(r"$|J_{eff}|$ [$\gamma$]")
+    b.set_title("(b)", fontsize=9)
+    b.legend(fontsize=6)
+
+
+def _plot_c(path: str, ax) -> None:
+    with h5py.File(path, "r") as f:
+        t = f["time"][...]
+        M = f["layer_magnetization"][...]
+        names = list(np.atleast_1d(__import__("json").loads(f["device"].attrs["layer_names"])))
+        counts = np.bincount(f["device/spin_layer"][...], minlength=len(names))
+    il, ir = names.index("PL"), names.index("FL")
+    ax.plot(t, M[:, il, 0] / counts[il], color="tab:red", lw=0.8, label="$M_l^x/N_S$")
+    ax.plot(t, M[:, il, 2] / counts[il], color="tab:orange", lw=0.8, label="$M_l^z/N_S$")
+    ax.plot(t, M[:, ir, 0] / counts[ir], color="tab:blue", lw=0.8, label="$M_r^x/N_S$")
+    ax.axvline(PANEL_C["N_NM"] / 2, color="0.5", ls=":", lw=0.8, label=r"$t = N_{NM}/2\gamma$")
+    ax.set_xlabel(r"$t$ [$\hbar/\gamma$]")
+    ax.set_title(r"(c) $N_{NM}$ = 400, $J_{sd}$ = 3.3, $B_z$ = 1", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
+    ap.add_argument("--panels", default="ab,c", help="ab, c or ab,c (default)")
+    ap.add_argument("--quick", action="store_true", help="fewer spacers / shorter run")
+    ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--plot-only", action="store_true", help="replot existing files")
+    args = ap.parse_args(OURS)
+    comm = PETSc.COMM_WORLD
+    rank0 = comm.getRank() == 0
+    panels = set(args.panels.split(","))
+    files = {"ab": os.path.join(args.outdir, "fig05.h5"), "c": os.path.join(args.outdir, "fig05c.h5")}
+    png = os.path.join(args.outdir, "fig05.png")
+    if not args.plot_only:
+        for k in panels:
+            if os.path.exists(files[k]) and not args.overwrite:
+                if rank0:
+                    print(f"{files[k]} exists; use --overwrite or --plot-only", file=sys.stderr)
+                return 2
+        if rank0:
+            os.makedirs(args.outdir, exist_ok=True)
+            if "ab" in panels and os.path.exists(files["ab"]):
+                os.remove(files["ab"])
+        comm.barrier()
+        if "ab" in panels:
+            t0 = time.perf_counter()
+            if rank0:
+                print(f"fig05ab: N_NM = {spacers(args.quick)[0]}..{spacers(args.quick)[-1]}, "
+                      f"J_sd = {J_SD}, {comm.getSize()} rank(s) -> {files['ab']}", flush=True)
+            compute_ab(files["ab"], args.quick, comm)
+            if rank0:
+                print(f"fig05ab: computed in {time.perf_counter() - t0:.0f} s", flush=True)
+        if "c" in panels:
+            t0 = time.perf_counter()
+            if rank0:
+                print(f"fig05c: {PANEL_C}, {comm.getSize()} rank(s) -> {files['c']}", flush=True)
+            compute_c(files["c"], args.quick, args.overwrite, comm)
+            if rank0:
+                print(f"fig05c: computed in {time.perf_counter() - t0:.0f} s", flush=True)
+    if rank0:
+        plot(args.outdir, png)
+        for k in ("ab", "c"):
+            if os.path.exists(files[k]):
+                print(f"fig05: data {os.path.abspath(files[k])}")
+        print(f"fig05: plot {os.path.abspath(png)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

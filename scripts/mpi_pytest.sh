@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run the test suite under `mpirun -n N` (default 2).  Rank 0 reports; other ranks log to files
+# that are printed if anything fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-2}; shift || true
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+LOGDIR=$(mktemp -d)
+timeout 1800 mpirun --oversubscribe -n "$N" bash -c '
+  if [ "${OMPI_COMM_WORLD_RANK:-0}" = 0 ]; then
+    exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+  else
+    exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" > '"$LOGDIR"'/rank${OMPI_COMM_WORLD_RANK}.log 2>&1
+  fi' bash "$@"
+rc=$?
+if [ $rc != 0 ]; then
+  for f in "$LOGDIR"/rank*.log; do echo "==== $f"; tail -50 "$f"; done
+fi
+rm -rf "$LOGDIR"
+exit $rc
