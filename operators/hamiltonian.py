@@ -20,11 +20,13 @@ from petsc4py import PETSc
 __all__ = ["ElectronHamiltonian", "sd_blocks", "dense_hamiltonian"]
 
 
+# rows: (uu, ud, du, dd) entries of sigma.S as linear maps of (Sx, Sy, Sz)
+SIGMA_DOT = np.array([[0, 0, 1], [1, -1j, 0], [1, 1j, 0], [0, 0, -1]], complex)
+
+
 def sd_blocks(J_sd: np.ndarray, S: np.ndarray) -> np.ndarray:
     """The four entries (uu, ud, du, dd) of J_sd/2 sigma.S for each spin, shape (4, n)."""
-    h = 0.5 * J_sd
-    sx, sy, sz = S[:, 0], S[:, 1], S[:, 2]
-    return np.stack([h * sz, h * (sx - 1j * sy), h * (sx + 1j * sy), -h * sz])
+    return (SIGMA_DOT @ np.asarray(S).T) * (0.5 * np.asarray(J_sd))
 
 
 def _local_csr(device: Device, dist: SiteDistribution, spins: np.ndarray):
@@ -94,6 +96,8 @@ class ElectronHamiltonian:
         self.mat.assemble()
         sl = slice(self.dist.spin_start, self.dist.spin_stop)
         self._jsd = np.asarray(device.J_sd[sl])
+        self._half_jsd = 0.5 * self._jsd
+        self._mu4 = np.array([[device.mu_bar], [0.0], [0.0], [device.mu_bar]], complex)
         self._diag = self.mat.getDiagonalBlock() if self.comm.getSize() > 1 else self.mat
         self._pos = self._sd_positions(device.spin_sites[sl] - self.dist.site_start)
         self._lib = None
@@ -141,10 +145,9 @@ class ElectronHamiltonian:
         """Rewrite the s-d blocks of the local magnetic sites (S_local: (n_local_spins, 3))."""
         if len(self._jsd) == 0:
             return
-        blk = sd_blocks(self._jsd, S_local)
-        mu = self.device.mu_bar
-        blk[0] += mu
-        blk[3] += mu
+        blk = SIGMA_DOT @ S_local.T
+        blk *= self._half_jsd
+        blk += self._mu4
         if self._fast:
             vals = self._values_view()
             vals[self._pos] = blk

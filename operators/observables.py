@@ -17,14 +17,14 @@ def diag_block_indices(local_sites: np.ndarray, site_start: int, n_local_rows: i
                      r + 1 + c * n_local_rows, r + 1 + (c + 1) * n_local_rows])
 
 
+# (sx, sy, sz) = Re(W @ (uu, ud, du, dd)) with s = Tr(rho_j sigma)/2
+_W = 0.5 * np.array([[0, 1, 1, 0], [0, 1j, -1j, 0], [1, 0, 0, -1]], complex)
+
+
 def spin_density_local(rho_flat: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """s_j = Tr(rho_j sigma)/2 from the flat local rho and indices from diag_block_indices."""
-    uu, ud, du, dd = rho_flat[idx]
-    s = np.empty((idx.shape[1], 3))
-    s[:, 0] = 0.5 * (ud.real + du.real)
-    s[:, 1] = 0.5 * (du.imag - ud.imag)
-    s[:, 2] = 0.5 * (uu.real - dd.real)
-    return s
+    """s_j = Tr(rho_j sigma)/2 from the flat local rho and indices from diag_block_indices,
+    shape (n, 3)."""
+    return (_W @ rho_flat[idx]).real.T
 
 
 def layer_magnetization(device: Device, spins: np.ndarray) -> np.ndarray:

@@ -53,13 +53,19 @@ class ClassicalSpinHamiltonian:
         self.frozen = device.frozen[sl]
         self.any_frozen = bool(self.frozen.any())
         self.any_damping = bool(np.any(self.alpha != 0))
+        self.any_field = bool(np.any(device.B != 0))
+        self.any_anisotropy = bool(np.any(self.K != 0))
 
     def gradient(self, S_all: np.ndarray, s_local: np.ndarray | None) -> np.ndarray:
         """g_j = dH_C/dS_j for the local spins (n_local, 3)."""
-        S = S_all[self.start:self.stop]
-        g = (self._J @ S_all) if self._dense else np.asarray(self._J @ S_all)
-        g -= self.B
-        g -= 2.0 * self.K * np.einsum("ij,ij->i", S, self.e)[:, None] * self.e
+        g = self._J @ S_all
+        if not self._dense:
+            g = np.asarray(g)
+        if self.any_field:
+            g -= self.B
+        if self.any_anisotropy:
+            S = S_all[self.start:self.stop]
+            g -= (2.0 * self.K * np.einsum("ij,ij->i", S, self.e)[:, None]) * self.e
         if s_local is not None:
             g += self.J_sd * s_local
         return g
@@ -68,7 +74,7 @@ class ClassicalSpinHamiltonian:
         """dS/dt for the local spins."""
         S = S_all[self.start:self.stop]
         g = self.gradient(S_all, s_local)
-        dS = -cross(S, g)
+        dS = cross(g, S)
         if self.any_damping:
             norm = np.sqrt(np.einsum("ij,ij->i", S, S))[:, None]
             dS = (dS - self.alpha * cross(S, dS) / norm) / (1.0 + self.alpha ** 2)
