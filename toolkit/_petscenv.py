@@ -30,6 +30,17 @@ def _add_site(env: str, default: str, module: str) -> None:
         sys.path.append(site)
 
 
+def check_scalar_type(scalar_type, where: str = "") -> None:
+    """Raise ImportError unless PETSc's scalar type is complex."""
+    import numpy as np
+
+    if not np.issubdtype(np.dtype(scalar_type), np.complexfloating):
+        raise ImportError(
+            f"qcspin needs PETSc with complex scalars, but the petsc4py found at {where or '?'} "
+            f"uses {np.dtype(scalar_type).name}. Set PETSC_DIR/SLEPC_DIR to a complex build "
+            f"(Debian: {DEBIAN_PETSC_DIR}) or install conda-forge's complex petsc4py.")
+
+
 def init(argv: list[str] | None = None) -> None:
     """Initialise petsc4py/slepc4py once (Collective on COMM_WORLD).
 
@@ -54,12 +65,7 @@ def init(argv: list[str] | None = None) -> None:
     petsc4py.init(args)
     from petsc4py import PETSc
 
-    if not issubclass(PETSc.ScalarType, complex) and PETSc.ScalarType.__name__.find("complex") < 0:
-        raise ImportError(
-            f"qcspin needs PETSc with complex scalars, but the petsc4py found at "
-            f"{os.path.dirname(petsc4py.__file__)} uses {PETSc.ScalarType.__name__}. "
-            f"Set PETSC_DIR/SLEPC_DIR to a complex build (Debian: {DEBIAN_PETSC_DIR})."
-        )
+    check_scalar_type(PETSc.ScalarType, os.path.dirname(petsc4py.__file__))
     try:
         import slepc4py
 
