@@ -34,7 +34,7 @@ from toolkit.parallel import barrier, bcast, gather_rows, get_comm
 from .macrospin import MacrospinFit, fit_macrospin, guess_omega
 
 __all__ = ["JeffPoint", "JeffSweep", "add_command", "jeff_point", "jeff_static", "jeff_sweep",
-           "parse_sweep", "plot_sweep", "read_sweep", "round_robin", "valve_device",
+           "parse_sweep", "plot_sweep", "read_sweep", "round_robin", "snake", "valve_device",
            "write_sweep"]
 
 SWEEP_PARAMS = ("J_sd", "N_NM")
@@ -216,6 +216,13 @@ def round_robin(n_tasks: int, rank: int, size: int) -> list[int]:
     return list(range(rank, n_tasks, size))
 
 
+def snake(n_tasks: int, rank: int, size: int) -> list[int]:
+    """Boustrophedon distribution 0,1,..,size-1,size-1,..,0,0,..: each rank gets neighbours of
+    both parities (round robin on 2 ranks gives one rank all even N_NM, the slow ones)."""
+    return [i for i in range(n_tasks)
+            if (i % size if (i // size) % 2 == 0 else size - 1 - i % size) == rank]
+
+
 @dataclass(frozen=True)
 class JeffSweep:
     """A gathered sweep (identical on every rank): ``values`` of ``param`` and their points."""
@@ -294,30 +301,38 @@ def jeff_sweep(param: str, values: Sequence[float], *, path: str | None = None,
         from toolkit.io import FileExistsErrorQC
 
         raise FileExistsErrorQC(err)
+    dev_kw = {k: point_kw[k] for k in ("N_S", "N_NM", "J_sd", "J_ex", "dt", "base") if k in point_kw}
+    valve_device(**{param: values[0]}, **dev_kw)  # bad parameters fail here, on every rank
     wall0 = _time.perf_counter()
-    mine = np.empty((0, 2), object)
     rows = []
     for i in distribute(len(values), rank, size):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # kept in point.notes
-            p = jeff_point(**{param: values[i]}, comm=PETSc.COMM_SELF, **point_kw)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # kept in point.notes
+                p = jeff_point(**{param: values[i]}, comm=PETSc.COMM_SELF, **point_kw)
+        except Exception as exc:  # reported on every rank below instead of a deadlock
+            rows.append((i, f"{param} = {values[i]}: {type(exc).__name__}: {exc}"))
+            continue
         if report is not None:
             report(i, p)
         rows.append((i, p if point_kw.get("keep_series") else replace(p, series=None)))
-    if rows:
-        mine = np.empty((len(rows), 2), object)
-        for k, (i, p) in enumerate(rows):
-            mine[k, 0], mine[k, 1] = i, p
+    mine = np.empty((len(rows), 2), object)
+    for k, (i, p) in enumerate(rows):
+        mine[k, 0], mine[k, 1] = i, p
     allrows = gather_rows(mine, comm, root=0)
-    points = None
+    points, err = None, None
     if rank == 0:
-        order = np.argsort(allrows[:, 0].astype(int), kind="stable")
-        points = tuple(allrows[order, 1])
-        if len(points) != len(values):
-            points = None
-    points = bcast(points, comm)
-    if points is None:
-        raise RuntimeError("the distribution did not compute every point exactly once")
+        idx = allrows[:, 0].astype(int)
+        failed = [p for p in allrows[:, 1] if isinstance(p, str)]
+        if failed:
+            err = "sweep points failed: " + "; ".join(failed)
+        elif sorted(idx) != list(range(len(values))):
+            err = "the distribution did not compute every point exactly once"
+        else:
+            points = tuple(allrows[np.argsort(idx, kind="stable"), 1])
+    points, err = bcast((points, err), comm)
+    if err:
+        raise RuntimeError(err)
     settings = {k: (v.name if isinstance(v, Config) else v) for k, v in point_kw.items()}
     sweep = JeffSweep(param=param, values=values, points=points, settings=settings,
                       wall_time=_time.perf_counter() - wall0, mpi_size=size)

@@ -155,7 +155,7 @@ class Simulation:
         rank0 = self.comm.getRank() == 0
         t_end_int = self.units.time_to_internal(cfg.time.t_end if t_end is None else t_end)
         writer = self._open_output(output, overwrite, restart) if output else None
-        n_steps_total = int(round(t_end_int / self.dt))
+        n_steps_total = int(np.ceil(t_end_int / self.dt - 1e-9))  # fixed step: whole steps, >= t_end
         every, ck_every = cfg.time.output_every, cfg.time.checkpoint_every
         stop = {"flag": False}
         old = {}

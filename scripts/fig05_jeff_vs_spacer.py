@@ -8,7 +8,7 @@ N_NM = 400 (410 sites, N_s = 820), J_sd = 3.3, B = (0, 0, 1), M_l^x, M_l^z and M
                                                        [--outdir DIR] [--overwrite] [--plot-only]
 
 (a, b): N_NM = 2:30:1 (1.5 periods per run, cap t = 20000); --quick: N_NM = 2:16:1 (1 period,
-cap 10000); the points are distributed round robin over the MPI ranks -> DIR/fig05.h5 (groups
+cap 10000); the points are distributed over the MPI ranks (snake order) -> DIR/fig05.h5 (groups
 "J_sd=<J>").  (c): one run on all ranks, dt = 0.1, t_end = 500 (--quick: 250), sampled every
 t = 1 -> DIR/fig05c.h5 (a standard qcspin result file).  Plot: DIR/fig05.png.
 Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagnetic).
@@ -32,7 +32,7 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 from petsc4py import PETSc  # noqa: E402
 
-from analysis.jeff import jeff_sweep, read_sweep, valve_device, write_sweep  # noqa: E402
+from analysis.jeff import jeff_sweep, read_sweep, snake, valve_device, write_sweep  # noqa: E402
 from analysis.macrospin import fit_rkky_prefactor, rkky_reference  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 
@@ -45,9 +45,9 @@ def spacers(quick: bool) -> list[int]:
     return list(range(2, 17 if quick else 31))
 
 
-def compute_ab(path: str, quick: bool, comm) -> None:
+def compute_ab(path: str, quick: bool, n_spins: int, comm) -> None:
     values = spacers(quick)
-    kw = dict(N_S=5, J_ex=-1.0, dt=0.1, n_periods=1.0 if quick else 1.5,
+    kw = dict(N_S=n_spins, J_ex=-1.0, dt=0.1, n_periods=1.0 if quick else 1.5,
               t_cap=1.0e4 if quick else 2.0e4)
     for J in J_SD:
         t0 = time.perf_counter()
@@ -57,7 +57,7 @@ def compute_ab(path: str, quick: bool, comm) -> None:
                   f"rms = {p.fit.rms:.1e} t_end = {p.t_end:7.0f} {p.wall_time:5.0f} s "
                   f"(rank {comm.getRank()})", flush=True)
 
-        s = jeff_sweep("N_NM", values, comm=comm, J_sd=J, report=report, **kw)
+        s = jeff_sweep("N_NM", values, comm=comm, J_sd=J, report=report, distribute=snake, **kw)
         if comm.getRank() == 0:
             write_sweep(s, path, group=f"J_sd={J:g}")
             print(f"fig05: J_sd = {J:g} done in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -105,7 +105,7 @@ def _plot_ab(path: str, a, b) -> None:
     tabs = {float(g.split("=")[1]): read_sweep(path, g) for g in groups}
     ref = tabs.get(1.0) or next(iter(tabs.values()))
     J0 = float(ref["attrs"]["J_sd"])
-    ok0 = ref["valid"].astype(bool)
+    ok0 = ref["valid"].astype(bool) & (ref["value"] % 2 == 0)
     A = fit_rkky_prefactor(ref["value"][ok0], ref["J_eff"][ok0], J0)
     nn = np.arange(1, max(t["value"].max() for t in tabs.values()) + 1)
     for J, tab in tabs.items():
@@ -123,7 +123,7 @@ def _plot_ab(path: str, a, b) -> None:
         r = rkky_reference(nn, J, A)
         a.plot(nn, r, ":", color=col, lw=1.0)
         b.semilogy(nn, np.abs(r), ":", color=col, lw=1.0)
-    a.plot([], [], "k:", label=f"RKKY, A = {A:.3g} (fit to $J_{{sd}}$ = {J0:g})")
+    a.plot([], [], "k:", label=f"RKKY x {A:.3g} (fit: even $N_{{NM}}$, $J_{{sd}}$ = {J0:g})")
     a.axhline(0, color="0.6", lw=0.5)
     a.set_xlabel("$N_{NM}$")
     a.set_ylabel(r"$J_{eff}$ [$\gamma$]  (>0: ferro)")
@@ -132,7 +132,7 @@ def _plot_ab(path: str, a, b) -> None:
     a.legend(fontsize=7)
     b.set_xlabel("$N_{NM}$")
     b.set_ylabel(r"$|J_{eff}|$ [$\gamma$]")
-    b.set_title("(b)", fontsize=9)
+    b.set_title("(b)  dotted: RKKY with the same prefactor", fontsize=9)
     b.legend(fontsize=6)
 
 
@@ -149,7 +149,7 @@ def _plot_c(path: str, ax) -> None:
     ax.axvline(PANEL_C["N_NM"] / 2, color="0.5", ls=":", lw=0.8, label=r"$t = N_{NM}/2\gamma$")
     ax.set_xlabel(r"$t$ [$\hbar/\gamma$]")
     ax.set_title(r"(c) $N_{NM}$ = 400, $J_{sd}$ = 3.3, $B_z$ = 1", fontsize=9)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
 
 
 def main() -> int:
@@ -157,6 +157,8 @@ def main() -> int:
     ap.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
     ap.add_argument("--panels", default="ab,c", help="ab, c or ab,c (default)")
     ap.add_argument("--quick", action="store_true", help="fewer spacers / shorter run")
+    ap.add_argument("--n-spins", type=int, default=5, help="N_S of panels a, b (5; the paper "
+                    "does not state it, its Fig. 3/4 valve has 5)")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--plot-only", action="store_true", help="replot existing files")
     args = ap.parse_args(OURS)
@@ -181,7 +183,7 @@ def main() -> int:
             if rank0:
                 print(f"fig05ab: N_NM = {spacers(args.quick)[0]}..{spacers(args.quick)[-1]}, "
                       f"J_sd = {J_SD}, {comm.getSize()} rank(s) -> {files['ab']}", flush=True)
-            compute_ab(files["ab"], args.quick, comm)
+            compute_ab(files["ab"], args.quick, args.n_spins, comm)
             if rank0:
                 print(f"fig05ab: computed in {time.perf_counter() - t0:.0f} s", flush=True)
         if "c" in panels:

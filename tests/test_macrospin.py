@@ -15,7 +15,7 @@ import toolkit  # noqa: F401
 from petsc4py import PETSc
 
 from analysis.jeff import (jeff_point, jeff_static, jeff_sweep, parse_sweep, read_sweep,
-                           round_robin)
+                           round_robin, snake)
 from analysis.macrospin import (fit_macrospin, fit_rkky_prefactor, guess_omega,
                                 integrate_macrospin, jeff_from_omega, macrospin_solution,
                                 omega_from_jeff, rkky_reference)
@@ -195,6 +195,17 @@ def test_jeff_sweep_distributed(comm, mpi_tmp_path):
         jeff_sweep("J_sd", [0.8], path=path, comm=comm, **kw)
 
 
+def test_jeff_sweep_failure_is_collective(comm):
+    """A point that fails on one rank raises on every rank (no deadlock in the gather); a bad
+    first value fails before any run."""
+    with pytest.raises(RuntimeError, match="N_NM = -1"):
+        jeff_sweep("N_NM", [2, -1], comm=comm, N_S=1, J_sd=1.0, t_end=2.0)
+    with pytest.raises(ConfigError):
+        jeff_sweep("N_NM", [-1, 2], comm=comm, N_S=1, J_sd=1.0, t_end=2.0)
+    with pytest.raises(ConfigError):
+        jeff_sweep("K", [1.0], comm=comm)
+
+
 def test_cli_jeff(comm, mpi_tmp_path):
     """``qcspin jeff`` runs collectively, writes the table and returns 0; bad sweeps give 2."""
     from toolkit.cli import main
@@ -229,3 +240,23 @@ def test_rkky_reference_properties():
     assert rkky_reference(7, 3.0) == pytest.approx(9 * rkky_reference(7, 1.0), rel=1e-14)
     J = rkky_reference(n, 2.0, prefactor=0.37)
     assert fit_rkky_prefactor(n, J, 2.0) == pytest.approx(0.37, rel=1e-12)
+
+
+def test_rkky_normalisation_single_spins():
+    """Prefactor 1 is the weak-coupling limit of one spin at each end of an open half-filled
+    chain with an even spacer: static second-order coupling / shape = 0.97 at N_NM = 100 (tol
+    5 %), J_sd^2 scaling to 1 %; an odd spacer is first order in J_sd (ratio 2 when J_sd
+    doubles, tol 5 %) and not RKKY."""
+    a, b = (jeff_static(J_sd=j, N_NM=100, N_S=1) for j in (0.05, 0.1))
+    assert a / rkky_reference(100, 0.05) == pytest.approx(1.0, abs=0.05)
+    assert b / a == pytest.approx(4.0, rel=0.01)
+    c, d = (jeff_static(J_sd=j, N_NM=11, N_S=1) for j in (0.05, 0.1))
+    assert d / c == pytest.approx(2.0, rel=0.05) and c > 0
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_distributions_cover_every_task_once(size):
+    for dist in (round_robin, snake):
+        got = sorted(i for r in range(size) for i in dist(11, r, size))
+        assert got == list(range(11))
+    assert snake(8, 0, 2) == [0, 3, 4, 7]
