@@ -148,7 +148,7 @@ def guess_omega(t: np.ndarray, M_l: np.ndarray, M_r: np.ndarray) -> tuple[float,
     In the frame of the limit cycle M_l - M_r = sqrt2 N_S (cos, sin)(w t + phi), so the slope of
     its unwrapped angle gives w even for a fraction of a period (needs |w| dt_sample < pi).  When
     the record spans at least two periods the dominant frequency of the complex signal
-    (x' + i y') from a zero-padded FFT is used instead if the two disagree by more than 10 %%
+    (x' + i y') from a zero-padded FFT is used instead if the two disagree by more than 10 %
     (a slope disturbed by fast fluctuations).
     """
     t = np.asarray(t, float)

@@ -94,7 +94,7 @@ def plot(path: str, png: str) -> None:
     ax.plot([], [], "x", color="0.4", label="invalid fit")
     ax.axhline(0, color="0.6", lw=0.5)
     ax.set_xlabel(r"$J_{sd}$ [$\gamma$]")
-    ax.set_ylabel(r"$J_{eff}\,N_S^2$ [$\gamma$]")
+    ax.set_ylabel(r"$J_{eff}\,N_S^2$ [$\gamma$]   (< 0: antiferromagnetic)")
     ax.set_title(f"$N_{{NM}}$ = {read_sweep(path, groups[0])['attrs']['N_NM']}, "
                  r"$J_{ex}=-1$; grey: $N_S=5$ fits with rms > " + f"{RMS_SHADE}", fontsize=9)
     ax.legend(fontsize=8)

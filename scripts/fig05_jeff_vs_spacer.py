@@ -1,21 +1,25 @@
 #!/usr/bin/env python
-"""Fig. 5 of paper 004.  (a, b) J_eff and |J_eff| vs spacer length N_NM for J_sd = 1 and 5
-(1D valve, N_S = 5, J_ex = -1, K = 0) with the RKKY shape J_sd^2 [Si(pi N_NM) - pi/2] (one
-prefactor, fitted to the J_sd = 1 points); (c) delayed response across a long spacer:
-N_NM = 400 (410 sites, N_s = 820), J_sd = 3.3, B = (0, 0, 1), M_l^x, M_l^z and M_r^x vs t.
+"""Fig. 5 of paper 004, plus a weak-coupling RKKY check.
 
-    mpirun -n 2 python scripts/fig05_jeff_vs_spacer.py [--panels ab,c] [--quick]
-                                                       [--outdir DIR] [--overwrite] [--plot-only]
+(a, b) J_eff and |J_eff| vs spacer length N_NM for J_sd = 1 and 5 (1D valve, N_S = 5,
+J_ex = -1, K = 0) with the RKKY shape J_sd^2 [Si(pi N_NM) - pi/2] (one prefactor, fitted to the
+even-N_NM J_sd = 1 points).  (c) Delayed response across a long spacer: N_NM = 400 (410 sites,
+N_s = 820), J_sd = 3.3, B = (0, 0, 1); M_l^x, M_l^z and M_r^x vs t.  (d) Not in the paper:
+N_S = 1, J_sd = 0.5 against the RKKY shape with prefactor 1 (no fit; its normalisation).
 
-(a, b): N_NM = 2:30:1 (1.5 periods per run, cap t = 20000); --quick: N_NM = 2:16:1 (1 period,
-cap 10000); the points are distributed over the MPI ranks (snake order) -> DIR/fig05.h5 (groups
-"J_sd=<J>").  (c): one run on all ranks, dt = 0.1, t_end = 500 (--quick: 250), sampled every
-t = 1 -> DIR/fig05c.h5 (a standard qcspin result file).  Plot: DIR/fig05.png.
-Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagnetic).
+    mpirun -n 2 python scripts/fig05_jeff_vs_spacer.py [--panels ab,c,d] [--quick]
+                                 [--n-spins 5] [--outdir DIR] [--overwrite] [--plot-only]
+
+(a, b, d): N_NM = 2:30:1 (1.5 periods per run, cap t = 20000); --quick: N_NM = 2:16:1 (1 period,
+cap 10000); points distributed over the MPI ranks (snake order) -> DIR/fig05.h5, one table per
+group "J_sd=1", "J_sd=5", "weak".  (c): one run on all ranks, dt = 0.1, t_end = 500 (--quick:
+250), sampled every t = 1 -> DIR/fig05c.h5 (a standard qcspin result file, restartable).
+Plot: DIR/fig05.png.  Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagnetic).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -35,32 +39,42 @@ from petsc4py import PETSc  # noqa: E402
 from analysis.jeff import jeff_sweep, read_sweep, snake, valve_device, write_sweep  # noqa: E402
 from analysis.macrospin import fit_rkky_prefactor, rkky_reference  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
+from toolkit.parallel import bcast  # noqa: E402
 
-J_SD = (1.0, 5.0)
-COLORS = {1.0: "tab:red", 5.0: "tab:blue"}
+COLORS = {"J_sd=1": "tab:red", "J_sd=5": "tab:blue", "weak": "tab:green"}
 PANEL_C = dict(N_S=5, N_NM=400, J_sd=3.3, B=(0.0, 0.0, 1.0), dt=0.1)
+
+
+def sweeps(panels: set[str], n_spins: int) -> dict[str, dict]:
+    out = {}
+    if "ab" in panels:
+        out["J_sd=1"] = dict(N_S=n_spins, J_sd=1.0)
+        out["J_sd=5"] = dict(N_S=n_spins, J_sd=5.0)
+    if "d" in panels:
+        out["weak"] = dict(N_S=1, J_sd=0.5)
+    return out
 
 
 def spacers(quick: bool) -> list[int]:
     return list(range(2, 17 if quick else 31))
 
 
-def compute_ab(path: str, quick: bool, n_spins: int, comm) -> None:
+def compute_sweeps(path: str, groups: dict[str, dict], quick: bool, overwrite: bool, comm) -> None:
     values = spacers(quick)
-    kw = dict(N_S=n_spins, J_ex=-1.0, dt=0.1, n_periods=1.0 if quick else 1.5,
+    kw = dict(J_ex=-1.0, dt=0.1, n_periods=1.0 if quick else 1.5,
               t_cap=1.0e4 if quick else 2.0e4)
-    for J in J_SD:
+    for name, fixed in groups.items():
         t0 = time.perf_counter()
 
-        def report(i, p, J=J):
-            print(f"  J_sd = {J:g} N_NM = {values[i]:3d}: J_eff = {p.J_eff: .4e} "
+        def report(i, p, name=name):
+            print(f"  {name:6s} N_NM = {values[i]:3d}: J_eff = {p.J_eff: .4e} "
                   f"rms = {p.fit.rms:.1e} t_end = {p.t_end:7.0f} {p.wall_time:5.0f} s "
                   f"(rank {comm.getRank()})", flush=True)
 
-        s = jeff_sweep("N_NM", values, comm=comm, J_sd=J, report=report, distribute=snake, **kw)
+        s = jeff_sweep("N_NM", values, comm=comm, report=report, distribute=snake, **fixed, **kw)
         if comm.getRank() == 0:
-            write_sweep(s, path, group=f"J_sd={J:g}")
-            print(f"fig05: J_sd = {J:g} done in {time.perf_counter() - t0:.0f} s", flush=True)
+            write_sweep(s, path, group=name, overwrite=overwrite)
+            print(f"fig05: {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def compute_c(path: str, quick: bool, overwrite: bool, comm) -> None:
@@ -82,16 +96,24 @@ def compute_c(path: str, quick: bool, overwrite: bool, comm) -> None:
         print(f"fig05c: {summary['steps']} steps in {summary['wall_time']:.0f} s", flush=True)
 
 
+# ----------------------------------------------------------------------------- plotting
 def plot(dirname: str, png: str) -> None:
     plt = use_agg()
     ab, c = os.path.join(dirname, "fig05.h5"), os.path.join(dirname, "fig05c.h5")
-    have_ab, have_c = os.path.exists(ab), os.path.exists(c)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    if have_ab:
-        _plot_ab(ab, axes[0], axes[1])
-    if have_c:
-        _plot_c(c, axes[2])
-    for ax, ok in ((axes[0], have_ab), (axes[1], have_ab), (axes[2], have_c)):
+    tabs = {}
+    if os.path.exists(ab):
+        with h5py.File(ab, "r") as f:
+            tabs = {g: read_sweep(ab, g) for g in f}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
+    (a, b), (cc, d) = axes
+    main = {k: v for k, v in tabs.items() if k.startswith("J_sd=")}
+    if main:
+        _plot_ab(main, a, b)
+    if "weak" in tabs:
+        _plot_d(tabs["weak"], d)
+    if os.path.exists(c):
+        _plot_c(c, cc)
+    for ax, ok in ((a, main), (b, main), (cc, os.path.exists(c)), (d, "weak" in tabs)):
         if not ok:
             ax.text(0.5, 0.5, "not computed", ha="center", transform=ax.transAxes)
     fig.tight_layout()
@@ -99,48 +121,69 @@ def plot(dirname: str, png: str) -> None:
     plt.close(fig)
 
 
-def _plot_ab(path: str, a, b) -> None:
-    with h5py.File(path, "r") as f:
-        groups = sorted(f, key=lambda k: float(k.split("=")[1]))
-    tabs = {float(g.split("=")[1]): read_sweep(path, g) for g in groups}
-    ref = tabs.get(1.0) or next(iter(tabs.values()))
+def _plot_ab(tabs: dict, a, b) -> None:
+    ref = tabs.get("J_sd=1") or next(iter(tabs.values()))
     J0 = float(ref["attrs"]["J_sd"])
     ok0 = ref["valid"].astype(bool) & (ref["value"] % 2 == 0)
     A = fit_rkky_prefactor(ref["value"][ok0], ref["J_eff"][ok0], J0)
     nn = np.arange(1, max(t["value"].max() for t in tabs.values()) + 1)
-    for J, tab in tabs.items():
+    for name, tab in sorted(tabs.items()):
+        J = float(tab["attrs"]["J_sd"])
         x, y, ok = tab["value"], tab["J_eff"], tab["valid"].astype(bool)
-        col = COLORS.get(J, "k")
+        col = COLORS.get(name, "k")
         a.plot(x, y, "-", color=col, lw=0.8)
         a.plot(x[ok], y[ok], "o", color=col, ms=4, label=f"$J_{{sd}}$ = {J:g}")
-        b.semilogy(x[ok & (x % 2 == 0)], np.abs(y[ok & (x % 2 == 0)]), "o-", color=col, ms=4,
-                   lw=0.8, label=f"$J_{{sd}}$ = {J:g}, even $N_{{NM}}$")
-        b.semilogy(x[ok & (x % 2 == 1)], np.abs(y[ok & (x % 2 == 1)]), "s--", color=col, ms=4,
-                   mfc="none", lw=0.8, label=f"$J_{{sd}}$ = {J:g}, odd $N_{{NM}}$")
+        _parity_loglog(b, x, y, ok, col, f"$J_{{sd}}$ = {J:g}")
         if (~ok).any():
-            a.plot(x[~ok], y[~ok], "x", color=col, ms=6)
-            b.semilogy(x[~ok], np.abs(y[~ok]), "x", color=col, ms=6)
+            a.plot(x[~ok], y[~ok], "x", color=col, ms=7)
         r = rkky_reference(nn, J, A)
         a.plot(nn, r, ":", color=col, lw=1.0)
-        b.semilogy(nn, np.abs(r), ":", color=col, lw=1.0)
+        b.loglog(nn[1:], np.abs(r[1:]), ":", color=col, lw=1.0)
     a.plot([], [], "k:", label=f"RKKY x {A:.3g} (fit: even $N_{{NM}}$, $J_{{sd}}$ = {J0:g})")
+    a.plot([], [], "kx", label="invalid fit")
     a.axhline(0, color="0.6", lw=0.5)
+    a.set_yscale("symlog", linthresh=1e-4)
     a.set_xlabel("$N_{NM}$")
     a.set_ylabel(r"$J_{eff}$ [$\gamma$]  (>0: ferro)")
     a.set_title(f"(a) $N_S$ = {ref['attrs']['N_S']}", fontsize=9)
-    a.set_yscale("symlog", linthresh=1e-4)
-    a.legend(fontsize=7)
+    a.legend(fontsize=7, loc="lower right")
     b.set_xlabel("$N_{NM}$")
     b.set_ylabel(r"$|J_{eff}|$ [$\gamma$]")
-    b.set_title("(b)  dotted: RKKY with the same prefactor", fontsize=9)
-    b.legend(fontsize=6)
+    b.set_title("(b) log-log; dotted: RKKY with the prefactor of (a)", fontsize=9)
+    b.legend(fontsize=7)
+
+
+def _parity_loglog(ax, x, y, ok, col, label) -> None:
+    ev, od = ok & (x % 2 == 0), ok & (x % 2 == 1)
+    ax.loglog(x[ev], np.abs(y[ev]), "o-", color=col, ms=4, lw=0.8, label=f"{label}, even")
+    ax.loglog(x[od], np.abs(y[od]), "s--", color=col, ms=4, mfc="none", lw=0.8,
+              label=f"{label}, odd")
+    if (~ok).any():
+        ax.loglog(x[~ok], np.abs(y[~ok]), "x", color=col, ms=7)
+
+
+def _plot_d(tab: dict, ax) -> None:
+    J, N_S = float(tab["attrs"]["J_sd"]), int(tab["attrs"]["N_S"])
+    x, y, ok = tab["value"], tab["J_eff"], tab["valid"].astype(bool)
+    _parity_loglog(ax, x, y, ok, COLORS["weak"], f"$N_S$ = {N_S}, $J_{{sd}}$ = {J:g}")
+    nn = np.arange(2, x.max() + 1)
+    ax.loglog(nn, np.abs(rkky_reference(nn, J)), "k:", lw=1.0,
+              label=r"RKKY $J_{sd}^2[\mathrm{Si}(\pi N_{NM})-\pi/2]$, prefactor 1")
+    ev = ok & (x % 2 == 0)
+    ratio = y[ev] / rkky_reference(x[ev], J)
+    ax.set_title(f"(d) weak coupling, even $N_{{NM}}$: $J_{{eff}}$/RKKY = "
+                 f"{ratio.min():.2f}..{ratio.max():.2f}; odd: first order in $J_{{sd}}$",
+                 fontsize=9)
+    ax.set_xlabel("$N_{NM}$")
+    ax.set_ylabel(r"$|J_{eff}|$ [$\gamma$]")
+    ax.legend(fontsize=7)
 
 
 def _plot_c(path: str, ax) -> None:
     with h5py.File(path, "r") as f:
         t = f["time"][...]
         M = f["layer_magnetization"][...]
-        names = list(np.atleast_1d(__import__("json").loads(f["device"].attrs["layer_names"])))
+        names = json.loads(f["device"].attrs["layer_names"])
         counts = np.bincount(f["device/spin_layer"][...], minlength=len(names))
     il, ir = names.index("PL"), names.index("FL")
     ax.plot(t, M[:, il, 0] / counts[il], color="tab:red", lw=0.8, label="$M_l^x/N_S$")
@@ -152,10 +195,11 @@ def _plot_c(path: str, ax) -> None:
     ax.legend(fontsize=7, loc="lower right", ncol=2)
 
 
+# ----------------------------------------------------------------------------- main
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
-    ap.add_argument("--panels", default="ab,c", help="ab, c or ab,c (default)")
+    ap.add_argument("--panels", default="ab,c,d", help="any of ab, c, d (default ab,c,d)")
     ap.add_argument("--quick", action="store_true", help="fewer spacers / shorter run")
     ap.add_argument("--n-spins", type=int, default=5, help="N_S of panels a, b (5; the paper "
                     "does not state it, its Fig. 3/4 valve has 5)")
@@ -165,39 +209,45 @@ def main() -> int:
     comm = PETSc.COMM_WORLD
     rank0 = comm.getRank() == 0
     panels = set(args.panels.split(","))
-    files = {"ab": os.path.join(args.outdir, "fig05.h5"), "c": os.path.join(args.outdir, "fig05c.h5")}
+    h5, h5c = (os.path.join(args.outdir, n) for n in ("fig05.h5", "fig05c.h5"))
     png = os.path.join(args.outdir, "fig05.png")
+    groups = sweeps(panels, args.n_spins)
     if not args.plot_only:
-        for k in panels:
-            if os.path.exists(files[k]) and not args.overwrite:
-                if rank0:
-                    print(f"{files[k]} exists; use --overwrite or --plot-only", file=sys.stderr)
-                return 2
+        clash = None
+        if rank0 and not args.overwrite:
+            have = set()
+            if os.path.exists(h5):
+                with h5py.File(h5, "r") as f:
+                    have = set(f)
+            clash = sorted(have & set(groups)) + (["fig05c.h5"] if "c" in panels and os.path.exists(h5c) else [])
+        clash = bcast(clash, comm)
+        if clash:
+            if rank0:
+                print(f"{clash} exist in {args.outdir}; use --overwrite or --plot-only",
+                      file=sys.stderr)
+            return 2
         if rank0:
             os.makedirs(args.outdir, exist_ok=True)
-            if "ab" in panels and os.path.exists(files["ab"]):
-                os.remove(files["ab"])
-        comm.barrier()
-        if "ab" in panels:
-            t0 = time.perf_counter()
+        t0 = time.perf_counter()
+        if groups:
             if rank0:
-                print(f"fig05ab: N_NM = {spacers(args.quick)[0]}..{spacers(args.quick)[-1]}, "
-                      f"J_sd = {J_SD}, {comm.getSize()} rank(s) -> {files['ab']}", flush=True)
-            compute_ab(files["ab"], args.quick, args.n_spins, comm)
+                print(f"fig05: sweeps {list(groups)} over N_NM = {spacers(args.quick)[0]}.."
+                      f"{spacers(args.quick)[-1]}, {comm.getSize()} rank(s) -> {h5}", flush=True)
+            compute_sweeps(h5, groups, args.quick, args.overwrite, comm)
             if rank0:
-                print(f"fig05ab: computed in {time.perf_counter() - t0:.0f} s", flush=True)
+                print(f"fig05: sweeps computed in {time.perf_counter() - t0:.0f} s", flush=True)
         if "c" in panels:
             t0 = time.perf_counter()
             if rank0:
-                print(f"fig05c: {PANEL_C}, {comm.getSize()} rank(s) -> {files['c']}", flush=True)
-            compute_c(files["c"], args.quick, args.overwrite, comm)
+                print(f"fig05c: {PANEL_C}, {comm.getSize()} rank(s) -> {h5c}", flush=True)
+            compute_c(h5c, args.quick, args.overwrite, comm)
             if rank0:
                 print(f"fig05c: computed in {time.perf_counter() - t0:.0f} s", flush=True)
     if rank0:
         plot(args.outdir, png)
-        for k in ("ab", "c"):
-            if os.path.exists(files[k]):
-                print(f"fig05: data {os.path.abspath(files[k])}")
+        for p in (h5, h5c):
+            if os.path.exists(p):
+                print(f"fig05: data {os.path.abspath(p)}")
         print(f"fig05: plot {os.path.abspath(png)}")
     return 0
 

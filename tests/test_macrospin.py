@@ -109,6 +109,18 @@ def test_fit_flags_non_macrospin_signals():
     assert not f.valid
 
 
+def test_fft_fallback_for_heavy_noise():
+    """Noise of 40 % of N_S breaks the angle unwrapping (slope off by ~30 %); the FFT peak over
+    10 periods (resolution 2 pi / (8 T) -> ~1e-3 relative with zero padding) rescues the guess,
+    the fit then lands within 1e-3 and the result is flagged invalid by its rms (~0.4)."""
+    N_S, omega = 3, -0.05
+    t, Ml, Mr = _synthetic(omega, 0.0, N_S, periods=10, n=4000, noise=0.4, seed=0)
+    assert guess_omega(t, Ml, Mr)[0] == pytest.approx(omega, rel=1e-2)
+    f = fit_macrospin(t, Ml, Mr, N_S)
+    assert f.omega == pytest.approx(omega, rel=1e-3)
+    assert not f.valid and "rms" in f.reason
+
+
 def test_guess_omega_sign_and_value():
     """The angle slope is exact for noise-free data (1e-10) and carries the sense of rotation."""
     t = np.linspace(0, 300, 301)
