@@ -8,9 +8,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_TH
 LOGDIR=$(mktemp -d)
 timeout 1800 mpirun --oversubscribe -n "$N" bash -c '
   if [ "${OMPI_COMM_WORLD_RANK:-0}" = 0 ]; then
-    exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+    exec .venv/bin/python -m pytest -q -p no:cacheprovider --color=no "$@"
   else
-    exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" > '"$LOGDIR"'/rank${OMPI_COMM_WORLD_RANK}.log 2>&1
+    exec .venv/bin/python -m pytest -q -p no:cacheprovider --color=no "$@" > '"$LOGDIR"'/rank${OMPI_COMM_WORLD_RANK}.log 2>&1
   fi' bash "$@"
 rc=$?
 if [ $rc != 0 ]; then
