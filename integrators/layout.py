@@ -21,7 +21,10 @@ class StateLayout:
         self.dist, self.N, self.comm = dist, n_orbitals, comm
         self.nloc = dist.n_local_rows
         self.n_rho = self.nloc * n_orbitals
+        self.lead_columns = tuple(lead_columns)
         self.lead_sizes = tuple(self.nloc * c for c in lead_columns)
+        self.lead_offsets = tuple(self.n_rho + sum(self.lead_sizes[:k])
+                                  for k in range(len(lead_columns)))
         self.spin_offset = self.n_rho + sum(self.lead_sizes)
         self.n_local = self.spin_offset + 3 * dist.n_local_spins
         self.n_spins_total = dist.spin_ranges[-1][1]
@@ -41,6 +44,11 @@ class StateLayout:
     def rho(self, arr: np.ndarray) -> np.ndarray:
         """(n_local_rows, N_s) view, Fortran order."""
         return arr[:self.n_rho].reshape(self.N, self.nloc).T
+
+    def lead(self, arr: np.ndarray, k: int) -> np.ndarray:
+        """(n_local_rows, columns of lead block k) view, Fortran order."""
+        o = self.lead_offsets[k]
+        return arr[o:o + self.lead_sizes[k]].reshape(self.lead_columns[k], self.nloc).T
 
     def spins(self, arr: np.ndarray) -> np.ndarray:
         """(n_local_spins, 3) complex view."""

@@ -149,3 +149,20 @@ class RowHermitianTranspose:
             # received: X_q[:, my rows] transposed -> (my rows x n_q) = X_q[:, r0:r1].T
             np.conjugate(self.recv[d:d + c].reshape(me, b - a), out=out[:, a:b])
         return out
+
+
+def allgather_rows(local: np.ndarray, comm: PETSc.Comm, counts: np.ndarray,
+                   out: np.ndarray) -> np.ndarray:
+    """Row blocks (n_r x m, complex) of every rank concatenated on every rank into ``out``
+    (sum n_r x m, C order).  ``counts`` = rows per rank.  Collective."""
+    if comm.getSize() == 1:
+        out[...] = local
+        return out
+    from mpi4py import MPI
+
+    m = local.shape[1]
+    sizes = np.asarray(counts) * m
+    displ = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    _mpi(comm).Allgatherv(np.ascontiguousarray(local),
+                          [out, (sizes, displ), MPI.C_DOUBLE_COMPLEX])
+    return out

@@ -1,0 +1,159 @@
+"""Right-hand side of an open junction with wide-band leads (paper 004, Eqs. 4, 8, 9).
+
+    d rho/dt      = -i [H, rho] + sum_l (Pi_l + Pi_l^dag)
+    Pi_l          = (1 - 2 rho) Gamma_l / 4 + sum_p Pi_{l,p}
+    d Pi_{l,p}/dt = -i eta_p/beta_l Gamma_l - i (H - i Gamma/2 - chi_{l,p}^+) Pi_{l,p},
+    chi_{l,p}^+   = mu_l(t) + i xi_p/beta_l,   Gamma = sum_l Gamma_l
+
+Gamma_l = gamma_l on the interface orbitals I_l of lead l, so Pi_{l,p} is nonzero only in the
+columns I_l and is stored compactly: all poles of a lead in one dense block of N_s x (N_p n_l)
+columns (column p n_l + k <-> pole p, interface orbital I_l[k]).  (H Pi) is one sparse x dense
+product per lead; the Gamma terms are dense products on the interface rows only.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Callable, Sequence
+
+import numpy as np
+
+from petsc4py import PETSc
+
+from operators.hamiltonian import ElectronHamiltonian
+from operators.pade import PadePoles
+from operators.spin import ClassicalSpinHamiltonian
+from toolkit.parallel import allgather_rows
+
+from .layout import StateLayout
+from .rhs import ClosedRHS
+
+__all__ = ["OpenRHS", "LeadBlock"]
+
+
+class LeadBlock:
+    """Per-lead constants and work objects of :class:`OpenRHS` (on one rank)."""
+
+    def __init__(self, lead, poles: PadePoles, H: ElectronHamiltonian, k: int) -> None:
+        if lead.temperature <= 0:
+            raise ValueError(f"lead '{lead.name}': temperature = {lead.temperature} is not "
+                             f"allowed: the pole expansion needs temperature > 0")
+        d = H.dist
+        r0, r1 = d.row_start, d.row_start + d.n_local_rows
+        self.lead, self.index = lead, k
+        self.I = np.asarray(lead.interface, dtype=np.int64)
+        self.n = len(self.I)
+        self.gamma = float(lead.gamma)
+        self.beta = 1.0 / lead.temperature
+        self.n_poles = poles.n_poles
+        self.cols = self.n_poles * self.n
+        mine = (self.I >= r0) & (self.I < r1)
+        self.loc_rows = self.I[mine] - r0          # local rows that are interface orbitals
+        self.loc_k = np.flatnonzero(mine)          # their index k in I
+        xi = np.repeat(poles.xi, self.n)           # column c = p n + k
+        eta = np.repeat(poles.eta, self.n)
+        self.decay = -xi / self.beta               # real part of i chi^+
+        self.src_rows = np.tile(self.loc_rows, self.n_poles)
+        self.src_cols = (np.arange(self.n_poles)[:, None] * self.n + self.loc_k[None, :]).ravel()
+        self.src_vals = (-1j * self.gamma / self.beta) * np.repeat(poles.eta, len(self.loc_k))
+        comm, nloc, N = H.comm, d.n_local_rows, H.device.n_orbitals
+        self.mat = PETSc.Mat().createDense([(nloc, N), (PETSc.DECIDE, self.cols)], comm=comm)
+        self.mat.setUp()
+        self.mat.assemble()
+        self.Y = H.mat.matMult(self.mat)
+        self.y = self.Y.getDenseArray()
+        self.handle = ctypes.c_void_p(self.mat.handle)
+        self.counts = np.array([2 * (b - a) for a, b in d.site_ranges])
+        self.C_full = np.empty((N, self.n), complex)
+
+    def destroy(self) -> None:
+        self.mat.destroy()
+        self.Y.destroy()
+
+
+class OpenRHS(ClosedRHS):
+    """Callable ``(ts, t, X, F)`` for the open junction.  Collective.
+
+    ``mu_of_t``: optional callable t -> array of the leads' chemical potentials (bias
+    protocol); default: the constant ``lead.mu``.
+    """
+
+    def __init__(self, H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian,
+                 layout: StateLayout, leads: Sequence, poles: PadePoles,
+                 mu_of_t: Callable[[float], np.ndarray] | None = None) -> None:
+        super().__init__(H, spinH, layout)
+        self.blocks = [LeadBlock(l, poles, H, k) for k, l in enumerate(leads)]
+        if tuple(b.cols for b in self.blocks) != layout.lead_columns:
+            raise ValueError("state layout does not match the leads (lead block columns "
+                             f"{layout.lead_columns} vs {[b.cols for b in self.blocks]})")
+        nloc = layout.nloc
+        g = np.zeros(nloc)
+        for b in self.blocks:
+            g[b.loc_rows] += b.gamma
+        self.g_rows = np.flatnonzero(g)              # local rows on any interface
+        self.g_half = 0.5 * g[self.g_rows][:, None]  # Gamma/2 on those rows
+        mus = np.array([l.mu for l in leads], float)
+        self.mu_of_t = mu_of_t or (lambda t: mus)
+        self.poles = poles
+
+    def lead_product(self, b: LeadBlock, x: np.ndarray) -> np.ndarray:
+        """H Pi_l for the lead block of ``b`` stored in the local array ``x``."""
+        o = self.layout.lead_offsets[b.index]
+        self._place(b.handle, x.ctypes.data + 16 * o)
+        try:
+            self.H.mat.matMult(b.mat, b.Y)
+        finally:
+            self._reset(b.handle)
+        return b.y
+
+    def lead_matrix(self, b: LeadBlock, rho: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """Local rows of C_l = (1 - 2 rho)[:, I_l] gamma_l/4 + sum_p Pi_{l,p}, (n_loc, n_l):
+        Pi_l restricted to its nonzero columns."""
+        C = B.reshape((B.shape[0], b.n, b.n_poles), order="F").sum(axis=2)
+        C -= (0.5 * b.gamma) * rho[:, b.I]
+        C[b.loc_rows, b.loc_k] += 0.25 * b.gamma
+        return C
+
+    def __call__(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
+        super().__call__(ts, t, X, F)
+        lay = self.layout
+        x = X.getArray(readonly=True)
+        f = F.getArray()
+        rho, frho = lay.rho(x), lay.rho(f)
+        mu = self.mu_of_t(t)
+        for b in self.blocks:
+            B, fB = lay.lead(x, b.index), lay.lead(f, b.index)
+            Y = self.lead_product(b, x)
+            np.multiply(Y, -1j, out=fB)
+            fB[self.g_rows] -= self.g_half * B[self.g_rows]
+            fB += B * (1j * mu[b.index] + b.decay)
+            fB[b.src_rows, b.src_cols] += b.src_vals
+            C = self.lead_matrix(b, rho, B)
+            frho[:, b.I] += C
+            C_full = allgather_rows(C, self.H.comm, b.counts, b.C_full)
+            frho[b.loc_rows, :] += C_full[:, b.loc_k].conj().T
+
+    def lead_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Re Tr Pi_l and Re Tr(sigma_a Pi_l) for every lead (charge (n_leads,), spin
+        (n_leads, 3)) from the local state array ``x``.  Collective.  Paper 004 Eqs. (11), (12)
+        without the lead-dependent sign: positive = flowing from the lead into the device."""
+        lay = self.layout
+        rho = lay.rho(x)
+        charge = np.zeros(len(self.blocks))
+        spin = np.zeros((len(self.blocks), 3))
+        for b in self.blocks:
+            C = self.lead_matrix(b, rho, lay.lead(x, b.index))
+            Cf = allgather_rows(C, self.H.comm, b.counts, b.C_full)
+            P = Cf[b.I, :]                      # Pi_l on the interface block (n_l x n_l)
+            charge[b.index] = np.trace(P).real
+            # interface orbitals come in (up, down) pairs of the same site
+            blk = P.reshape(b.n // 2, 2, b.n // 2, 2)[np.arange(b.n // 2), :, np.arange(b.n // 2), :]
+            # Tr(sigma Pi) per site: sigma_ab Pi_ba
+            spin[b.index, 0] = (blk[:, 1, 0] + blk[:, 0, 1]).sum().real
+            spin[b.index, 1] = (1j * blk[:, 0, 1] - 1j * blk[:, 1, 0]).sum().real
+            spin[b.index, 2] = (blk[:, 0, 0] - blk[:, 1, 1]).sum().real
+        return charge, spin
+
+    def destroy(self) -> None:
+        for b in self.blocks:
+            b.destroy()
+        super().destroy()
