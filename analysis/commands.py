@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("analysis.spectrum", "analysis.jeff")
+_MODULES = ("analysis.spectrum", "analysis.jeff", "analysis.transport")
 
 
 def add_commands(sub) -> None:

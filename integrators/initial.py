@@ -22,6 +22,8 @@ def fermi(eps: np.ndarray, temperature: float, mu: float = 0.0) -> np.ndarray:
 def _occupations(w: np.ndarray, cfg: ElectronsConfig, n_e: int) -> np.ndarray:
     if cfg.initial == "fermi":
         return fermi(w, cfg.temperature)
+    if cfg.initial not in ("ground", "auto"):
+        raise ValueError(f"electrons.initial = {cfg.initial!r} is not a diagonalisation state")
     f = np.zeros(len(w))
     f[:n_e] = 1.0
     if 0 < n_e < len(w) and w[n_e] - w[n_e - 1] < 1e-9:
@@ -52,7 +54,7 @@ def initial_density(H: ElectronHamiltonian, cfg: ElectronsConfig) -> np.ndarray:
         Vk = V[:, keep]
         return (Vk[r0:r1] * f[keep]) @ Vk.conj().T
     # SLEPc: only the occupied part of the spectrum is needed
-    if cfg.initial == "ground":
+    if cfg.initial != "fermi":
         nev = n_e
     else:
         w_all, _ = eigs_slepc(H.mat, min(N, n_e + 64))

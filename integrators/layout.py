@@ -70,9 +70,18 @@ class StateLayout:
         S = gather_rows(self.spins(a).real.copy(), self.comm, root=root)
         return rho, S
 
-    def from_global(self, y: PETSc.Vec, rho: np.ndarray, spins: np.ndarray) -> None:
+    def leads_to_global(self, y: PETSc.Vec, root: int | None = 0) -> list:
+        """The lead blocks (N_s, columns) gathered on ``root``."""
+        a = y.getArray(readonly=True)
+        return [gather_rows(np.ascontiguousarray(self.lead(a, k)), self.comm, root=root)
+                for k in range(len(self.lead_columns))]
+
+    def from_global(self, y: PETSc.Vec, rho: np.ndarray, spins: np.ndarray,
+                    leads: list | None = None) -> None:
         """Fill the local part of ``y`` from full arrays available on every rank."""
         a = y.getArray()
         r0 = self.dist.row_start
         self.rho(a)[...] = rho[r0:r0 + self.nloc]
         self.spins(a)[...] = spins[self.dist.spin_start:self.dist.spin_stop]
+        for k, block in enumerate(leads or []):
+            self.lead(a, k)[...] = block[r0:r0 + self.nloc]

@@ -24,9 +24,12 @@ from toolkit.parallel import allreduce, bcast, gather_rows, get_comm
 from toolkit.progress import ProgressBar
 from toolkit.units import get_units
 
+from .bias import bias_function
 from .initial import initial_density
 from .layout import StateLayout
+from .open_rhs import OpenRHS
 from .rhs import ClosedRHS
+from .stationary import stationary_state
 from .ts import DEFAULT_PREFIX, adaptive, create_ts, effective_options
 
 __all__ = ["Simulation", "run"]
@@ -57,8 +60,19 @@ class Simulation:
         self.H = ElectronHamiltonian(dev, self.comm, prefix=prefix)
         d = self.H.dist
         self.spinH = ClassicalSpinHamiltonian(dev, d.spin_start, d.spin_stop)
-        self.layout = StateLayout(d, dev.n_orbitals, self.comm)
-        self.rhs = ClosedRHS(self.H, self.spinH, self.layout)
+        self.leads = _make_leads(dev, self.config)
+        if self.leads:
+            from operators.pade import pade_poles
+
+            self.poles = pade_poles(self.config.electrons.n_poles)
+            cols = tuple(self.poles.n_poles * len(l.interface) for l in self.leads)
+            self.layout = StateLayout(d, dev.n_orbitals, self.comm, cols)
+            self.mu_of_t = bias_function(self.config, self.leads, self.units)
+            self.rhs = OpenRHS(self.H, self.spinH, self.layout, self.leads, self.poles,
+                               self.mu_of_t)
+        else:
+            self.layout = StateLayout(d, dev.n_orbitals, self.comm)
+            self.rhs = ClosedRHS(self.H, self.spinH, self.layout)
         self.y = self.layout.create_vec()
         self.F = self.y.duplicate()
         self.dt = self.units.time_to_internal(self.config.time.dt)
@@ -66,7 +80,15 @@ class Simulation:
         self.adaptive = adaptive(self.ts_options, prefix)
         a = self.y.getArray()
         self.layout.spins(a)[...] = dev.spins0[d.spin_start:d.spin_stop]
-        if rho0 is None:
+        initial = self.config.electrons.initial
+        if initial == "auto":
+            initial = "stationary" if self.leads else "ground"
+        if rho0 is None and initial == "stationary":
+            rho, blocks = stationary_state(self.H, self.leads, self.poles, self.mu_of_t.initial)
+            self.layout.rho(a)[...] = rho
+            for k, block in enumerate(blocks):
+                self.layout.lead(a, k)[...] = block
+        elif rho0 is None:
             self.layout.rho(a)[...] = initial_density(self.H, self.config.electrons)
         else:
             self.layout.rho(a)[...] = np.asarray(rho0)[d.row_start:d.row_start + d.n_local_rows]
@@ -92,8 +114,10 @@ class Simulation:
         """(rho (N_s, N_s), spins (n_spin, 3)) gathered on ``root`` (None = every rank)."""
         return self.layout.to_global(self.y, root=root)
 
-    def set_state(self, rho: np.ndarray, spins: np.ndarray, t: float = 0.0, step: int = 0) -> None:
-        self.layout.from_global(self.y, rho, spins)
+    def set_state(self, rho: np.ndarray, spins: np.ndarray, t: float = 0.0, step: int = 0,
+                  leads: list | None = None) -> None:
+        """Set the full state (every rank passes the full arrays).  Collective."""
+        self.layout.from_global(self.y, rho, spins, leads)
         self.ts.setTime(t)
         self.ts.setStepNumber(step)
 
@@ -120,13 +144,14 @@ class Simulation:
         s_loc = spin_density_local(a, self._site_idx)
         s_all = gather_rows(s_loc, self.comm, root=root)
         S_all = gather_rows(S_loc.copy(), self.comm, root=root)
+        leads = self.lead_observables(a) if self.leads else {}  # collective: before any return
         if s_all is None:
             return None
         dev = self.device
         s_spin = s_all[dev.spin_sites]
         terms = self.spinH.energy(S_all, s_spin)
         e_cl = terms["exchange"] + terms["zeeman"] + terms["anisotropy"]
-        return {
+        out = {
             "time": np.float64(self.units.time_from_internal(self.time)),
             "step": np.int64(self.step_number),
             "wall_time": np.float64(_time.perf_counter() - self.wall0),
@@ -140,6 +165,19 @@ class Simulation:
             "energy/total": np.float64(e_el + e_cl),
             "energy/sd": np.float64(terms["sd"]),
         }
+        out.update(leads)
+        return out
+
+    def lead_observables(self, a: np.ndarray) -> dict[str, np.ndarray]:
+        """Lead currents of the state array ``a`` (paper 004, Eqs. 11, 12).  Collective.
+
+        ``lead_current[l] = Re Tr Pi_l`` and ``lead_spin_current[l, a] = Re Tr(sigma_a Pi_l)``,
+        positive when flowing from lead l into the device; the number of electrons (spin)
+        entering per unit time is twice these (d N/dt = sum_l 2 Re Tr Pi_l).
+        """
+        charge, spin = self.rhs.lead_currents(a)
+        return {"lead_current": charge, "lead_spin_current": spin,
+                "lead_mu": np.asarray(self.mu_of_t(self.time), float)}
 
     # ------------------------------------------------------------------ full run
     def run(self, output: str | None = None, *, t_end: float | None = None, overwrite: bool = False,
@@ -234,8 +272,10 @@ class Simulation:
     def _checkpoint(self, writer: ResultFile | None) -> None:
         """Gather the state (collective) and let rank 0 (the writer) store it."""
         rho, S = self.state(root=0)
+        blocks = self.layout.leads_to_global(self.y, root=0)
         if writer is not None:
-            writer.checkpoint(rho, S, self.time, self.step_number)
+            extra = {f"lead_{k}": b for k, b in enumerate(blocks)}
+            writer.checkpoint(rho, S, self.time, self.step_number, extra)
 
     def _open_output(self, path: str, overwrite: bool, restart: bool) -> ResultFile | None:
         rank0 = self.comm.getRank() == 0
@@ -252,7 +292,8 @@ class Simulation:
             raise FileExistsErrorQC(err)
         if restart:
             ck = bcast(load_checkpoint(path) if rank0 else None, self.comm)
-            self.set_state(ck["rho"], ck["spins"], float(ck["time"]), int(ck["step"]))
+            blocks = [ck[f"lead_{k}"] for k in range(len(self.layout.lead_columns))]
+            self.set_state(ck["rho"], ck["spins"], float(ck["time"]), int(ck["step"]), blocks)
             if not rank0:
                 return None
             w = ResultFile(path, mode="append", units=self.units)
@@ -270,6 +311,15 @@ class Simulation:
             obj.destroy()
         self.rhs.destroy()
         self.H.destroy()
+
+
+def _make_leads(device: Device, cfg: Config) -> list:
+    if not cfg.leads:
+        return []
+    from operators.leads import WideBandLead
+
+    return [WideBandLead(device, lc.side, lc.gamma, mu=lc.mu, temperature=lc.temperature,
+                         name=lc.name or None) for lc in cfg.leads]
 
 
 def run(config: Config, output: str | None = None, **kw) -> dict:

@@ -11,27 +11,18 @@ localization) and DIR/fig02.png.  J_sd = 0 ... 10 in steps of 0.025 (--quick: 0.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from toolkit import _petscenv  # noqa: E402
-from toolkit.cli import split_petsc_args  # noqa: E402
-
-OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
-_petscenv.init(PETSC_ARGS)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
 
+from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import plot_sweep, save_results, spectrum_vs_jsd  # noqa: E402
 from toolkit import DeviceBuilder  # noqa: E402
-from toolkit.parallel import bcast  # noqa: E402
 
 N_S, N_NM = 5, 10
 DETAIL = (-0.6, 0.6)  # energy window of the right-hand panels [hopping]
@@ -46,8 +37,8 @@ def valve():
     return b.finalized()
 
 
-def compute(path: str, quick: bool, overwrite: bool, comm) -> None:
-    jsd = np.arange(0, 10 + 1e-9, 0.5 if quick else 0.025)
+def compute(path: str, args, comm) -> None:
+    jsd = np.arange(0, 10 + 1e-9, 0.5 if args.quick else 0.025)
     data, t0 = {}, time.perf_counter()
     for config in ("parallel", "perpendicular"):
         sw = spectrum_vs_jsd(valve(), jsd, config, comm=comm)
@@ -58,7 +49,7 @@ def compute(path: str, quick: bool, overwrite: bool, comm) -> None:
     attrs = {"figure": "paper 004 Fig. 2", "N_S": N_S, "N_NM": N_NM, "layers": "PL, SL, FL",
              "configs": "parallel: PL +z, FL +z; perpendicular: PL +x, FL +z",
              "wall_time": time.perf_counter() - t0}
-    save_results(path, data, attrs, comm=comm, overwrite=overwrite)
+    save_results(path, data, attrs, comm=comm, overwrite=args.overwrite)
 
 
 def plot(path: str, png: str) -> None:
@@ -85,30 +76,6 @@ def plot(path: str, png: str) -> None:
     plt.close(fig)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
-    p.add_argument("--quick", action="store_true", help="coarse J_sd grid (smoke test)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing fig02.h5")
-    p.add_argument("--plot-only", action="store_true", help="re-plot an existing fig02.h5")
-    args = p.parse_args(OURS)
-    comm = PETSc.COMM_WORLD
-    os.makedirs(args.outdir, exist_ok=True)
-    h5, png = (os.path.join(args.outdir, "fig02" + ext) for ext in (".h5", ".png"))
-    t0 = time.perf_counter()
-    if not (args.plot_only or args.overwrite) and bcast(os.path.exists(h5), comm):
-        if comm.getRank() == 0:
-            print(f"fig02: '{h5}' exists; use --overwrite or --plot-only", file=sys.stderr)
-        return 2
-    if not args.plot_only:
-        compute(h5, args.quick, args.overwrite, comm)
-    if comm.getRank() == 0:
-        plot(h5, png)
-        print(f"fig02: wrote {os.path.abspath(h5)} and {os.path.abspath(png)} "
-              f"({time.perf_counter() - t0:.1f} s)")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figure_main("fig02", compute, plot, doc=__doc__,
+                         quick_help="coarse J_sd grid (smoke test)"))

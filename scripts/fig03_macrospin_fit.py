@@ -10,23 +10,14 @@ Writes DIR/fig03.h5 (per J_sd: t, M_l, M_r and the fit) and DIR/fig03.png.  Each
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from toolkit import _petscenv  # noqa: E402
-from toolkit.cli import split_petsc_args  # noqa: E402
-
-OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
-_petscenv.init(PETSC_ARGS)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
-import numpy as np  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
 
+from analysis.figscript import figure_main  # noqa: E402
 from analysis.jeff import jeff_sweep  # noqa: E402
 from analysis.macrospin import macrospin_solution  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
@@ -35,9 +26,12 @@ J_SD = (1.0, 3.3, 5.0)
 SETUP = dict(N_S=5, N_NM=10, J_ex=-1.0, dt=0.1, fit_phase=True, t_cap=15000.0)
 
 
-def compute(path: str, quick: bool, comm) -> None:
+def compute(path: str, args, comm) -> None:
+    if comm.getRank() == 0:
+        print(f"fig03: J_sd = {J_SD} on {comm.getSize()} rank(s) -> {path}", flush=True)
     t0 = time.perf_counter()
-    s = jeff_sweep("J_sd", J_SD, comm=comm, keep_series=True, n_periods=1.0 if quick else 3.0,
+    s = jeff_sweep("J_sd", J_SD, comm=comm, keep_series=True,
+                   n_periods=1.0 if args.quick else 3.0,
                    report=lambda i, p: print(f"  J_sd = {J_SD[i]}: J_eff = {p.J_eff:.6e}, "
                                              f"t_end = {p.t_end:g}, {p.wall_time:.0f} s",
                                              flush=True), **SETUP)
@@ -86,33 +80,6 @@ def plot(path: str, png: str) -> None:
     plt.close(fig)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
-    ap.add_argument("--quick", action="store_true", help="one precession period per run")
-    ap.add_argument("--overwrite", action="store_true")
-    ap.add_argument("--plot-only", action="store_true", help="replot an existing fig03.h5")
-    args = ap.parse_args(OURS)
-    comm = PETSc.COMM_WORLD
-    rank0 = comm.getRank() == 0
-    path, png = (os.path.join(args.outdir, "fig03" + e) for e in (".h5", ".png"))
-    if not args.plot_only:
-        if os.path.exists(path) and not args.overwrite:
-            if rank0:
-                print(f"{path} exists; use --overwrite or --plot-only", file=sys.stderr)
-            return 2
-        if rank0:
-            os.makedirs(args.outdir, exist_ok=True)
-            print(f"fig03: J_sd = {J_SD} on {comm.getSize()} rank(s) -> {path}", flush=True)
-        t0 = time.perf_counter()
-        compute(path, args.quick, comm)
-        if rank0:
-            print(f"fig03: computed in {time.perf_counter() - t0:.0f} s", flush=True)
-    if rank0:
-        plot(path, png)
-        print(f"fig03: data {os.path.abspath(path)}\nfig03: plot {os.path.abspath(png)}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figure_main("fig03", compute, plot, doc=__doc__,
+                         quick_help="one precession period per run"))

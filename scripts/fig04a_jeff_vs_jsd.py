@@ -14,25 +14,18 @@ uncertainty").  Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagnetic).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from toolkit import _petscenv  # noqa: E402
-from toolkit.cli import split_petsc_args  # noqa: E402
-
-OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
-_petscenv.init(PETSC_ARGS)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
 
+from analysis.figscript import figure_main  # noqa: E402
 from analysis.jeff import jeff_static, jeff_sweep, read_sweep, snake, write_sweep  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
+from toolkit.parallel import barrier  # noqa: E402
 
 N_SPINS = (1, 5, 10)
 STYLE = {1: dict(color="tab:red", ls="--", marker=""), 5: dict(color="k", ls="-", marker="o"),
@@ -44,11 +37,17 @@ def grid(quick: bool) -> np.ndarray:
     return np.round(np.arange(0.5, 6.0001, 0.5) if quick else np.arange(0.25, 6.0001, 0.25), 10)
 
 
-def compute(path: str, quick: bool, n_nm: int, comm) -> None:
-    values = grid(quick)
-    kw = dict(N_NM=n_nm, J_ex=-1.0, dt=0.1, n_periods=1.0 if quick else 1.5,
-              t_cap=1.0e4 if quick else 2.0e4)
+def compute(path: str, args, comm) -> None:
+    values, n_nm = grid(args.quick), args.n_nm
+    kw = dict(N_NM=n_nm, J_ex=-1.0, dt=0.1, n_periods=1.0 if args.quick else 1.5,
+              t_cap=1.0e4 if args.quick else 2.0e4)
     rank0 = comm.getRank() == 0
+    if rank0:
+        if os.path.exists(path):  # --overwrite: the groups below are appended to a new file
+            os.remove(path)
+        print(f"fig04a: N_S = {N_SPINS}, {len(values)} J_sd values, "
+              f"{comm.getSize()} rank(s) -> {path}", flush=True)
+    barrier(comm)
     for N_S in N_SPINS:
         t0 = time.perf_counter()
 
@@ -103,38 +102,8 @@ def plot(path: str, png: str) -> None:
     plt.close(fig)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
-    ap.add_argument("--quick", action="store_true", help="coarse grid, one period per run")
-    ap.add_argument("--n-nm", type=int, default=10, help="spacer sites (10, as in the text)")
-    ap.add_argument("--overwrite", action="store_true")
-    ap.add_argument("--plot-only", action="store_true", help="replot an existing fig04a.h5")
-    args = ap.parse_args(OURS)
-    comm = PETSc.COMM_WORLD
-    rank0 = comm.getRank() == 0
-    path, png = (os.path.join(args.outdir, "fig04a" + e) for e in (".h5", ".png"))
-    if not args.plot_only:
-        if os.path.exists(path) and not args.overwrite:
-            if rank0:
-                print(f"{path} exists; use --overwrite or --plot-only", file=sys.stderr)
-            return 2
-        if rank0:
-            os.makedirs(args.outdir, exist_ok=True)
-            if os.path.exists(path):
-                os.remove(path)
-            print(f"fig04a: N_S = {N_SPINS}, {len(grid(args.quick))} J_sd values, "
-                  f"{comm.getSize()} rank(s) -> {path}", flush=True)
-        comm.barrier()
-        t0 = time.perf_counter()
-        compute(path, args.quick, args.n_nm, comm)
-        if rank0:
-            print(f"fig04a: computed in {time.perf_counter() - t0:.0f} s", flush=True)
-    if rank0:
-        plot(path, png)
-        print(f"fig04a: data {os.path.abspath(path)}\nfig04a: plot {os.path.abspath(png)}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figure_main("fig04a", compute, plot, doc=__doc__,
+                         quick_help="coarse grid, one period per run",
+                         extra_args={"--n-nm": dict(type=int, default=10,
+                                                    help="spacer sites (10, as in the text)")}))

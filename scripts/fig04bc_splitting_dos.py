@@ -14,27 +14,18 @@ Writes DIR/fig04bc.h5 and DIR/fig04bc.png.  J_sd = 0 ... 8 in steps of 0.01 (--q
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from toolkit import _petscenv  # noqa: E402
-from toolkit.cli import split_petsc_args  # noqa: E402
-
-OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
-_petscenv.init(PETSC_ARGS)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
 
+from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import dos, save_results, spectrum_vs_jsd, splitting  # noqa: E402
 from toolkit import DeviceBuilder  # noqa: E402
-from toolkit.parallel import bcast  # noqa: E402
 
 N_NM, SIZES = 10, (1, 5, 10)
 ETA, WINDOW = 0.02, (-1.0, 1.0)  # DOS broadening and energy window [hopping]
@@ -49,8 +40,8 @@ def valve(N_S: int):
     return b.finalized()
 
 
-def compute(path: str, quick: bool, overwrite: bool, comm) -> None:
-    jsd = np.arange(0, 8 + 1e-9, 0.25 if quick else 0.01)
+def compute(path: str, args, comm) -> None:
+    jsd = np.arange(0, 8 + 1e-9, 0.25 if args.quick else 0.01)
     E = np.linspace(*WINDOW, 601)
     data, t0 = {"J_sd": (jsd, "hopping", "s-d coupling of PL and FL")}, time.perf_counter()
     for N_S in SIZES:
@@ -72,7 +63,7 @@ def compute(path: str, quick: bool, overwrite: bool, comm) -> None:
              "dos_broadening": ETA, "dos_shape": "lorentzian",
              "note": "N_NM = 10 as in the text of Sec. III A 3 (Fig. 4 caption: 12)",
              "wall_time": time.perf_counter() - t0}
-    save_results(path, data, attrs, comm=comm, overwrite=overwrite)
+    save_results(path, data, attrs, comm=comm, overwrite=args.overwrite)
 
 
 def plot(path: str, png: str) -> None:
@@ -112,30 +103,6 @@ def plot(path: str, png: str) -> None:
     plt.close(fig)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
-    p.add_argument("--quick", action="store_true", help="coarse J_sd grid (smoke test)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing fig04bc.h5")
-    p.add_argument("--plot-only", action="store_true", help="re-plot an existing fig04bc.h5")
-    args = p.parse_args(OURS)
-    comm = PETSc.COMM_WORLD
-    os.makedirs(args.outdir, exist_ok=True)
-    h5, png = (os.path.join(args.outdir, "fig04bc" + ext) for ext in (".h5", ".png"))
-    t0 = time.perf_counter()
-    if not (args.plot_only or args.overwrite) and bcast(os.path.exists(h5), comm):
-        if comm.getRank() == 0:
-            print(f"fig04bc: '{h5}' exists; use --overwrite or --plot-only", file=sys.stderr)
-        return 2
-    if not args.plot_only:
-        compute(h5, args.quick, args.overwrite, comm)
-    if comm.getRank() == 0:
-        plot(h5, png)
-        print(f"fig04bc: wrote {os.path.abspath(h5)} and {os.path.abspath(png)} "
-              f"({time.perf_counter() - t0:.1f} s)")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figure_main("fig04bc", compute, plot, doc=__doc__,
+                         quick_help="coarse J_sd grid (smoke test)"))

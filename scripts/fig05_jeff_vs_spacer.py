@@ -18,28 +18,19 @@ Plot: DIR/fig05.png.  Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagn
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from toolkit import _petscenv  # noqa: E402
-from toolkit.cli import split_petsc_args  # noqa: E402
-
-OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
-_petscenv.init(PETSC_ARGS)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
 
+from analysis.figscript import figure_main  # noqa: E402
 from analysis.jeff import jeff_sweep, read_sweep, snake, valve_device, write_sweep  # noqa: E402
 from analysis.macrospin import fit_rkky_prefactor, rkky_reference  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from toolkit.parallel import bcast  # noqa: E402
 
 COLORS = {"J_sd=1": "tab:red", "J_sd=5": "tab:blue", "weak": "tab:green"}
 PANEL_C = dict(N_S=5, N_NM=400, J_sd=3.3, B=(0.0, 0.0, 1.0), dt=0.1)
@@ -57,6 +48,38 @@ def sweeps(panels: set[str], n_spins: int) -> dict[str, dict]:
 
 def spacers(quick: bool) -> list[int]:
     return list(range(2, 17 if quick else 31))
+
+
+def existing(path: str, args) -> list[str]:
+    """Sweep groups of ``path`` and the panel (c) file that this run would replace."""
+    panels, have = set(args.panels.split(",")), set()
+    if os.path.exists(path):
+        with h5py.File(path, "r") as f:
+            have = set(f)
+    h5c = os.path.join(args.outdir, "fig05c.h5")
+    return ([f"{path}:{g}" for g in sorted(have & set(sweeps(panels, args.n_spins)))]
+            + ([h5c] if "c" in panels and os.path.exists(h5c) else []))
+
+
+def compute(path: str, args, comm) -> None:
+    panels, rank0 = set(args.panels.split(",")), comm.getRank() == 0
+    groups = sweeps(panels, args.n_spins)
+    if groups:
+        t0 = time.perf_counter()
+        if rank0:
+            print(f"fig05: sweeps {list(groups)} over N_NM = {spacers(args.quick)[0]}.."
+                  f"{spacers(args.quick)[-1]}, {comm.getSize()} rank(s) -> {path}", flush=True)
+        compute_sweeps(path, groups, args.quick, args.overwrite, comm)
+        if rank0:
+            print(f"fig05: sweeps computed in {time.perf_counter() - t0:.0f} s", flush=True)
+    if "c" in panels:
+        h5c = os.path.join(args.outdir, "fig05c.h5")
+        t0 = time.perf_counter()
+        if rank0:
+            print(f"fig05c: {PANEL_C}, {comm.getSize()} rank(s) -> {h5c}", flush=True)
+        compute_c(h5c, args.quick, args.overwrite, comm)
+        if rank0:
+            print(f"fig05c: computed in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def compute_sweeps(path: str, groups: dict[str, dict], quick: bool, overwrite: bool, comm) -> None:
@@ -97,9 +120,9 @@ def compute_c(path: str, quick: bool, overwrite: bool, comm) -> None:
 
 
 # ----------------------------------------------------------------------------- plotting
-def plot(dirname: str, png: str) -> None:
+def plot(ab: str, png: str) -> None:
     plt = use_agg()
-    ab, c = os.path.join(dirname, "fig05.h5"), os.path.join(dirname, "fig05c.h5")
+    c = os.path.join(os.path.dirname(ab), "fig05c.h5")
     tabs = {}
     if os.path.exists(ab):
         with h5py.File(ab, "r") as f:
@@ -195,62 +218,10 @@ def _plot_c(path: str, ax) -> None:
     ax.legend(fontsize=7, loc="lower right", ncol=2)
 
 
-# ----------------------------------------------------------------------------- main
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
-    ap.add_argument("--panels", default="ab,c,d", help="any of ab, c, d (default ab,c,d)")
-    ap.add_argument("--quick", action="store_true", help="fewer spacers / shorter run")
-    ap.add_argument("--n-spins", type=int, default=5, help="N_S of panels a, b (5; the paper "
-                    "does not state it, its Fig. 3/4 valve has 5)")
-    ap.add_argument("--overwrite", action="store_true")
-    ap.add_argument("--plot-only", action="store_true", help="replot existing files")
-    args = ap.parse_args(OURS)
-    comm = PETSc.COMM_WORLD
-    rank0 = comm.getRank() == 0
-    panels = set(args.panels.split(","))
-    h5, h5c = (os.path.join(args.outdir, n) for n in ("fig05.h5", "fig05c.h5"))
-    png = os.path.join(args.outdir, "fig05.png")
-    groups = sweeps(panels, args.n_spins)
-    if not args.plot_only:
-        clash = None
-        if rank0 and not args.overwrite:
-            have = set()
-            if os.path.exists(h5):
-                with h5py.File(h5, "r") as f:
-                    have = set(f)
-            clash = sorted(have & set(groups)) + (["fig05c.h5"] if "c" in panels and os.path.exists(h5c) else [])
-        clash = bcast(clash, comm)
-        if clash:
-            if rank0:
-                print(f"{clash} exist in {args.outdir}; use --overwrite or --plot-only",
-                      file=sys.stderr)
-            return 2
-        if rank0:
-            os.makedirs(args.outdir, exist_ok=True)
-        t0 = time.perf_counter()
-        if groups:
-            if rank0:
-                print(f"fig05: sweeps {list(groups)} over N_NM = {spacers(args.quick)[0]}.."
-                      f"{spacers(args.quick)[-1]}, {comm.getSize()} rank(s) -> {h5}", flush=True)
-            compute_sweeps(h5, groups, args.quick, args.overwrite, comm)
-            if rank0:
-                print(f"fig05: sweeps computed in {time.perf_counter() - t0:.0f} s", flush=True)
-        if "c" in panels:
-            t0 = time.perf_counter()
-            if rank0:
-                print(f"fig05c: {PANEL_C}, {comm.getSize()} rank(s) -> {h5c}", flush=True)
-            compute_c(h5c, args.quick, args.overwrite, comm)
-            if rank0:
-                print(f"fig05c: computed in {time.perf_counter() - t0:.0f} s", flush=True)
-    if rank0:
-        plot(args.outdir, png)
-        for p in (h5, h5c):
-            if os.path.exists(p):
-                print(f"fig05: data {os.path.abspath(p)}")
-        print(f"fig05: plot {os.path.abspath(png)}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figure_main(
+        "fig05", compute, plot, doc=__doc__, clashes=existing,
+        quick_help="fewer spacers / shorter run",
+        extra_args={"--panels": dict(default="ab,c,d", help="any of ab, c, d (default ab,c,d)"),
+                    "--n-spins": dict(type=int, default=5, help="N_S of panels a, b (5; the "
+                                      "paper does not state it, its Fig. 3/4 valve has 5)")}))

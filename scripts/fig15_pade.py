@@ -17,27 +17,18 @@ rank 0 writes.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from toolkit import _petscenv  # noqa: E402
-from toolkit.cli import split_petsc_args  # noqa: E402
-
-OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
-_petscenv.init(PETSC_ARGS)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
 
+from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import save_results  # noqa: E402
 from operators.pade import fermi_exact, fermi_pade, pade_error, pade_poles  # noqa: E402
-from toolkit.parallel import bcast  # noqa: E402
 
 BETA, MU = 40.0, 0.0           # T = 0.025, as in paper 004
 N_POLES = (10, 20, 30, 50)
@@ -46,7 +37,7 @@ WINDOW, TOL = 10.0, 1e-7       # acceptance window and tolerance of tests/test_p
 N_MATSUBARA = 30
 
 
-def compute(path: str, overwrite: bool, comm) -> None:
+def compute(path: str, args, comm) -> None:
     t0 = time.perf_counter()
     eps = np.linspace(-E_MAX, E_MAX, int(round(2 * E_MAX / D_EPS)) + 1)
     f = fermi_exact(eps, MU, BETA)
@@ -68,7 +59,7 @@ def compute(path: str, overwrite: bool, comm) -> None:
     attrs = {"figure": "paper 004 Fig. 15", "beta": BETA, "temperature": 1 / BETA, "mu": MU,
              "method": "[N-1/N] Pade spectrum decomposition (Hu, Xu, Yan, JCP 133, 101106)",
              "window": WINDOW, "tol": TOL, "wall_time": time.perf_counter() - t0}
-    save_results(path, data, attrs, comm=comm, overwrite=overwrite)
+    save_results(path, data, attrs, comm=comm, overwrite=args.overwrite)
 
 
 def plot(path: str, png: str) -> None:
@@ -107,34 +98,6 @@ def plot(path: str, png: str) -> None:
     plt.close(fig)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
-    p.add_argument("--overwrite", action="store_true", help="replace existing fig15.h5/png")
-    p.add_argument("--plot-only", action="store_true", help="re-plot an existing fig15.h5")
-    args = p.parse_args(OURS)
-    comm = PETSc.COMM_WORLD
-    os.makedirs(args.outdir, exist_ok=True)
-    h5, png = (os.path.join(args.outdir, "fig15" + ext) for ext in (".h5", ".png"))
-    t0 = time.perf_counter()
-    taken = [q for q in ((png,) if args.plot_only else (h5, png)) if os.path.exists(q)]
-    if not args.overwrite and bcast(taken, comm):
-        if comm.getRank() == 0:
-            print(f"fig15: '{taken[0]}' exists; use --overwrite", file=sys.stderr)
-        return 2
-    if args.plot_only and not bcast(os.path.exists(h5), comm):
-        if comm.getRank() == 0:
-            print(f"fig15: --plot-only needs '{h5}'", file=sys.stderr)
-        return 2
-    if not args.plot_only:
-        compute(h5, args.overwrite, comm)
-    if comm.getRank() == 0:
-        plot(h5, png)
-        print(f"fig15: wrote {os.path.abspath(h5)} and {os.path.abspath(png)} "
-              f"({time.perf_counter() - t0:.1f} s)")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figure_main("fig15", compute, plot, doc=__doc__, protect_png=True,
+                         quick_help="accepted for uniformity (the full figure takes ~1 s)"))

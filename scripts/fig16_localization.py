@@ -20,27 +20,18 @@ Writes DIR/fig16.h5 and DIR/fig16.png.  J_sd = 0 ... 8 in steps of 0.01 (--quick
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from toolkit import _petscenv  # noqa: E402
-from toolkit.cli import split_petsc_args  # noqa: E402
-
-OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
-_petscenv.init(PETSC_ARGS)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
 
+from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import save_results, spectrum_vs_jsd, splitting  # noqa: E402
 from toolkit import DeviceBuilder  # noqa: E402
-from toolkit.parallel import bcast  # noqa: E402
 
 N_S, N_NM = 5, 10
 PAPER_REGIME = (3.0, 4.5)
@@ -63,9 +54,9 @@ def local_extrema(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return maxima, minima
 
 
-def compute(path: str, quick: bool, overwrite: bool, comm) -> None:
+def compute(path: str, args, comm) -> None:
     dev = valve()
-    jsd = np.arange(0, 8 + 1e-9, 0.25 if quick else 0.01)
+    jsd = np.arange(0, 8 + 1e-9, 0.25 if args.quick else 0.01)
     t0 = time.perf_counter()
     sw = spectrum_vs_jsd(dev, jsd, "perpendicular", comm=comm)
     de = splitting(sw.eigenvalues, dev.n_sites)
@@ -84,7 +75,7 @@ def compute(path: str, quick: bool, overwrite: bool, comm) -> None:
     attrs = {"figure": "paper 004 Fig. 16", "N_S": N_S, "N_NM": N_NM, "layers": "PL, SL, FL",
              "spins": "PL +x, FL +z", "paper_regime": list(PAPER_REGIME),
              "wall_time": time.perf_counter() - t0}
-    save_results(path, data, attrs, comm=comm, overwrite=overwrite)
+    save_results(path, data, attrs, comm=comm, overwrite=args.overwrite)
 
 
 def _panel(ax, J, P, names, jmax, jmin) -> None:
@@ -121,30 +112,6 @@ def plot(path: str, png: str) -> None:
     plt.close(fig)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
-    p.add_argument("--quick", action="store_true", help="coarse J_sd grid (smoke test)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing fig16.h5")
-    p.add_argument("--plot-only", action="store_true", help="re-plot an existing fig16.h5")
-    args = p.parse_args(OURS)
-    comm = PETSc.COMM_WORLD
-    os.makedirs(args.outdir, exist_ok=True)
-    h5, png = (os.path.join(args.outdir, "fig16" + ext) for ext in (".h5", ".png"))
-    t0 = time.perf_counter()
-    if not (args.plot_only or args.overwrite) and bcast(os.path.exists(h5), comm):
-        if comm.getRank() == 0:
-            print(f"fig16: '{h5}' exists; use --overwrite or --plot-only", file=sys.stderr)
-        return 2
-    if not args.plot_only:
-        compute(h5, args.quick, args.overwrite, comm)
-    if comm.getRank() == 0:
-        plot(h5, png)
-        print(f"fig16: wrote {os.path.abspath(h5)} and {os.path.abspath(png)} "
-              f"({time.perf_counter() - t0:.1f} s)")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figure_main("fig16", compute, plot, doc=__doc__,
+                         quick_help="coarse J_sd grid (smoke test)"))

@@ -20,28 +20,22 @@ S_1, Delta-epsilon, gap, energy drift per J_sd) and DIR/fig18.png.  --quick: t_e
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from toolkit import _petscenv  # noqa: E402
-from toolkit.cli import split_petsc_args  # noqa: E402
-
-OURS, PETSC_ARGS = split_petsc_args(sys.argv[1:])
-_petscenv.init(PETSC_ARGS)
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
 
+from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import round_robin, save_results, trajectory_spectrum  # noqa: E402
 from integrators import Simulation  # noqa: E402
 from toolkit import DeviceBuilder  # noqa: E402
-from toolkit.parallel import barrier, bcast  # noqa: E402
+from toolkit.parallel import barrier  # noqa: E402
+# petsc4py only after toolkit, which locates and initialises it
+from petsc4py import PETSc  # noqa: E402
 
 N_S, N_NM = 5, 10
 COLORS = {0.45: "tab:blue", 3.5: "k", 5.0: "tab:green"}
@@ -75,8 +69,13 @@ def simulate(outdir: str, jsd, dt: float, t_end: float, overwrite: bool, comm) -
     barrier(comm)
 
 
-def compute(path: str, outdir: str, jsd, dt: float, t_end: float, overwrite: bool,
-            comm) -> None:
+def existing(path: str, args) -> list[str]:
+    return [f for f in [path] + [run_file(args.outdir, J) for J in args.jsd] if os.path.exists(f)]
+
+
+def compute(path: str, args, comm) -> None:
+    outdir, jsd, dt, overwrite = args.outdir, args.jsd, args.dt, args.overwrite
+    t_end = args.t_end or (50.0 if args.quick else 1000.0)
     simulate(outdir, jsd, dt, t_end, overwrite, comm)
     data = {}
     for J in jsd:
@@ -127,35 +126,12 @@ def plot(path: str, png: str) -> None:
     plt.close(fig)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--outdir", default=os.path.join(os.path.dirname(HERE), "results", "figures"))
-    p.add_argument("--quick", action="store_true", help="t_end = 50 (smoke test)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--plot-only", action="store_true", help="re-plot an existing fig18.h5")
-    p.add_argument("--jsd", type=float, nargs="+", default=[0.45, 3.5], help="J_sd values")
-    p.add_argument("--dt", type=float, default=0.05, help="time step [hbar/gamma]")
-    p.add_argument("--t-end", type=float, default=None, help="final time (default 1000)")
-    args = p.parse_args(OURS)
-    comm = PETSc.COMM_WORLD
-    os.makedirs(args.outdir, exist_ok=True)
-    h5, png = (os.path.join(args.outdir, "fig18" + ext) for ext in (".h5", ".png"))
-    t_end = args.t_end or (50.0 if args.quick else 1000.0)
-    t0 = time.perf_counter()
-    taken = [f for f in [h5] + [run_file(args.outdir, J) for J in args.jsd] if os.path.exists(f)]
-    if not (args.plot_only or args.overwrite) and bcast(taken, comm):
-        if comm.getRank() == 0:
-            print(f"fig18: '{taken[0]}' exists; use --overwrite or --plot-only", file=sys.stderr)
-        return 2
-    if not args.plot_only:
-        compute(h5, args.outdir, args.jsd, args.dt, t_end, args.overwrite, comm)
-    if comm.getRank() == 0:
-        plot(h5, png)
-        print(f"fig18: wrote {os.path.abspath(h5)} and {os.path.abspath(png)} "
-              f"({time.perf_counter() - t0:.1f} s)")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(figure_main("fig18", compute, plot, doc=__doc__, clashes=existing,
+                         quick_help="t_end = 50 (smoke test)",
+                         extra_args={"--jsd": dict(type=float, nargs="+", default=[0.45, 3.5],
+                                                   help="J_sd values"),
+                                     "--dt": dict(type=float, default=0.05,
+                                                  help="time step [hbar/gamma]"),
+                                     "--t-end": dict(type=float, default=None,
+                                                     help="final time (default 1000)")}))

@@ -13,7 +13,7 @@ from dataclasses import field as dc_field
 from typing import Any
 
 __all__ = [
-    "ConfigError", "Config", "LatticeConfig", "LayerConfig", "BondConfig", "ExchangeConfig",
+    "ConfigError", "Config", "LatticeConfig", "LeadConfig", "BiasConfig", "LayerConfig", "BondConfig", "ExchangeConfig",
     "ElectronsConfig", "TimeConfig", "SolverConfig", "OutputConfig", "load_config",
     "config_from_dict", "config_to_toml", "apply_overrides",
 ]
@@ -131,15 +131,44 @@ class ExchangeConfig:
 
 
 @dataclass(frozen=True)
-class ElectronsConfig:
-    """Initial electron state: ``ground`` (lowest ``n_electrons`` levels, default half filling)
-    or ``fermi`` (Fermi-Dirac occupation f(eps) at ``temperature``, chemical potential 0;
-    eps are eigenvalues of H including +mu_bar)."""
+class LeadConfig:
+    """A wide-band lead on the left (x = 0) or right (x = Lx - 1) face (paper 004, Eqs. 5-9):
+    broadening ``gamma`` on every spinor orbital of the face, reservoir at ``mu`` (before any
+    bias) and ``temperature`` (k_B T > 0, energy units)."""
 
-    initial: str = "ground"
+    side: str
+    gamma: float
+    mu: float = 0.0
+    temperature: float = 0.025
+    name: str = ""
+    model: str = "wide-band"
+
+
+@dataclass(frozen=True)
+class BiasConfig:
+    """Bias protocol applied on top of the leads' ``mu`` from time ``t_on`` (a sudden quench):
+    ``symmetric``: mu_left += V/2, mu_right -= V/2;  ``asymmetric``: mu_left += V;
+    ``none``: the leads keep their ``mu``.  ``t_off`` (optional) ends a square pulse."""
+
+    protocol: str = "none"
+    V: float = 0.0
+    t_on: float = 0.0
+    t_off: float | None = None
+
+
+@dataclass(frozen=True)
+class ElectronsConfig:
+    """Initial electron state: ``ground`` (lowest ``n_electrons`` levels, default half filling),
+    ``fermi`` (Fermi-Dirac occupation f(eps) at ``temperature``, chemical potential 0; eps are
+    eigenvalues of H including +mu_bar) or ``stationary`` (open junctions: the stationary state
+    of Eqs. 4, 9 for the initial spins and the leads' mu at t = 0).  ``auto``: ``stationary``
+    with leads, else ``ground``.  ``n_poles``: Padé poles of the lead Fermi functions."""
+
+    initial: str = "auto"
     n_electrons: int | None = None
     temperature: float = 0.0
     eigensolver: str = "auto"
+    n_poles: int = 30
 
 
 @dataclass(frozen=True)
@@ -170,6 +199,8 @@ class Config:
     layers: tuple[LayerConfig, ...] = ()
     bonds: tuple[BondConfig, ...] = ()
     exchange: tuple[ExchangeConfig, ...] = ()
+    leads: tuple[LeadConfig, ...] = ()
+    bias: BiasConfig = dc_field(default_factory=BiasConfig)
     field: tuple[float, float, float] = (0.0, 0.0, 0.0)
     electrons: ElectronsConfig = dc_field(default_factory=ElectronsConfig)
     time: TimeConfig = dc_field(default_factory=TimeConfig)
@@ -249,7 +280,8 @@ def _electrons(d: Any) -> ElectronsConfig:
     d = _check_keys("electrons", d, {f.name for f in fields(ElectronsConfig)})
     kw: dict[str, Any] = {}
     if "initial" in d:
-        kw["initial"] = _str("electrons.initial", d["initial"], ("ground", "fermi"))
+        kw["initial"] = _str("electrons.initial", d["initial"],
+                             ("auto", "ground", "fermi", "stationary"))
     if "n_electrons" in d:
         kw["n_electrons"] = _int("electrons.n_electrons", d["n_electrons"], minimum=0)
     if "temperature" in d:
@@ -257,6 +289,8 @@ def _electrons(d: Any) -> ElectronsConfig:
     if "eigensolver" in d:
         kw["eigensolver"] = _str("electrons.eigensolver", d["eigensolver"],
                                  ("auto", "lapack", "slepc"))
+    if "n_poles" in d:
+        kw["n_poles"] = _int("electrons.n_poles", d["n_poles"], minimum=1)
     e = ElectronsConfig(**kw)
     if e.initial == "fermi" and e.temperature <= 0:
         _fail("electrons.temperature", e.temperature, "expected > 0 when initial = 'fermi'")
@@ -289,10 +323,47 @@ def _solver(d: Any) -> SolverConfig:
                         options=tuple(items))
 
 
+def _leads(items: Any) -> tuple[LeadConfig, ...]:
+    if not isinstance(items, list):
+        _fail("leads", items, "expected an array of tables [[leads]]")
+    out = []
+    for i, ld in enumerate(items):
+        sec = f"leads[{i}]"
+        ld = _check_keys(sec, ld, {f.name for f in fields(LeadConfig)})
+        for req in ("side", "gamma"):
+            if req not in ld:
+                _fail(f"{sec}.{req}", None, "required key")
+        side = _str(f"{sec}.side", ld["side"], ("left", "right"))
+        out.append(LeadConfig(
+            side=side, gamma=_real(f"{sec}.gamma", ld["gamma"], positive=True),
+            mu=_real(f"{sec}.mu", ld.get("mu", 0.0)),
+            temperature=_real(f"{sec}.temperature", ld.get("temperature", 0.025), positive=True),
+            name=_str(f"{sec}.name", ld.get("name", side)),
+            model=_str(f"{sec}.model", ld.get("model", "wide-band"), ("wide-band",))))
+    for key in ("side", "name"):
+        vals = [getattr(l, key) for l in out]
+        for i, v in enumerate(vals):
+            if v in vals[:i]:
+                _fail(f"leads[{i}].{key}", v, f"each lead needs its own {key}")
+    return tuple(out)
+
+
+def _bias(d: Any) -> BiasConfig:
+    d = _check_keys("bias", d, {f.name for f in fields(BiasConfig)})
+    b = BiasConfig(protocol=_str("bias.protocol", d.get("protocol", "none"),
+                                 ("none", "symmetric", "asymmetric")),
+                   V=_real("bias.V", d.get("V", 0.0)),
+                   t_on=_real("bias.t_on", d.get("t_on", 0.0)),
+                   t_off=None if d.get("t_off") is None else _real("bias.t_off", d["t_off"]))
+    if b.t_off is not None and b.t_off <= b.t_on:
+        _fail("bias.t_off", b.t_off, f"expected t_off > t_on = {b.t_on}")
+    return b
+
+
 def config_from_dict(d: dict) -> Config:
     """Validate a parsed TOML document and return a frozen :class:`Config`."""
     top = {"name", "units", "lattice", "layers", "bonds", "exchange", "field", "electrons",
-           "time", "solver", "output"}
+           "time", "solver", "output", "leads", "bias"}
     d = _check_keys("", d, top)
     if "lattice" not in d:
         _fail("lattice", None, "a [lattice] table with 'size' is required")
@@ -328,12 +399,19 @@ def config_from_dict(d: dict) -> Config:
     out = _check_keys("output", d.get("output", {}), {"spin_density"})
     cfg = Config(
         lattice=lat, layers=layers, bonds=tuple(bonds), exchange=tuple(exch), field=B,
+        leads=_leads(d.get("leads", [])), bias=_bias(d.get("bias", {})),
         electrons=_electrons(d.get("electrons", {})), time=_time(d.get("time", {})),
         solver=_solver(d.get("solver", {})),
         output=OutputConfig(spin_density=_bool("output.spin_density", out.get("spin_density", True))),
         units=_str("units", d.get("units", "natural"), ("natural", "eV-fs")),
         name=_str("name", d.get("name", "qcspin run")),
     )
+    if cfg.bias.protocol != "none":
+        sides = {l.side for l in cfg.leads}
+        if sides != {"left", "right"}:
+            _fail("bias.protocol", cfg.bias.protocol, "a bias needs a left and a right lead")
+    if cfg.electrons.initial == "stationary" and not cfg.leads:
+        _fail("electrons.initial", "stationary", "the stationary state needs [[leads]]")
     n_sites = math.prod(lat.size)
     ne = cfg.electrons.n_electrons
     if ne is not None and ne > 2 * n_sites:
@@ -403,6 +481,8 @@ def config_to_dict(cfg: Config) -> dict:
             del layer[k]
     if d["electrons"]["n_electrons"] is None:
         del d["electrons"]["n_electrons"]
+    if d["bias"]["t_off"] is None:
+        del d["bias"]["t_off"]
     return d
 
 
@@ -410,7 +490,7 @@ def config_to_toml(cfg: Config) -> str:
     """The resolved configuration as TOML text (round-trips through :func:`config_from_dict`)."""
     d = config_to_dict(cfg)
     lines = [f"name = {_toml_value(d['name'])}", f"units = {_toml_value(d['units'])}", ""]
-    for sec in ("lattice", "field", "electrons", "time", "output"):
+    for sec in ("lattice", "field", "electrons", "bias", "time", "output"):
         lines.append(f"[{sec}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in d[sec].items()]
         lines.append("")
@@ -419,7 +499,7 @@ def config_to_toml(cfg: Config) -> str:
     lines.append("[solver.options]")
     lines += [f"{k} = {_toml_value(v)}" for k, v in d["solver"]["options"].items()]
     lines.append("")
-    for arr in ("layers", "bonds", "exchange"):
+    for arr in ("layers", "bonds", "exchange", "leads"):
         for item in d[arr]:
             lines.append(f"[[{arr}]]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
