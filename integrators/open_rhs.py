@@ -9,6 +9,10 @@ Gamma_l = gamma_l on the interface orbitals I_l of lead l, so Pi_{l,p} is nonzer
 columns I_l and is stored compactly: all poles of a lead in one dense block of N_s x (N_p n_l)
 columns (column p n_l + k <-> pole p, interface orbital I_l[k]).  (H Pi) is one sparse x dense
 product per lead; the Gamma terms are dense products on the interface rows only.
+
+For the stiff integrators (``solver.stiff``) the right-hand side is split as dy/dt = L y + N(t, y):
+:meth:`OpenRHS.decay` is the pole decay L = -(xi_p/beta_l) (the real part of i chi^+_p, diagonal)
+and :meth:`OpenRHS.nonstiff` evaluates N, everything else.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from operators.pade import PadePoles
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allgather_rows
 
+from .expint import DiagonalLinear
 from .layout import StateLayout
 from .rhs import ClosedRHS
 
@@ -74,7 +79,8 @@ class OpenRHS(ClosedRHS):
     """Callable ``(ts, t, X, F)`` for the open junction.  Collective.
 
     ``mu_of_t``: optional callable t -> array of the leads' chemical potentials (bias
-    protocol); default: the constant ``lead.mu``.
+    protocol); default: the constant ``lead.mu``.  Calling the object evaluates the full
+    right-hand side; :meth:`nonstiff` leaves out the pole decay :meth:`decay`.
     """
 
     def __init__(self, H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian,
@@ -114,6 +120,13 @@ class OpenRHS(ClosedRHS):
         return C
 
     def __call__(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
+        self._evaluate(ts, t, X, F, True)
+
+    def nonstiff(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
+        """N(t, y): the right-hand side without the pole decay (``TS.setRHSFunction`` form)."""
+        self._evaluate(ts, t, X, F, False)
+
+    def _evaluate(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec, decay: bool) -> None:
         super().__call__(ts, t, X, F)
         lay = self.layout
         x = X.getArray(readonly=True)
@@ -125,12 +138,16 @@ class OpenRHS(ClosedRHS):
             Y = self.lead_product(b, x)
             np.multiply(Y, -1j, out=fB)
             fB[self.g_rows] -= self.g_half * B[self.g_rows]
-            fB += B * (1j * mu[b.index] + b.decay)
+            fB += B * (1j * mu[b.index] + (b.decay if decay else 0.0))
             fB[b.src_rows, b.src_cols] += b.src_vals
             C = self.lead_matrix(b, rho, B)
             frho[:, b.I] += C
             C_full = allgather_rows(C, self.H.comm, b.counts, b.C_full)
             frho[b.loc_rows, :] += C_full[:, b.loc_k].conj().T
+
+    def decay(self) -> DiagonalLinear:
+        """The pole decay L = diag(-xi_p/beta_l) on the columns of the lead blocks."""
+        return DiagonalLinear(self.layout, [b.decay for b in self.blocks])
 
     def lead_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Re Tr Pi_l and Re Tr(sigma_a Pi_l) for every lead (charge (n_leads,), spin

@@ -76,7 +76,13 @@ class Simulation:
         self.y = self.layout.create_vec()
         self.F = self.y.duplicate()
         self.dt = self.units.time_to_internal(self.config.time.dt)
-        self.ts, self.ts_options = create_ts(self.comm, self.rhs, self.F, self.dt, self.config.solver, prefix)
+        # open junctions: the pole decay L apart (solver.stiff); closed: no stiff part
+        if self.leads and self.config.solver.stiff != "none":
+            f, linear = self.rhs.nonstiff, self.rhs.decay()
+        else:
+            f, linear = self.rhs, None
+        self.ts, self.ts_options = create_ts(self.comm, f, self.F, self.dt, self.config.solver,
+                                             prefix, linear=linear)
         self.adaptive = adaptive(self.ts_options, prefix)
         a = self.y.getArray()
         self.layout.spins(a)[...] = dev.spins0[d.spin_start:d.spin_stop]

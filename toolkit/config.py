@@ -179,13 +179,43 @@ class TimeConfig:
     checkpoint_every: int = 1000
 
 
+STIFF_SCHEMES = ("none", "imex", "expint")
+
+
 @dataclass(frozen=True)
 class SolverConfig:
-    """PETSc TS settings; ``options`` are extra PETSc options without the ``-qcspin_`` prefix."""
+    """PETSc TS settings; ``options`` are extra PETSc options without the ``-qcspin_`` prefix.
+
+    ``ts_type``, ``rk_type``: the explicit PETSc scheme (default Kutta's 3/8 rule, as in paper
+    004).  Closed systems always use it.
+
+    ``stiff`` (open junctions only; ignored without ``[[leads]]``): how the pole decay
+    -(xi_p/beta_l) Pi_{l,p} of Eq. (9) is integrated.  Its largest rate, xi_max/beta ~= 2.6
+    N_p^2/beta (58 for N_p = 30, beta = 40), would limit an explicit step to dt < 2.8/58 ~= 0.048,
+    far below what the band width and the spins allow.
+
+    * ``"expint"`` (default): Krogstad's exponential RK4 with the decay integrated exactly
+      (``integrators/expint.py``; TS type ``python``).  Four right-hand sides per step like
+      RK 3/8; the step is limited by the band width (2D 12x4 valve of paper 004: stable up to
+      dt = 0.33 instead of 0.048; errors of M/N_S and lead currents < 1e-4 up to dt = 0.2);
+      fourth order also with moving spins; the stationary state stays stationary to round-off.
+      Fixed step only.
+    * ``"imex"``: PETSc ARKIMEX with the decay in the implicit part (solved exactly: SNES
+      ksponly, KSP preonly, PC jacobi); type ``-qcspin_ts_arkimex_type`` (default ``4``), fixed
+      step unless ``-qcspin_ts_adapt_type`` is set.  Stable up to dt = 0.5 on the 12x4 valve,
+      but six stages and ~2.5x the cost of 'expint' per step, and its order drops to ~2.5 with
+      moving spins (stage order 2): a cross-check, or for an adaptive step.
+    * ``"none"``: the explicit ``ts_type``/``rk_type`` on the whole right-hand side (the
+      behaviour before this option; needs dt < 2.785 beta/xi_max).
+
+    With leads and ``stiff`` other than ``"none"``, ``ts_type``/``rk_type`` must keep their
+    defaults (they would not be used).
+    """
 
     ts_type: str = "rk"
     rk_type: str = "rk38"
     options: tuple[tuple[str, str], ...] = ()
+    stiff: str = "expint"
 
 
 @dataclass(frozen=True)
@@ -309,7 +339,7 @@ def _time(d: Any) -> TimeConfig:
 
 
 def _solver(d: Any) -> SolverConfig:
-    d = _check_keys("solver", d, {"ts_type", "rk_type", "options"})
+    d = _check_keys("solver", d, {"ts_type", "rk_type", "options", "stiff"})
     opts = d.get("options", {})
     if not isinstance(opts, dict):
         _fail("solver.options", opts, "expected a table of PETSc options, e.g. {ts_adapt_type = \"basic\"}")
@@ -320,7 +350,32 @@ def _solver(d: Any) -> SolverConfig:
         items.append((k, str(v).lower() if isinstance(v, bool) else str(v)))
     return SolverConfig(ts_type=_str("solver.ts_type", d.get("ts_type", "rk")),
                         rk_type=_str("solver.rk_type", d.get("rk_type", "rk38")),
-                        options=tuple(items))
+                        options=tuple(items),
+                        stiff=_str("solver.stiff", d.get("stiff", "expint"), STIFF_SCHEMES))
+
+
+def _check_stiff(cfg: Config) -> None:
+    """Open junctions with a stiff scheme: the explicit-scheme keys are unused, and the
+    exponential RK has a fixed step."""
+    s = cfg.solver
+    if not cfg.leads or s.stiff == "none":
+        return
+    default = SolverConfig()
+    for key in ("ts_type", "rk_type"):
+        if getattr(s, key) != getattr(default, key):
+            _fail(f"solver.{key}", getattr(s, key),
+                  f"it is not used when solver.stiff = '{s.stiff}' (open junction); keep the "
+                  f"default {getattr(default, key)!r} or set solver.stiff = 'none' to integrate "
+                  f"with an explicit PETSc scheme")
+    opts = dict(s.options)
+    if s.stiff == "expint" and opts.get("ts_adapt_type", "none") != "none":
+        _fail("solver.options.ts_adapt_type", opts["ts_adapt_type"],
+              "solver.stiff = 'expint' has a fixed step; allowed: 'none', or choose "
+              "solver.stiff = 'imex' or 'none' for an adaptive step")
+    if "ts_type" in opts:
+        _fail("solver.options.ts_type", opts["ts_type"],
+              f"the TS type is set by solver.stiff = '{s.stiff}'; set solver.stiff = 'none' "
+              f"to choose a TS type")
 
 
 def _leads(items: Any) -> tuple[LeadConfig, ...]:
@@ -410,6 +465,7 @@ def config_from_dict(d: dict) -> Config:
         sides = {l.side for l in cfg.leads}
         if sides != {"left", "right"}:
             _fail("bias.protocol", cfg.bias.protocol, "a bias needs a left and a right lead")
+    _check_stiff(cfg)
     if cfg.electrons.initial == "stationary" and not cfg.leads:
         _fail("electrons.initial", "stationary", "the stationary state needs [[leads]]")
     n_sites = math.prod(lat.size)
