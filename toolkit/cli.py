@@ -56,6 +56,15 @@ def say(*args) -> None:
         print(*args, flush=True)
 
 
+def _ts_label(sim) -> str:
+    ts_type = sim.ts.getType()
+    if ts_type == "rk":
+        return f"rk/{sim.ts.getRKType()}"
+    if getattr(sim, "leads", None) and sim.config.solver.stiff != "none":
+        return f"{ts_type} (stiff = {sim.config.solver.stiff})"
+    return ts_type
+
+
 def cmd_run(args) -> int:
     from integrators.simulation import Simulation
     from toolkit.config import config_from_dict, load_config
@@ -80,7 +89,7 @@ def cmd_run(args) -> int:
     sim = Simulation(cfg)
     say(f"qcspin run: {cfg.name}: {sim.device.n_sites} sites, {sim.device.n_spins} classical "
         f"spins, N_s = {sim.device.n_orbitals}, {sim.comm.getSize()} MPI rank(s), "
-        f"TS {sim.ts.getType()}{'/' + sim.ts.getRKType() if sim.ts.getType() == 'rk' else ''}, "
+        f"TS {_ts_label(sim)}, "
         f"dt = {cfg.time.dt} {sim.units.time}")
     summary = sim.run(out, overwrite=args.overwrite, restart=bool(args.restart),
                       progress=not args.quiet, t_end=args.t_end)
