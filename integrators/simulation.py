@@ -15,6 +15,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from operators.hamiltonian import ElectronHamiltonian
+from operators.currents import PlaneCurrent, monolayer_polarization, spin_balance
 from operators.observables import diag_block_indices, layer_magnetization, spin_density_local
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.config import Config, config_to_toml
@@ -102,6 +103,9 @@ class Simulation:
         self.ts.setTime(0.0)
         self.ts.setStepNumber(0)
         self.ts.setUp()
+        self.plane_x = _planes(dev, self.config)
+        self.planes = PlaneCurrent(dev, self.H, list(self.plane_x)) if self.plane_x else None
+        self._F_obs = None
         self._all_sites = np.arange(d.site_start, d.site_stop)
         self._site_idx = diag_block_indices(self._all_sites, d.site_start, self.layout.nloc)
         self.wall0 = _time.perf_counter()
@@ -150,7 +154,7 @@ class Simulation:
         s_loc = spin_density_local(a, self._site_idx)
         s_all = gather_rows(s_loc, self.comm, root=root)
         S_all = gather_rows(S_loc.copy(), self.comm, root=root)
-        leads = self.lead_observables(a) if self.leads else {}  # collective: before any return
+        extra = self.transport_observables(a)  # collective: before any return
         if s_all is None:
             return None
         dev = self.device
@@ -171,7 +175,27 @@ class Simulation:
             "energy/total": np.float64(e_el + e_cl),
             "energy/sd": np.float64(terms["sd"]),
         }
-        out.update(leads)
+        out.update(extra)
+        return out
+
+    def transport_observables(self, a: np.ndarray) -> dict[str, np.ndarray]:
+        """Plane currents (Eqs. 13, 14), monolayer polarization (F1), lead currents and the
+        spin-balance residual of the state array ``a``.  Collective."""
+        out: dict[str, np.ndarray] = {}
+        rho = self.layout.rho(a)
+        if self.planes is not None:
+            I, J = self.planes(rho)
+            out["plane_current"] = np.atleast_1d(I)
+            out["plane_spin_current"] = np.atleast_2d(J)
+        out["monolayer_polarization"] = monolayer_polarization(rho, self.device, self.H.dist,
+                                                               self.comm)
+        if self.leads:
+            out.update(self.lead_observables(a))
+        if self.config.output.spin_balance:
+            if self._F_obs is None:
+                self._F_obs = self.y.duplicate()
+            self.rhs(None, self.time, self.y, self._F_obs)
+            out["spin_balance_residual"] = spin_balance(self.rhs, self.y, self._F_obs)["residual"]
         return out
 
     def lead_observables(self, a: np.ndarray) -> dict[str, np.ndarray]:
@@ -310,13 +334,25 @@ class Simulation:
         meta = {"config": config_to_toml(self.config), "versions": versions(),
                 "petsc_options": effective_options(self.ts, self.ts_options, self.prefix),
                 "mpi_size": self.comm.getSize(), "qcspin_format": 1}
-        return ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device)
+        w = ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device)
+        w.f["device"].attrs["planes"] = list(self.plane_x)
+        w.f["device"].attrs["lead_names"] = json.dumps([l.name for l in self.leads])
+        return w
 
     def destroy(self) -> None:
+        if self._F_obs is not None:
+            self._F_obs.destroy()
         for obj in (self.ts, self.y, self.F):
             obj.destroy()
         self.rhs.destroy()
         self.H.destroy()
+
+
+def _planes(device: Device, cfg: Config) -> tuple[int, ...]:
+    if cfg.output.planes is not None:
+        return tuple(cfg.output.planes)
+    starts = sorted(l.columns[0] for l in cfg.layers if l.columns[0] > 0)
+    return tuple(x - 1 for x in starts)
 
 
 def _make_leads(device: Device, cfg: Config) -> list:

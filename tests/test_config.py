@@ -50,6 +50,10 @@ def _with(path, value):
      ["layers[0].spins", "list of 6 vectors"]),
     ("layers.0.spins", [[1, 0, 0]] * 6, ["layers[0].spins", "either 'spin' or 'spins'"]),
     ("electrons.n_electrons", 100, ["electrons.n_electrons", "at most 2 x sites = 40"]),
+    ("output.planes", [2, 9], ["output.planes[1]", "9", "Lx - 1 = 9"]),
+    ("leads", [{"side": "top", "gamma": 1.0}], ["leads[0].side", "'top'", "left"]),
+    ("leads", [{"side": "left", "gamma": 0.0}], ["leads[0].gamma", "> 0"]),
+    ("bias", {"protocol": "symmetric", "V": 1.0}, ["bias.protocol", "left and a right lead"]),
 ])
 def test_bad_values_are_named(path, value, needles):
     with pytest.raises(ConfigError) as exc:

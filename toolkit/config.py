@@ -220,7 +220,14 @@ class SolverConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
+    """What is recorded besides the always-present series.  ``planes``: monolayer planes x
+    (between columns x and x + 1) for bond currents (Eqs. 13, 14); None = the planes in front
+    of every layer that does not start at x = 0.  ``spin_balance``: record the residual of the
+    total spin balance (one extra right-hand-side evaluation per output)."""
+
     spin_density: bool = True
+    planes: tuple[int, ...] | None = None
+    spin_balance: bool = True
 
 
 @dataclass(frozen=True)
@@ -451,13 +458,23 @@ def config_from_dict(d: dict) -> Config:
     fld = d.get("field", {})
     fld = _check_keys("field", fld, {"B"})
     B = _vec3("field.B", fld.get("B", [0.0, 0.0, 0.0]))
-    out = _check_keys("output", d.get("output", {}), {"spin_density"})
+    out = _check_keys("output", d.get("output", {}), {"spin_density", "planes", "spin_balance"})
+    planes = out.get("planes")
+    if planes is not None:
+        if not isinstance(planes, list):
+            _fail("output.planes", planes, "expected a list of plane indices x (0 <= x < Lx - 1)")
+        planes = tuple(_int(f"output.planes[{i}]", x, minimum=0) for i, x in enumerate(planes))
+        for i, x in enumerate(planes):
+            if x >= lat.size[0] - 1:
+                _fail(f"output.planes[{i}]", x, f"expected 0 <= x < Lx - 1 = {lat.size[0] - 1}")
     cfg = Config(
         lattice=lat, layers=layers, bonds=tuple(bonds), exchange=tuple(exch), field=B,
         leads=_leads(d.get("leads", [])), bias=_bias(d.get("bias", {})),
         electrons=_electrons(d.get("electrons", {})), time=_time(d.get("time", {})),
         solver=_solver(d.get("solver", {})),
-        output=OutputConfig(spin_density=_bool("output.spin_density", out.get("spin_density", True))),
+        output=OutputConfig(spin_density=_bool("output.spin_density", out.get("spin_density", True)),
+                            planes=planes,
+                            spin_balance=_bool("output.spin_balance", out.get("spin_balance", True))),
         units=_str("units", d.get("units", "natural"), ("natural", "eV-fs")),
         name=_str("name", d.get("name", "qcspin run")),
     )
@@ -539,6 +556,8 @@ def config_to_dict(cfg: Config) -> dict:
         del d["electrons"]["n_electrons"]
     if d["bias"]["t_off"] is None:
         del d["bias"]["t_off"]
+    if d["output"]["planes"] is None:
+        del d["output"]["planes"]
     return d
 
 

@@ -65,6 +65,18 @@ SERIES = {  # name: (unit key, description)
     "energy/classical": ("energy", "exchange + Zeeman + anisotropy of the classical spins"),
     "energy/total": ("energy", "electronic + classical (conserved without damping/leads)"),
     "energy/sd": ("energy", "J_sd sum_j s_j.S_j (part of the electronic energy)"),
+    "plane_current": ("", "Eq. 13 through each plane of output.planes (half the electrons "
+                          "crossing towards +x per unit time)"),
+    "plane_spin_current": ("hbar", "Eq. 14: electron spin s = sigma/2 crossing towards +x per "
+                                   "unit time"),
+    "monolayer_polarization": ("", "Eq. F1: sum Tr(sigma rho_jj)/sum Tr(rho_jj) per monolayer x"),
+    "lead_current": ("", "Eq. 11: Re Tr Pi_l, from lead l into the device (half the electrons "
+                         "per unit time)"),
+    "lead_spin_current": ("hbar", "Eq. 12: Re Tr(sigma Pi_l), spin s = sigma/2 from lead l into "
+                                  "the device per unit time"),
+    "lead_mu": ("energy", "chemical potentials of the leads"),
+    "spin_balance_residual": ("hbar", "d/dt(S_tot + s_tot) - lead spin inflow - external "
+                                      "torques (zero up to round-off for the exact RHS)"),
 }
 
 
