@@ -33,7 +33,19 @@ def plot_run(path: str, png: str | None = None) -> str:
         E = {k: f["energy"][k][...] for k in ("electronic", "classical", "total")}
         L = f["angular_momentum"][...]
         title = f.attrs.get("config", "").split("\n")[0].replace("name = ", "").strip('"')
-    nrow = (len(mag) + 3) // 2
+        currents = {}
+        if "lead_current" in f:
+            leads = json.loads(f["device"].attrs.get("lead_names", "[]"))
+            for k in range(f["lead_current"].shape[1]):
+                name = leads[k] if k < len(leads) else f"lead {k}"
+                currents[f"lead {name} (Eq. 11)"] = f["lead_current"][:, k]
+        if "plane_current" in f:
+            planes = list(f["device"].attrs.get("planes", []))
+            for k in range(f["plane_current"].shape[1]):
+                x = planes[k] if k < len(planes) else k
+                currents[f"plane {x}|{x + 1} (Eq. 13)"] = f["plane_current"][:, k]
+    n_panels = len(mag) + 2 + (1 if currents else 0)
+    nrow = (n_panels + 1) // 2
     fig, ax = plt.subplots(nrow, 2, figsize=(10, 3.2 * nrow), squeeze=False)
     axes = ax.ravel()
     for n, i in enumerate(mag):
@@ -57,7 +69,14 @@ def plot_run(path: str, png: str | None = None) -> str:
     a.set_title("total spin change (electrons + classical)")
     a.set_xlabel(f"t [{tu}]")
     a.legend(fontsize=8)
-    for a in axes[len(mag) + 2:]:
+    if currents:
+        a = axes[len(mag) + 2]
+        for label, values in currents.items():
+            a.plot(t, values, label=label, lw=1.0)
+        a.set_title("charge currents (into the device / towards +x)")
+        a.set_xlabel(f"t [{tu}]")
+        a.legend(fontsize=7)
+    for a in axes[n_panels:]:
         a.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
