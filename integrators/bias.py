@@ -13,14 +13,28 @@ __all__ = ["BiasProtocol", "bias_function"]
 
 class BiasProtocol:
     """mu(t) (internal time) for the leads, in lead order; ``initial`` = mu just before t = 0
-    (the chemical potentials of the initial stationary state)."""
+    (the chemical potentials of the initial stationary state).
+
+    The run loop calls :meth:`begin_step` with the time at the start of every step, and all
+    stages of that step then see the same mu: a quench at a step boundary is exact, and a quench
+    inside a step takes effect at the next step boundary.
+    """
 
     def __init__(self, mu0: np.ndarray, on: np.ndarray, t_on: float, t_off: float) -> None:
         self.mu0, self.on, self.t_on, self.t_off = mu0, on, t_on, t_off
         self.initial = on if t_on < 0 <= t_off else mu0
+        self._eps = 1e-9 * max(1.0, abs(t_on))
+        self._latched: np.ndarray | None = None
+
+    def value(self, t: float) -> np.ndarray:
+        """mu at time t (a step start within 1e-9 of t_on or t_off counts as at or after it)."""
+        return self.on if self.t_on - self._eps <= t < self.t_off - self._eps else self.mu0
+
+    def begin_step(self, t: float) -> None:
+        self._latched = self.value(t)
 
     def __call__(self, t: float) -> np.ndarray:
-        return self.on if self.t_on <= t < self.t_off else self.mu0
+        return self._latched if self._latched is not None else self.value(t)
 
 
 def bias_function(cfg: Config, leads: Sequence, units: Units) -> BiasProtocol:

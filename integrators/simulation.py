@@ -49,7 +49,7 @@ class Simulation:
 
     def __init__(self, config: Config | Device, comm: PETSc.Comm | None = None, *,
                  rho0: np.ndarray | None = None, spins0: np.ndarray | None = None,
-                 prefix: str = DEFAULT_PREFIX) -> None:
+                 leads0: list | None = None, prefix: str = DEFAULT_PREFIX) -> None:
         self.device = config if isinstance(config, Device) else device_from_config(config)
         if spins0 is not None:
             self.device = self.device.with_spins(spins0)
@@ -99,6 +99,12 @@ class Simulation:
             self.layout.rho(a)[...] = initial_density(self.H, self.config.electrons)
         else:
             self.layout.rho(a)[...] = np.asarray(rho0)[d.row_start:d.row_start + d.n_local_rows]
+            if self.leads and leads0 is None:
+                raise ValueError("rho0 given for an open junction without leads0 (the lead "
+                                 "blocks Pi_l); pass both, e.g. via Simulation.from_checkpoint")
+            for k, block in enumerate(leads0 or []):
+                self.layout.lead(a, k)[...] = np.asarray(block)[d.row_start:d.row_start
+                                                                + d.n_local_rows]
         self.ts.setSolution(self.y)
         self.ts.setTime(0.0)
         self.ts.setStepNumber(0)
@@ -109,6 +115,27 @@ class Simulation:
         self._all_sites = np.arange(d.site_start, d.site_stop)
         self._site_idx = diag_block_indices(self._all_sites, d.site_start, self.layout.nloc)
         self.wall0 = _time.perf_counter()
+
+    @classmethod
+    def from_checkpoint(cls, path: str, config: Config | None = None,
+                        comm: PETSc.Comm | None = None, **kw) -> "Simulation":
+        """A new run starting at t = 0 from the checkpointed state of ``path`` (rho, lead blocks,
+        spins), e.g. stage 2 of paper 004's protocol (a bias quench from the relaxed stage-1
+        state).  ``config`` (default: the file's) may change the bias, time step, output...
+        but must describe the same device and leads.  Collective."""
+        import tomllib
+
+        from toolkit.config import config_from_dict
+
+        comm = get_comm(comm)
+        ck = bcast(load_checkpoint(path) if comm.getRank() == 0 else None, comm)
+        cfg = config or config_from_dict(tomllib.loads(ck["config"]))
+        n_leads = sum(1 for k in ck if k.startswith("lead_"))
+        if n_leads != len(cfg.leads):
+            raise ValueError(f"checkpoint '{path}' has {n_leads} lead blocks but the config "
+                             f"has {len(cfg.leads)} leads")
+        return cls(cfg, comm, rho0=ck["rho"], spins0=ck["spins"],
+                   leads0=[ck[f"lead_{k}"] for k in range(n_leads)], **kw)
 
     # ------------------------------------------------------------------ state access
     @property
@@ -135,8 +162,13 @@ class Simulation:
     def step(self, n: int = 1) -> float:
         """Advance ``n`` time steps (fixed-step schemes) and return the new time.  Collective."""
         for _ in range(n):
+            self._begin_step()
             self.ts.step()
         return self.time
+
+    def _begin_step(self) -> None:
+        if self.leads:
+            self.mu_of_t.begin_step(self.time)
 
     # ------------------------------------------------------------------ observables
     def observables(self, root: int | None = 0) -> dict[str, np.ndarray] | None:
@@ -207,7 +239,7 @@ class Simulation:
         """
         charge, spin = self.rhs.lead_currents(a)
         return {"lead_current": charge, "lead_spin_current": spin,
-                "lead_mu": np.asarray(self.mu_of_t(self.time), float)}
+                "lead_mu": np.asarray(self.mu_of_t.value(self.time), float)}
 
     # ------------------------------------------------------------------ full run
     def run(self, output: str | None = None, *, t_end: float | None = None, overwrite: bool = False,
@@ -283,6 +315,7 @@ class Simulation:
             t_out = min(t_out, t_end)
             if self.time + self.ts.getTimeStep() > t_out:
                 self.ts.setTimeStep(t_out - self.time)
+        self._begin_step()
         self.ts.step()
 
     def _is_output_step(self, k: int, every: int) -> bool:

@@ -159,3 +159,28 @@ def test_run_records_plane_currents_polarization_and_spin_balance(comm, mpi_tmp_
             assert f["plane_current"].shape == (f["time"].shape[0], 3)
             assert np.abs(f["spin_balance_residual"][...]).max() < 1e-11
             assert np.abs(f["lead_spin_current"][...]).max() > 1e-3
+
+
+def test_stage_two_from_checkpoint(comm, mpi_tmp_path):
+    """Paper 004's protocol: stage 1 (V = 0, spins released) is run once and checkpointed; stage 2
+    (bias quench at t = 0) starts from that state.  Continuing stage 1 with the bias switched on at
+    its end (t_on = T1) gives the same trajectory: equal to round-off (1e-12)."""
+    from toolkit.config import with_changes
+
+    b = open_valve(size=(6,), T=0.1, n_poles=10)
+    for layer in b._doc["layers"]:
+        layer["frozen"] = False
+    cfg1 = b.to_config()
+    stage1 = os.path.join(mpi_tmp_path, "stage1.h5")
+    Simulation(cfg1, comm).run(stage1, t_end=1.0, progress=False)
+    cfg2 = with_changes(cfg1, bias={"protocol": "symmetric", "V": 0.6, "t_on": 0.0})
+    s2 = Simulation.from_checkpoint(stage1, cfg2, comm)
+    assert abs(s2.time) == 0.0
+    s2.run(None, t_end=0.5, progress=False, handle_signals=False)
+    one = Simulation(with_changes(cfg1, bias={"protocol": "symmetric", "V": 0.6, "t_on": 1.0}),
+                     comm)
+    one.run(None, t_end=1.5, progress=False, handle_signals=False)
+    (r2, S2), (r1, S1) = s2.state(root=None), one.state(root=None)
+    assert np.abs(r2 - r1).max() < 1e-12 and np.abs(S2 - S1).max() < 1e-12
+    assert abs(s2.observables(root=None)["lead_current"][0]) > 1e-3
+    s2.destroy(), one.destroy()
