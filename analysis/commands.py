@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("analysis.spectrum", "analysis.jeff", "analysis.transport")
+_MODULES = ("analysis.spectrum", "analysis.jeff", "analysis.transport", "analysis.sweep")
 
 
 def add_commands(sub) -> None:

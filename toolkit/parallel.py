@@ -166,3 +166,17 @@ def allgather_rows(local: np.ndarray, comm: PETSc.Comm, counts: np.ndarray,
     _mpi(comm).Allgatherv(np.ascontiguousarray(local),
                           [out, (sizes, displ), MPI.C_DOUBLE_COMPLEX])
     return out
+
+
+def split_comm(comm: PETSc.Comm, group_size: int) -> tuple[PETSc.Comm, int, int]:
+    """Split ``comm`` into consecutive groups of ``group_size`` ranks (the last may be smaller).
+    Returns (the group's communicator, group index, number of groups).  Collective."""
+    size, rank = comm.getSize(), comm.getRank()
+    if group_size < 1:
+        raise ValueError(f"group_size = {group_size} is not allowed: expected >= 1")
+    n_groups = -(-size // group_size)
+    color = rank // group_size
+    if size == 1:
+        return comm, 0, 1
+    sub = _mpi(comm).Split(color, rank)
+    return PETSc.Comm(sub), color, n_groups

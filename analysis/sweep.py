@@ -1,0 +1,146 @@
+"""Bias sweeps of an open junction (paper 004, Sec. III B protocol).
+
+Stage 1 (V = 0, spins released from their initial directions) is run once and stored as
+``stage1.h5``; if that file exists it is reused.  Stage 2 is a bias quench at t = 0 from the
+stage-1 end state (:meth:`integrators.Simulation.from_checkpoint`), one run per V.  The V points
+are shared round robin over groups of MPI ranks (``group_size`` ranks per run), every run writes
+``V_<value>.h5``, and rank 0 writes the summary table ``sweep.h5``.
+
+    qcspin sweep examples/valve_2d_open.toml --V 0.5:4:0.5 --protocol symmetric \\
+        --stage1 500 --t-end 2000 -o sweep_dir
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time as _time
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+import toolkit  # noqa: F401
+from integrators.simulation import Simulation
+from toolkit.config import Config, ConfigError, load_config, with_changes
+from toolkit.io import FileExistsErrorQC
+from toolkit.parallel import barrier, bcast, gather_rows, get_comm, split_comm
+
+__all__ = ["bias_sweep", "add_command"]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    V: np.ndarray
+    files: tuple[str, ...]
+    lead_current: np.ndarray          # (n_V, n_leads), last output
+    layer_magnetization: np.ndarray   # (n_V, n_layers, 3), last output
+    stage1: str
+
+
+def _v_name(v: float) -> str:
+    return f"V_{v:+.6g}.h5"
+
+
+def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
+               stage1_time: float = 100.0, t_end: float | None = None, group_size: int = 1,
+               overwrite: bool = False, comm=None, progress=None) -> SweepResult:
+    """Run stage 1 once (or reuse ``outdir/stage1.h5``) and one stage-2 run per bias V.
+    Times in the config's units; ``t_end``: stage-2 length (default ``[time] t_end``).
+    Collective."""
+    if not cfg.leads:
+        raise ConfigError("config key 'leads' = [] is not allowed: a bias sweep needs [[leads]]")
+    if protocol not in ("symmetric", "asymmetric"):
+        raise ValueError(f"protocol = {protocol!r} is not allowed: expected 'symmetric' or "
+                         f"'asymmetric'")
+    comm = get_comm(comm)
+    rank0 = comm.getRank() == 0
+    V = np.atleast_1d(np.asarray(V, float))
+    if rank0:
+        os.makedirs(outdir, exist_ok=True)
+    barrier(comm)
+    stage1 = os.path.join(outdir, "stage1.h5")
+    files = [os.path.join(outdir, _v_name(v)) for v in V]
+    clash = bcast([f for f in files + [os.path.join(outdir, "sweep.h5")] if os.path.exists(f)]
+                  if rank0 else None, comm)
+    if clash and not overwrite:
+        raise FileExistsErrorQC(f"{clash[0]} exists (and {len(clash) - 1} more); use --overwrite")
+    cfg1 = with_changes(cfg, bias={"protocol": "none", "V": 0.0, "t_on": 0.0})
+    if not bcast(os.path.exists(stage1) if rank0 else None, comm):
+        Simulation(cfg1, comm).run(stage1, t_end=stage1_time, progress=False,
+                                   handle_signals=False)
+    barrier(comm)  # the file is closed by rank 0 before anyone reads it
+    group, color, n_groups = split_comm(comm, group_size)
+    mine = list(range(color, len(V), n_groups))
+    rows = []
+    for i in mine:
+        cfg2 = with_changes(cfg, bias={"protocol": protocol, "V": float(V[i]), "t_on": 0.0})
+        sim = Simulation.from_checkpoint(stage1, cfg2, group)
+        t0 = _time.perf_counter()
+        sim.run(files[i], t_end=t_end, overwrite=overwrite, progress=False, handle_signals=False)
+        obs = sim.observables(root=0)  # the final state (the last output may be earlier)
+        if obs is not None:
+            rows.append((i, obs["lead_current"], obs["layer_magnetization"]))
+            if progress:
+                progress(i, float(V[i]), obs, _time.perf_counter() - t0)
+        sim.destroy()
+    allrows = gather_rows(np.array(rows, dtype=object).reshape(-1, 3), comm, root=None)
+    order = np.argsort([int(r[0]) for r in allrows])
+    result = SweepResult(V=V, files=tuple(files),
+                         lead_current=np.array([allrows[k][1] for k in order]),
+                         layer_magnetization=np.array([allrows[k][2] for k in order]),
+                         stage1=stage1)
+    if rank0:
+        with h5py.File(os.path.join(outdir, "sweep.h5"), "w") as f:
+            f["V"] = V
+            f["V"].attrs["units"] = "energy"
+            f["lead_current"] = result.lead_current
+            f["layer_magnetization"] = result.layer_magnetization
+            f.attrs["protocol"] = protocol
+            f.attrs["stage1"] = stage1
+            f.attrs["files"] = [os.path.basename(x) for x in files]
+    barrier(comm)
+    return result
+
+
+def _range(text: str) -> np.ndarray:
+    try:
+        if ":" in text:
+            a, b, h = (float(x) for x in text.split(":"))
+            return a + h * np.arange(int(np.floor((b - a) / h + 1e-9)) + 1)
+        return np.array([float(x) for x in text.split(",")])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected start:stop:step or v1,v2,...") from None
+
+
+def cmd_sweep(args) -> int:
+    comm = get_comm()
+    say = print if comm.getRank() == 0 else (lambda *a, **k: None)
+    cfg = load_config(args.config, args.set)
+
+    def report(i, v, obs, wall):
+        print(f"  V = {v:<8g} I_l = {obs['lead_current'][0]: .6e}  ({wall:.1f} s)", flush=True)
+
+    say(f"qcspin sweep: {len(args.V)} bias values, {args.protocol}, stage 1 for "
+        f"{args.stage1} -> {args.output}")
+    res = bias_sweep(cfg, args.V, outdir=args.output, protocol=args.protocol,
+                     stage1_time=args.stage1, t_end=args.t_end, group_size=args.group_size,
+                     overwrite=args.overwrite, comm=comm, progress=report)
+    say(f"summary: {os.path.join(os.path.abspath(args.output), 'sweep.h5')} "
+        f"(stage 1: {res.stage1})")
+    return 0
+
+
+def add_command(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="bias sweep of an open junction (stage 1 once, "
+                              "then one bias quench per V)", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="TOML config with [[leads]]")
+    p.add_argument("--V", type=_range, required=True, help="bias values start:stop:step or v1,v2")
+    p.add_argument("--protocol", choices=("symmetric", "asymmetric"), default="symmetric")
+    p.add_argument("--stage1", type=float, default=100.0, help="stage-1 length (config units)")
+    p.add_argument("--t-end", type=float, default=None, help="stage-2 length ([time] t_end)")
+    p.add_argument("--group-size", type=int, default=1, help="MPI ranks per run (1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-o", "--output", default="sweep", help="output directory (sweep)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing V_*.h5/sweep.h5")
+    p.set_defaults(func=cmd_sweep)
