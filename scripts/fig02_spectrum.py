@@ -22,19 +22,15 @@ import numpy as np  # noqa: E402
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import plot_sweep, save_results, spectrum_vs_jsd  # noqa: E402
-from toolkit import DeviceBuilder  # noqa: E402
+from analysis.jeff import valve_device  # noqa: E402
 
 N_S, N_NM = 5, 10
 DETAIL = (-0.6, 0.6)  # energy window of the right-hand panels [hopping]
 
 
 def valve():
-    n = 2 * N_S + N_NM
-    b = DeviceBuilder(size=(n,))
-    b.add_layer("PL", (0, N_S), J_sd=1.0, J_ex=-1.0, K=0.0, spin=(1, 0, 0))
-    b.add_layer("SL", (N_S, N_S + N_NM))
-    b.add_layer("FL", (n - N_S, n), J_sd=1.0, J_ex=-1.0, K=0.0, spin=(0, 0, 1))
-    return b.finalized()
+    """The isolated valve of Sec. III A (PL along x, FL along z, J_ex = -1, K = 0)."""
+    return valve_device(N_S=N_S, N_NM=N_NM, J_sd=1.0)
 
 
 def compute(path: str, args, comm) -> None:

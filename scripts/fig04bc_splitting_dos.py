@@ -25,19 +25,15 @@ import numpy as np  # noqa: E402
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import dos, save_results, spectrum_vs_jsd, splitting  # noqa: E402
-from toolkit import DeviceBuilder  # noqa: E402
+from analysis.jeff import valve_device  # noqa: E402
 
 N_NM, SIZES = 10, (1, 5, 10)
 ETA, WINDOW = 0.02, (-1.0, 1.0)  # DOS broadening and energy window [hopping]
 
 
 def valve(N_S: int):
-    n = 2 * N_S + N_NM
-    b = DeviceBuilder(size=(n,))
-    b.add_layer("PL", (0, N_S), J_sd=1.0, J_ex=-1.0, K=0.0, spin=(1, 0, 0))
-    b.add_layer("SL", (N_S, N_S + N_NM))
-    b.add_layer("FL", (n - N_S, n), J_sd=1.0, J_ex=-1.0, K=0.0, spin=(0, 0, 1))
-    return b.finalized()
+    """The isolated valve of Sec. III A (PL along x, FL along z, J_ex = -1, K = 0)."""
+    return valve_device(N_S=N_S, N_NM=N_NM, J_sd=1.0)
 
 
 def compute(path: str, args, comm) -> None:
