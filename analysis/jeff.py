@@ -34,8 +34,8 @@ from toolkit.parallel import barrier, bcast, gather_rows, get_comm
 from .macrospin import MacrospinFit, fit_macrospin, guess_omega
 
 __all__ = ["JeffPoint", "JeffSweep", "add_command", "jeff_point", "jeff_static", "jeff_sweep",
-           "parse_sweep", "plot_sweep", "read_sweep", "round_robin", "snake", "valve_device",
-           "write_sweep"]
+           "parse_sweep", "parse_values", "plot_sweep", "read_sweep", "round_robin", "snake",
+           "valve_device", "write_sweep"]
 
 SWEEP_PARAMS = ("J_sd", "N_NM")
 #: defaults of the automatic run length (natural units, 1/gamma)
@@ -462,6 +462,18 @@ def plot_sweep(path: str, png: str) -> str:
 
 
 # ----------------------------------------------------------------------------- command line
+def parse_values(spec: str) -> list[float]:
+    """``start:stop:step`` (stop included; step > 0, stop >= start) or ``v1,v2,...`` -> values;
+    ValueError otherwise."""
+    if ":" in spec:
+        a, b, c = (float(s) for s in spec.split(":"))
+        if c <= 0 or b < a:
+            raise ValueError(spec)
+        n = int(math.floor((b - a) / c + 1e-9)) + 1
+        return [round(a + k * c, 12) for k in range(n)]
+    return [float(s) for s in spec.split(",") if s.strip()]
+
+
 def parse_sweep(text: str) -> tuple[str, list[float]]:
     """``NAME=start:stop:step`` (stop included) or ``NAME=v1,v2,...`` -> (NAME, values)."""
     if "=" not in text:
@@ -470,14 +482,7 @@ def parse_sweep(text: str) -> tuple[str, list[float]]:
     if name not in SWEEP_PARAMS:
         raise ConfigError(f"--sweep parameter {name!r} is not allowed: expected one of {SWEEP_PARAMS}")
     try:
-        if ":" in spec:
-            a, b, c = (float(s) for s in spec.split(":"))
-            if c <= 0 or b < a:
-                raise ValueError
-            n = int(math.floor((b - a) / c + 1e-9)) + 1
-            vals = [round(a + k * c, 12) for k in range(n)]
-        else:
-            vals = [float(s) for s in spec.split(",") if s.strip()]
+        vals = parse_values(spec)
     except ValueError:
         raise ConfigError(f"--sweep {text!r} is not allowed: expected NAME=start:stop:step with "
                           f"step > 0 and stop >= start, or NAME=v1,v2,...") from None

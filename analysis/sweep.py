@@ -103,13 +103,16 @@ def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
 
 
 def _range(text: str) -> np.ndarray:
+    from analysis.jeff import parse_values
+
     try:
-        if ":" in text:
-            a, b, h = (float(x) for x in text.split(":"))
-            return a + h * np.arange(int(np.floor((b - a) / h + 1e-9)) + 1)
-        return np.array([float(x) for x in text.split(",")])
+        values = parse_values(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected start:stop:step or v1,v2,...") from None
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected start:stop:step (step > 0, "
+                                         f"stop >= start) or v1,v2,...")
+    return np.array(values)
 
 
 def cmd_sweep(args) -> int:
