@@ -6,6 +6,11 @@ stage-1 end state (:meth:`integrators.Simulation.from_checkpoint`), one run per 
 are shared round robin over groups of MPI ranks (``group_size`` ranks per run), every run writes
 ``V_<value>.h5``, and rank 0 writes the summary table ``sweep.h5``.
 
+Nothing is lost when a sweep is interrupted: with ``resume`` (``--resume``) finished V files are
+reused as they are and unfinished ones continue from their last checkpoint.  ``stage1`` may
+point to a stage-1 file shared by several sweeps (e.g. the symmetric and asymmetric protocols
+of the same valve).
+
     qcspin sweep examples/valve_2d_open.toml --V 0.5:4:0.5 --protocol symmetric \\
         --stage1 500 --t-end 2000 -o sweep_dir
 """
@@ -37,16 +42,31 @@ class SweepResult:
     stage1: str
 
 
+def _has_checkpoint(path: str) -> bool:
+    """An existing result file that holds a checkpoint (a run killed before its first
+    checkpoint is started again)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return "checkpoint" in f
+    except OSError:
+        return False
+
+
 def _v_name(v: float) -> str:
     return f"V_{v:+.6g}.h5"
 
 
 def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
                stage1_time: float = 100.0, t_end: float | None = None, group_size: int = 1,
-               overwrite: bool = False, comm=None, progress=None) -> SweepResult:
-    """Run stage 1 once (or reuse ``outdir/stage1.h5``) and one stage-2 run per bias V.
-    Times in the config's units; ``t_end``: stage-2 length (default ``[time] t_end``).
-    Collective."""
+               overwrite: bool = False, resume: bool = False, stage1: str | None = None,
+               stage1_config: Config | None = None, comm=None, progress=None) -> SweepResult:
+    """Run stage 1 once (or reuse ``stage1``, default ``outdir/stage1.h5``) and one stage-2 run
+    per bias V.  Times in the config's units; ``t_end``: stage-2 length (default ``[time]
+    t_end``).  ``resume``: reuse finished V files, continue unfinished ones from their
+    checkpoint.  ``stage1_config``: the config of stage 1 (default: ``cfg`` without bias), e.g.
+    with extra Gilbert damping to reach equilibrium faster.  Collective."""
     if not cfg.leads:
         raise ConfigError("config key 'leads' = [] is not allowed: a bias sweep needs [[leads]]")
     if protocol not in ("symmetric", "asymmetric"):
@@ -58,13 +78,14 @@ def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
     if rank0:
         os.makedirs(outdir, exist_ok=True)
     barrier(comm)
-    stage1 = os.path.join(outdir, "stage1.h5")
+    stage1 = stage1 or os.path.join(outdir, "stage1.h5")
     files = [os.path.join(outdir, _v_name(v)) for v in V]
     clash = bcast([f for f in files + [os.path.join(outdir, "sweep.h5")] if os.path.exists(f)]
                   if rank0 else None, comm)
-    if clash and not overwrite:
-        raise FileExistsErrorQC(f"{clash[0]} exists (and {len(clash) - 1} more); use --overwrite")
-    cfg1 = with_changes(cfg, bias={"protocol": "none", "V": 0.0, "t_on": 0.0})
+    if clash and not (overwrite or resume):
+        raise FileExistsErrorQC(f"{clash[0]} exists (and {len(clash) - 1} more); use --overwrite "
+                                f"or --resume")
+    cfg1 = with_changes(stage1_config or cfg, bias={"protocol": "none", "V": 0.0, "t_on": 0.0})
     if not bcast(os.path.exists(stage1) if rank0 else None, comm):
         Simulation(cfg1, comm).run(stage1, t_end=stage1_time, progress=False,
                                    handle_signals=False)
@@ -74,9 +95,11 @@ def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
     rows = []
     for i in mine:
         cfg2 = with_changes(cfg, bias={"protocol": protocol, "V": float(V[i]), "t_on": 0.0})
-        sim = Simulation.from_checkpoint(stage1, cfg2, group)
+        cont = resume and bcast(_has_checkpoint(files[i]) if group.getRank() == 0 else None, group)
+        sim = Simulation.from_checkpoint(files[i] if cont else stage1, cfg2, group)
         t0 = _time.perf_counter()
-        sim.run(files[i], t_end=t_end, overwrite=overwrite, progress=False, handle_signals=False)
+        sim.run(files[i], t_end=t_end, overwrite=(overwrite or resume) and not cont, restart=cont,
+                progress=False, handle_signals=False)
         obs = sim.observables(root=0)  # the final state (the last output may be earlier)
         if obs is not None:
             rows.append((i, obs["lead_current"], obs["layer_magnetization"]))
@@ -127,7 +150,7 @@ def cmd_sweep(args) -> int:
         f"{args.stage1} -> {args.output}")
     res = bias_sweep(cfg, args.V, outdir=args.output, protocol=args.protocol,
                      stage1_time=args.stage1, t_end=args.t_end, group_size=args.group_size,
-                     overwrite=args.overwrite, comm=comm, progress=report)
+                     overwrite=args.overwrite, resume=args.resume, comm=comm, progress=report)
     say(f"summary: {os.path.join(os.path.abspath(args.output), 'sweep.h5')} "
         f"(stage 1: {res.stage1})")
     return 0
@@ -146,4 +169,6 @@ def add_command(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("-o", "--output", default="sweep", help="output directory (sweep)")
     p.add_argument("--overwrite", action="store_true", help="replace existing V_*.h5/sweep.h5")
+    p.add_argument("--resume", action="store_true", help="reuse finished V_*.h5, continue "
+                   "unfinished ones from their checkpoint")
     p.set_defaults(func=cmd_sweep)
