@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("analysis.spectrum", "analysis.jeff", "analysis.transport", "analysis.sweep")
+_MODULES = ("analysis.spectrum", "analysis.jeff", "analysis.transport", "analysis.sweep",
+            "analysis.quench")
 
 
 def add_commands(sub) -> None:

@@ -1,0 +1,325 @@
+"""Analysis of bias quenches of the open spin valve (paper 004, Sec. III B, Figs. 6-14, 20-22).
+
+A *quench file* is a stage-2 result file: a run started at t = 0 from the relaxed stage-1
+(V = 0) state with the bias switched on (``qcspin sweep`` writes one per V).  From it
+:func:`analyze_quench` extracts
+
+* the equilibrium layer magnetizations M_eq = M(t = 0) and the steady state M_ss, the mean over
+  whole periods of the free-layer oscillation at the end of the record (the centre of the
+  oscillation even when it has not decayed), and their difference dM = M_ss - M_eq;
+* the relaxation fit of Eq. (22) to the envelope of M_r^x / N_S (t_R, R = 1/t_R, M_inf);
+* the current-driven torque T_cd = J_F - J_r - J_F(t = 0) of Eq. (15) on the free layer,
+  averaged like M_ss, where J_F is the spin current across the SL-FL plane (Eq. 14) and J_r the
+  spin current from the valve into the right lead (Eq. 12);
+* the effective torque T_eff = 2 K e x dM of every magnetic layer (Figs. 12, 13) and the exact
+  anisotropy torque change T_ani = -(<tau_K>_ss - tau_K(0)), tau_K = sum_i 2K (S_i.e)(S_i x e),
+  of which T_eff is the linearisation;
+* the steady monolayer spin polarization P^z (Eq. F1) and plane charge currents (Eq. 13);
+* the steady lead charge and spin currents (Eqs. 11, 12), averaged like M_ss.
+
+:func:`analyze_sweep` does that for every ``V_*.h5`` of a sweep directory and writes the table
+``analysis.h5``; ``qcspin quench DIR...`` is its command line.
+
+Torque balance.  In a stationary state the spin entering the region between the SL-FL plane and
+the right lead, J_F - J_r, is absorbed by the free-layer spins and balances the anisotropy
+torque sum_i 2K (S_i.e)(S_i x e) (the intralayer exchange torques cancel pairwise).  Subtracting
+the equilibrium balance and linearising in dM gives T_cd = 2K e x dM for unit spins near e:
+``T_eff`` of the FL checks ``T_cd`` without any fitted factor.
+
+Units: those of the files (natural: energy = hopping, time = hbar/hopping, spin = hbar, torque =
+hbar per time unit).  Currents follow the project convention (README, "Conventions"): the
+recorded ``lead_current`` is Re Tr Pi_l, half the electron inflow.
+
+:func:`paper_valve` builds the config of the paper's 2D valve (12 x 4, N_S = 4 x 4, Gamma = 1,
+T = 0.025, J_ex = -1, K_l = 0.4 along x, K_r = 0.02 along z, N_p = 30), optionally extended by
+six metallic monolayers on each side (App. F, 24 x 4).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from analysis.relaxation import RelaxationFit, fit_relaxation, oscillation_envelope
+from toolkit.config import Config, config_from_dict
+
+__all__ = ["paper_valve", "paper_valve_doc", "QuenchAnalysis", "analyze_quench",
+           "analyze_sweep", "read_analysis", "quench_sweeps", "add_command"]
+
+PAPER = dict(size=(12, 4), gamma=1.0, temperature=0.025, J_ex=-1.0, K_l=0.4, K_r=0.02,
+             n_poles=30)
+
+
+def paper_valve_doc(J_sd: float = 2.0, *, extended: bool = False, n_poles: int = 30,
+                    gamma: float = 1.0, temperature: float = 0.025, dt: float = 0.2,
+                    damping: float = 0.0, output_every: int = 25, t_end: float = 100.0,
+                    mu: float = 0.0) -> dict:
+    """The TOML document (a dict) of paper 004's open 2D valve, Sec. III B.
+
+    ``extended``: App. F, six metallic monolayers before the PL and after the FL (24 x 4, PL at
+    columns 6-9, FL at 14-17).  ``damping``: extra Gilbert damping of both magnetic layers (it
+    changes the approach, not the stationary states).  ``mu``: chemical potential of both
+    leads at zero bias (the equilibrium mu-bar of Fig. 14).  Natural units, dt = 0.2 with the
+    exponential RK4 (the pole decay is treated exactly)."""
+    off = 6 if extended else 0
+    Lx = 12 + 2 * off
+    mag = dict(J_sd=float(J_sd), J_ex=-1.0, damping=float(damping))
+    layers = []
+    if extended:
+        layers.append({"name": "ML", "columns": [0, off]})
+    layers += [
+        {"name": "PL", "columns": [off, off + 4], "K": 0.4, "easy_axis": [1.0, 0.0, 0.0],
+         "spin": [1.0, 0.0, 0.0], **mag},
+        {"name": "SL", "columns": [off + 4, off + 8]},
+        {"name": "FL", "columns": [off + 8, off + 12], "K": 0.02, "easy_axis": [0.0, 0.0, 1.0],
+         "spin": [0.0, 0.0, 1.0], **mag},
+    ]
+    if extended:
+        layers.append({"name": "MR", "columns": [off + 12, Lx]})
+    leads = [{"side": side, "gamma": float(gamma), "temperature": float(temperature),
+              "mu": float(mu)} for side in ("left", "right")]
+    return {
+        "name": f"paper 004 valve {Lx}x4, J_sd = {J_sd:g}" + (" (extended)" if extended else ""),
+        "units": "natural",
+        "lattice": {"size": [Lx, 4]},
+        "layers": layers,
+        "leads": leads,
+        "bias": {"protocol": "none", "V": 0.0, "t_on": 0.0},
+        "electrons": {"initial": "stationary", "n_poles": int(n_poles)},
+        "time": {"dt": float(dt), "t_end": float(t_end), "output_every": int(output_every),
+                 "checkpoint_every": 2500},
+    }
+
+
+def paper_valve(J_sd: float = 2.0, **kw) -> Config:
+    """:func:`paper_valve_doc` as a validated :class:`toolkit.config.Config`."""
+    return config_from_dict(paper_valve_doc(J_sd, **kw))
+
+
+@dataclass(frozen=True)
+class QuenchAnalysis:
+    """What :func:`analyze_quench` extracts from one stage-2 file (see module doc; units of
+    the file).  Arrays over layers follow ``layers`` (all layers, non-magnetic ones are zero);
+    over leads ``leads``."""
+
+    path: str
+    protocol: str
+    V: float
+    mu: np.ndarray              # (n_leads,) lead chemical potentials at the end
+    layers: tuple[str, ...]
+    n_spins: np.ndarray         # (n_layers,) classical spins per layer
+    M_eq: np.ndarray            # (n_layers, 3) at t = 0
+    M_ss: np.ndarray            # (n_layers, 3) mean over whole periods at the end
+    dM: np.ndarray              # M_ss - M_eq
+    T_eff: np.ndarray           # (n_layers, 3) 2 K e x dM
+    T_ani: np.ndarray           # (n_layers, 3) -(<tau_K>_ss - tau_K(0)), exact in S
+    T_cd: np.ndarray            # (3,) Eq. (15), free layer, averaged like M_ss
+    lead_current: np.ndarray    # (n_leads,) Re Tr Pi_l, averaged
+    lead_spin_current: np.ndarray  # (n_leads, 3) Re Tr sigma Pi_l, averaged
+    polarization: np.ndarray    # (Lx,) monolayer P^z (Eq. F1), averaged
+    plane_current: np.ndarray   # (n_planes,) Eq. (13), averaged
+    planes: np.ndarray          # plane positions x (between columns x and x + 1)
+    window: tuple[float, float]  # averaging window
+    fit: RelaxationFit          # Eq. (22) on M_r^x / N_S
+    t_end: float
+
+
+def _config_of(f: h5py.File) -> Config:
+    return config_from_dict(tomllib.loads(f.attrs["config"]))
+
+
+def _mean_window(t: np.ndarray, m: np.ndarray, tail: float) -> tuple[float, float]:
+    """Whole periods of ``m`` inside the last ``tail`` fraction of the record (between the
+    first and last maximum found there); the whole tail when fewer than two maxima."""
+    t0 = t[0] + (1.0 - tail) * (t[-1] - t[0])
+    try:
+        env = oscillation_envelope(t, m, t0, kind="upper")
+        tm = env.t
+    except (ValueError, RuntimeError):
+        tm = np.array([])
+    if len(tm) >= 2:
+        return float(tm[0]), float(tm[-1])
+    return float(t0), float(t[-1])
+
+
+def _average(t: np.ndarray, y: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """Time average of y over ``window`` (trapezoid on the output grid, interpolated ends)."""
+    a, b = window
+    if b <= a:
+        return np.asarray(y[-1], float)
+    inner = (t > a) & (t < b)
+    tt = np.concatenate([[a], t[inner], [b]])
+    flat = y.reshape(len(t), -1)
+    ya = np.array([np.interp(a, t, c) for c in flat.T])
+    yb = np.array([np.interp(b, t, c) for c in flat.T])
+    yy = np.concatenate([ya[None], flat[inner], yb[None]])
+    return (np.trapz(yy, tt, axis=0) / (b - a)).reshape(y.shape[1:])
+
+
+def analyze_quench(path: str, *, t_min: float = 200.0, tail: float = 0.5,
+                   kind: str = "both") -> QuenchAnalysis:
+    """Analyse one stage-2 file (see module doc).  ``t_min``: the transient left out of the
+    Eq. (22) fit (the paper drops t ~ 100-300); ``tail``: fraction of the record at the end in
+    which whole periods are averaged for the steady state; ``kind``: envelope of
+    :func:`analysis.relaxation.fit_relaxation`."""
+    with h5py.File(path, "r") as f:
+        cfg = _config_of(f)
+        t = f["time"][:]
+        M = f["layer_magnetization"][:]
+        planes = list(f["device"].attrs["planes"])
+        names = tuple(json.loads(f["device"].attrs["layer_names"]))
+        spin_layer = f["device/spin_layer"][:]
+        S = f["spins"][:]
+        Pz = f["monolayer_polarization"][:]
+        IF = f["plane_current"][:] if "plane_current" in f else np.zeros((len(t), 0))
+        I = f["lead_current"][:] if "lead_current" in f else np.zeros((len(t), 0))
+        J = f["lead_spin_current"][:] if "lead_spin_current" in f else np.zeros((len(t), 0, 3))
+        JF = f["plane_spin_current"][:] if "plane_spin_current" in f else None
+        mu = f["lead_mu"][-1] if "lead_mu" in f else np.zeros(0)
+    if len(t) < 3:
+        raise ValueError(f"{path}: {len(t)} output times; a quench analysis needs a record")
+    layers = {l.name: l for l in cfg.layers}
+    if "FL" not in layers:
+        raise ValueError(f"{path}: no layer named 'FL' (layers {list(layers)})")
+    i_fl = names.index("FL")
+    n_spins = np.array([int(np.sum(spin_layer == k)) for k in range(len(names))])
+    fl = layers["FL"]
+    x_plane = fl.columns[0] - 1
+    if JF is None or x_plane not in planes:
+        raise ValueError(f"{path}: the SL-FL plane x = {x_plane} is not among the recorded "
+                         f"planes {planes} ([output] planes)")
+    JF = JF[:, planes.index(x_plane)]
+    right = [k for k, l in enumerate(cfg.leads) if l.side == "right"]
+    J_r = -J[:, right[0]] if right else np.zeros((len(t), 3))  # spin into the right lead
+    m = M[:, i_fl, 0] / n_spins[i_fl]
+    window = _mean_window(t, m, tail)
+    M_eq = M[0]
+    M_ss = _average(t, M, window)
+    dM = M_ss - M_eq
+    T_eff = np.zeros_like(dM)
+    T_ani = np.zeros_like(dM)
+    for k, name in enumerate(names):
+        lay = layers[name]
+        if lay.magnetic and lay.K:
+            e = np.asarray(lay.easy_axis, float)
+            e = e / np.linalg.norm(e)
+            T_eff[k] = 2.0 * lay.K * np.cross(e, dM[k])
+            Sk = S[:, spin_layer == k]
+            tau = (2.0 * lay.K * (Sk @ e)[..., None] * np.cross(Sk, e)).sum(axis=1)
+            T_ani[k] = -(_average(t, tau, window) - tau[0])
+    T_cd = _average(t, JF - J_r - JF[0], window)
+    fit = fit_relaxation(t, m, t_min=min(t_min, 0.5 * t[-1]), kind=kind)
+    return QuenchAnalysis(
+        path=path, protocol=cfg.bias.protocol, V=float(cfg.bias.V), mu=np.asarray(mu, float),
+        layers=names, n_spins=n_spins, M_eq=M_eq, M_ss=M_ss, dM=dM, T_eff=T_eff, T_ani=T_ani,
+        T_cd=T_cd, lead_current=_average(t, I, window),
+        lead_spin_current=_average(t, J, window), polarization=_average(t, Pz, window),
+        plane_current=_average(t, IF, window), planes=np.asarray(planes), window=window, fit=fit, t_end=float(t[-1]))
+
+
+_TABLE = ("V", "mu", "n_spins", "M_eq", "M_ss", "dM", "T_eff", "T_ani", "T_cd", "lead_current",
+          "lead_spin_current", "polarization", "plane_current", "planes", "window", "t_end")
+_FIT = ("t_R", "t_R_err", "R", "M_inf", "A_ref", "rms", "n_points", "t_span", "valid")
+
+
+def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = False,
+                  **kw) -> dict[str, np.ndarray]:
+    """:func:`analyze_quench` of every ``outdir/V_*.h5`` (sorted by V); writes the table to
+    ``output`` (default ``outdir/analysis.h5``; never replaced without ``overwrite``) and
+    returns it.  Serial (call it on one rank)."""
+    files = sorted(glob.glob(os.path.join(outdir, "V_*.h5")))
+    if not files:
+        raise FileNotFoundError(f"no V_*.h5 quench files in '{outdir}'")
+    res = sorted((analyze_quench(p, **kw) for p in files), key=lambda r: r.V)
+    protocols = {r.protocol for r in res}
+    if len(protocols) != 1:
+        raise ValueError(f"{outdir}: mixed bias protocols {sorted(protocols)}")
+    table = {k: np.array([getattr(r, k) for r in res]) for k in _TABLE}
+    fits = [r.fit.as_dict() for r in res]
+    for k in _FIT:
+        table[k] = np.array([d.get(k, np.nan) for d in fits], dtype=float if k != "valid"
+                            else bool)
+    table["reason"] = np.array([d.get("reason", "") for d in fits], dtype=object)
+    output = output or os.path.join(outdir, "analysis.h5")
+    if os.path.exists(output) and not overwrite:
+        raise FileExistsError(f"'{output}' exists; use --overwrite")
+    with h5py.File(output, "w") as f:
+        for k, v in table.items():
+            if v.dtype == object:
+                f[k] = v.astype(h5py.string_dtype())
+            else:
+                f[k] = v
+        f.attrs["protocol"] = protocols.pop()
+        f.attrs["layers"] = json.dumps(list(res[0].layers))
+        f.attrs["files"] = json.dumps([os.path.basename(r.path) for r in res])
+        f.attrs["description"] = __doc__.split("\n\n")[1]
+    return table
+
+
+def read_analysis(path: str) -> dict:
+    """The table written by :func:`analyze_sweep` (strings decoded, attrs under '_attrs')."""
+    with h5py.File(path, "r") as f:
+        out = {k: (f[k].asstr()[()] if f[k].dtype.kind == "O" else f[k][()]) for k in f}
+        out["_attrs"] = dict(f.attrs)
+    return out
+
+
+def quench_sweeps(runs_dir: str, J_sd: float, grids: dict[str, np.ndarray], *,
+                  stage1_time: float, t_end: float, comm=None, config_kw: dict | None = None,
+                  stage1_damping: float = 0.0, progress=None) -> dict[str, str]:
+    """Stage 1 once for ``paper_valve(J_sd)`` (``runs_dir/J<J_sd>_stage1.h5``) and one sweep
+    directory ``runs_dir/J<J_sd>_<protocol>`` per entry of ``grids`` ({protocol: V values}),
+    resuming whatever exists (finished quench files are reused).  ``stage1_damping``: extra
+    Gilbert damping in stage 1 only (reaches the same equilibrium sooner).  Returns
+    {protocol: sweep directory}.  Collective."""
+    from analysis.sweep import bias_sweep
+
+    kw = dict(config_kw or {})
+    cfg = paper_valve(J_sd, **kw)
+    cfg1 = paper_valve(J_sd, **{**kw, "damping": stage1_damping}) if stage1_damping else None
+    tag = f"J{J_sd:g}"
+    stage1 = os.path.join(runs_dir, f"{tag}_stage1.h5")
+    out = {}
+    for protocol, V in grids.items():
+        d = os.path.join(runs_dir, f"{tag}_{protocol}")
+        bias_sweep(cfg, V, outdir=d, protocol=protocol, stage1_time=stage1_time, t_end=t_end,
+                   resume=True, stage1=stage1, stage1_config=cfg1, comm=comm,
+                   progress=progress)
+        out[protocol] = d
+    return out
+
+
+def cmd_quench(args) -> int:
+    for d in args.dirs:
+        tab = analyze_sweep(d, overwrite=args.overwrite, t_min=args.t_min, tail=args.tail)
+        print(f"{d}: {len(tab['V'])} quench files -> {os.path.join(d, 'analysis.h5')}")
+        print(f"  {'V':>8} {'t_R':>12} {'valid':>5} {'dM_r^x/N':>11} {'T_cd^y':>11} "
+              f"{'T_eff^y(FL)':>11} {'I_l':>11}")
+        fl = json.loads(read_analysis(os.path.join(d, "analysis.h5"))["_attrs"]["layers"]).index(
+            "FL")
+        for i, V in enumerate(tab["V"]):
+            n = tab["n_spins"][i][fl]
+            print(f"  {V:8.4g} {tab['t_R'][i]:12.5g} {str(tab['valid'][i]):>5} "
+                  f"{tab['dM'][i][fl][0] / max(n, 1):11.4e} {tab['T_cd'][i][1]:11.4e} "
+                  f"{tab['T_eff'][i][fl][1]:11.4e} {tab['lead_current'][i][0]:11.4e}")
+    return 0
+
+
+def add_command(subparsers) -> None:
+    p = subparsers.add_parser(
+        "quench", help="analyse bias-quench files (t_R, steady state, T_cd, T_eff)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dirs", nargs="+", help="sweep directories holding V_*.h5")
+    p.add_argument("--t-min", type=float, default=200.0, help="transient left out of the "
+                   "Eq. (22) fit (200)")
+    p.add_argument("--tail", type=float, default=0.5, help="fraction of the record averaged "
+                   "for the steady state (0.5)")
+    p.add_argument("--overwrite", action="store_true", help="replace analysis.h5")
+    p.set_defaults(func=cmd_quench)
+
