@@ -50,7 +50,7 @@ from analysis.relaxation import RelaxationFit, fit_relaxation, oscillation_envel
 from toolkit.config import Config, config_from_dict
 
 __all__ = ["paper_valve", "paper_valve_doc", "QuenchAnalysis", "analyze_quench",
-           "analyze_sweep", "read_analysis", "quench_sweeps", "add_command"]
+           "analyze_sweep", "read_analysis", "ensure_stage1", "quench_sweeps", "add_command"]
 
 PAPER = dict(size=(12, 4), gamma=1.0, temperature=0.025, J_ex=-1.0, K_l=0.4, K_r=0.02,
              n_poles=30)
@@ -270,27 +270,51 @@ def read_analysis(path: str) -> dict:
     return out
 
 
+def ensure_stage1(runs_dir: str, J_sd: float, *, stage1_time: float, comm=None,
+                  config_kw: dict | None = None, stage1_damping: float = 0.0) -> str:
+    """``runs_dir/J<J_sd>_stage1.h5``: stage 1 of ``paper_valve(J_sd, **config_kw)`` (V = 0,
+    spins released from their easy axes, ``stage1_time`` long), run unless the file exists.
+    ``stage1_damping``: extra Gilbert damping in stage 1 only (same equilibrium, sooner).
+    Collective."""
+    from integrators.simulation import Simulation
+    from toolkit.parallel import barrier, bcast, get_comm
+
+    comm = get_comm(comm)
+    kw = dict(config_kw or {})
+    path = os.path.join(runs_dir, f"J{J_sd:g}_stage1.h5")
+    if comm.getRank() == 0:
+        os.makedirs(runs_dir, exist_ok=True)
+    if not bcast(os.path.exists(path) if comm.getRank() == 0 else None, comm):
+        cfg1 = paper_valve(J_sd, **{**kw, **({"damping": stage1_damping} if stage1_damping
+                                             else {})})
+        sim = Simulation(cfg1, comm)
+        try:
+            sim.run(path, t_end=stage1_time, progress=False, handle_signals=False)
+        finally:
+            sim.destroy()
+    barrier(comm)
+    return path
+
+
 def quench_sweeps(runs_dir: str, J_sd: float, grids: dict[str, np.ndarray], *,
                   stage1_time: float, t_end: float, comm=None, config_kw: dict | None = None,
-                  stage1_damping: float = 0.0, progress=None) -> dict[str, str]:
-    """Stage 1 once for ``paper_valve(J_sd)`` (``runs_dir/J<J_sd>_stage1.h5``) and one sweep
-    directory ``runs_dir/J<J_sd>_<protocol>`` per entry of ``grids`` ({protocol: V values}),
-    resuming whatever exists (finished quench files are reused).  ``stage1_damping``: extra
-    Gilbert damping in stage 1 only (reaches the same equilibrium sooner).  Returns
-    {protocol: sweep directory}.  Collective."""
+                  stage1_damping: float = 0.0, stage1: str | None = None,
+                  progress=None) -> dict[str, str]:
+    """Stage 1 once for ``paper_valve(J_sd, **config_kw)`` (:func:`ensure_stage1`, or the
+    given ``stage1`` file) and one sweep directory ``runs_dir/J<J_sd>_<protocol>`` per entry
+    of ``grids`` ({protocol: V values}), resuming whatever exists (finished quench files are
+    reused).  Returns {protocol: sweep directory}.  Collective."""
     from analysis.sweep import bias_sweep
 
     kw = dict(config_kw or {})
     cfg = paper_valve(J_sd, **kw)
-    cfg1 = paper_valve(J_sd, **{**kw, "damping": stage1_damping}) if stage1_damping else None
-    tag = f"J{J_sd:g}"
-    stage1 = os.path.join(runs_dir, f"{tag}_stage1.h5")
+    stage1 = stage1 or ensure_stage1(runs_dir, J_sd, stage1_time=stage1_time, comm=comm,
+                                     config_kw=kw, stage1_damping=stage1_damping)
     out = {}
     for protocol, V in grids.items():
-        d = os.path.join(runs_dir, f"{tag}_{protocol}")
+        d = os.path.join(runs_dir, f"J{J_sd:g}_{protocol}")
         bias_sweep(cfg, V, outdir=d, protocol=protocol, stage1_time=stage1_time, t_end=t_end,
-                   resume=True, stage1=stage1, stage1_config=cfg1, comm=comm,
-                   progress=progress)
+                   resume=True, stage1=stage1, comm=comm, progress=progress)
         out[protocol] = d
     return out
 
