@@ -50,7 +50,8 @@ from analysis.relaxation import RelaxationFit, fit_relaxation, oscillation_envel
 from toolkit.config import Config, config_from_dict
 
 __all__ = ["paper_valve", "paper_valve_doc", "QuenchAnalysis", "analyze_quench",
-           "analyze_sweep", "read_analysis", "ensure_stage1", "quench_sweeps", "add_command"]
+           "analyze_sweep", "read_analysis", "ensure_stage1", "quench_sweeps", "relaxation_plan",
+           "equilibrium_transmission", "add_command"]
 
 PAPER = dict(size=(12, 4), gamma=1.0, temperature=0.025, J_ex=-1.0, K_l=0.4, K_r=0.02,
              n_poles=30)
@@ -225,7 +226,8 @@ def analyze_quench(path: str, *, t_min: float = 200.0, tail: float = 0.5,
 
 _TABLE = ("V", "mu", "n_spins", "M_eq", "M_ss", "dM", "T_eff", "T_ani", "T_cd", "lead_current",
           "lead_spin_current", "polarization", "plane_current", "planes", "window", "t_end")
-_FIT = ("t_R", "t_R_err", "R", "M_inf", "A_ref", "rms", "n_points", "t_span", "valid")
+_FIT = ("t_R", "t_R_err", "R", "M_inf", "A_ref", "rms", "n_points", "t_span", "valid",
+        "lower_bound", "t_R_lower")
 
 
 def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = False,
@@ -243,8 +245,8 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
     table = {k: np.array([getattr(r, k) for r in res]) for k in _TABLE}
     fits = [r.fit.as_dict() for r in res]
     for k in _FIT:
-        table[k] = np.array([d.get(k, np.nan) for d in fits], dtype=float if k != "valid"
-                            else bool)
+        table[k] = np.array([d.get(k, np.nan) for d in fits], dtype=bool if k in ("valid", "lower_bound")
+                            else float)
     table["reason"] = np.array([d.get("reason", "") for d in fits], dtype=object)
     output = output or os.path.join(outdir, "analysis.h5")
     if os.path.exists(output) and not overwrite:
@@ -317,6 +319,35 @@ def quench_sweeps(runs_dir: str, J_sd: float, grids: dict[str, np.ndarray], *,
                    resume=True, stage1=stage1, comm=comm, progress=progress)
         out[protocol] = d
     return out
+
+
+def relaxation_plan(quick: bool) -> dict:
+    """The bias grids of Figs. 8 and 11 ({J_sd: {protocol: V values}}) and the stage lengths
+    (time units).  Full: V = 0.5:12:0.5 and V' = 0.25:6:0.25 (the same mu_l) at J_sd = 2, half
+    as dense at J_sd = 3, stages of 3000; quick: J_sd = 2, three V per protocol, 600/800."""
+    if quick:
+        return {"grids": {2.0: {"symmetric": np.array([1.0, 4.0, 8.0]),
+                                "asymmetric": np.array([0.5, 2.0, 4.0])}},
+                "stage1": 600.0, "t_end": 800.0}
+    fine = {"symmetric": np.arange(1, 25) * 0.5, "asymmetric": np.arange(1, 25) * 0.25}
+    coarse = {"symmetric": np.arange(1, 13) * 1.0, "asymmetric": np.arange(1, 13) * 0.5}
+    return {"grids": {2.0: fine, 3.0: coarse}, "stage1": 3000.0, "t_end": 3000.0}
+
+
+def equilibrium_transmission(stage1: str, energies, *, comm=None):
+    """Theta, P and DOSh (Eqs. 16-18, ``analysis.transport.transmission``) of the valve of the
+    stage-1 file ``stage1`` with its final (equilibrium) spins and zero bias.  Collective."""
+    from analysis.transport import transmission, transport_leads
+    from toolkit.device import device_from_config
+    from toolkit.io import load_checkpoint
+    from toolkit.parallel import bcast, get_comm
+
+    comm = get_comm(comm)
+    ck = bcast(load_checkpoint(stage1) if comm.getRank() == 0 else None, comm)
+    cfg = config_from_dict(tomllib.loads(ck["config"]))
+    dev = device_from_config(cfg)
+    leads = transport_leads(cfg, dev).leads
+    return transmission(dev, leads, np.asarray(energies, float), ck["spins"], comm=comm)
 
 
 def cmd_quench(args) -> int:

@@ -6,13 +6,13 @@ K_r = 0.02 z, N_p = 30) at J_sd = 2 and 3.  Stage 1 (V = 0, spins released from 
 axes) runs once per J_sd; stage 2 is one quench per V: (a) symmetric drop mu_l = -mu_r = V/2,
 (b) asymmetric drop mu_l = V', mu_r = 0.  t_R comes from the Eq. (22) fit to the envelope of
 M_r^x / N_S after t = 200 (``analysis.quench``); a t_R much longer than the record is only a
-lower bound (open markers).
+rough estimate (open markers: t_R longer than ten times the fitted envelope span).
 
     mpirun -n 2 python scripts/fig08_relaxation.py [--quick] [--outdir DIR] [--overwrite]
 
 Full: stage 1 3000, stage 2 3000 time units (hbar/hopping), V = 0.5:12:0.5 and V' = 0.25:6:0.25
 at J_sd = 2, half as dense at J_sd = 3.  --quick: J_sd = 2, 3 bias values per protocol, stage 1
-600 and stage 2 800.  Runs: DIR/fig08_runs/J<J_sd>_<protocol>/V_*.h5 (restartable: an
+600 and stage 2 800.  Runs: DIR/valve_runs/J<J_sd>_<protocol>/V_*.h5 (shared with Figs. 6-14, restartable: an
 interrupted script continues them); table: DIR/fig08.h5; plot: DIR/fig08.png.
 """
 from __future__ import annotations
@@ -26,25 +26,14 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import analyze_sweep, quench_sweeps  # noqa: E402
+from analysis.quench import analyze_sweep, quench_sweeps, relaxation_plan  # noqa: E402
 
 COLORS = {2.0: "tab:red", 3.0: "tab:blue"}
 
 
-def plan(quick: bool) -> dict:
-    """{J_sd: {protocol: V grid}} and the stage lengths."""
-    if quick:
-        return {"grids": {2.0: {"symmetric": np.array([1.0, 4.0, 8.0]),
-                                "asymmetric": np.array([0.5, 2.0, 4.0])}},
-                "stage1": 600.0, "t_end": 800.0}
-    fine = {"symmetric": np.arange(1, 25) * 0.5, "asymmetric": np.arange(1, 25) * 0.25}
-    coarse = {"symmetric": np.arange(1, 13) * 1.0, "asymmetric": np.arange(1, 13) * 0.5}
-    return {"grids": {2.0: fine, 3.0: coarse}, "stage1": 3000.0, "t_end": 3000.0}
-
-
 def compute(h5, args, comm):
-    p = plan(args.quick)
-    runs = os.path.join(args.outdir, "fig08_runs" + ("_quick" if args.quick else ""))
+    p = relaxation_plan(args.quick)
+    runs = os.path.join(args.outdir, "valve_runs" + ("_quick" if args.quick else ""))
     rank0 = comm.getRank() == 0
 
     def report(i, v, obs, wall):
@@ -67,7 +56,8 @@ def compute(h5, args, comm):
             for protocol, d in dd.items():
                 tab = analyze_sweep(d, overwrite=True)
                 g = f.create_group(f"J_sd={J_sd:g}/{protocol}")
-                for k in ("V", "t_R", "t_R_err", "R", "valid", "M_inf", "t_span"):
+                for k in ("V", "t_R", "t_R_err", "R", "valid", "lower_bound", "t_R_lower",
+                          "M_inf", "t_span"):
                     g[k] = tab[k]
                 g["reason"] = tab["reason"].astype(h5py.string_dtype())
                 g.attrs["units"] = "V: energy (hopping); t_R, t_span: hbar/hopping"
@@ -84,14 +74,13 @@ def plot(h5, png):
                     continue
                 g = f[key][protocol]
                 V, tR, valid = g["V"][:], g["t_R"][:], g["valid"][:]
-                reason = g["reason"].asstr()[:]
-                bound = np.array(["lower bound" in r for r in reason])
-                ok = valid & ~bound
+                bound = g["lower_bound"][:]
+                ok = valid
                 c = COLORS.get(J_sd, "k")
                 ax.plot(V[ok], tR[ok], "o-", color=c, label=f"$J_{{sd}}$ = {J_sd:g}")
                 if bound.any():
-                    ax.plot(V[bound], tR[bound], "^", mfc="none", color=c,
-                            label=f"$J_{{sd}}$ = {J_sd:g}: lower bound")
+                    ax.plot(V[bound], tR[bound], "o", mfc="none", color=c,
+                            label=f"$J_{{sd}}$ = {J_sd:g}: $t_R$ > 10 x fitted span")
     axes[0].set_yscale("log")
     axes[0].set_xlabel("symmetric drop $V$ ($\\mu_l = -\\mu_r = V/2$)")
     axes[1].set_xlabel("asymmetric drop $V'$ ($\\mu_l = V'$, $\\mu_r = 0$)")
