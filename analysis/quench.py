@@ -163,65 +163,111 @@ def _average(t: np.ndarray, y: np.ndarray, window: tuple[float, float]) -> np.nd
     return (np.trapz(yy, tt, axis=0) / (b - a)).reshape(y.shape[1:])
 
 
-def analyze_quench(path: str, *, t_min: float = 200.0, tail: float = 0.5,
-                   kind: str = "both") -> QuenchAnalysis:
-    """Analyse one stage-2 file (see module doc).  ``t_min``: the transient left out of the
-    Eq. (22) fit (the paper drops t ~ 100-300); ``tail``: fraction of the record at the end in
-    which whole periods are averaged for the steady state; ``kind``: envelope of
-    :func:`analysis.relaxation.fit_relaxation`."""
+def _read(path: str) -> dict:
+    """Series of a result file needed here, with the SL-FL plane spin current ``JF``, the spin
+    current into the right lead ``J_r`` and the anisotropy torque ``tau`` per layer."""
     with h5py.File(path, "r") as f:
         cfg = _config_of(f)
         t = f["time"][:]
-        M = f["layer_magnetization"][:]
-        planes = list(f["device"].attrs["planes"])
-        names = tuple(json.loads(f["device"].attrs["layer_names"]))
-        spin_layer = f["device/spin_layer"][:]
-        S = f["spins"][:]
-        Pz = f["monolayer_polarization"][:]
-        IF = f["plane_current"][:] if "plane_current" in f else np.zeros((len(t), 0))
-        I = f["lead_current"][:] if "lead_current" in f else np.zeros((len(t), 0))
-        J = f["lead_spin_current"][:] if "lead_spin_current" in f else np.zeros((len(t), 0, 3))
+        d = {"cfg": cfg, "t": t, "M": f["layer_magnetization"][:],
+             "planes": list(f["device"].attrs["planes"]),
+             "names": tuple(json.loads(f["device"].attrs["layer_names"])),
+             "spin_layer": f["device/spin_layer"][:], "S": f["spins"][:],
+             "Pz": f["monolayer_polarization"][:],
+             "IF": f["plane_current"][:] if "plane_current" in f else np.zeros((len(t), 0)),
+             "I": f["lead_current"][:] if "lead_current" in f else np.zeros((len(t), 0)),
+             "J": (f["lead_spin_current"][:] if "lead_spin_current" in f
+                   else np.zeros((len(t), 0, 3))),
+             "mu": f["lead_mu"][-1] if "lead_mu" in f else np.zeros(0)}
         JF = f["plane_spin_current"][:] if "plane_spin_current" in f else None
-        mu = f["lead_mu"][-1] if "lead_mu" in f else np.zeros(0)
     if len(t) < 3:
         raise ValueError(f"{path}: {len(t)} output times; a quench analysis needs a record")
     layers = {l.name: l for l in cfg.layers}
     if "FL" not in layers:
         raise ValueError(f"{path}: no layer named 'FL' (layers {list(layers)})")
-    i_fl = names.index("FL")
-    n_spins = np.array([int(np.sum(spin_layer == k)) for k in range(len(names))])
-    fl = layers["FL"]
-    x_plane = fl.columns[0] - 1
-    if JF is None or x_plane not in planes:
+    x_plane = layers["FL"].columns[0] - 1
+    if JF is None or x_plane not in d["planes"]:
         raise ValueError(f"{path}: the SL-FL plane x = {x_plane} is not among the recorded "
-                         f"planes {planes} ([output] planes)")
-    JF = JF[:, planes.index(x_plane)]
+                         f"planes {d['planes']} ([output] planes)")
+    d["JF"] = JF[:, d["planes"].index(x_plane)]
     right = [k for k, l in enumerate(cfg.leads) if l.side == "right"]
-    J_r = -J[:, right[0]] if right else np.zeros((len(t), 3))  # spin into the right lead
-    m = M[:, i_fl, 0] / n_spins[i_fl]
-    window = _mean_window(t, m, tail)
-    M_eq = M[0]
-    M_ss = _average(t, M, window)
-    dM = M_ss - M_eq
-    T_eff = np.zeros_like(dM)
-    T_ani = np.zeros_like(dM)
+    d["J_r"] = -d["J"][:, right[0]] if right else np.zeros((len(t), 3))
+    names = d["names"]
+    d["n_spins"] = np.array([int(np.sum(d["spin_layer"] == k)) for k in range(len(names))])
+    d["i_fl"] = names.index("FL")
+    d["tau"] = np.zeros((len(t), len(names), 3))
+    d["e"] = {}
     for k, name in enumerate(names):
         lay = layers[name]
         if lay.magnetic and lay.K:
             e = np.asarray(lay.easy_axis, float)
             e = e / np.linalg.norm(e)
-            T_eff[k] = 2.0 * lay.K * np.cross(e, dM[k])
-            Sk = S[:, spin_layer == k]
-            tau = (2.0 * lay.K * (Sk @ e)[..., None] * np.cross(Sk, e)).sum(axis=1)
-            T_ani[k] = -(_average(t, tau, window) - tau[0])
-    T_cd = _average(t, JF - J_r - JF[0], window)
-    fit = fit_relaxation(t, m, t_min=min(t_min, 0.5 * t[-1]), kind=kind)
+            Sk = d["S"][:, d["spin_layer"] == k]
+            d["tau"][:, k] = (2.0 * lay.K * (Sk @ e)[..., None] * np.cross(Sk, e)).sum(axis=1)
+            d["e"][k] = (lay.K, e)
+    d["m"] = d["M"][:, d["i_fl"], 0] / d["n_spins"][d["i_fl"]]
+    return d
+
+
+def analyze_quench(path: str, *, equilibrium: str | None = None, t_min: float = 200.0,
+                   tail: float = 0.5, kind: str = "both") -> QuenchAnalysis:
+    """Analyse one stage-2 file (see module doc).  ``equilibrium``: the stage-1 file; the
+    equilibrium values (M_eq, J_F^eq, anisotropy torque) are then its means over whole periods
+    of the free-layer oscillation in the last ``tail`` of its record -- the centre of what is
+    left of the stage-1 precession -- instead of the values at t = 0 of the quench (the same
+    when stage 1 has relaxed).  ``t_min``: the transient left out of the Eq. (22) fit (the
+    paper drops t ~ 100-300); ``tail``: fraction of the record at the end in which whole
+    periods are averaged for the steady state; ``kind``: envelope of
+    :func:`analysis.relaxation.fit_relaxation`."""
+    d = _read(path)
+    t, cfg, names = d["t"], d["cfg"], d["names"]
+    window = _mean_window(t, d["m"], tail)
+    if equilibrium is not None:
+        q = _read(equilibrium)
+        if q["names"] != names or q["M"].shape[1:] != d["M"].shape[1:]:
+            raise ValueError(f"equilibrium file '{equilibrium}' describes another valve "
+                             f"(layers {q['names']}) than '{path}' ({names})")
+        w_eq = _mean_window(q["t"], q["m"], tail)
+        M_eq = _average(q["t"], q["M"], w_eq)
+        JF_eq = _average(q["t"], q["JF"], w_eq)
+        tau_eq = _average(q["t"], q["tau"], w_eq)
+    else:
+        M_eq, JF_eq, tau_eq = d["M"][0], d["JF"][0], d["tau"][0]
+    M_ss = _average(t, d["M"], window)
+    dM = M_ss - M_eq
+    T_eff = np.zeros_like(dM)
+    for k, (K, e) in d["e"].items():
+        T_eff[k] = 2.0 * K * np.cross(e, dM[k])
+    T_ani = -(_average(t, d["tau"], window) - tau_eq)
+    T_cd = _average(t, d["JF"] - d["J_r"], window) - JF_eq
+    fit = fit_relaxation(t, d["m"], t_min=min(t_min, 0.5 * t[-1]), kind=kind)
     return QuenchAnalysis(
-        path=path, protocol=cfg.bias.protocol, V=float(cfg.bias.V), mu=np.asarray(mu, float),
-        layers=names, n_spins=n_spins, M_eq=M_eq, M_ss=M_ss, dM=dM, T_eff=T_eff, T_ani=T_ani,
-        T_cd=T_cd, lead_current=_average(t, I, window),
-        lead_spin_current=_average(t, J, window), polarization=_average(t, Pz, window),
-        plane_current=_average(t, IF, window), planes=np.asarray(planes), window=window, fit=fit, t_end=float(t[-1]))
+        path=path, protocol=cfg.bias.protocol, V=float(cfg.bias.V),
+        mu=np.asarray(d["mu"], float), layers=names, n_spins=d["n_spins"], M_eq=M_eq,
+        M_ss=M_ss, dM=dM, T_eff=T_eff, T_ani=T_ani, T_cd=T_cd,
+        lead_current=_average(t, d["I"], window),
+        lead_spin_current=_average(t, d["J"], window),
+        polarization=_average(t, d["Pz"], window),
+        plane_current=_average(t, d["IF"], window), planes=np.asarray(d["planes"]),
+        window=window, fit=fit, t_end=float(t[-1]))
+
+
+def _stage1_of(outdir: str) -> str | None:
+    """The stage-1 file of a sweep directory (``sweep.h5`` attribute ``stage1``; looked up
+    as given, next to the directory and inside it, so that moved run trees still work)."""
+    summary = os.path.join(outdir, "sweep.h5")
+    if not os.path.exists(summary):
+        return None
+    with h5py.File(summary, "r") as f:
+        s1 = f.attrs.get("stage1")
+    if not s1:
+        return None
+    base = os.path.basename(str(s1))
+    for cand in (str(s1), os.path.join(os.path.dirname(os.path.abspath(outdir)), base),
+                 os.path.join(outdir, base)):
+        if os.path.exists(cand):
+            return cand
+    return None
 
 
 _TABLE = ("V", "mu", "n_spins", "M_eq", "M_ss", "dM", "T_eff", "T_ani", "T_cd", "lead_current",
@@ -232,12 +278,14 @@ _FIT = ("t_R", "t_R_err", "R", "M_inf", "A_ref", "rms", "n_points", "t_span", "v
 
 def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = False,
                   **kw) -> dict[str, np.ndarray]:
-    """:func:`analyze_quench` of every ``outdir/V_*.h5`` (sorted by V); writes the table to
+    """:func:`analyze_quench` of every ``outdir/V_*.h5`` (sorted by V; equilibrium from the
+    sweep's stage-1 file when ``sweep.h5`` names one that exists); writes the table to
     ``output`` (default ``outdir/analysis.h5``; never replaced without ``overwrite``) and
     returns it.  Serial (call it on one rank)."""
     files = sorted(glob.glob(os.path.join(outdir, "V_*.h5")))
     if not files:
         raise FileNotFoundError(f"no V_*.h5 quench files in '{outdir}'")
+    kw.setdefault("equilibrium", _stage1_of(outdir))
     res = sorted((analyze_quench(p, **kw) for p in files), key=lambda r: r.V)
     protocols = {r.protocol for r in res}
     if len(protocols) != 1:

@@ -46,6 +46,10 @@ def test_steady_state_torque_balance(comm, mpi_tmp_path):
     # steady charge current: the same through both leads and the SL-FL plane (Eq. 11 vs 13)
     assert abs(r.lead_current[0] + r.lead_current[1]) < 1e-8
     assert np.allclose(r.plane_current, r.lead_current[0], rtol=1e-7)
+    # the same with the equilibrium taken from the (converged) stage-1 record
+    r1 = analyze_quench(res.files[0], t_min=20.0, equilibrium=res.stage1)
+    assert np.abs(r1.T_cd - r1.T_ani[fl]).max() < 1e-6 * scale
+    assert np.abs(r1.M_eq - r.M_eq).max() < 1e-6
     tab = analyze_sweep(out)
     assert tab["T_cd"].shape == (1, 3) and read_analysis(os.path.join(out, "analysis.h5"))[
         "_attrs"]["protocol"] == "asymmetric"
