@@ -30,3 +30,34 @@ def test_benchmark_runs():
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "steps/s" in r.stdout and "| 1D N = 20 |" in r.stdout
+
+
+@pytest.mark.skip_in_parallel
+def test_open_benchmark_runs(tmp_path):
+    """bench_open --quick exercises every path; its NumPy baseline is the same right-hand side
+    as qcspin's OpenRHS (round-off, 1e-12) and vanishes on qcspin's stationary state."""
+    import json
+
+    out = os.path.join(tmp_path, "b.json")
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "bench_open.py"), "--quick",
+           "--json", out]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| 2D 12x4 | qcspin expint |" in r.stdout
+    with open(out) as f:
+        data = json.load(f)
+    rows = [row for row in _rows(data) if "rhs_vs_qcspin" in row]
+    assert rows
+    for row in rows:
+        assert row["rhs_vs_qcspin"] < 1e-12 and row["fixed_point_residual"] < 1e-12
+
+
+def _rows(data):
+    """All dicts inside the benchmark's JSON document."""
+    if isinstance(data, dict):
+        yield data
+        for v in data.values():
+            yield from _rows(v)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _rows(v)
