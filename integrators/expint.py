@@ -143,11 +143,14 @@ def combine(layout: StateLayout, out: np.ndarray, terms, tmp: np.ndarray) -> Non
             if f.scalar != 0.0:
                 out[a:b] += f.scalar * v[a:b]
     for k in range(len(layout.lead_columns)):
+        # real coefficients per column: multiply the blocks viewed as real numbers (re, im
+        # interleaved in each row), 2-3x faster than numpy's mixed complex x real loop
         ob = _block(layout, out, k)
-        w = tmp[:ob.size].reshape(ob.shape)
-        np.multiply(_block(layout, v0, k), f0.columns[k], out=ob)
+        w = tmp[:ob.size].reshape(ob.shape).view(np.float64)
+        ob = ob.view(np.float64)
+        np.multiply(_block(layout, v0, k).view(np.float64), f0.columns[k], out=ob)
         for f, v in terms[1:]:
-            np.multiply(_block(layout, v, k), f.columns[k], out=w)
+            np.multiply(_block(layout, v, k).view(np.float64), f.columns[k], out=w)
             ob += w
 
 
