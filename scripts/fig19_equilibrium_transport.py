@@ -72,6 +72,8 @@ def plot(h5, png):
         ax.axvline(0, color="0.6", lw=0.5)
         ax.grid(alpha=0.3)
     axes[2].axhline(0, color="0.6", lw=0.5)
+    axes[0].set_yscale("log")  # the J_sd = 6 states are very sharp (Gamma-broadening vanishes)
+    axes[0].set_ylim(1e-3, None)
     axes[0].legend(fontsize=9)
     axes[-1].set_xlabel("energy $\\varepsilon$ ($\\gamma$)")
     fig.tight_layout()
