@@ -13,7 +13,8 @@ currents and torques remain and the precession is damped within a few hundred ti
 
     python scripts/fig09_10_detail.py [--quick] [--outdir DIR] [--overwrite]
 
-Full: stage 1 and 2 of 3000 time units; the quench files are those of Fig. 8 (DIR/valve_runs,
+Full: stage 1 3000, stage 2 3000 (symmetric) and 1500 (asymmetric) time units; the quench
+files are those of Fig. 8 (DIR/valve_runs,
 computed if missing).  --quick: 300 and 400.  Data DIR/fig09.h5; plots DIR/fig09.png and
 DIR/fig10.png.
 """
@@ -36,7 +37,8 @@ J_SD = 2.0
 
 
 def compute(h5, args, comm):
-    T1, T2 = (300.0, 400.0) if args.quick else (3000.0, 3000.0)
+    T1, T2 = (300.0, 400.0) if args.quick else (3000.0, {"symmetric": 3000.0,
+                                                           "asymmetric": 1500.0})
     runs = os.path.join(args.outdir, "valve_runs" + ("_quick" if args.quick else ""))
     d = quench_sweeps(runs, J_SD, {p: np.array([V]) for _, p, V in CASES}, stage1_time=T1,
                       t_end=T2, comm=comm)
@@ -79,6 +81,7 @@ def _panels(h5, png, draw):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, ncol=3)
     axes[-1].set_xlabel("t ($\\hbar/\\gamma$)")
+    axes[-1].set_xlim(0, min(ax.get_lines()[0].get_xdata()[-1] for ax in axes))
     fig.tight_layout()
     fig.savefig(png, dpi=110)
 
