@@ -347,13 +347,15 @@ def ensure_stage1(runs_dir: str, J_sd: float, *, stage1_time: float, comm=None,
 
 
 def quench_sweeps(runs_dir: str, J_sd: float, grids: dict[str, np.ndarray], *,
-                  stage1_time: float, t_end: float, comm=None, config_kw: dict | None = None,
+                  stage1_time: float, t_end: float | dict[str, float], comm=None,
+                  config_kw: dict | None = None,
                   stage1_damping: float = 0.0, stage1: str | None = None,
                   progress=None) -> dict[str, str]:
     """Stage 1 once for ``paper_valve(J_sd, **config_kw)`` (:func:`ensure_stage1`, or the
     given ``stage1`` file) and one sweep directory ``runs_dir/J<J_sd>_<protocol>`` per entry
     of ``grids`` ({protocol: V values}), resuming whatever exists (finished quench files are
-    reused).  Returns {protocol: sweep directory}.  Collective."""
+    reused).  ``t_end``: stage-2 length, one value or {protocol: value}.  Returns {protocol:
+    sweep directory}.  Collective."""
     from analysis.sweep import bias_sweep
 
     kw = dict(config_kw or {})
@@ -363,7 +365,8 @@ def quench_sweeps(runs_dir: str, J_sd: float, grids: dict[str, np.ndarray], *,
     out = {}
     for protocol, V in grids.items():
         d = os.path.join(runs_dir, f"J{J_sd:g}_{protocol}")
-        bias_sweep(cfg, V, outdir=d, protocol=protocol, stage1_time=stage1_time, t_end=t_end,
+        T = t_end[protocol] if isinstance(t_end, dict) else t_end
+        bias_sweep(cfg, V, outdir=d, protocol=protocol, stage1_time=stage1_time, t_end=T,
                    resume=True, stage1=stage1, comm=comm, progress=progress)
         out[protocol] = d
     return out
@@ -371,15 +374,18 @@ def quench_sweeps(runs_dir: str, J_sd: float, grids: dict[str, np.ndarray], *,
 
 def relaxation_plan(quick: bool) -> dict:
     """The bias grids of Figs. 8 and 11 ({J_sd: {protocol: V values}}) and the stage lengths
-    (time units).  Full: V = 0.5:12:0.5 and V' = 0.25:6:0.25 (the same mu_l) at J_sd = 2, half
-    as dense at J_sd = 3, stages of 3000; quick: J_sd = 2, three V per protocol, 600/800."""
+    (time units).  Full: V = 0.5:12:0.5 and V' = 0.25:6:0.25 (the same mu_l) at J_sd = 2,
+    V = 2:12:2 and V' = 1:6:1 at J_sd = 3; stage 1 3000, stage 2 3000 (symmetric, t_R up to
+    ~1e5) and 1500 (asymmetric, t_R of a few hundred); quick: J_sd = 2, three V per protocol,
+    600/800."""
     if quick:
         return {"grids": {2.0: {"symmetric": np.array([1.0, 4.0, 8.0]),
                                 "asymmetric": np.array([0.5, 2.0, 4.0])}},
                 "stage1": 600.0, "t_end": 800.0}
     fine = {"symmetric": np.arange(1, 25) * 0.5, "asymmetric": np.arange(1, 25) * 0.25}
-    coarse = {"symmetric": np.arange(1, 13) * 1.0, "asymmetric": np.arange(1, 13) * 0.5}
-    return {"grids": {2.0: fine, 3.0: coarse}, "stage1": 3000.0, "t_end": 3000.0}
+    coarse = {"symmetric": np.arange(1, 7) * 2.0, "asymmetric": np.arange(1, 7) * 1.0}
+    return {"grids": {2.0: fine, 3.0: coarse}, "stage1": 3000.0,
+            "t_end": {"symmetric": 3000.0, "asymmetric": 1500.0}}
 
 
 def equilibrium_transmission(stage1: str, energies, *, comm=None):

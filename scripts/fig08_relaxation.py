@@ -10,13 +10,15 @@ rough estimate (open markers: t_R longer than ten times the fitted envelope span
 
     mpirun -n 2 python scripts/fig08_relaxation.py [--quick] [--outdir DIR] [--overwrite]
 
-Full: stage 1 3000, stage 2 3000 time units (hbar/hopping), V = 0.5:12:0.5 and V' = 0.25:6:0.25
-at J_sd = 2, half as dense at J_sd = 3.  --quick: J_sd = 2, 3 bias values per protocol, stage 1
+Full (``analysis.quench.relaxation_plan``): stage 1 3000, stage 2 3000 (symmetric) and 1500
+(asymmetric) time units (hbar/hopping); V = 0.5:12:0.5 and V' = 0.25:6:0.25 at J_sd = 2,
+V = 2:12:2 and V' = 1:6:1 at J_sd = 3.  --quick: J_sd = 2, 3 bias values per protocol, stage 1
 600 and stage 2 800.  Runs: DIR/valve_runs/J<J_sd>_<protocol>/V_*.h5 (shared with Figs. 6-14, restartable: an
 interrupted script continues them); table: DIR/fig08.h5; plot: DIR/fig08.png.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -42,7 +44,7 @@ def compute(h5, args, comm):
     dirs = {}
     for J_sd, grids in p["grids"].items():
         if rank0:
-            print(f"fig08: J_sd = {J_sd:g}: stage 1 {p['stage1']:g}, stage 2 {p['t_end']:g}, "
+            print(f"fig08: J_sd = {J_sd:g}: stage 1 {p['stage1']:g}, stage 2 {p['t_end']}, "
                   f"{sum(len(v) for v in grids.values())} quenches", flush=True)
         dirs[J_sd] = quench_sweeps(runs, J_sd, grids, stage1_time=p["stage1"],
                                    t_end=p["t_end"], comm=comm, progress=report)
@@ -51,7 +53,7 @@ def compute(h5, args, comm):
     with h5py.File(h5, "w") as f:
         f.attrs["runs"] = os.path.abspath(runs)
         f.attrs["stage1_time"] = p["stage1"]
-        f.attrs["t_end"] = p["t_end"]
+        f.attrs["t_end"] = json.dumps(p["t_end"])
         for J_sd, dd in dirs.items():
             for protocol, d in dd.items():
                 tab = analyze_sweep(d, overwrite=True)
