@@ -298,7 +298,9 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
     table["reason"] = np.array([d.get("reason", "") for d in fits], dtype=object)
     output = output or os.path.join(outdir, "analysis.h5")
     if os.path.exists(output) and not overwrite:
-        raise FileExistsError(f"'{output}' exists; use --overwrite")
+        from toolkit.io import FileExistsErrorQC
+
+        raise FileExistsErrorQC(f"'{output}' exists; use --overwrite")
     with h5py.File(output, "w") as f:
         for k, v in table.items():
             if v.dtype == object:

@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from analysis.quench import analyze_quench, analyze_sweep, paper_valve, read_analysis
 from analysis.sweep import bias_sweep
@@ -53,6 +54,12 @@ def test_steady_state_torque_balance(comm, mpi_tmp_path):
     tab = analyze_sweep(out)
     assert tab["T_cd"].shape == (1, 3) and read_analysis(os.path.join(out, "analysis.h5"))[
         "_attrs"]["protocol"] == "asymmetric"
+    from toolkit.cli import main as cli_main
+
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        analyze_sweep(out)
+    assert cli_main(["quench", out]) == 2  # refused with a message, nothing replaced
+    assert cli_main(["quench", out, "--overwrite", "--t-min", "20"]) == 0
 
 
 def test_paper_valve_config():
