@@ -163,23 +163,26 @@ def _average(t: np.ndarray, y: np.ndarray, window: tuple[float, float]) -> np.nd
     return (np.trapz(yy, tt, axis=0) / (b - a)).reshape(y.shape[1:])
 
 
-def _read(path: str) -> dict:
-    """Series of a result file needed here, with the SL-FL plane spin current ``JF``, the spin
-    current into the right lead ``J_r`` and the anisotropy torque ``tau`` per layer."""
+def _read(path: str, t_max: float | None = None) -> dict:
+    """Series of a result file needed here (the record up to ``t_max``), with the SL-FL plane
+    spin current ``JF``, the spin current into the right lead ``J_r`` and the anisotropy torque
+    ``tau`` per layer."""
     with h5py.File(path, "r") as f:
         cfg = _config_of(f)
         t = f["time"][:]
-        d = {"cfg": cfg, "t": t, "M": f["layer_magnetization"][:],
+        n = len(t) if t_max is None else int(np.searchsorted(t, t_max * (1 + 1e-12), "right"))
+        t = t[:n]
+        d = {"cfg": cfg, "t": t, "M": f["layer_magnetization"][:n],
              "planes": list(f["device"].attrs["planes"]),
              "names": tuple(json.loads(f["device"].attrs["layer_names"])),
-             "spin_layer": f["device/spin_layer"][:], "S": f["spins"][:],
-             "Pz": f["monolayer_polarization"][:],
-             "IF": f["plane_current"][:] if "plane_current" in f else np.zeros((len(t), 0)),
-             "I": f["lead_current"][:] if "lead_current" in f else np.zeros((len(t), 0)),
-             "J": (f["lead_spin_current"][:] if "lead_spin_current" in f
-                   else np.zeros((len(t), 0, 3))),
-             "mu": f["lead_mu"][-1] if "lead_mu" in f else np.zeros(0)}
-        JF = f["plane_spin_current"][:] if "plane_spin_current" in f else None
+             "spin_layer": f["device/spin_layer"][:], "S": f["spins"][:n],
+             "Pz": f["monolayer_polarization"][:n],
+             "IF": f["plane_current"][:n] if "plane_current" in f else np.zeros((n, 0)),
+             "I": f["lead_current"][:n] if "lead_current" in f else np.zeros((n, 0)),
+             "J": (f["lead_spin_current"][:n] if "lead_spin_current" in f
+                   else np.zeros((n, 0, 3))),
+             "mu": f["lead_mu"][n - 1] if "lead_mu" in f and n else np.zeros(0)}
+        JF = f["plane_spin_current"][:n] if "plane_spin_current" in f else None
     if len(t) < 3:
         raise ValueError(f"{path}: {len(t)} output times; a quench analysis needs a record")
     layers = {l.name: l for l in cfg.layers}
@@ -210,7 +213,8 @@ def _read(path: str) -> dict:
 
 
 def analyze_quench(path: str, *, equilibrium: str | None = None, t_min: float = 200.0,
-                   tail: float = 0.5, kind: str = "both") -> QuenchAnalysis:
+                   tail: float = 0.5, kind: str = "both",
+                   t_max: float | None = None) -> QuenchAnalysis:
     """Analyse one stage-2 file (see module doc).  ``equilibrium``: the stage-1 file; the
     equilibrium values (M_eq, J_F^eq, anisotropy torque) are then its means over whole periods
     of the free-layer oscillation in the last ``tail`` of its record -- the centre of what is
@@ -218,8 +222,9 @@ def analyze_quench(path: str, *, equilibrium: str | None = None, t_min: float = 
     when stage 1 has relaxed).  ``t_min``: the transient left out of the Eq. (22) fit (the
     paper drops t ~ 100-300); ``tail``: fraction of the record at the end in which whole
     periods are averaged for the steady state; ``kind``: envelope of
-    :func:`analysis.relaxation.fit_relaxation`."""
-    d = _read(path)
+    :func:`analysis.relaxation.fit_relaxation`; ``t_max``: analyse the record up to this time
+    only (e.g. to check that a steady state does not depend on the record length)."""
+    d = _read(path, t_max)
     t, cfg, names = d["t"], d["cfg"], d["names"]
     window = _mean_window(t, d["m"], tail)
     if equilibrium is not None:

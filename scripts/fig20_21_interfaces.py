@@ -64,7 +64,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
@@ -86,28 +85,12 @@ STYLE = {("bare", "symmetric"): dict(color="tab:red", marker="o", ls="-"),
          ("extended", "asymmetric"): dict(color="k", marker="s", ls="--")}
 COMP = {0: "tab:red", 1: "tab:blue", 2: "k"}
 CHECK = 2.0 / 3.0                          # record fraction of the convergence check
-TIME_SERIES = ("time", "layer_magnetization", "spins", "monolayer_polarization", "plane_current",
-               "lead_current", "lead_spin_current", "plane_spin_current", "lead_mu")
 
 
 def plan(quick: bool) -> dict:
     if quick:
         return dict(grid=np.array([2.0, 4.0]), stage1=150.0, t_end=100.0)
     return dict(grid=np.arange(1, 25) * 0.25, stage1=800.0, t_end=600.0)
-
-
-def truncated(src: str, dst: str, t_max: float) -> str:
-    """Copy of the quench file ``src`` with the record cut at ``t_max`` (what analyze_quench
-    reads), for the record-length convergence check."""
-    with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
-        n = int(np.searchsorted(f["time"][:], t_max * (1 + 1e-12), side="right"))
-        for k, v in f.attrs.items():
-            g.attrs[k] = v
-        f.copy("device", g)
-        for k in TIME_SERIES:
-            if k in f:
-                g[k] = f[k][:n]
-    return dst
 
 
 def steady(r) -> dict:
@@ -198,7 +181,7 @@ def compute(h5, args, comm):
     if not rank0:
         return
     conv_max = {}
-    with h5py.File(h5, "w") as f, tempfile.TemporaryDirectory() as tmp:
+    with h5py.File(h5, "w") as f:
         f.attrs.update(J_sd=J_SD, damping=DAMPING, stage1_time=p["stage1"], t_end=p["t_end"],
                        dt=0.2, runs=os.path.abspath(runs), quick=bool(args.quick),
                        units="natural: energy = hopping gamma, time = hbar/gamma, hbar = 1",
@@ -252,8 +235,7 @@ def compute(h5, args, comm):
                 for i, V in enumerate(tab["V"]):
                     path = os.path.join(d, f"V_{V:+.6g}.h5")
                     full = steady(analyze_quench(path))
-                    short = steady(analyze_quench(truncated(
-                        path, os.path.join(tmp, "short.h5"), CHECK * p["t_end"])))
+                    short = steady(analyze_quench(path, t_max=CHECK * p["t_end"]))
                     for k in diffs:
                         diffs[k].append(np.max(np.abs(full[k] - short[k])))
                 cg = g.create_group("conv")
