@@ -412,6 +412,10 @@ def equilibrium_transmission(stage1: str, energies, *, comm=None):
 
 
 def cmd_quench(args) -> int:
+    from toolkit.parallel import get_comm
+
+    if get_comm().getRank() != 0:  # serial analysis: rank 0 reads and writes (no file races)
+        return 0
     for d in args.dirs:
         tab = analyze_sweep(d, overwrite=args.overwrite, t_min=args.t_min, tail=args.tail)
         print(f"{d}: {len(tab['V'])} quench files -> {os.path.join(d, 'analysis.h5')}")
