@@ -15,8 +15,6 @@ file always describes the calculation.
 """
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import sys
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ import toolkit
 from analysis.transport_green import METHODS, Transmission, _fail, transmission
 from analysis.transport_landauer import landauer_current
 from operators.leads import WideBandLead
+from operators.leads import _real as _option  # finite real, optional sign checks
 from toolkit.config import Config, ConfigError
 from toolkit.device import Device
 from toolkit.parallel import get_comm
@@ -58,17 +57,6 @@ class TransportLeads:
     @property
     def mu(self) -> tuple[float, float]:
         return (self.leads[0].mu, self.leads[1].mu)
-
-
-def _option(flag: str, value, *, positive: bool = False, nonneg: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value):
-        _fail(flag, value, "expected a finite real number")
-    if positive and value <= 0:
-        _fail(flag, value, "expected a number > 0")
-    if nonneg and value < 0:
-        _fail(flag, value, "expected a number >= 0")
-    return float(value)
 
 
 def transport_leads(cfg: Config, device: Device, *, gamma: float | None = None,

@@ -31,6 +31,7 @@ import numpy as np
 import scipy.linalg as sla
 
 import toolkit  # noqa: F401  (complex petsc4py)
+from analysis.spectrum import _frozen_arrays as _freeze
 from analysis.spectrum import round_robin
 from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian
 from operators.leads import Lead, pauli_on
@@ -53,12 +54,6 @@ _DENSE_CHUNK = 1 << 22  # complex entries per batch of dense inverses (64 MiB)
 
 
 # ----------------------------------------------------------------------------- results
-def _freeze(obj) -> None:
-    for v in vars(obj).values():
-        if isinstance(v, np.ndarray):
-            v.setflags(write=False)
-
-
 @dataclass(frozen=True, eq=False)
 class Transmission:
     """Transmission functions and DOSh at ``energies`` for one spin configuration (read-only).
