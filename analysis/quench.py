@@ -286,10 +286,16 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
     """:func:`analyze_quench` of every ``outdir/V_*.h5`` (sorted by V; equilibrium from the
     sweep's stage-1 file when ``sweep.h5`` names one that exists); writes the table to
     ``output`` (default ``outdir/analysis.h5``; never replaced without ``overwrite``) and
-    returns it.  Serial (call it on one rank)."""
+    returns it, with the layer names under ``"layers"`` (a tuple; an attribute in the file).
+    Serial (call it on one rank)."""
     files = sorted(glob.glob(os.path.join(outdir, "V_*.h5")))
     if not files:
         raise FileNotFoundError(f"no V_*.h5 quench files in '{outdir}'")
+    output = output or os.path.join(outdir, "analysis.h5")
+    if os.path.exists(output) and not overwrite:  # refuse before the work
+        from toolkit.io import FileExistsErrorQC
+
+        raise FileExistsErrorQC(f"'{output}' exists; use --overwrite")
     kw.setdefault("equilibrium", _stage1_of(outdir))
     res = sorted((analyze_quench(p, **kw) for p in files), key=lambda r: r.V)
     protocols = {r.protocol for r in res}
@@ -298,14 +304,9 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
     table = {k: np.array([getattr(r, k) for r in res]) for k in _TABLE}
     fits = [r.fit.as_dict() for r in res]
     for k in _FIT:
-        table[k] = np.array([d.get(k, np.nan) for d in fits], dtype=bool if k in ("valid", "lower_bound")
-                            else float)
+        table[k] = np.array([d.get(k, np.nan) for d in fits],
+                            dtype=bool if k in ("valid", "lower_bound") else float)
     table["reason"] = np.array([d.get("reason", "") for d in fits], dtype=object)
-    output = output or os.path.join(outdir, "analysis.h5")
-    if os.path.exists(output) and not overwrite:
-        from toolkit.io import FileExistsErrorQC
-
-        raise FileExistsErrorQC(f"'{output}' exists; use --overwrite")
     with h5py.File(output, "w") as f:
         for k, v in table.items():
             if v.dtype == object:
@@ -316,6 +317,7 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
         f.attrs["layers"] = json.dumps(list(res[0].layers))
         f.attrs["files"] = json.dumps([os.path.basename(r.path) for r in res])
         f.attrs["description"] = __doc__.split("\n\n")[1]
+    table["layers"] = tuple(res[0].layers)
     return table
 
 
@@ -421,8 +423,7 @@ def cmd_quench(args) -> int:
         print(f"{d}: {len(tab['V'])} quench files -> {os.path.join(d, 'analysis.h5')}")
         print(f"  {'V':>8} {'t_R':>12} {'valid':>5} {'dM_r^x/N':>11} {'T_cd^y':>11} "
               f"{'T_eff^y(FL)':>11} {'I_l':>11}")
-        fl = json.loads(read_analysis(os.path.join(d, "analysis.h5"))["_attrs"]["layers"]).index(
-            "FL")
+        fl = tab["layers"].index("FL")
         for i, V in enumerate(tab["V"]):
             n = tab["n_spins"][i][fl]
             print(f"  {V:8.4g} {tab['t_R'][i]:12.5g} {str(tab['valid'][i]):>5} "

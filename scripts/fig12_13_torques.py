@@ -18,7 +18,6 @@ DIR/fig12.png, DIR/fig13.png.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -45,9 +44,7 @@ def compute(h5, args, comm):
         for J, dd in dirs.items():
             for protocol, d in dd.items():
                 tab = analyze_sweep(d, overwrite=True)
-                names = json.loads(h5py.File(os.path.join(d, "analysis.h5"), "r").attrs[
-                    "layers"])
-                fl, pl = names.index("FL"), names.index("PL")
+                fl, pl = tab["layers"].index("FL"), tab["layers"].index("PL")
                 g = f.create_group(f"J_sd={J:g}/{protocol}")
                 g["V"] = tab["V"]
                 g["T_cd"] = tab["T_cd"]

@@ -60,7 +60,7 @@ def compute(h5, args, comm):
     if comm.getRank() != 0:
         return
     tab = analyze_sweep(d, overwrite=True, tail=0.2)
-    fl = json.loads(h5py.File(os.path.join(d, "analysis.h5"), "r").attrs["layers"]).index("FL")
+    fl = tab["layers"].index("FL")
     with h5py.File(h5, "w") as f:
         f.attrs.update(J_sd=J_SD, damping=ALPHA, t_end=T)
         f["V"] = V

@@ -61,7 +61,6 @@ J_r 7.8e-4, I_r 6.4e-4.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -199,8 +198,7 @@ def compute(h5, args, comm):
             for protocol, d in dd.items():
                 tab = analyze_sweep(d, overwrite=True)
                 g = gv.create_group(protocol)
-                with h5py.File(os.path.join(d, "analysis.h5"), "r") as a:
-                    fl = json.loads(a.attrs["layers"]).index("FL")
+                fl = tab["layers"].index("FL")
                 rows = {"V": (tab["V"], "energy (gamma): V (symmetric) or V' (asymmetric)"),
                         "polarization": (tab["polarization"], "dimensionless; (n_V, Lx, 3) "
                                          "Eq. F1 P^x, P^y, P^z per monolayer"),
