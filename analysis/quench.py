@@ -50,7 +50,7 @@ from analysis.relaxation import RelaxationFit, fit_relaxation, oscillation_envel
 from toolkit.config import Config, config_from_dict
 
 __all__ = ["paper_valve", "paper_valve_doc", "QuenchAnalysis", "analyze_quench",
-           "analyze_sweep", "read_analysis", "ensure_stage1", "quench_sweeps", "relaxation_plan",
+           "analyze_sweep", "read_analysis", "read_quench", "ensure_stage1", "quench_sweeps", "relaxation_plan",
            "equilibrium_transmission", "add_command"]
 
 PAPER = dict(size=(12, 4), gamma=1.0, temperature=0.025, J_ex=-1.0, K_l=0.4, K_r=0.02,
@@ -163,10 +163,13 @@ def _average(t: np.ndarray, y: np.ndarray, window: tuple[float, float]) -> np.nd
     return (np.trapz(yy, tt, axis=0) / (b - a)).reshape(y.shape[1:])
 
 
-def _read(path: str, t_max: float | None = None) -> dict:
-    """Series of a result file needed here (the record up to ``t_max``), with the SL-FL plane
-    spin current ``JF``, the spin current into the right lead ``J_r`` and the anisotropy torque
-    ``tau`` per layer."""
+def read_quench(path: str, t_max: float | None = None) -> dict:
+    """The series of a result file that the quench analysis and the figures use (the record up
+    to ``t_max``): ``t``, ``M`` (layer magnetizations), ``names``, ``n_spins`` per layer, the
+    SL-FL plane currents ``JF`` (spin, Eq. 14) and ``I_F`` (charge, Eq. 13), the currents from
+    the valve into the right lead ``J_r`` and ``I_r`` (Eqs. 11, 12 with the paper's minus sign),
+    the anisotropy torque ``tau`` per layer, and the raw series (``I``, ``J``, ``IF``, ``Pz``,
+    ``S``, ``mu``, ``cfg``).  Raises ValueError when the SL-FL plane was not recorded."""
     with h5py.File(path, "r") as f:
         cfg = _config_of(f)
         t = f["time"][:]
@@ -193,8 +196,10 @@ def _read(path: str, t_max: float | None = None) -> dict:
         raise ValueError(f"{path}: the SL-FL plane x = {x_plane} is not among the recorded "
                          f"planes {d['planes']} ([output] planes)")
     d["JF"] = JF[:, d["planes"].index(x_plane)]
+    d["I_F"] = d["IF"][:, d["planes"].index(x_plane)]
     right = [k for k, l in enumerate(cfg.leads) if l.side == "right"]
     d["J_r"] = -d["J"][:, right[0]] if right else np.zeros((len(t), 3))
+    d["I_r"] = -d["I"][:, right[0]] if right else np.zeros(len(t))
     names = d["names"]
     d["n_spins"] = np.array([int(np.sum(d["spin_layer"] == k)) for k in range(len(names))])
     d["i_fl"] = names.index("FL")
@@ -224,11 +229,11 @@ def analyze_quench(path: str, *, equilibrium: str | None = None, t_min: float = 
     periods are averaged for the steady state; ``kind``: envelope of
     :func:`analysis.relaxation.fit_relaxation`; ``t_max``: analyse the record up to this time
     only (e.g. to check that a steady state does not depend on the record length)."""
-    d = _read(path, t_max)
+    d = read_quench(path, t_max)
     t, cfg, names = d["t"], d["cfg"], d["names"]
     window = _mean_window(t, d["m"], tail)
     if equilibrium is not None:
-        q = _read(equilibrium)
+        q = read_quench(equilibrium)
         if q["names"] != names or q["M"].shape[1:] != d["M"].shape[1:]:
             raise ValueError(f"equilibrium file '{equilibrium}' describes another valve "
                              f"(layers {q['names']}) than '{path}' ({names})")

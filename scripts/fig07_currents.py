@@ -18,7 +18,6 @@ DIR/fig07.h5, plot DIR/fig07.png.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -28,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import ensure_stage1, quench_sweeps  # noqa: E402
+from analysis.quench import ensure_stage1, quench_sweeps, read_quench  # noqa: E402
 
 PANELS = (("a", 2.0, "symmetric", 1.0), ("b", 6.0, "symmetric", 1.0),
           ("c", 2.0, "asymmetric", 0.5), ("d", 6.0, "asymmetric", 0.5))
@@ -50,22 +49,14 @@ def compute(h5, args, comm):
         g.attrs["units"] = ("time: hbar/hopping; charge current: Re Tr Pi (half the electron "
                             "flow); spin current: hbar/time (s = sigma/2)")
         for tag, J_sd, protocol, V in PANELS:
-            with h5py.File(files[tag], "r") as f:
-                names = json.loads(f["device"].attrs["lead_names"])
-                r = names.index("right")
-                planes = list(f["device"].attrs["planes"])
-                fl_start = 8  # the FL starts at column 8 of the 12 x 4 valve
-                k = planes.index(fl_start - 1)
-                grp = g.create_group(tag)
-                grp.attrs.update(J_sd=J_sd, protocol=protocol, V=V,
-                                 file=os.path.abspath(files[tag]))
-                grp["time"] = f["time"][:]
-                grp["I_r"] = -f["lead_current"][:, r]
-                grp["J_r"] = -f["lead_spin_current"][:, r]
-                IF, JF = f["plane_current"][:, k], f["plane_spin_current"][:, k]
-                grp["I_F"] = IF - IF[0]
-                grp["J_F"] = JF - JF[0]
-                grp["J_F_eq"] = JF[0]
+            q = read_quench(files[tag])
+            grp = g.create_group(tag)
+            grp.attrs.update(J_sd=J_sd, protocol=protocol, V=V, file=os.path.abspath(files[tag]))
+            grp["time"] = q["t"]
+            grp["I_r"], grp["J_r"] = q["I_r"], q["J_r"]
+            grp["I_F"] = q["I_F"] - q["I_F"][0]
+            grp["J_F"] = q["JF"] - q["JF"][0]
+            grp["J_F_eq"] = q["JF"][0]
 
 
 def plot(h5, png):

@@ -20,7 +20,6 @@ DIR/fig10.png.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -30,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import quench_sweeps  # noqa: E402
+from analysis.quench import quench_sweeps, read_quench  # noqa: E402
 
 CASES = (("a", "symmetric", 8.0), ("b", "asymmetric", 4.0))
 J_SD = 2.0
@@ -49,22 +48,15 @@ def compute(h5, args, comm):
         g.attrs["units"] = "time: hbar/hopping; J, T_cd: hbar per time unit; dM: normalized"
         for tag, protocol, V in CASES:
             path = os.path.join(d[protocol], f"V_{V:+.6g}.h5")
-            with h5py.File(path, "r") as f:
-                names = json.loads(f["device"].attrs["layer_names"])
-                leads = json.loads(f["device"].attrs["lead_names"])
-                planes = list(f["device"].attrs["planes"])
-                sl = f["device/spin_layer"][:]
-                M = f["layer_magnetization"][:]
-                JF = f["plane_spin_current"][:, planes.index(7)]
-                Jr = -f["lead_spin_current"][:, leads.index("right")]
-                grp = g.create_group(tag)
-                grp.attrs.update(protocol=protocol, V=V, file=os.path.abspath(path))
-                grp["time"] = f["time"][:]
-                grp["J_r"] = Jr
-                grp["T_cd"] = JF - Jr - JF[0]
-                for lay in ("PL", "FL"):
-                    k = names.index(lay)
-                    grp[f"dM_{lay}"] = (M[:, k] - M[0, k]) / np.sum(sl == k)
+            q = read_quench(path)
+            grp = g.create_group(tag)
+            grp.attrs.update(protocol=protocol, V=V, file=os.path.abspath(path))
+            grp["time"] = q["t"]
+            grp["J_r"] = q["J_r"]
+            grp["T_cd"] = q["JF"] - q["J_r"] - q["JF"][0]
+            for lay in ("PL", "FL"):
+                k = q["names"].index(lay)
+                grp[f"dM_{lay}"] = (q["M"][:, k] - q["M"][0, k]) / q["n_spins"][k]
 
 
 def _panels(h5, png, draw):
