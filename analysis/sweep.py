@@ -85,7 +85,8 @@ def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
     if clash and not (overwrite or resume):
         raise FileExistsErrorQC(f"{clash[0]} exists (and {len(clash) - 1} more); use --overwrite "
                                 f"or --resume")
-    cfg1 = with_changes(stage1_config or cfg, bias={"protocol": "none", "V": 0.0, "t_on": 0.0})
+    cfg1 = with_changes(stage1_config or cfg, bias={"protocol": "none", "V": 0.0, "t_on": 0.0,
+                                                  "t_off": None})
     if not bcast(os.path.exists(stage1) if rank0 else None, comm):
         Simulation(cfg1, comm).run(stage1, t_end=stage1_time, progress=False,
                                    handle_signals=False)

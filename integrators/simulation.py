@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import platform
 import signal
 import time as _time
+import warnings
 
 import numpy as np
 
@@ -18,10 +21,13 @@ from operators.hamiltonian import ElectronHamiltonian
 from operators.currents import PlaneCurrent, monolayer_polarization, spin_balance
 from operators.observables import diag_block_indices, layer_magnetization, spin_density_local
 from operators.spin import ClassicalSpinHamiltonian
-from toolkit.config import Config, config_to_toml
+from toolkit.config import Config, ConfigError, config_to_toml, with_changes
 from toolkit.device import Device, device_from_config
-from toolkit.io import FileExistsErrorQC, ResultFile, load_checkpoint, versions
-from toolkit.parallel import allreduce, bcast, gather_rows, get_comm
+from toolkit.io import (FileExistsErrorQC, OutputLock, ResultFile, ResultFileError, _argv, _now,
+                        git_revision, load_checkpoint, versions)
+from toolkit.memory import MemoryLimitError, check_memory
+from toolkit.parallel import (allreduce, bcast, first_message, gather_rows, get_comm,
+                              ranks_on_node)
 from toolkit.progress import ProgressBar
 from toolkit.units import get_units
 
@@ -33,7 +39,11 @@ from .rhs import ClosedRHS
 from .stationary import stationary_state
 from .ts import DEFAULT_PREFIX, adaptive, create_ts, effective_options
 
-__all__ = ["Simulation", "run"]
+__all__ = ["Simulation", "run", "NumericalInstability"]
+
+
+class NumericalInstability(RuntimeError):
+    """The state became non-finite (NaN/inf): the step is too large for the scheme."""
 
 
 class Simulation:
@@ -50,6 +60,16 @@ class Simulation:
     def __init__(self, config: Config | Device, comm: PETSc.Comm | None = None, *,
                  rho0: np.ndarray | None = None, spins0: np.ndarray | None = None,
                  leads0: list | None = None, prefix: str = DEFAULT_PREFIX) -> None:
+        comm = get_comm(comm)
+        cfg0 = config.config if isinstance(config, Device) else config
+        try:
+            self.memory = check_memory(cfg0, comm.getSize(), ranks_on_node(comm))
+            err = None
+        except MemoryLimitError as exc:
+            err = str(exc)
+        err = first_message(err, comm)
+        if err:
+            raise MemoryLimitError(err)
         self.device = config if isinstance(config, Device) else device_from_config(config)
         if spins0 is not None:
             self.device = self.device.with_spins(spins0)
@@ -85,11 +105,17 @@ class Simulation:
         self.ts, self.ts_options = create_ts(self.comm, f, self.F, self.dt, self.config.solver,
                                              prefix, linear=linear)
         self.adaptive = adaptive(self.ts_options, prefix)
+        dt_ts = self.ts.getTimeStep()  # the step in force (-qcspin_ts_dt may have changed it)
+        if dt_ts != self.dt:
+            self.dt = dt_ts
+            self.config = with_changes(self.config, time={
+                "dt": float(self.units.time_from_internal(dt_ts))})
         a = self.y.getArray()
         self.layout.spins(a)[...] = dev.spins0[d.spin_start:d.spin_stop]
         initial = self.config.electrons.initial
         if initial == "auto":
             initial = "stationary" if self.leads else "ground"
+        self.origin = "rho0 given" if rho0 is not None else initial
         if rho0 is None and initial == "stationary":
             rho, blocks = stationary_state(self.H, self.leads, self.poles, self.mu_of_t.initial)
             self.layout.rho(a)[...] = rho
@@ -109,11 +135,18 @@ class Simulation:
         self.ts.setTime(0.0)
         self.ts.setStepNumber(0)
         self.ts.setUp()
+        self._has_monitor = bool(self.ts.getMonitor()) or _has_monitor_option(prefix)
+        if self._has_monitor:
+            self.ts.monitor(0, 0.0, self.y)
         self.plane_x = _planes(dev, self.config)
         self.planes = PlaneCurrent(dev, self.H, list(self.plane_x)) if self.plane_x else None
         self._F_obs = None
         self._all_sites = np.arange(d.site_start, d.site_stop)
         self._site_idx = diag_block_indices(self._all_sites, d.site_start, self.layout.nloc)
+        self._diag_rows = np.arange(d.n_local_rows)
+        self._diag_cols = d.row_start + self._diag_rows
+        self._pending: list[dict] = []  # records made by step() before run() opens a file
+        self.last_observables = None
         self.wall0 = _time.perf_counter()
 
     @classmethod
@@ -134,8 +167,10 @@ class Simulation:
         if n_leads != len(cfg.leads):
             raise ValueError(f"checkpoint '{path}' has {n_leads} lead blocks but the config "
                              f"has {len(cfg.leads)} leads")
-        return cls(cfg, comm, rho0=ck["rho"], spins0=ck["spins"],
-                   leads0=[ck[f"lead_{k}"] for k in range(n_leads)], **kw)
+        sim = cls(cfg, comm, rho0=ck["rho"], spins0=ck["spins"],
+                  leads0=[ck[f"lead_{k}"] for k in range(n_leads)], **kw)
+        sim.origin = f"checkpoint of {os.path.abspath(path)} (step {int(ck['step'])})"
+        return sim
 
     # ------------------------------------------------------------------ state access
     @property
@@ -160,11 +195,30 @@ class Simulation:
 
     # ------------------------------------------------------------------ stepping
     def step(self, n: int = 1) -> float:
-        """Advance ``n`` time steps (fixed-step schemes) and return the new time.  Collective."""
+        """Advance ``n`` time steps (fixed-step schemes) and return the new time.  Collective.
+
+        The observables at step 0 and at every ``output_every``-th step are kept, and a later
+        :meth:`run` into a new file writes them first, so the file holds the whole trajectory.
+        Raises :class:`NumericalInstability` if the state becomes non-finite."""
+        every = self.config.time.output_every
+        if not self._pending and self.step_number == 0:
+            self._pending.append((0, self._record(None)))
         for _ in range(n):
             self._begin_step()
             self.ts.step()
+            self._monitor()
+            k = self.step_number
+            out = self._is_output_step(k, every)
+            if allreduce(self._nonfinite(out), self.comm, "max"):
+                raise NumericalInstability(self._blowup_message())
+            if out:
+                self._pending.append((k, self._record(None)))
         return self.time
+
+    def _monitor(self) -> None:
+        """PETSc's TS monitors (-qcspin_ts_monitor ...): the loop calls ts.step() itself."""
+        if self._has_monitor:
+            self.ts.monitor(self.step_number, self.time, self.y)
 
     def _begin_step(self) -> None:
         if self.leads:
@@ -247,22 +301,28 @@ class Simulation:
             max_steps: int | None = None) -> dict:
         """Integrate to ``t_end`` (config units; default ``[time] t_end``), writing ``output``.
 
-        ``restart=True`` continues from the checkpoint stored in ``output``.  An existing file is
-        never overwritten unless ``overwrite=True``.  SIGINT/SIGTERM write a checkpoint and stop.
-        Returns a summary dict.  Collective.
+        ``restart=True`` continues from the checkpoint stored in ``output`` (its stored config
+        must describe the same run; ``t_end`` may extend it).  An existing file is never
+        overwritten unless ``overwrite=True``, and then only once the new file has its first
+        record.  SIGINT/SIGTERM write a checkpoint and stop.  The file records its status
+        (running, finished, interrupted, failed) and one history entry per run segment.  A
+        non-finite state stops the run with :class:`NumericalInstability` (the file is marked
+        failed and keeps every valid record).  Returns a summary dict.  Collective.
         """
+        if t_end is not None:
+            self.config = with_changes(self.config, time={"t_end": check_t_end(t_end)})
         cfg = self.config
         rank0 = self.comm.getRank() == 0
-        t_end_int = self.units.time_to_internal(cfg.time.t_end if t_end is None else t_end)
-        writer = self._open_output(output, overwrite, restart) if output else None
+        t_end_int = self.units.time_to_internal(cfg.time.t_end)
         n_steps_total = int(np.ceil(t_end_int / self.dt - 1e-9))  # fixed step: whole steps, >= t_end
+        lock, writer = self._open_output(output, overwrite, restart) if output else (None, None)
         every, ck_every = cfg.time.output_every, cfg.time.checkpoint_every
-        stop = {"flag": False}
+        stop = {"flag": 0}
         old = {}
         if handle_signals:
             def handler(signum, frame):
-                stop["flag"] = True
-            for sig in (signal.SIGINT, signal.SIGTERM):
+                stop["flag"] = signum
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
                 try:
                     old[sig] = signal.signal(sig, handler)
                 except ValueError:  # not in the main thread
@@ -270,39 +330,146 @@ class Simulation:
         bar = ProgressBar(self.units.time_from_internal(t_end_int), enabled=progress and rank0,
                           label="t")
         self.wall0 = _time.perf_counter()
-        steps_done = 0
-        interrupted = False
+        steps_done, status, message = 0, "running", ""
+        step0 = self.step_number
         try:
-            empty = bcast(writer.n_output == 0 if writer is not None else True, self.comm)
-            if self.step_number == 0 and empty:
-                self._record(writer)
+            self._segment_start(writer, output, restart)
             while not self._finished(t_end_int, n_steps_total):
                 if max_steps is not None and steps_done >= max_steps:
+                    status, message = "interrupted", f"stopped after max_steps = {max_steps}"
                     break
                 self._advance(t_end_int, every)
                 steps_done += 1
                 k = self.step_number
+                full = self._is_output_step(k, every) or (output is not None
+                                                          and k % ck_every == 0)
+                flags = allreduce(np.array([stop["flag"], self._nonfinite(full)]), self.comm,
+                                  "max")
+                if flags[1]:
+                    raise NumericalInstability(self._blowup_message())
                 if self._is_output_step(k, every):
                     self._record(writer)
                 if output is not None and k % ck_every == 0:
                     self._checkpoint(writer)
                 bar.update(self.units.time_from_internal(self.time))
-                if handle_signals and allreduce(int(stop["flag"]), self.comm, "max"):
-                    interrupted = True
+                if flags[0]:
+                    name = signal.Signals(int(flags[0])).name
+                    status, message = "interrupted", f"{name} at step {k}"
                     break
             if output is not None:
                 self._checkpoint(writer)
+            if status == "running":
+                status = "finished"
+        except BaseException as exc:
+            status = "failed"
+            message = (str(exc) if isinstance(exc, NumericalInstability)
+                       else f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, KeyboardInterrupt):
+                status, message = "interrupted", "KeyboardInterrupt"
+            raise
         finally:
             bar.close()
             for sig, h in old.items():
                 signal.signal(sig, h)
-            if writer is not None and rank0:
-                writer.close()
+            self._segment_end(writer, lock, status, message, step0)
         wall = _time.perf_counter() - self.wall0
         return {"output": output, "time": self.units.time_from_internal(self.time),
                 "steps": self.step_number, "steps_this_run": steps_done, "wall_time": wall,
-                "interrupted": interrupted, "rhs_calls": self.rhs.n_calls,
-                "time_unit": self.units.time}
+                "interrupted": status == "interrupted", "status": status, "message": message,
+                "rhs_calls": self.rhs.n_calls, "time_unit": self.units.time,
+                "t_end": cfg.time.t_end}
+
+    def _segment_start(self, writer: ResultFile | None, output: str | None,
+                       restart: bool) -> None:
+        """Records buffered by :meth:`step`, the first record and checkpoint, the history entry;
+        a new file is renamed into place here.  Collective."""
+        empty = bcast(writer.n_output == 0 if writer is not None else True, self.comm)
+        pending, self._pending = self._pending, []
+        if empty and not restart:
+            if writer is not None:
+                for _, rec in pending:
+                    writer.append(rec)
+            k = self.step_number
+            if self._is_output_step(k, self.config.time.output_every) and (
+                    not pending or pending[-1][0] != k):
+                self._record(writer)
+        if output is not None and not restart:
+            self._checkpoint(writer)
+        if writer is not None:
+            writer.publish()
+            t = self.units.time_from_internal(self.time)
+            writer.begin_segment({
+                "started": _now(), "status": "running", "restart": bool(restart),
+                "initial": self.origin if not restart else "checkpoint",
+                "t_start": t, "step_start": int(self.step_number),
+                "t_end": self.config.time.t_end, "argv": _argv(), "host": platform.node(),
+                "mpi_size": self.comm.getSize(), "qcspin": _version(), "git": git_revision()})
+            writer.set_status("running")
+
+    def _segment_end(self, writer: ResultFile | None, lock, status: str, message: str,
+                     step0: int) -> None:
+        if writer is not None:
+            try:
+                writer.end_segment(ended=_now(), status=status, message=message,
+                                   t_stop=self.units.time_from_internal(self.time),
+                                   step_stop=int(self.step_number),
+                                   wall_time=_time.perf_counter() - self.wall0)
+                writer.set_status(status, message)
+            finally:
+                writer.close()
+        if lock is not None:
+            lock.release()
+
+    def _nonfinite(self, full: bool) -> int:
+        """1 if the local state is not finite: the diagonal of rho and the spins every step
+        (a NaN anywhere reaches the diagonal within one right-hand side), the whole local
+        state at output and checkpoint steps."""
+        a = self.y.getArray(readonly=True)
+        if full:
+            return int(not np.isfinite(a).all())
+        lay = self.layout
+        ok = np.isfinite(lay.rho(a)[self._diag_rows, self._diag_cols]).all()
+        return int(not (ok and np.isfinite(lay.spins(a)).all()))
+
+    def _blowup_message(self) -> str:
+        t = self.units.time_from_internal(self.time)
+        dt = self.units.time_from_internal(self.dt)
+        hint = self.stability_hint()
+        return (f"the state became non-finite (NaN/inf) at t = {t:.6g} {self.units.time} "
+                f"(step {self.step_number}); the records and the checkpoint before it are kept. "
+                f"The step dt = {dt:g} is too large for this scheme{hint}")
+
+    def stability_hint(self) -> str:
+        """'' or a sentence naming the explicit stability limit the step exceeds."""
+        est = self.stability_limit()
+        if est is None:
+            return ""
+        lim, why = est
+        dt = self.units.time_from_internal(self.dt)
+        lim_u = self.units.time_from_internal(lim)
+        fix = ("solver.stiff = 'expint' (the default) integrates the pole decay exactly, or "
+               if "pole" in why else "")
+        return (f": {why} limits an explicit step to dt < {lim_u:.3g} {self.units.time}; use "
+                f"{fix}a smaller dt" + (f" (now {dt:g})" if dt > lim_u else ""))
+
+    def stability_limit(self) -> tuple[float, str] | None:
+        """(largest stable explicit step [internal units], what sets it), or None for an
+        adaptive step.  RK4-type schemes are stable for |lambda dt| < 2.83 on the imaginary
+        axis (the oscillation of rho_ab at E_a - E_b: the band width W of H) and 2.79 on the
+        negative real axis (the fastest pole decay xi_max/beta when solver.stiff = 'none').
+        Collective."""
+        if self.adaptive:
+            return None
+        from .stability import band_width
+
+        W = band_width(self.H)
+        limits = [(2.83 / W, f"the band width W = {W:.3g} of H (2.83/W)")] if W > 0 else []
+        if self.leads and self.config.solver.stiff == "none":
+            rate = self.rhs.decay().max_rate
+            if rate > 0:
+                limits.append((2.79 / rate, f"the fastest pole decay xi_max/beta = {rate:.3g} "
+                                             f"(2.79 beta/xi_max)"))
+        return min(limits) if limits else None
 
     def _finished(self, t_end: float, n_steps: int) -> bool:
         if self.adaptive:
@@ -317,6 +484,7 @@ class Simulation:
                 self.ts.setTimeStep(t_out - self.time)
         self._begin_step()
         self.ts.step()
+        self._monitor()
 
     def _is_output_step(self, k: int, every: int) -> bool:
         if not self.adaptive:
@@ -324,13 +492,22 @@ class Simulation:
         ratio = self.time / (self.dt * every)
         return abs(ratio - round(ratio)) < 1e-9
 
-    def _record(self, writer: ResultFile | None) -> None:
+    def _record(self, writer: ResultFile | None) -> dict | None:
         obs = self.observables(root=0)
         self.last_observables = obs
+        if obs is not None:
+            bad = [k for k, v in obs.items() if not np.all(np.isfinite(v))]
+        else:
+            bad = None
+        bad = bcast(bad, self.comm)
+        if bad:
+            raise NumericalInstability(self._blowup_message().replace(
+                "the state", f"the observables {bad}"))
+        if obs is not None and not self.config.output.spin_density:
+            obs.pop("spin_density")
         if writer is not None and obs is not None:
-            if not self.config.output.spin_density:
-                obs.pop("spin_density")
             writer.append(obs)
+        return obs
 
     def _checkpoint(self, writer: ResultFile | None) -> None:
         """Gather the state (collective) and let rank 0 (the writer) store it."""
@@ -338,35 +515,68 @@ class Simulation:
         blocks = self.layout.leads_to_global(self.y, root=0)
         if writer is not None:
             extra = {f"lead_{k}": b for k, b in enumerate(blocks)}
-            writer.checkpoint(rho, S, self.time, self.step_number, extra)
+            writer.checkpoint(rho, S, self.time, self.step_number, extra,
+                              t_output=self.units.time_from_internal(self.time))
 
-    def _open_output(self, path: str, overwrite: bool, restart: bool) -> ResultFile | None:
+    def _open_output(self, path: str, overwrite: bool, restart: bool):
+        """(lock, writer) for ``path``; the lock is taken before anything is read or written.
+        Collective (rank 0 holds the lock and the writer)."""
         rank0 = self.comm.getRank() == 0
-        err = None
+        lock, err = None, None
         if rank0:
-            exists = os.path.exists(path)
-            if exists and not (overwrite or restart):
-                err = (f"output file '{path}' exists; use --overwrite to replace it or --restart "
-                       f"to continue it")
-            if restart and not exists:
-                err = f"cannot restart: '{path}' does not exist"
+            try:
+                lock = OutputLock(path).acquire()
+                exists = os.path.exists(path)
+                if exists and not (overwrite or restart):
+                    err = (f"output file '{path}' exists; use --overwrite to replace it or "
+                           f"--restart to continue it")
+                if restart and not exists:
+                    err = f"cannot restart: '{path}' does not exist"
+            except FileExistsErrorQC as exc:
+                err = str(exc)
         err = bcast(err, self.comm)
         if err:
+            if lock is not None:
+                lock.release()
             raise FileExistsErrorQC(err)
+        try:
+            return lock, self._open_writer(path, restart)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    def _open_writer(self, path: str, restart: bool) -> ResultFile | None:
+        rank0 = self.comm.getRank() == 0
         if restart:
-            ck = bcast(load_checkpoint(path) if rank0 else None, self.comm)
+            ck, err = None, None
+            if rank0:
+                try:
+                    ck = load_checkpoint(path)
+                    err = _restart_mismatch(path, ck["config"], self.config)
+                except ResultFileError as exc:
+                    err = str(exc)
+            err = bcast(err, self.comm)
+            if err:
+                raise ResultFileError(err)
+            ck = bcast(ck, self.comm)
+            if ck["fallback"] and rank0:
+                warnings.warn(f"{path}: {ck['fallback']}", RuntimeWarning, stacklevel=4)
             blocks = [ck[f"lead_{k}"] for k in range(len(self.layout.lead_columns))]
             self.set_state(ck["rho"], ck["spins"], float(ck["time"]), int(ck["step"]), blocks)
+            self._pending = []
             if not rank0:
                 return None
             w = ResultFile(path, mode="append", units=self.units)
             w.truncate(int(ck["n_output"]))
+            w.set_config(config_to_toml(self.config),
+                         effective_options(self.ts, self.ts_options, self.prefix))
             return w
         if not rank0:
             return None
         meta = {"config": config_to_toml(self.config), "versions": versions(),
                 "petsc_options": effective_options(self.ts, self.ts_options, self.prefix),
-                "mpi_size": self.comm.getSize(), "qcspin_format": 1}
+                "mpi_size": self.comm.getSize()}
         w = ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device)
         w.f["device"].attrs["planes"] = list(self.plane_x)
         w.f["device"].attrs["lead_names"] = json.dumps([l.name for l in self.leads])
@@ -379,6 +589,68 @@ class Simulation:
             obj.destroy()
         self.rhs.destroy()
         self.H.destroy()
+
+
+def _has_monitor_option(prefix: str) -> bool:
+    opts = PETSc.Options().getAll()
+    return any(k.startswith(prefix + "ts_monitor") or k.startswith(prefix + "ts_adapt_monitor")
+               for k in opts)
+
+
+def check_t_end(t_end) -> float:
+    """``t_end`` as a float, or ConfigError naming ``time.t_end``."""
+    try:
+        value = float(t_end)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or isinstance(t_end, bool):
+        raise ConfigError(f"config key 'time.t_end' = {t_end!r} is not allowed: expected a "
+                          f"finite number >= 0")
+    return value
+
+
+# keys a restart may change: how long to run and how often to checkpoint
+RESTART_KEYS = ("time.t_end", "time.checkpoint_every")
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    elif isinstance(d, list) and d and isinstance(d[0], dict):
+        for i, v in enumerate(d):
+            out.update(_flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = d
+    return out
+
+
+def _restart_mismatch(path: str, stored_toml: str, cfg: Config) -> str | None:
+    """A message if ``cfg`` describes another run than the config stored in ``path`` (apart
+    from :data:`RESTART_KEYS`), else None."""
+    import tomllib
+
+    from toolkit.config import config_from_dict, config_to_dict
+
+    try:
+        stored = config_to_dict(config_from_dict(tomllib.loads(stored_toml)))
+    except (tomllib.TOMLDecodeError, ConfigError) as exc:
+        return f"'{path}': its stored config cannot be read: {exc}"
+    a, b = _flatten(stored), _flatten(config_to_dict(cfg))
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESTART_KEYS)
+    if not diff:
+        return None
+    k = diff[0]
+    return (f"cannot restart '{path}' with another config: '{k}' is {b.get(k)!r} here but "
+            f"{a.get(k)!r} in the file ({len(diff)} key(s) differ); a restart may change only "
+            f"{list(RESTART_KEYS)}")
+
+
+def _version() -> str:
+    import toolkit
+
+    return toolkit.__version__
 
 
 def _planes(device: Device, cfg: Config) -> tuple[int, ...]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import _petscenv
 
-_petscenv.init()
+_petscenv.init(_petscenv.cli_argv())  # the qcspin command: PETSc reads its options at start-up
 
 from .config import Config, ConfigError, config_from_dict, config_to_toml, load_config  # noqa: E402
 from .device import Device, DeviceBuilder, device_from_config  # noqa: E402

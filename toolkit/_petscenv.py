@@ -11,12 +11,56 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import re
 import sys
 
 DEBIAN_PETSC_DIR = "/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-complex"
 DEBIAN_SLEPC_DIR = "/usr/lib/slepcdir/slepc3.18/x86_64-linux-gnu-complex"
 
 _initialised = False
+_NEGATIVE = re.compile(r"^-(\d|\.\d)")
+
+
+def split_petsc_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate PETSc options (``-name [value]``, single dash, name longer than one letter and
+    not starting with a digit, e.g. a negative number or a range ``-5:5:0.01``)."""
+    ours, petsc = [], []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("-") and not a.startswith("--") and len(a) > 2 and not _NEGATIVE.match(a):
+            petsc.append(a)
+            if i + 1 < len(argv) and (not argv[i + 1].startswith("-")
+                                      or _NEGATIVE.match(argv[i + 1])):
+                petsc.append(argv[i + 1])
+                i += 1
+        else:
+            ours.append(a)
+        i += 1
+    return ours, petsc
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``--opt -5:5:0.01`` -> ``--opt=-5:5:0.01`` (argparse would read the value as an option)."""
+    out: list[str] = []
+    for a in argv:
+        if _NEGATIVE.match(a) and out and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
+
+
+def cli_argv() -> list[str]:
+    """The PETSc options of ``sys.argv`` when this process is the ``qcspin`` command
+    (``qcspin ...`` or ``python -m toolkit.cli ...``), else [] (library import)."""
+    if not sys.argv:
+        return []
+    prog = sys.argv[0]
+    if os.path.basename(prog) == "qcspin" or prog == "-m" or prog.endswith(
+            os.path.join("toolkit", "cli.py")):
+        return split_petsc_args(join_negative_values(sys.argv[1:]))[1]
+    return []
 
 
 def _add_site(env: str, default: str, module: str) -> None:

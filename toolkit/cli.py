@@ -1,48 +1,31 @@
 """The ``qcspin`` command line.
 
-    qcspin run CONFIG.toml [-o OUT.h5] [--overwrite] [--set key=value ...] [PETSc options]
-    qcspin run --restart OUT.h5 [PETSc options]
-    qcspin spectrum CONFIG.toml [...]      (see qcspin spectrum -h)
-    qcspin jeff CONFIG.toml --sweep J_sd=0.5:6:0.5 [...]
-    qcspin plot OUT.h5 [-o OUT.png]
+  qcspin run CONFIG.toml [-o OUT.h5] [--overwrite] [--set KEY=VALUE ...] [PETSc options]
+  qcspin run --restart OUT.h5 [--t-end T] [--set time.t_end=T]
+  qcspin info OUT.h5
+  qcspin plot FILE.h5 [-o FILE.png]
+  qcspin spectrum | jeff | transport | sweep | quench ...   (qcspin COMMAND -h)
 
-PETSc options (single dash, e.g. ``-qcspin_ts_type rk -qcspin_ts_rk_type 5dp
--qcspin_ts_adapt_type basic``) win over the config file.
+PETSc options (single dash, e.g. -qcspin_ts_rk_type 5dp -qcspin_ts_adapt_type basic) win over
+the config file; those under the qcspin_ prefix are stored with the run's config.
+
+Exit status: 0 finished, 1 failed (e.g. the state became non-finite), 2 bad input,
+130 interrupted (SIGINT/SIGTERM; a checkpoint was written).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import warnings
 
 from . import _petscenv
+from ._petscenv import _NEGATIVE, join_negative_values, split_petsc_args
 
-__all__ = ["main", "split_petsc_args"]
+__all__ = ["main", "split_petsc_args", "build_parser"]
 
-
-def split_petsc_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Separate PETSc options (``-name [value]``, single dash, name longer than one letter)."""
-    ours, petsc = [], []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a.startswith("-") and not a.startswith("--") and len(a) > 2 and not _is_number(a):
-            petsc.append(a)
-            if i + 1 < len(argv) and (not argv[i + 1].startswith("-") or _is_number(argv[i + 1])):
-                petsc.append(argv[i + 1])
-                i += 1
-        else:
-            ours.append(a)
-        i += 1
-    return ours, petsc
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _rank0() -> bool:
@@ -51,9 +34,14 @@ def _rank0() -> bool:
     return PETSc.COMM_WORLD.getRank() == 0
 
 
-def say(*args) -> None:
+def say(*args, **kw) -> None:
     if _rank0():
-        print(*args, flush=True)
+        print(*args, flush=True, **kw)
+
+
+def warn(text: str) -> None:
+    if _rank0():
+        print(f"qcspin: warning: {text}", file=sys.stderr, flush=True)
 
 
 def _ts_label(sim) -> str:
@@ -65,101 +53,320 @@ def _ts_label(sim) -> str:
     return ts_type
 
 
-def cmd_run(args) -> int:
-    from integrators.simulation import Simulation
-    from toolkit.config import config_from_dict, load_config
-    from toolkit.io import load_checkpoint
+# PETSc options that are diagnostics, not part of the run: never stored with its config
+_DIAGNOSTIC = re.compile(r"(monitor|view|_info$|^log|^options_)")
 
+
+def petsc_config_options(petsc: list[str], prefix: str = "qcspin_") -> list[str]:
+    """``--set solver.options.NAME=VALUE`` overrides for the PETSc options under ``prefix``
+    (so that they are stored with the run and a restart uses them again)."""
+    out, i = [], 0
+    while i < len(petsc):
+        name = petsc[i].lstrip("-")
+        value = "true"
+        if i + 1 < len(petsc) and not petsc[i + 1].startswith("-") or (
+                i + 1 < len(petsc) and _NEGATIVE.match(petsc[i + 1])):
+            value = petsc[i + 1]
+            i += 1
+        i += 1
+        if name.startswith(prefix) and not _DIAGNOSTIC.search(name[len(prefix):]):
+            out.append(f"solver.options.{name[len(prefix):]}=\"{value}\"")
+    return out
+
+
+RESTART_SETTABLE = ("time.t_end", "time.checkpoint_every")
+
+
+def _restart_config(args, petsc: list[str]):
+    """The config stored in the restarted file with the allowed overrides applied."""
     import tomllib
 
+    from toolkit.config import ConfigError, apply_overrides, config_from_dict
+    from toolkit.io import load_checkpoint
+    from toolkit.parallel import bcast, first_message, get_comm
+
+    comm = get_comm()
+    text, err = None, None
+    if _rank0():
+        try:
+            text = load_checkpoint(args.restart)["config"]
+        except (ValueError, OSError) as exc:
+            err = str(exc)
+    err = first_message(err, comm)
+    if err:
+        raise ConfigError(err)
+    text = bcast(text, comm)
+    sets = list(args.set)
+    for item in sets:
+        key = item.split("=", 1)[0].strip()
+        if key not in RESTART_SETTABLE:
+            raise ConfigError(f"--set {item!r} is not allowed with --restart: a restart continues "
+                              f"the stored run and may change only {list(RESTART_SETTABLE)}")
+    if args.t_end is not None:
+        sets.append(f"time.t_end={args.t_end}")
+    stored = tomllib.loads(text)
+    if petsc_config_options(petsc):
+        raise ConfigError(f"PETSc options {' '.join(petsc)} are not allowed with --restart: the "
+                          f"run continues with the options stored in {args.restart} (see qcspin "
+                          f"info); monitors and -log_view are fine")
+    return config_from_dict(apply_overrides(stored, sets))
+
+
+def _new_config(args, petsc: list[str]):
+    from toolkit.config import load_config
+
+    sets = list(args.set) + petsc_config_options(petsc)
+    if args.t_end is not None:
+        sets.append(f"time.t_end={args.t_end}")
+    return load_config(args.config, sets)
+
+
+def _preflight(sim, cfg) -> None:
+    """Warnings a user wants before a long run: uncovered columns, outputs, stability."""
+    from toolkit import config as _config
+
+    for text in getattr(_config, "config_warnings", lambda c: [])(cfg):
+        warn(text)
+    n_steps = int(round(sim.units.time_to_internal(cfg.time.t_end) / sim.dt))
+    if not sim.adaptive and cfg.time.output_every > max(1, n_steps):
+        warn(f"time.output_every = {cfg.time.output_every} is larger than the {n_steps} steps "
+             f"of the run: only the initial state is recorded (and the final state in the "
+             f"checkpoint)")
+    est = sim.stability_limit()
+    if est is not None and sim.dt > est[0]:
+        warn("the run will probably blow up" + sim.stability_hint())
+
+
+def cmd_run(args) -> int:
+    petsc = args.petsc
+    from integrators.simulation import Simulation
+
+    if args.restart and args.config:
+        raise _InputError(f"give either CONFIG.toml or --restart {args.restart}, not both (a "
+                          f"restart uses the config stored in the file)")
     if args.restart:
         out = args.restart
-        ck = load_checkpoint(out) if _rank0() else None
-        from toolkit.parallel import bcast, get_comm
-
-        ck_cfg = bcast(ck["config"] if ck else None, get_comm())
-        cfg = config_from_dict(tomllib.loads(ck_cfg))
-        if args.config:
-            say(f"note: --restart uses the config stored in {out}; ignoring {args.config}")
+        cfg = _restart_config(args, petsc)
     else:
         if not args.config:
-            raise SystemExit("qcspin run: give a CONFIG.toml (or --restart OUT.h5)")
-        cfg = load_config(args.config, args.set)
+            raise _InputError("qcspin run: give a CONFIG.toml (or --restart OUT.h5)")
+        cfg = _new_config(args, petsc)
         out = args.output or os.path.splitext(os.path.basename(args.config))[0] + ".h5"
     sim = Simulation(cfg)
-    say(f"qcspin run: {cfg.name}: {sim.device.n_sites} sites, {sim.device.n_spins} classical "
-        f"spins, N_s = {sim.device.n_orbitals}, {sim.comm.getSize()} MPI rank(s), "
-        f"TS {_ts_label(sim)}, "
-        f"dt = {cfg.time.dt} {sim.units.time}")
-    summary = sim.run(out, overwrite=args.overwrite, restart=bool(args.restart),
-                      progress=not args.quiet, t_end=args.t_end)
-    rate = summary["steps_this_run"] / summary["wall_time"] if summary["wall_time"] > 0 else 0
-    obs = getattr(sim, "last_observables", None)
-    state = "interrupted (checkpoint written; continue with --restart)" if summary["interrupted"] else "finished"
-    say(f"{state}: t = {summary['time']:.6g} {summary['time_unit']}, step {summary['steps']}, "
-        f"{summary['steps_this_run']} steps in {summary['wall_time']:.2f} s ({rate:.1f} steps/s)")
-    if obs is not None:
-        say(f"  total energy {float(obs['energy/total']):.10g}, electrons "
-            f"{float(obs['electron_number']):.10g}, total spin {obs['angular_momentum'].round(8)}")
-    say(f"  results: {os.path.abspath(out)}")
-    sim.destroy()
-    return 130 if summary["interrupted"] else 0
+    try:
+        say(f"qcspin run: {cfg.name}: {sim.device.n_sites} sites, {sim.device.n_spins} classical "
+            f"spins, N_s = {sim.device.n_orbitals}, {sim.comm.getSize()} MPI rank(s), "
+            f"TS {_ts_label(sim)}, dt = {sim.units.time_from_internal(sim.dt):g} "
+            f"{sim.units.time}" + (" (initial; adaptive)" if sim.adaptive else "")
+            + f", t_end = {cfg.time.t_end:g}")
+        say(f"  memory: {sim.memory.summary()}")
+        if sim.adaptive:
+            rtol, atol = sim.ts.getTolerances()
+            say(f"  adaptive step: rtol = {rtol:g}, atol = {atol:g}")
+        _preflight(sim, cfg)
+        summary = sim.run(out, overwrite=args.overwrite, restart=bool(args.restart),
+                          progress=not args.quiet)
+        rate = (summary["steps_this_run"] / summary["wall_time"]
+                if summary["wall_time"] > 0 else 0)
+        obs = getattr(sim, "last_observables", None)
+        state = {"interrupted": "interrupted (checkpoint written; continue with qcspin run "
+                                "--restart " + out + ")"}.get(summary["status"],
+                                                              summary["status"])
+        say(f"{state}: t = {summary['time']:.6g} {summary['time_unit']}, step "
+            f"{summary['steps']}, {summary['steps_this_run']} steps in "
+            f"{summary['wall_time']:.2f} s ({rate:.1f} steps/s)")
+        if obs is not None:
+            say(f"  total energy {float(obs['energy/total']):.10g}, electrons "
+                f"{float(obs['electron_number']):.10g}, total spin "
+                f"{obs['angular_momentum'].round(8)}")
+        say(f"  results: {os.path.abspath(out)}")
+    finally:
+        sim.destroy()
+    return EXIT_INTERRUPTED if summary["status"] == "interrupted" else EXIT_OK
+
+
+def cmd_info(args) -> int:
+    from toolkit.io import fmt_history, read_status
+
+    if not _rank0():
+        return 0
+    st = read_status(args.result)
+    print(f"{args.result}: qcspin run file (format {st['format']}), status: {st['status']}"
+          + (f" - {st['message']}" if st["message"] else ""))
+    import tomllib
+
+    try:
+        c = tomllib.loads(st["config"])
+        lat = c.get("lattice", {})
+        t = c.get("time", {})
+        layers = ", ".join(f"{l.get('name')} {l.get('columns')}" for l in c.get("layers", []))
+        leads = ", ".join(f"{l.get('name') or l.get('side')}" for l in c.get("leads", []))
+        print(f"  config: {c.get('name', '')!r}, lattice {lat.get('size')}, layers {layers or '-'}, leads "
+              f"{leads or 'none'}, dt = {t.get('dt')}, t_end = {t.get('t_end')} "
+              f"{st['units']}, bias {c.get('bias', {}).get('protocol', 'none')}")
+    except tomllib.TOMLDecodeError:
+        print("  config: (cannot be read)")
+    last = f", last t = {st['t_last']:.6g} {st['units']}" if st["t_last"] is not None else ""
+    print(f"  records: {st['n_output']}{last}; created {st['created']}, {st['mpi_size']} "
+          f"rank(s)")
+    ck = st.get("checkpoint")
+    if ck:
+        print(f"  checkpoint: step {ck.get('step')}, t = {ck.get('t', ck.get('time')):.6g} "
+              f"{st['units']}, {ck.get('n_output')} records")
+    else:
+        print("  checkpoint: none")
+    for k, entry in enumerate(st["history"]):
+        print(f"  segment {k}: {fmt_history(entry)}")
+        if entry.get("message"):
+            print(f"             {entry['message']}")
+    v = st["versions"]
+    if v:
+        print("  versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
+    return 0
 
 
 def cmd_plot(args) -> int:
-    from analysis.plots import plot_run
+    from analysis import plots
 
     if _rank0():
-        png = plot_run(args.result, args.output)
+        plot = getattr(plots, "plot_file", plots.plot_run)
+        png = plot(args.result, args.output)
         print(f"wrote {os.path.abspath(png)}")
     return 0
 
 
+class _InputError(ValueError):
+    pass
+
+
+def _help(text: str) -> str:
+    """Help text without reST markup."""
+    return re.sub(r"``([^`]*)``", r"\1", re.sub(r":\w+:`~?([^`]*)`", r"\1", text))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qcspin", description=__doc__,
+    import toolkit
+
+    p = argparse.ArgumentParser(prog="qcspin", description=_help(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="time evolution of a junction")
+    p.add_argument("--version", action="version",
+                   version=f"qcspin {toolkit.__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    d = argparse.ArgumentDefaultsHelpFormatter
+    r = sub.add_parser("run", help="time evolution of a junction (HDF5 result, checkpoints)",
+                       formatter_class=d)
     r.add_argument("config", nargs="?", help="TOML config")
     r.add_argument("-o", "--output", help="HDF5 result file (default: CONFIG name + .h5)")
-    r.add_argument("--overwrite", action="store_true", help="replace an existing result file")
-    r.add_argument("--restart", metavar="OUT.h5", help="continue the run stored in OUT.h5")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing result file (once the new one has its first record)")
+    r.add_argument("--restart", metavar="OUT.h5", help="continue the run stored in OUT.h5 "
+                   "from its last checkpoint, to its stored t_end (or --t-end)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set time.dt=0.05 (repeatable)")
-    r.add_argument("--t-end", type=float, default=None, help="override [time] t_end")
+                   help="override a config value, e.g. --set time.dt=0.05 or "
+                        "--set layers.FL.K=0.05 (repeatable; with --restart only "
+                        "time.t_end and time.checkpoint_every)")
+    r.add_argument("--t-end", default=None, metavar="T",
+                   help="override [time] t_end (config time units); with --restart: extend")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--strict", action="store_true",
+                   help="refuse unknown or unused PETSc options before the run")
     r.set_defaults(func=cmd_run)
-    pl = sub.add_parser("plot", help="plot a result file to PNG")
-    pl.add_argument("result", help="HDF5 result file")
+    i = sub.add_parser("info", help="status, history and config summary of a run file")
+    i.add_argument("result", help="HDF5 result file of qcspin run")
+    i.set_defaults(func=cmd_info)
+    pl = sub.add_parser("plot", help="plot a qcspin HDF5 file to PNG")
+    pl.add_argument("result", help="HDF5 file written by qcspin")
     pl.add_argument("-o", "--output", help="PNG path (default: RESULT.png)")
     pl.set_defaults(func=cmd_plot)
-    try:
-        from analysis.commands import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub)
+    from analysis.commands import add_commands
+
+    add_commands(sub)
+    for name, sp in sub.choices.items():
+        if sp.description:
+            sp.description = _help(sp.description)
+        for action in sp._actions:
+            if action.help and action.help is not argparse.SUPPRESS:
+                action.help = _help(action.help)
+                dflt = action.default
+                if (isinstance(dflt, (int, float, str)) and not isinstance(dflt, bool)
+                        and dflt != argparse.SUPPRESS and "%(default)" not in action.help
+                        and action.option_strings and "default" not in action.help):
+                    action.help += " (default: %(default)s)"
     return p
 
 
+def _user_errors() -> tuple[type, ...]:
+    from .config import ConfigError
+    from .io import FileExistsErrorQC, ResultFileError
+    from .memory import MemoryLimitError
+
+    extra = []
+    try:
+        from analysis.plots import PlotError
+
+        extra.append(PlotError)
+    except ImportError:
+        pass
+    try:
+        from .petsc_options import OptionError
+
+        extra.append(OptionError)
+    except ImportError:
+        pass
+    return (ConfigError, FileExistsErrorQC, ResultFileError, MemoryLimitError, _InputError,
+            FileNotFoundError, *extra)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    ours, petsc = split_petsc_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ours, petsc = split_petsc_args(join_negative_values(argv))
     _petscenv.init(petsc)
     from petsc4py import PETSc
 
-    if petsc:
-        PETSc.Options().insertString(" ".join(petsc))
-    from .config import ConfigError
-    from .io import FileExistsErrorQC
-
+    opts = PETSc.Options()
+    for name, value in _pairs(petsc):
+        if not opts.hasName(name):
+            opts.setValue(name, value)
     args = build_parser().parse_args(ours)
+    args.petsc = petsc
     try:
-        return int(args.func(args) or 0)
-    except (ConfigError, FileExistsErrorQC, FileNotFoundError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return int(args.func(args) or 0)
+    except _user_errors() as exc:
         if _rank0():
-            print(f"qcspin: error: {exc}", file=sys.stderr)
-        return 2
+            print(f"qcspin: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_INPUT
+    except ValueError as exc:  # bad values reaching the physics code
+        if os.environ.get("QCSPIN_DEBUG"):
+            raise
+        if _rank0():
+            print(f"qcspin: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_INPUT
+    except _numerical() as exc:
+        if _rank0():
+            print(f"qcspin: run failed: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
+
+
+def _numerical() -> tuple[type, ...]:
+    from integrators.simulation import NumericalInstability
+
+    return (NumericalInstability,)
+
+
+def _pairs(petsc: list[str]) -> list[tuple[str, str]]:
+    out, i = [], 0
+    while i < len(petsc):
+        name = petsc[i].lstrip("-")
+        if i + 1 < len(petsc) and (not petsc[i + 1].startswith("-")
+                                   or _NEGATIVE.match(petsc[i + 1])):
+            out.append((name, petsc[i + 1]))
+            i += 2
+        else:
+            out.append((name, ""))
+            i += 1
+    return out
 
 
 if __name__ == "__main__":

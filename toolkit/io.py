@@ -1,36 +1,65 @@
-"""Self-describing HDF5 result files with checkpoints.
+"""Self-describing HDF5 result files: time series, atomic checkpoints, run status and history.
 
-Layout (all written by rank 0)::
+Layout (all written by rank 0; schema ``qcspin_format = 2``)::
 
-    /time (nt,)                     attrs: units
+    /time (nt,)                     attrs: units, description
     /step (nt,), /wall_time (nt,)
     /spins (nt, n_spin, 3)          classical spins
     /spin_density (nt, n_site, 3)   electron spin density s_j = Tr(rho_j sigma)/2
-    /layer_magnetization (nt, n_layer, 3)   attrs: layers
+    /layer_magnetization (nt, n_layer, 3)
     /energy/{electronic,classical,total,sd} (nt,)
     /angular_momentum (nt, 3)       sum_j S_j + sum_j s_j
     /electron_number (nt,)
     /device/...                     site coordinates, spin sites, layer names
-    /checkpoint/{rho,spins}         attrs: time, step, n_output
-    root attrs: config (resolved TOML), petsc_options (JSON), versions, units, created
+    /checkpoint/slot0, slot1        two complete checkpoints (rho, spins, lead_k), see below
+    /history (n_segments,)          one JSON text per run segment (start, restarts)
+    root attrs: kind = "run", status, status_message, config (resolved TOML), petsc_options,
+                versions, units, time_unit, energy_unit, mpi_size, created, qcspin_format
 
-A file is never overwritten unless asked; ``load_checkpoint`` restores a run.
+**Atomic checkpoints.**  A checkpoint is written into the slot that is *not* current, flushed
+and synced, then its attributes (step, time, n_output, CRC-32 of every array) are written and
+synced, and only then does the ``checkpoint`` group's ``slot`` attribute (with mirrors of step,
+time and n_output) switch over.  A process killed at any moment leaves the previous checkpoint
+intact and current; :func:`load_checkpoint` verifies sizes, step and checksums of the slot it
+restores and falls back to the other slot if the current one is damaged.
+
+**One writer.**  A run holds an exclusive lock (``fcntl.flock`` on ``OUT.h5.lock``) for its
+whole life; a second writer is refused before it touches anything.  A new file is written
+under a temporary name in the same directory and renamed into place once its first record and
+checkpoint are on disk, so ``--overwrite`` never destroys a result before its replacement
+exists.
+
+Files of the previous schema (``qcspin_format = 1``: one checkpoint directly in
+``/checkpoint``) still restart; their next checkpoint is written in the new form.
 """
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import platform
+import subprocess
+import sys
+import zlib
 
 import h5py
 import numpy as np
 
-__all__ = ["ResultFile", "load_checkpoint", "FileExistsErrorQC", "versions"]
+__all__ = ["ResultFile", "load_checkpoint", "read_status", "FileExistsErrorQC",
+           "ResultFileError", "OutputLock", "versions", "git_revision", "FORMAT_VERSION",
+           "STATUSES", "open_result"]
+
+FORMAT_VERSION = 2
+STATUSES = ("running", "finished", "interrupted", "failed")
 
 
 class FileExistsErrorQC(FileExistsError):
-    pass
+    """An output file exists (or is being written) and may not be replaced."""
+
+
+class ResultFileError(ValueError):
+    """A file given as a qcspin result is missing, foreign, damaged or has no checkpoint."""
 
 
 def versions() -> dict[str, str]:
@@ -49,58 +78,229 @@ def versions() -> dict[str, str]:
         out["slepc"] = ".".join(map(str, SLEPc.Sys.getVersion()))
     except ImportError:
         pass
+    rev = git_revision()
+    if rev:
+        out["git"] = rev
     return out
+
+
+_GIT: list[str | None] = []
+
+
+def git_revision() -> str | None:
+    """``<commit>[+dirty]`` of the qcspin source tree when it is a git checkout, else None."""
+    if _GIT:
+        return _GIT[0]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rev = None
+    if os.path.isdir(os.path.join(root, ".git")):
+        try:
+            head = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"],
+                                  capture_output=True, text=True, timeout=5)
+            if head.returncode == 0:
+                rev = head.stdout.strip()
+                dirty = subprocess.run(["git", "-C", root, "status", "--porcelain",
+                                        "--untracked-files=no"], capture_output=True, text=True,
+                                       timeout=5)
+                if dirty.returncode == 0 and dirty.stdout.strip():
+                    rev += "+dirty"
+        except (OSError, subprocess.SubprocessError):
+            rev = None
+    _GIT.append(rev)
+    return rev
 
 
 SERIES = {  # name: (unit key, description)
     "time": ("time", "simulation time"),
-    "step": ("", "time-step number"),
+    "step": ("1", "time-step number"),
     "wall_time": ("s", "wall-clock seconds since the start of this run segment"),
     "spins": ("hbar", "classical spins S_j (|S| = spin_length)"),
     "spin_density": ("hbar", "electron spin density s_j = Tr(rho_j sigma)/2 per site"),
     "layer_magnetization": ("hbar", "M_l = sum of the classical spins of layer l"),
     "angular_momentum": ("hbar", "total spin: sum_j S_j + sum_j s_j"),
-    "electron_number": ("", "Tr rho"),
+    "electron_number": ("1", "Tr rho"),
     "energy/electronic": ("energy", "Tr(rho H), includes the s-d coupling"),
     "energy/classical": ("energy", "exchange + Zeeman + anisotropy of the classical spins"),
     "energy/total": ("energy", "electronic + classical (conserved without damping/leads)"),
     "energy/sd": ("energy", "J_sd sum_j s_j.S_j (part of the electronic energy)"),
-    "plane_current": ("", "Eq. 13 through each plane of output.planes (half the electrons "
-                          "crossing towards +x per unit time)"),
-    "plane_spin_current": ("hbar", "Eq. 14: electron spin s = sigma/2 crossing towards +x per "
-                                   "unit time"),
-    "monolayer_polarization": ("", "Eq. F1: sum Tr(sigma rho_jj)/sum Tr(rho_jj) per monolayer x"),
-    "lead_current": ("", "Eq. 11: Re Tr Pi_l, from lead l into the device (half the electrons "
-                         "per unit time)"),
-    "lead_spin_current": ("hbar", "Eq. 12: Re Tr(sigma Pi_l), spin s = sigma/2 from lead l into "
-                                  "the device per unit time"),
+    "plane_current": ("1/time", "Eq. 13 through each plane of output.planes (half the electrons "
+                                "crossing towards +x per unit time)"),
+    "plane_spin_current": ("hbar/time", "Eq. 14: electron spin s = sigma/2 crossing towards +x "
+                                        "per unit time"),
+    "monolayer_polarization": ("1", "Eq. F1: sum Tr(sigma rho_jj)/sum Tr(rho_jj) per monolayer x"),
+    "lead_current": ("1/time", "Eq. 11: Re Tr Pi_l, from lead l into the device (half the "
+                               "electrons per unit time)"),
+    "lead_spin_current": ("hbar/time", "Eq. 12: Re Tr(sigma Pi_l), spin s = sigma/2 from lead l "
+                                       "into the device per unit time"),
     "lead_mu": ("energy", "chemical potentials of the leads"),
-    "spin_balance_residual": ("hbar", "d/dt(S_tot + s_tot) - lead spin inflow - external "
-                                      "torques (zero up to round-off for the exact RHS)"),
+    "spin_balance_residual": ("hbar/time", "d/dt(S_tot + s_tot) - lead spin inflow - external "
+                                           "torques (zero up to round-off for the exact RHS)"),
 }
 
 
+# ----------------------------------------------------------------------------- the lock
+class OutputLock:
+    """Exclusive lock on ``path + '.lock'`` for the life of a run (``fcntl.flock``: released by
+    the kernel when the process dies, so a killed run never leaves a stale lock)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock_path = path + ".lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        import fcntl
+
+        d = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(d):
+            raise FileExistsErrorQC(f"output directory '{d}' does not exist (for '{self.path}');"
+                                    f" create it first")
+        if os.path.isdir(self.path):
+            raise FileExistsErrorQC(f"output '{self.path}' is a directory; give a file name "
+                                    f"such as {os.path.join(self.path, 'run.h5')}")
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise FileExistsErrorQC(f"cannot create the lock file '{self.lock_path}': "
+                                        f"{exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = _read_holder(fd)
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                    raise FileExistsErrorQC(
+                        f"'{self.path}' is being written by another qcspin run{holder}; wait "
+                        f"for it to finish or choose another output") from None
+                raise
+            try:  # the file we locked must still be the one at lock_path (not unlinked)
+                same = os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {platform.node()} since "
+                     f"{_now()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.lock_path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        return ""
+    return f" ({text})" if text else ""
+
+
+def is_locked(path: str) -> bool:
+    """Whether a live process holds the run lock of ``path``."""
+    import fcntl
+
+    lock = path + ".lock"
+    if not os.path.exists(lock):
+        return False
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- opening files
+def open_result(path: str, mode: str = "r", *, what: str = "result file") -> h5py.File:
+    """``h5py.File(path, mode)`` with one-line :class:`ResultFileError` messages for a missing
+    path, a directory, a file that is not HDF5, a truncated or damaged file."""
+    if not os.path.exists(path):
+        raise ResultFileError(f"{what} '{path}' does not exist")
+    if os.path.isdir(path):
+        raise ResultFileError(f"{what} '{path}' is a directory, not an HDF5 file")
+    try:
+        return h5py.File(path, mode)
+    except OSError as exc:
+        msg = str(exc)
+        if "signature" in msg:
+            raise ResultFileError(f"{what} '{path}' is not an HDF5 file") from None
+        if "truncated" in msg:
+            raise ResultFileError(f"{what} '{path}' is truncated (an incomplete copy or a full "
+                                  f"disk?): {msg.split('(')[-1].rstrip(')')}") from None
+        if "lock" in msg:
+            raise ResultFileError(f"{what} '{path}' is being written by another qcspin run (or "
+                                  f"another program holds it open); wait for it to "
+                                  f"finish") from None
+        raise ResultFileError(f"{what} '{path}' cannot be read (damaged HDF5?): {msg}") from None
+
+
+def _is_run_file(f: h5py.File) -> bool:
+    return f.attrs.get("kind", "run" if "config" in f.attrs and "time" in f else "") == "run"
+
+
+# ----------------------------------------------------------------------------- the writer
 class ResultFile:
-    """Rank-0 writer of one run's time series and checkpoints."""
+    """Rank-0 writer of one run's time series, checkpoints, status and history.
+
+    ``mode="create"`` writes ``path`` under a temporary name (``.NAME.partial``) until
+    :meth:`publish` renames it into place; ``mode="append"`` continues an existing file.
+    The caller holds the :class:`OutputLock` of ``path``.
+    """
 
     def __init__(self, path: str, *, mode: str, units, meta: dict | None = None,
                  device=None) -> None:
         self.path = path
         self.units = units
+        self.published = mode == "append"
         if mode == "create":
-            self.f = h5py.File(path, "w")
+            d, name = os.path.split(os.path.abspath(path))
+            self.write_path = os.path.join(d, f".{name}.partial")
+            if os.path.exists(self.write_path):
+                os.unlink(self.write_path)  # left by a run killed before its first record
+            self.f = h5py.File(self.write_path, "w")
             self._setup(meta or {}, device)
         elif mode == "append":
-            self.f = h5py.File(path, "r+")
+            self.write_path = path
+            self.f = open_result(path, "r+")
         else:
             raise ValueError(mode)
 
     def _setup(self, meta: dict, device) -> None:
         f = self.f
-        f.attrs["created"] = datetime.datetime.now().isoformat(timespec="seconds")
+        f.attrs["kind"] = "run"
+        f.attrs["qcspin_format"] = FORMAT_VERSION
+        f.attrs["created"] = _now()
         f.attrs["units"] = self.units.name
         f.attrs["energy_unit"] = self.units.energy
         f.attrs["time_unit"] = self.units.time
+        f.attrs["status"] = "running"
+        f.attrs["status_message"] = ""
         for k, v in meta.items():
             f.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v)
         if device is not None:
@@ -112,8 +312,20 @@ class ResultFile:
             g.attrs["layer_names"] = json.dumps(list(device.layer_names))
             g.attrs["size"] = list(device.size)
 
+    def publish(self) -> None:
+        """Rename the new file into place (after its first record and checkpoint)."""
+        if self.published:
+            return
+        self.f.flush()
+        _fsync(self.f)
+        os.replace(self.write_path, self.path)
+        self.write_path = self.path
+        self.published = True
+
     def _unit(self, key: str) -> str:
-        return {"time": self.units.time, "energy": self.units.energy}.get(key, key)
+        t, e = self.units.time, self.units.energy
+        return {"time": t, "energy": e, "1/time": f"1/({t})", "hbar/time": f"hbar/({t})"}.get(
+            key, key)
 
     def append(self, record: dict[str, np.ndarray]) -> None:
         for name, value in record.items():
@@ -138,40 +350,248 @@ class ResultFile:
     def truncate(self, n: int) -> None:
         """Drop records after the first ``n`` (used when continuing from a checkpoint)."""
         def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and name != "device" and not name.startswith(("device/", "checkpoint/")):
+            if isinstance(obj, h5py.Dataset) and not name.startswith(("device", "checkpoint",
+                                                                      "history")):
                 if obj.maxshape and obj.maxshape[0] is None and obj.shape[0] > n:
                     obj.resize(n, axis=0)
         self.f.visititems(visit)
 
     def checkpoint(self, rho: np.ndarray, spins: np.ndarray, time: float, step: int,
-                   extra: dict[str, np.ndarray] | None = None) -> None:
+                   extra: dict[str, np.ndarray] | None = None, *, t_output: float | None = None
+                   ) -> None:
+        """Write a complete checkpoint into the spare slot and switch over to it atomically."""
         g = self.f.require_group("checkpoint")
-        for name, value in [("rho", rho), ("spins", spins)] + list((extra or {}).items()):
-            if name in g and g[name].shape == value.shape:
-                g[name][...] = value
+        _drop_legacy(g)
+        cur = int(g.attrs.get("slot", 1))
+        target = f"slot{1 - cur}"
+        s = g.require_group(target)
+        s.attrs["step"] = -1  # incomplete until the attributes below are written
+        self.f.flush()
+        arrays = [("rho", rho), ("spins", spins)] + list((extra or {}).items())
+        for name in [k for k in s if k not in dict(arrays)]:
+            del s[name]
+        sums = {}
+        for name, value in arrays:
+            value = np.ascontiguousarray(value)
+            if name in s and s[name].shape == value.shape and s[name].dtype == value.dtype:
+                s[name][...] = value
             else:
-                if name in g:
-                    del g[name]
-                g.create_dataset(name, data=value)
-        g.attrs["time"] = float(time)  # internal units
-        g.attrs["step"] = int(step)
-        g.attrs["n_output"] = int(self.n_output)
+                if name in s:
+                    del s[name]
+                s.create_dataset(name, data=value)
+            sums[name] = _crc(value)
+        self.f.flush()
+        _fsync(self.f)
+        t_out = float(time) if t_output is None else float(t_output)
+        info = {"step": int(step), "time": float(time), "t": t_out, "n_output": int(self.n_output)}
+        for k, v in info.items():
+            s.attrs[k] = v
+        s.attrs["crc32"] = json.dumps(sums)
+        self.f.flush()
+        _fsync(self.f)
+        # the switch: one object header, written last
+        g.attrs["slot"] = 1 - cur
+        for k, v in info.items():
+            g.attrs[k] = v
+        g.attrs["time_units"] = "internal (hbar/E0); 't' is in the time unit of the file"
+        self.f.flush()
+        _fsync(self.f)
+
+    # -- status and history ------------------------------------------------------------------
+    def set_status(self, status: str, message: str = "") -> None:
+        if status not in STATUSES:
+            raise ValueError(status)
+        self.f.attrs["status"] = status
+        self.f.attrs["status_message"] = message
+        self.f.flush()
+
+    def set_config(self, toml_text: str, petsc_options: dict | None = None) -> None:
+        self.f.attrs["config"] = toml_text
+        if petsc_options is not None:
+            self.f.attrs["petsc_options"] = json.dumps(petsc_options)
+
+    def begin_segment(self, entry: dict) -> None:
+        """Append a run-segment entry (start or restart) to ``/history``."""
+        text = json.dumps(entry)
+        if "history" not in self.f:
+            self.f.create_dataset("history", shape=(0,), maxshape=(None,),
+                                  dtype=h5py.string_dtype(), chunks=(16,))
+            self.f["history"].attrs["description"] = "one JSON object per run segment"
+        h = self.f["history"]
+        h.resize(h.shape[0] + 1, axis=0)
+        h[-1] = text
+        self.f.flush()
+
+    def end_segment(self, **fields) -> None:
+        h = self.f.get("history")
+        if h is None or h.shape[0] == 0:
+            return
+        entry = json.loads(_text(h[-1]))
+        entry.update(fields)
+        h[-1] = json.dumps(entry)
         self.f.flush()
 
     def close(self) -> None:
-        self.f.close()
+        try:
+            self.f.flush()
+            _fsync(self.f)
+        finally:
+            self.f.close()
+        if not self.published and os.path.exists(self.write_path):
+            os.unlink(self.write_path)  # never published: no valid first record
 
 
-def load_checkpoint(path: str) -> dict:
-    """The checkpoint of a result file: rho, spins, time (internal units), step, n_output, config."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"result file '{path}' does not exist")
-    with h5py.File(path, "r") as f:
+def _text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _crc(a: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"))
+
+
+def _fsync(f: h5py.File) -> None:
+    try:
+        handle = f.id.get_vfd_handle()
+        os.fsync(handle if isinstance(handle, int) else int(handle))
+    except (OSError, TypeError, ValueError, RuntimeError):
+        pass
+
+
+def _drop_legacy(g: h5py.Group) -> None:
+    """A format-1 checkpoint (datasets directly in /checkpoint) moves to slot1 as it is, so
+    that it stays the valid fallback while slot0 is written."""
+    legacy = [k for k in g if isinstance(g[k], h5py.Dataset)]
+    if not legacy:
+        return
+    s = g.require_group("slot1")
+    sums = {}
+    for k in legacy:
+        g.move(k, f"slot1/{k}")
+        sums[k] = _crc(s[k][...])
+    for k in ("step", "time", "n_output"):
+        s.attrs[k] = g.attrs[k]
+    s.attrs["t"] = float(g.attrs["time"])
+    s.attrs["crc32"] = json.dumps(sums)
+    g.attrs["slot"] = 1
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_slot(s: h5py.Group, verify: bool) -> tuple[dict | None, str]:
+    """The arrays and attributes of a checkpoint slot, or (None, why it is not valid)."""
+    if "step" not in s.attrs or int(s.attrs["step"]) < 0:
+        return None, "incomplete (the run was stopped while writing it)"
+    out = {k: s[k][...] for k in s if isinstance(s[k], h5py.Dataset)}
+    if "rho" not in out or "spins" not in out:
+        return None, "incomplete (rho or spins missing)"
+    if verify and "crc32" in s.attrs:
+        sums = json.loads(s.attrs["crc32"])
+        if set(sums) != set(out):
+            return None, f"holds {sorted(out)} but its checksums name {sorted(sums)}"
+        for k, v in out.items():
+            if _crc(v) != int(sums[k]):
+                return None, f"checksum of '{k}' does not match (damaged)"
+    out.update({k: s.attrs[k] for k in ("time", "step", "n_output")})
+    out["t"] = float(s.attrs.get("t", s.attrs["time"]))
+    return out, ""
+
+
+def load_checkpoint(path: str, *, verify: bool = True) -> dict:
+    """The checkpoint of a result file: rho, spins, lead_k, time (internal units), t (file time
+    unit), step, n_output, config, petsc_options, slot.
+
+    The current slot is verified (sizes, step, CRC-32); if it is damaged the other slot is used
+    and ``fallback`` in the result says why.  Raises :class:`ResultFileError` with a one-line
+    message for anything that cannot be restarted."""
+    with open_result(path, "r") as f:
+        if "config" not in f.attrs or not _is_run_file(f):
+            kind = f.attrs.get("kind", "")
+            raise ResultFileError(
+                f"'{path}' is not a qcspin run file{f' (it is a {kind} file)' if kind else ''}"
+                f"; --restart needs a file written by 'qcspin run'")
         if "checkpoint" not in f:
-            raise ValueError(f"'{path}' has no checkpoint to continue from")
+            raise ResultFileError(f"'{path}' has no checkpoint to continue from")
         g = f["checkpoint"]
-        out = {k: g[k][...] for k in g}
-        out.update({k: g.attrs[k] for k in ("time", "step", "n_output")})
-        out["config"] = f.attrs["config"]
+        legacy = [k for k in g if isinstance(g[k], h5py.Dataset)]
+        fallback = ""
+        try:
+            if legacy:  # format 1
+                out = {k: g[k][...] for k in legacy}
+                out.update({k: g.attrs[k] for k in ("time", "step", "n_output")})
+                out["t"] = float(g.attrs["time"])
+                out["slot"] = -1
+            else:
+                cur = int(g.attrs.get("slot", 0))
+                order = [cur, 1 - cur]
+                out, why = None, {}
+                for k in order:
+                    name = f"slot{k}"
+                    if name not in g:
+                        why[name] = "missing"
+                        continue
+                    out, why[name] = _read_slot(g[name], verify)
+                    if out is not None:
+                        out["slot"] = k
+                        break
+                if out is None:
+                    raise ResultFileError(f"'{path}' has no valid checkpoint: " + "; ".join(
+                        f"{k}: {v}" for k, v in why.items()))
+                if out["slot"] != cur:
+                    fallback = f"slot{cur} {why[f'slot{cur}']}; using the previous checkpoint"
+        except (OSError, KeyError) as exc:
+            raise ResultFileError(f"'{path}': the checkpoint cannot be read (damaged file?): "
+                                  f"{exc}") from None
+        out["fallback"] = fallback
+        out["config"] = _text(f.attrs["config"])
         out["petsc_options"] = json.loads(f.attrs.get("petsc_options", "{}"))
     return out
+
+
+def read_status(path: str) -> dict:
+    """Status, history, config and checkpoint summary of a run file (for ``qcspin info``)."""
+    with open_result(path, "r") as f:
+        if not _is_run_file(f):
+            kind = f.attrs.get("kind", "")
+            raise ResultFileError(f"'{path}' is not a qcspin run file"
+                                  f"{f' (it is a {kind} file)' if kind else ''}")
+        a = f.attrs
+        out = {"status": _text(a.get("status", "unknown (written before qcspin_format 2)")),
+               "message": _text(a.get("status_message", "")),
+               "format": int(a.get("qcspin_format", 1)),
+               "config": _text(a.get("config", "")),
+               "created": _text(a.get("created", "")),
+               "units": _text(a.get("time_unit", "")),
+               "n_output": f["time"].shape[0] if "time" in f else 0,
+               "t_last": float(f["time"][-1]) if "time" in f and f["time"].shape[0] else None,
+               "history": [json.loads(_text(x)) for x in f["history"][...]]
+               if "history" in f else [],
+               "versions": json.loads(a.get("versions", "{}")),
+               "mpi_size": int(a.get("mpi_size", 1))}
+        if "checkpoint" in f:
+            g = f["checkpoint"]
+            out["checkpoint"] = {k: (float(g.attrs[k]) if k in ("time", "t")
+                                     else int(g.attrs[k]))
+                                 for k in ("step", "time", "t", "n_output") if k in g.attrs}
+    out["writing"] = is_locked(path)
+    if out["status"] == "running" and not out["writing"]:
+        out["status"] = "killed"
+        out["message"] = ("the file says 'running' but no process is writing it: the run was "
+                          "killed or crashed; continue it with qcspin run --restart")
+    return out
+
+
+def fmt_history(entry: dict) -> str:
+    """One line of a run segment for ``qcspin info``."""
+    bits = [entry.get("started", "?"), entry.get("status", "?")]
+    if "step_start" in entry:
+        bits.append(f"steps {entry['step_start']} -> {entry.get('step_stop', '?')}")
+    if "t_start" in entry:
+        bits.append(f"t {entry['t_start']:.6g} -> {entry.get('t_stop', float('nan')):.6g}"
+                    f" (target {entry.get('t_end', float('nan')):.6g})")
+    bits.append(f"{entry.get('mpi_size', '?')} rank(s) on {entry.get('host', '?')}")
+    bits.append(f"qcspin {entry.get('qcspin', '?')}"
+                + (f" ({entry['git']})" if entry.get("git") else ""))
+    return ", ".join(bits)
+
+
+def _argv() -> list[str]:
+    return [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv else []

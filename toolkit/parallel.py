@@ -180,3 +180,25 @@ def split_comm(comm: PETSc.Comm, group_size: int) -> tuple[PETSc.Comm, int, int]
         return comm, 0, 1
     sub = _mpi(comm).Split(color, rank)
     return PETSc.Comm(sub), color, n_groups
+
+
+def ranks_on_node(comm: PETSc.Comm) -> int:
+    """How many ranks of ``comm`` share this rank's node (memory estimates).  Collective."""
+    if comm.getSize() == 1:
+        return 1
+    from mpi4py import MPI
+
+    node = _mpi(comm).Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_size()
+    finally:
+        node.Free()
+
+
+def first_message(msg: str | None, comm: PETSc.Comm) -> str | None:
+    """The first non-empty ``msg`` of any rank (by rank), on every rank; None if none.
+    Collective: lets all ranks raise the same error when only some of them found it."""
+    if comm.getSize() == 1:
+        return msg
+    msgs = _mpi(comm).allgather(msg)
+    return next((m for m in msgs if m), None)
