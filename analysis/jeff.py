@@ -374,7 +374,11 @@ def _write_table(f, sweep: JeffSweep, base: Config | None) -> None:
     from toolkit.io import versions
 
     tab = sweep.table()
+    from toolkit.io import FORMAT_VERSION
+
     f.attrs["qcspin_table"] = "jeff_sweep"
+    f.attrs["kind"] = "jeff"
+    f.attrs["qcspin_format"] = FORMAT_VERSION
     f.attrs["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     f.attrs["param"] = sweep.param
     E = sweep.points[0].params.get("energy_unit", "hopping")
@@ -422,43 +426,145 @@ def read_sweep(path: str, group: str | None = None) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- plotting
-def plot_sweep(path: str, png: str) -> str:
-    """J_eff (and |J_eff| on a log scale for N_NM sweeps, with the fitted RKKY shape) vs the
-    swept parameter; open symbols mark invalid fits."""
+def _tables(path: str, group: str | None) -> dict[str, dict]:
+    """{name: read_sweep table} of the file's root table, the given ``group`` or all groups
+    holding a J_eff table (figure files such as fig05.h5 keep one table per group)."""
+    import h5py
+
+    if group is not None:
+        return {group: read_sweep(path, group)}
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("qcspin_table") == "jeff_sweep":
+            return {"": read_sweep(path)}
+        groups = [k for k in f if isinstance(f[k], h5py.Group)
+                  and f[k].attrs.get("qcspin_table") == "jeff_sweep"]
+    if not groups:
+        raise ValueError(f"'{path}' holds no J_eff sweep table")
+    return {g: read_sweep(path, g) for g in groups}
+
+
+def _rkky(tab: dict) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """The RKKY reference of a table where it applies, as (x, y, label), else None.
+
+    Only the 1D valve (no base config) at even spacer length: odd N_NM gives an odd number
+    of sites, whose half-filled zero mode makes J_eff first order in J_sd (see
+    :func:`analysis.macrospin.rkky_reference`).  N_NM sweeps: the shape A J_sd^2 [Si(pi N_NM)
+    - pi/2] at even N_NM with A fitted to the valid even points (as Fig. 5).  J_sd sweeps: the
+    weak-coupling parabola in J_sd, A fitted to the valid points with J_sd <= 1 (RKKY is
+    second order in J_sd).  Plotted in the units of the table's y axis."""
     from .macrospin import fit_rkky_prefactor, rkky_reference
-    from .plots import use_agg
+
+    a = tab["attrs"]
+    if "config" in a:  # a base config's lattice: no 1D RKKY shape
+        return None
+    x, J = tab["value"].astype(float), tab["J_eff"].astype(float)
+    ok = tab["valid"].astype(bool) & np.isfinite(J) & (J != 0)
+    try:
+        if a["param"] == "N_NM":
+            J_sd = float(a["J_sd"])
+            fit = ok & (x % 2 == 0)
+            if not fit.any():
+                return None
+            A = fit_rkky_prefactor(x[fit], J[fit], J_sd)
+            lo, hi = int(np.ceil(x.min() / 2) * 2), int(x.max())
+            xx = np.arange(max(lo, 2), hi + 1, 2, dtype=float)
+            return xx, rkky_reference(xx, J_sd, A), f"RKKY x {A:.3g} (even $N_{{NM}}$, fit)"
+        n_nm = int(a["N_NM"])
+        if n_nm % 2 or n_nm < 1:
+            return None
+        fit = ok & (x <= 1.0)
+        if not fit.any():
+            return None
+        A = fit_rkky_prefactor(np.full(fit.sum(), n_nm), J[fit], x[fit])
+        xx = np.linspace(0.0, x.max(), 200)
+        N_S = float(a["N_S"])
+        return (xx, rkky_reference(n_nm, xx, A) * N_S ** 2,
+                f"RKKY x {A:.3g} $\\propto J_{{sd}}^2$ (fit: $J_{{sd}} \\leq$ 1)")
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def plot_sweep(path: str, png: str, group: str | None = None) -> str:
+    """J_eff versus the swept parameter (J_eff N_S^2 for J_sd sweeps; for N_NM sweeps also
+    |J_eff| on a log scale) with the RKKY reference where it applies (:func:`_rkky`).  Lines
+    join consecutive valid fits only; invalid fits are open red circles, points without a
+    value are counted in the legend.  ``group``: one table of a file with several (default:
+    the root table, else every table in the file, one colour each).  Serial; returns the path."""
+    from .plots import save_figure, use_agg
 
     plt = use_agg()
-    tab = read_sweep(path)
-    a = tab["attrs"]
-    x, J, ok = tab["value"], tab["J_eff"], tab["valid"].astype(bool)
-    n_nm = a["param"] == "N_NM"
-    fig, axes = plt.subplots(1, 2 if n_nm else 1, figsize=(10 if n_nm else 5.5, 4), squeeze=False)
+    tabs = _tables(path, group)
+    first = next(iter(tabs.values()))["attrs"]
+    param = str(first["param"])
+    n_nm = param == "N_NM"
+    if any(str(t["attrs"]["param"]) != param for t in tabs.values()):
+        raise ValueError(f"'{path}': the tables sweep different parameters")
+    fig, axes = plt.subplots(1, 2 if n_nm else 1, figsize=(11 if n_nm else 6, 4.2),
+                             squeeze=False)
     ax = axes[0, 0]
-    y = J if n_nm else tab["J_eff_NS2"]
-    ax.plot(x, y, "k-", lw=0.6)
-    ax.plot(x[ok], y[ok], "ko", ms=4, label="valid fit")
-    if (~ok).any():
-        ax.plot(x[~ok], y[~ok], "o", mfc="none", mec="tab:red", ms=5, label="invalid fit")
+    b = axes[0, 1] if n_nm else None
+    E = str(first.get("param_units", "")) if not n_nm else ""
+    try:
+        E = json.loads(first["units"]).get("energy", E) if "units" in first else E
+    except (TypeError, ValueError):
+        pass
+    n_invalid = n_missing = 0
+    for k, (name, tab) in enumerate(tabs.items()):
+        col = "k" if len(tabs) == 1 else f"C{k}"
+        tag = f"{name}: " if name else ""
+        x = tab["value"].astype(float)
+        y = tab["J_eff"].astype(float) if n_nm else tab["J_eff_NS2"].astype(float)
+        fin = np.isfinite(y)
+        ok = tab["valid"].astype(bool) & fin
+        bad = ~tab["valid"].astype(bool) & fin
+        n_invalid += int(bad.sum())
+        n_missing += int((~fin).sum())
+        order = np.argsort(x, kind="stable")
+        x, y, ok, bad = x[order], y[order], ok[order], bad[order]
+        line = np.where(ok, y, np.nan)  # no line across an invalid or missing point
+        ax.plot(x, line, "-", color=col, lw=0.7)
+        ax.plot(x[ok], y[ok], "o", color=col, ms=4, label=f"{tag}valid fit")
+        if bad.any():
+            ax.plot(x[bad], y[bad], "o", mfc="none", mec="tab:red", ms=6)
+        ref = _rkky(tab)
+        if ref is not None:
+            rx, ry, rlab = ref
+            ax.plot(rx, ry, ":" if n_nm else "--", color="C0" if len(tabs) == 1
+                    else col, lw=1.0, marker="." if n_nm else None, label=f"{tag}{rlab}")
+        if b is not None:
+            b.semilogy(x, np.abs(line), "-", color=col, lw=0.7)
+            b.semilogy(x[ok], np.abs(y[ok]), "o", color=col, ms=4)
+            if bad.any():
+                b.semilogy(x[bad], np.abs(y[bad]), "o", mfc="none", mec="tab:red", ms=6)
+            if ref is not None:
+                b.semilogy(rx, np.abs(ry), ":", color="C0" if len(tabs) == 1 else col,
+                           marker=".", lw=1.0)
+    if n_invalid:
+        ax.plot([], [], "o", mfc="none", mec="tab:red", ms=6, label=f"invalid fit ({n_invalid})")
+    if n_missing:
+        ax.plot([], [], " ", label=f"{n_missing} point(s) without a value (not shown)")
+    if not n_nm:  # a J_sd^2 reference must not set the scale: keep the data's range
+        data = np.concatenate([t["J_eff_NS2"][np.isfinite(t["J_eff_NS2"].astype(float))]
+                               for t in tabs.values()]).astype(float)
+        if data.size:
+            lo, hi = min(data.min(), 0.0), max(data.max(), 0.0)
+            pad = 0.1 * (hi - lo or abs(hi) or 1.0)
+            ax.set_ylim(lo - pad, hi + pad)
     ax.axhline(0, color="0.6", lw=0.5)
-    ax.set_xlabel(a["param"])
-    ax.set_ylabel("J_eff" if n_nm else "J_eff N_S^2")
-    if n_nm:
-        A = fit_rkky_prefactor(x[ok], J[ok], a["J_sd"])
-        xx = np.arange(x.min(), x.max() + 1)
-        ax.plot(xx, rkky_reference(xx, a["J_sd"], A), "C0--", lw=0.8, label=f"RKKY x {A:.3g}")
-        b = axes[0, 1]
-        b.semilogy(x, np.abs(J), "k-", lw=0.6)
-        b.semilogy(x[ok], np.abs(J[ok]), "ko", ms=4)
-        b.semilogy(xx, np.abs(rkky_reference(xx, a["J_sd"], A)), "C0--", lw=0.8)
-        b.set_xlabel("N_NM")
-        b.set_ylabel("|J_eff|")
-    ax.legend(fontsize=8)
-    fig.suptitle(f"J_eff sweep over {a['param']} ({os.path.basename(path)})", fontsize=9)
+    unit = f" [{E}]" if E else ""
+    xunit = f" [{first.get('param_units', '')}]" if not n_nm and first.get("param_units") else ""
+    ax.set_xlabel(("$N_{NM}$ (spacer sites)" if n_nm else "$J_{sd}$") + xunit)
+    ax.set_ylabel(("$J_{eff}$" if n_nm else "$J_{eff} N_S^2$") + unit + "  (>0: ferro)")
+    ax.legend(fontsize=7)
+    if b is not None:
+        b.set_xlabel("$N_{NM}$ (spacer sites)")
+        b.set_ylabel("$|J_{eff}|$" + unit)
+    fixed = ", ".join(f"{k} = {first[k]:g}" for k in ("N_S", "N_NM", "J_sd")
+                      if k in first and k != param and len(tabs) == 1)
+    fig.suptitle(f"J_eff sweep over {param} ({os.path.basename(path)}"
+                 f"{'; ' + fixed if fixed else ''})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -313,6 +313,10 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
                             dtype=bool if k in ("valid", "lower_bound") else float)
     table["reason"] = np.array([d.get("reason", "") for d in fits], dtype=object)
     with h5py.File(output, "w") as f:
+        from toolkit.io import FORMAT_VERSION
+
+        f.attrs["kind"] = "quench"
+        f.attrs["qcspin_format"] = FORMAT_VERSION
         for k, v in table.items():
             if v.dtype == object:
                 f[k] = v.astype(h5py.string_dtype())

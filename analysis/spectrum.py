@@ -33,7 +33,7 @@ from operators.eigen import DENSE_LIMIT, eigs_slepc
 from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian
 from toolkit.config import config_from_dict, config_to_toml
 from toolkit.device import Device, device_from_config
-from toolkit.io import FileExistsErrorQC, versions
+from toolkit.io import FORMAT_VERSION, FileExistsErrorQC, versions
 from toolkit.parallel import allreduce, barrier, bcast, gather_rows, get_comm
 
 from petsc4py import PETSc
@@ -41,7 +41,7 @@ from petsc4py import PETSc
 __all__ = ["Spectrum", "SpectrumSweep", "TrajectorySpectrum", "METHODS", "spectrum",
            "spectrum_vs_jsd", "with_coupling", "splitting", "gap", "dos", "layer_localization",
            "trajectory_spectrum", "configuration_eigenvalues", "round_robin", "save_results",
-           "plot_sweep", "plot_spectrum", "add_command"]
+           "plot_sweep", "plot_spectrum", "fermi_level", "add_command"]
 
 METHODS = ("auto", "lapack", "eps-lapack", "sinvert")
 CONFIGS = ("parallel", "perpendicular")
@@ -599,26 +599,64 @@ def plot_sweep(ax, sweep: SpectrumSweep, *, component: int = 2, ylim=None, size:
     return sc
 
 
-def plot_spectrum(res: Spectrum | SpectrumSweep, png: str, *, title: str = "") -> str:
+def fermi_level(res: Spectrum | SpectrumSweep, n_electrons: int | None = None,
+                mu_bar: float | None = None) -> tuple[np.ndarray | float | None, str]:
+    """The Fermi level that ``qcspin spectrum`` implies, for marking it in a plot, and how it
+    was found: with a complete spectrum the middle of the gap, (eps_{n_e-1} + eps_{n_e})/2,
+    at filling ``n_electrons`` (default half filling, n_sites; per J_sd for a sweep); for an
+    incomplete spectrum at half filling ``mu_bar`` (the band centre of the bipartite lattice);
+    otherwise (None, why not).  [E0]"""
+    n_e = res.n_sites if n_electrons is None else int(n_electrons)
+    w = np.asarray(res.eigenvalues, float)
+    n = w.shape[-1]
+    if res.complete and 1 <= n_e < n:
+        return 0.5 * (w[..., n_e - 1] + w[..., n_e]), (f"$E_F$ (mid-gap, $n_e$ = {n_e})")
+    if res.complete and n_e == n:
+        return w[..., -1], f"$E_F$ = top level (all {n} levels filled)"
+    if n_e == res.n_sites and mu_bar is not None:
+        return float(mu_bar), r"$E_F = \bar\mu$ (half filling)"
+    return None, (f"E_F not marked: {n} of {2 * res.n_sites} levels at n_e = {n_e}"
+                  if not res.complete else f"E_F not marked: n_e = {n_e}")
+
+
+def plot_spectrum(res: Spectrum | SpectrumSweep, png: str, *, title: str = "",
+                  n_electrons: int | None = None, mu_bar: float | None = None,
+                  energy_unit: str = "") -> str:
     """PNG of a sweep (levels vs J_sd) or of one spectrum (levels vs index), coloured by
-    <sigma_z>.  Serial (call on one rank); returns the path."""
-    from analysis.plots import use_agg
+    <sigma_z>, with the Fermi level of :func:`fermi_level` (filling ``n_electrons``, default
+    half filling; ``mu_bar`` for incomplete spectra).  Serial (call on one rank); returns the
+    path."""
+    from analysis.plots import save_figure, use_agg
 
     plt = use_agg()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    u = f" [{energy_unit}]" if energy_unit else ""
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    EF, how = fermi_level(res, n_electrons, mu_bar)
     if isinstance(res, SpectrumSweep):
         sc = plot_sweep(ax, res, size=4)
+        ax.set_xlabel(r"$J_{sd}$" + u)
+        if EF is not None:
+            ax.plot(res.jsd, np.broadcast_to(EF, res.jsd.shape), "k--", lw=0.9, label=how)
     else:
         sc = ax.scatter(np.arange(len(res.eigenvalues)), res.eigenvalues, s=12, cmap="bwr",
                         c=res.polarization[:, 2], vmin=-1, vmax=1)
         ax.set_xlabel("level index n")
-        ax.set_ylabel(r"$\varepsilon_n$")
+        if EF is not None:
+            w = np.asarray(res.eigenvalues, float)
+            ef = float(EF) if abs(float(EF)) > 1e-10 * max(1.0, np.abs(w).max()) else 0.0
+            ax.axhline(ef, color="k", ls="--", lw=0.9, label=f"{how}: {ef:.6g}")
+        if not res.complete:
+            ax.set_xlabel(f"index among the {len(res.eigenvalues)} computed levels"
+                          + (f" nearest {res.target:g}" if res.target is not None else ""))
+    ax.set_ylabel(r"$\varepsilon_n$" + u)
+    if EF is not None:
+        ax.legend(fontsize=8, loc="upper left")
+    else:
+        ax.text(0.02, 0.98, how, transform=ax.transAxes, va="top", fontsize=8, color="0.3")
     fig.colorbar(sc, ax=ax, label=r"$\langle\sigma_z\rangle$")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -663,7 +701,7 @@ def cmd_spectrum(args) -> int:
              "method": res.method, "n_sites": dev.n_sites, "n_orbitals": dev.n_orbitals,
              "n_electrons": int(n_e), "complete": bool(res.complete), "energy_unit": E,
              "layers": json.dumps(list(res.layer_names)), "mpi_size": comm.getSize(),
-             "qcspin_format": 1, "kind": "spectrum"}
+             "qcspin_format": FORMAT_VERSION, "kind": "spectrum"}
     if args.target is not None:
         attrs["target"] = float(args.target)
     path = save_results(out, _result_datasets(res, E, n_e), attrs, comm=comm, overwrite=True)

@@ -27,7 +27,7 @@ import numpy as np
 import toolkit  # noqa: F401
 from integrators.simulation import Simulation
 from toolkit.config import Config, ConfigError, load_config, with_changes
-from toolkit.io import FileExistsErrorQC
+from toolkit.io import FORMAT_VERSION, FileExistsErrorQC
 from toolkit.parallel import barrier, bcast, gather_rows, get_comm, split_comm
 
 __all__ = ["bias_sweep", "add_command"]
@@ -115,6 +115,8 @@ def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
                          stage1=stage1)
     if rank0:
         with h5py.File(os.path.join(outdir, "sweep.h5"), "w") as f:
+            f.attrs["kind"] = "sweep"
+            f.attrs["qcspin_format"] = FORMAT_VERSION
             f["V"] = V
             f["V"].attrs["units"] = "energy"
             f["lead_current"] = result.lead_current

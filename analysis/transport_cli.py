@@ -28,9 +28,11 @@ from operators.leads import WideBandLead
 from operators.leads import _real as _option  # finite real, optional sign checks
 from toolkit.config import Config, ConfigError
 from toolkit.device import Device
+from toolkit.io import FORMAT_VERSION
 from toolkit.parallel import get_comm
 
-__all__ = ["TransportLeads", "transport_leads", "plot_transmission", "cmd_transport",
+__all__ = ["TransportLeads", "transport_leads", "plot_transmission", "plot_transport",
+           "cmd_transport",
            "add_command", "CLI_DEFAULTS"]
 
 # lead parameters of a config without [[leads]] (--gamma, --mu-l, --mu-r, --temperature)
@@ -101,25 +103,60 @@ def transport_leads(cfg: Config, device: Device, *, gamma: float | None = None,
 
 
 # ----------------------------------------------------------------------------- output
-def plot_transmission(res: Transmission, png: str, *, title: str = "") -> str:
-    """DOSh, theta and P versus energy (the panels of paper Fig. 19).  Serial; returns the path."""
-    from analysis.plots import use_agg
+def plot_transmission(res: Transmission, png: str, *, title: str = "", mu=None,
+                      energy_unit: str = "") -> str:
+    """DOSh, theta, P (the panels of paper Fig. 19) and P/theta versus energy; ``mu`` =
+    (mu_l, mu_r) marks the leads' chemical potentials.  Serial; returns the path."""
+    return plot_transport(res.energies, res.theta, res.polarization, res.dos, png, title=title,
+                          mu=mu, energy_unit=energy_unit)
+
+
+def plot_transport(energies, theta, polarization, dos, png: str, *, title: str = "", mu=None,
+                   energy_unit: str = "") -> str:
+    """The transport panels from arrays (a ``qcspin transport`` file or a Transmission):
+    DOSh per site (Eq. 18, if given), Theta (Eq. 16), P = Tr[sigma_z Gamma_r G^R Gamma_l G^A]
+    (Eq. 17: the spin-z resolved transmission, not normalised; |P| <= Theta) and the normalised
+    polarization P/Theta in [-1, 1], left out where Theta < 1e-3 max Theta (closed channels).
+    ``mu`` = (mu_l, mu_r): vertical lines at the leads' chemical potentials.  Serial; returns
+    the path."""
+    from analysis.plots import save_figure, use_agg
 
     plt = use_agg()
-    rows = 3 if res.dos is not None else 2
-    fig, axes = plt.subplots(rows, 1, figsize=(5, 2.2 * rows), sharex=True)
-    panels = ([(res.dos, "DOSh")] if res.dos is not None else []) + \
-        [(res.theta, r"$\Theta$"), (res.polarization, r"$P$")]
-    for ax, (y, label) in zip(axes, panels):
-        ax.plot(res.energies, y, lw=1)
+    E = np.asarray(energies, float)
+    theta = np.asarray(theta, float)
+    P = np.asarray(polarization, float)
+    u = f" [{energy_unit}]" if energy_unit else ""
+    top = np.nanmax(np.abs(theta)) if theta.size and np.isfinite(theta).any() else 0.0
+    open_ = np.abs(theta) > 1e-3 * top if top > 0 else np.zeros(theta.shape, bool)
+    ratio = np.where(open_, P / np.where(open_, theta, 1.0), np.nan)
+    panels = ([(dos, f"DOSh per site [1/{energy_unit or 'E0'}]", "Eq. 18")]
+              if dos is not None else []) + \
+        [(theta, r"$\Theta$", r"Eq. 16: $\mathrm{Tr}[\Gamma_l G^R \Gamma_r G^A]$"),
+         (P, r"$P$", r"Eq. 17: $\mathrm{Tr}[\sigma_z \Gamma_r G^R \Gamma_l G^A]$ "
+                     r"(spin-z transmission, not normalised)"),
+         (ratio, r"$P/\Theta$", r"normalised spin polarization of the transmission (where "
+                                 r"$\Theta > 10^{-3} \max\Theta$)")]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6, 2.1 * len(panels) + 0.5), sharex=True)
+    for ax, (y, label, what) in zip(axes, panels):
+        ax.plot(E, y, lw=1)
         ax.set_ylabel(label)
-    axes[-1].axhline(0, color="k", lw=0.5)
-    axes[-1].set_xlabel(r"$\varepsilon$")
-    axes[0].set_title(title, fontsize=9)
+        ax.set_title(what, fontsize=8, loc="left")
+    for ax in axes[-2:]:
+        ax.axhline(0, color="k", lw=0.5)
+    axes[-1].set_ylim(-1.08, 1.08)
+    if mu is not None:
+        mu_l, mu_r = (float(m) for m in mu)
+        same = abs(mu_l - mu_r) <= 1e-12 * max(1.0, abs(mu_l))
+        marks = [(mu_l, "tab:red", r"$\mu_l = \mu_r$" if same else r"$\mu_l$")] + \
+            ([] if same else [(mu_r, "tab:blue", r"$\mu_r$")])
+        for ax in axes:
+            for m, col, lab in marks:
+                ax.axvline(m, color=col, lw=0.8, ls="--", label=lab)
+        axes[0].legend(fontsize=7, loc="upper right")
+    axes[-1].set_xlabel(r"$\varepsilon$" + u)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)
 
 
 def _parse_range(text: str) -> np.ndarray:
@@ -181,7 +218,7 @@ def cmd_transport(args) -> int:
              "temperature_l": left.temperature, "temperature_r": right.temperature,
              "method": res.method, "current_method": cur.method,
              "spin_config": args.spin_config or "from config", "energy_unit": E,
-             "mpi_size": comm.getSize(), "qcspin_format": 2, "kind": "transport"}
+             "mpi_size": comm.getSize(), "qcspin_format": FORMAT_VERSION, "kind": "transport"}
     path = save_results(out, d, attrs, comm=comm, overwrite=True)
     if rank0:
         print(f"qcspin transport: {cfg.name}: N_s = {dev.n_orbitals}, {len(res.energies)} "
@@ -194,7 +231,8 @@ def cmd_transport(args) -> int:
               f"{cur.current:.10g}), spin_r {np.array2string(cur.spin_r, precision=6)}")
         print(f"  results: {path}")
         if args.png:
-            print(f"  figure:  {os.path.abspath(plot_transmission(res, args.png, title=cfg.name))}")
+            png = plot_transmission(res, args.png, title=cfg.name, mu=setup.mu, energy_unit=E)
+            print(f"  figure:  {os.path.abspath(png)}")
     return 0
 
 

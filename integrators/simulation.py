@@ -26,6 +26,7 @@ from toolkit.device import Device, device_from_config
 from toolkit.io import (FileExistsErrorQC, OutputLock, ResultFile, ResultFileError, _argv, _now,
                         git_revision, load_checkpoint, versions)
 from toolkit.memory import MemoryLimitError, check_memory
+from toolkit.petsc_options import OptionError
 from toolkit.parallel import (allreduce, bcast, first_message, gather_rows, get_comm,
                               ranks_on_node)
 from toolkit.progress import ProgressBar
@@ -37,7 +38,8 @@ from .layout import StateLayout
 from .open_rhs import OpenRHS
 from .rhs import ClosedRHS
 from .stationary import stationary_state
-from .ts import DEFAULT_PREFIX, adaptive, create_ts, effective_options
+from .ts import (DEFAULT_PREFIX, call_monitors, create_ts, effective_options, ts_settings,
+                 view_from_options)
 
 __all__ = ["Simulation", "run", "NumericalInstability"]
 
@@ -104,8 +106,14 @@ class Simulation:
             f, linear = self.rhs, None
         self.ts, self.ts_options = create_ts(self.comm, f, self.F, self.dt, self.config.solver,
                                              prefix, linear=linear)
-        self.adaptive = adaptive(self.ts_options, prefix)
-        dt_ts = self.ts.getTimeStep()  # the step in force (-qcspin_ts_dt may have changed it)
+        self.ts_settings = ts_settings(self.ts, prefix)  # what the TS uses after its options
+        self.adaptive = bool(self.ts_settings["adaptive"])
+        for key in ("ts_max_time", "ts_max_steps"):
+            if key in self.ts_settings:
+                self.ts.destroy()
+                raise OptionError(f"PETSc option -{prefix}{key} is not used by the qcspin run "
+                                  f"loop; set the length of the run with --t-end or time.t_end")
+        dt_ts = self.ts_settings["ts_dt"]  # the step in force (-qcspin_ts_dt may change it)
         if dt_ts != self.dt:
             self.dt = dt_ts
             self.config = with_changes(self.config, time={
@@ -135,9 +143,7 @@ class Simulation:
         self.ts.setTime(0.0)
         self.ts.setStepNumber(0)
         self.ts.setUp()
-        self._has_monitor = bool(self.ts.getMonitor()) or _has_monitor_option(prefix)
-        if self._has_monitor:
-            self.ts.monitor(0, 0.0, self.y)
+        call_monitors(self.ts)  # step 0 (the loop calls ts.step(), not TSSolve)
         self.plane_x = _planes(dev, self.config)
         self.planes = PlaneCurrent(dev, self.H, list(self.plane_x)) if self.plane_x else None
         self._F_obs = None
@@ -217,8 +223,7 @@ class Simulation:
 
     def _monitor(self) -> None:
         """PETSc's TS monitors (-qcspin_ts_monitor ...): the loop calls ts.step() itself."""
-        if self._has_monitor:
-            self.ts.monitor(self.step_number, self.time, self.y)
+        call_monitors(self.ts)
 
     def _begin_step(self) -> None:
         if self.leads:
@@ -356,6 +361,7 @@ class Simulation:
                     name = signal.Signals(int(flags[0])).name
                     status, message = "interrupted", f"{name} at step {k}"
                     break
+            view_from_options(self.ts)
             if output is not None:
                 self._checkpoint(writer)
             if status == "running":
@@ -576,7 +582,7 @@ class Simulation:
             return None
         meta = {"config": config_to_toml(self.config), "versions": versions(),
                 "petsc_options": effective_options(self.ts, self.ts_options, self.prefix),
-                "mpi_size": self.comm.getSize()}
+                "ts_settings": self.ts_settings, "mpi_size": self.comm.getSize()}
         w = ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device)
         w.f["device"].attrs["planes"] = list(self.plane_x)
         w.f["device"].attrs["lead_names"] = json.dumps([l.name for l in self.leads])
@@ -589,12 +595,6 @@ class Simulation:
             obj.destroy()
         self.rhs.destroy()
         self.H.destroy()
-
-
-def _has_monitor_option(prefix: str) -> bool:
-    opts = PETSc.Options().getAll()
-    return any(k.startswith(prefix + "ts_monitor") or k.startswith(prefix + "ts_adapt_monitor")
-               for k in opts)
 
 
 def check_t_end(t_end) -> float:

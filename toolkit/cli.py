@@ -153,7 +153,19 @@ def cmd_run(args) -> int:
         cfg = _new_config(args, petsc)
         out = args.output or os.path.splitext(os.path.basename(args.config))[0] + ".h5"
     sim = Simulation(cfg)
+    from toolkit.petsc_options import OptionError, check_unused
+
+    names = [n for n, _ in _pairs(petsc)]
     try:
+        # a -qcspin_ option would be stored with the run's config: refuse one nothing reads
+        ours = [n for n in names if n.startswith("qcspin_") and petsc_config_options(["-" + n])]
+        bad = check_unused(ours)
+        if bad:
+            raise OptionError(f"{bad[0]} (options under qcspin_ are stored with the run, so "
+                              f"they must be used)")
+        early = [n for n in names if "view" not in n]  # *_view options are read at the end
+        for line in check_unused(early, strict=args.strict):  # --strict: OptionError, exit 2
+            warn(line)
         say(f"qcspin run: {cfg.name}: {sim.device.n_sites} sites, {sim.device.n_spins} classical "
             f"spins, N_s = {sim.device.n_orbitals}, {sim.comm.getSize()} MPI rank(s), "
             f"TS {_ts_label(sim)}, dt = {sim.units.time_from_internal(sim.dt):g} "
@@ -166,6 +178,8 @@ def cmd_run(args) -> int:
         _preflight(sim, cfg)
         summary = sim.run(out, overwrite=args.overwrite, restart=bool(args.restart),
                           progress=not args.quiet)
+        for line in check_unused([n for n in names if "view" in n]):
+            warn(line)
         rate = (summary["steps_this_run"] / summary["wall_time"]
                 if summary["wall_time"] > 0 else 0)
         obs = getattr(sim, "last_observables", None)
@@ -226,12 +240,20 @@ def cmd_info(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from analysis import plots
+    """Rank 0 plots; an error is raised on every rank (same exit status everywhere)."""
+    from analysis.plots import PlotError, plot_file
+    from toolkit.parallel import first_message, get_comm
 
+    err = None
     if _rank0():
-        plot = getattr(plots, "plot_file", plots.plot_run)
-        png = plot(args.result, args.output)
-        print(f"wrote {os.path.abspath(png)}")
+        try:
+            png = plot_file(args.result, args.output)
+            print(f"wrote {os.path.abspath(png)}")
+        except PlotError as exc:
+            err = str(exc)
+    err = first_message(err, get_comm())
+    if err:
+        raise PlotError(err)
     return 0
 
 
@@ -323,9 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     _petscenv.init(petsc)
     from petsc4py import PETSc
 
+    from .petsc_options import in_database
+
     opts = PETSc.Options()
-    for name, value in _pairs(petsc):
-        if not opts.hasName(name):
+    for name, value in _pairs(petsc):  # main(argv) called from Python after start-up
+        if not in_database(name):
             opts.setValue(name, value)
     args = build_parser().parse_args(ours)
     args.petsc = petsc

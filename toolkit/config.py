@@ -1,8 +1,10 @@
 """TOML configuration -> validated, frozen dataclasses.
 
-Every key is checked: unknown keys and bad values raise :class:`ConfigError` with a message that
-names the key, the value and what is allowed.  Values are kept in the *user's* units (see
-``[units]``); :mod:`toolkit.units` converts times to the internal natural units.
+Every key is checked: unknown keys, bad values and keys that would have no effect raise
+:class:`ConfigError` with a one-line message that names the key, the value and what is allowed;
+:func:`config_warnings` lists what is allowed but probably not meant (e.g. columns in no
+layer).  Values are kept in the *user's* units (see ``[units]``); :mod:`toolkit.units` converts
+times to the internal natural units.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 __all__ = [
     "ConfigError", "Config", "LatticeConfig", "LeadConfig", "BiasConfig", "LayerConfig", "BondConfig", "ExchangeConfig",
     "ElectronsConfig", "TimeConfig", "SolverConfig", "OutputConfig", "load_config",
-    "config_from_dict", "config_to_toml", "apply_overrides",
+    "config_from_dict", "config_to_toml", "apply_overrides", "config_warnings", "N_POLES_LIMIT",
 ]
 
 
@@ -93,7 +95,9 @@ class LayerConfig:
     """A named slab of columns ``x in [start, stop)`` with its own magnetic parameters.
 
     A layer carries classical spins when ``spin`` (one direction for all sites) or ``spins``
-    (one direction per site, in site order) is given; otherwise it is non-magnetic.
+    (one direction per site, in site order) is given; otherwise it is non-magnetic and refuses
+    the spin keys J_sd, J_ex, K, easy_axis, spin_length, frozen, damping (except at their
+    default values, which the resolved configs of older result files list).
     """
 
     name: str
@@ -116,7 +120,8 @@ class LayerConfig:
 
 @dataclass(frozen=True)
 class BondConfig:
-    """Hopping on the bonds between the last column of one layer and the first of the next."""
+    """Hopping on the bonds between the last column of one layer and the first of the next
+    (the layers must touch: the stop of one = the start of the other)."""
 
     between: tuple[str, str]
     hopping: float
@@ -124,7 +129,8 @@ class BondConfig:
 
 @dataclass(frozen=True)
 class ExchangeConfig:
-    """Direct exchange J_ex on nearest-neighbour bonds between the spins of two layers."""
+    """Direct exchange J_ex on nearest-neighbour bonds between the spins of two touching
+    magnetic layers."""
 
     between: tuple[str, str]
     J_ex: float
@@ -299,7 +305,23 @@ def _layer(i: int, d: Any, Lx: int, n_cross: int) -> LayerConfig:
         kw["damping"] = _real(f"{sec}.damping", d["damping"], nonneg=True)
     if "hopping" in d:
         kw["hopping"] = _real(f"{sec}.hopping", d["hopping"])
-    return LayerConfig(**kw)
+    layer = LayerConfig(**kw)
+    if not layer.magnetic:
+        _check_no_spin_keys(sec, d, layer)
+    return layer
+
+
+_SPIN_KEYS = ("J_sd", "J_ex", "K", "easy_axis", "spin_length", "frozen", "damping")
+_LAYER_DEFAULTS = LayerConfig(name="", columns=(0, 1))
+
+
+def _check_no_spin_keys(sec: str, d: dict, layer: LayerConfig) -> None:
+    """A layer without classical spins: its spin keys would be ignored.  Their default values are
+    accepted (the resolved configs of result files list every key of every layer)."""
+    for key in _SPIN_KEYS:
+        if key in d and getattr(layer, key) != getattr(_LAYER_DEFAULTS, key):
+            _fail(f"{sec}.{key}", d[key], f"layer '{layer.name}' has no classical spins; give "
+                  f"'spin' or 'spins', or remove the key")
 
 
 def _pair(sec: str, v: Any, names: set[str]) -> tuple[str, str]:
@@ -311,6 +333,42 @@ def _pair(sec: str, v: Any, names: set[str]) -> tuple[str, str]:
     if v[0] == v[1]:
         _fail(f"{sec}.between", v, "expected two different layers")
     return (v[0], v[1])
+
+
+def _couplings(arr: str, items: Any, layers: tuple[LayerConfig, ...], key: str) -> list[tuple]:
+    """``[[bonds]]`` (key 'hopping') or ``[[exchange]]`` (key 'J_ex'): (between, value) pairs
+    between touching layers, each pair once; exchange needs spins on both sides."""
+    if not isinstance(items, list):
+        _fail(arr, items, f"expected an array of tables [[{arr}]]")
+    by_name = {l.name: l for l in layers}
+    out: list[tuple] = []
+    for i, it in enumerate(items):
+        sec = f"{arr}[{i}]"
+        it = _check_keys(sec, it, {"between", key})
+        for req in ("between", key):
+            if req not in it:
+                _fail(f"{sec}.{req}", None, "required key")
+        pair = _pair(sec, it["between"], set(by_name))
+        _check_touching(sec, pair, by_name)
+        if arr == "exchange":
+            for s in pair:
+                if not by_name[s].magnetic:
+                    _fail(f"{sec}.between", list(pair), f"layer '{s}' has no classical spins "
+                          f"(no 'spin' or 'spins'); exchange couples spins")
+        for j, (other, _) in enumerate(out):
+            if set(other) == set(pair):
+                _fail(f"{sec}.between", list(pair), f"the pair is already set by {arr}[{j}]")
+        out.append((pair, _real(f"{sec}.{key}", it[key])))
+    return out
+
+
+def _check_touching(sec: str, pair: tuple[str, str], by_name: dict) -> None:
+    (a0, a1), (b0, b1) = by_name[pair[0]].columns, by_name[pair[1]].columns
+    if a1 != b0 and b1 != a0:
+        _fail(f"{sec}.between", list(pair),
+              f"layers '{pair[0]}' (columns [{a0}, {a1})) and '{pair[1]}' (columns [{b0}, {b1})) "
+              f"do not touch; the layers must be adjacent (the stop of one = the start of the "
+              f"other)")
 
 
 def _electrons(d: Any) -> ElectronsConfig:
@@ -327,11 +385,31 @@ def _electrons(d: Any) -> ElectronsConfig:
         kw["eigensolver"] = _str("electrons.eigensolver", d["eigensolver"],
                                  ("auto", "lapack", "slepc"))
     if "n_poles" in d:
-        kw["n_poles"] = _int("electrons.n_poles", d["n_poles"], minimum=1)
+        kw["n_poles"] = _n_poles(d["n_poles"])
     e = ElectronsConfig(**kw)
     if e.initial == "fermi" and e.temperature <= 0:
         _fail("electrons.temperature", e.temperature, "expected > 0 when initial = 'fermi'")
+    if e.initial != "fermi" and e.temperature != 0:
+        _fail("electrons.temperature", d["temperature"],
+              f"it is used only with electrons.initial = 'fermi' (here '{e.initial}'; the "
+              f"stationary state of an open junction uses the leads' temperature)")
     return e
+
+
+# Padé poles: operators/pade.py diagonalises a dense 2N x 2N matrix with eigenvectors, 32 N^2
+# bytes (measured: N = 2000 in 2 s and 210 MB, N = 4000 in 10 s; N = 30 serves paper 004).
+N_POLES_LIMIT = 2000
+
+
+def _n_poles(v: Any) -> int:
+    n = _int("electrons.n_poles", v, minimum=1)
+    if n > N_POLES_LIMIT:
+        _fail("electrons.n_poles", v,
+              f"expected 1 <= n_poles <= {N_POLES_LIMIT}: the poles come from a dense {2 * n} x "
+              f"{2 * n} eigenproblem that would need {32 * n * n / 2**30:.3g} GiB and a time "
+              f"growing like n_poles^2 to ^3 (n_poles = {N_POLES_LIMIT}: 0.12 GiB, ~2 s); "
+              f"30 poles give f(eps) to 1e-8 for |eps - mu| <= 10 at T = 0.025")
+    return n
 
 
 def _time(d: Any) -> TimeConfig:
@@ -354,6 +432,8 @@ def _solver(d: Any) -> SolverConfig:
     for k, v in opts.items():
         if k.startswith("-"):
             _fail(f"solver.options.{k}", v, "write option names without the leading '-' and prefix")
+        if isinstance(v, (list, dict)):
+            _fail(f"solver.options.{k}", v, "expected a string, a number or true/false")
         items.append((k, str(v).lower() if isinstance(v, bool) else str(v)))
     return SolverConfig(ts_type=_str("solver.ts_type", d.get("ts_type", "rk")),
                         rk_type=_str("solver.rk_type", d.get("rk_type", "rk38")),
@@ -419,6 +499,9 @@ def _bias(d: Any) -> BiasConfig:
                    t_off=None if d.get("t_off") is None else _real("bias.t_off", d["t_off"]))
     if b.t_off is not None and b.t_off <= b.t_on:
         _fail("bias.t_off", b.t_off, f"expected t_off > t_on = {b.t_on}")
+    if b.protocol == "none" and b.t_off is not None:
+        _fail("bias.t_off", d["t_off"], "a pulse end has no effect with bias.protocol = 'none'; "
+              "choose bias.protocol = 'symmetric' or 'asymmetric'")
     return b
 
 
@@ -444,17 +527,10 @@ def config_from_dict(d: dict) -> Config:
         if c1[0] < c0[1]:
             _fail(f"layers.columns", [list(c0), list(c1)],
                   f"layers '{n0}' and '{n1}' overlap; column ranges must be disjoint")
-    nameset = set(names)
-    bonds = []
-    for i, bd in enumerate(d.get("bonds", [])):
-        bd = _check_keys(f"bonds[{i}]", bd, {"between", "hopping"})
-        bonds.append(BondConfig(_pair(f"bonds[{i}]", bd.get("between"), nameset),
-                                _real(f"bonds[{i}].hopping", bd.get("hopping"))))
-    exch = []
-    for i, ed in enumerate(d.get("exchange", [])):
-        ed = _check_keys(f"exchange[{i}]", ed, {"between", "J_ex"})
-        exch.append(ExchangeConfig(_pair(f"exchange[{i}]", ed.get("between"), nameset),
-                                   _real(f"exchange[{i}].J_ex", ed.get("J_ex"))))
+    bonds = [BondConfig(p, v) for p, v in _couplings("bonds", d.get("bonds", []), layers,
+                                                      "hopping")]
+    exch = [ExchangeConfig(p, v) for p, v in _couplings("exchange", d.get("exchange", []),
+                                                         layers, "J_ex")]
     fld = d.get("field", {})
     fld = _check_keys("field", fld, {"B"})
     B = _vec3("field.B", fld.get("B", [0.0, 0.0, 0.0]))
@@ -467,6 +543,8 @@ def config_from_dict(d: dict) -> Config:
         for i, x in enumerate(planes):
             if x >= lat.size[0] - 1:
                 _fail(f"output.planes[{i}]", x, f"expected 0 <= x < Lx - 1 = {lat.size[0] - 1}")
+            if x in planes[:i]:
+                _fail(f"output.planes[{i}]", x, "each plane may be listed once")
     cfg = Config(
         lattice=lat, layers=layers, bonds=tuple(bonds), exchange=tuple(exch), field=B,
         leads=_leads(d.get("leads", [])), bias=_bias(d.get("bias", {})),
@@ -492,43 +570,163 @@ def config_from_dict(d: dict) -> Config:
     return cfg
 
 
-def load_config(path: str, overrides: list[str] | None = None) -> Config:
-    """Read a TOML file, apply ``key=value`` overrides (``--set``), validate."""
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _read_toml(path: str) -> dict:
+    """The parsed TOML document of ``path``; anything else (a directory, binary data, non-UTF-8
+    text, invalid TOML) is a ConfigError naming the path."""
+    want = "expected a TOML config file"
     try:
         with open(path, "rb") as fh:
-            d = tomllib.load(fh)
+            data = fh.read()
     except FileNotFoundError:
         raise ConfigError(f"config file '{path}' does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file '{path}' is a directory: {want}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file '{path}' cannot be read ({exc.strerror}): {want}") from None
+    if data.startswith(_HDF5_SIGNATURE):
+        raise ConfigError(f"config file '{path}' is an HDF5 file (a result file?): {want}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text (byte {exc.start} = "
+                          f"{data[exc.start]:#04x}): {want}") from None
+    if "\x00" in text:
+        raise ConfigError(f"config file '{path}' contains binary data (NUL bytes): {want}")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
-    return config_from_dict(apply_overrides(d, overrides or []))
+
+
+def load_config(path: str, overrides: list[str] | None = None) -> Config:
+    """Read a TOML file, apply ``key=value`` overrides (``--set``), validate."""
+    return config_from_dict(apply_overrides(_read_toml(path), overrides or []))
+
+
+_ARRAYS = ("layers", "bonds", "exchange", "leads")   # arrays of tables at the top level
+
+
+def _entry_names(section: str, items: list) -> list:
+    """Names that select entries of [[layers]] (``name``, default 'layer<i>') and [[leads]]
+    (``name``, default the ``side``), as :func:`config_from_dict` assigns them."""
+    if section not in ("layers", "leads"):
+        return []
+    names = []
+    for i, it in enumerate(items):
+        if not isinstance(it, dict):
+            names.append(None)
+        else:
+            names.append(it.get("name", f"layer{i}" if section == "layers" else it.get("side")))
+    return names
+
+
+def _index(node: list, k: str, where: str, item: str, value: Any) -> int:
+    """The list position that the override path part ``k`` selects in ``node`` (= ``where``)."""
+    names = _entry_names(where, node)
+    if k.isdigit() and k.isascii() and int(k) < len(node):
+        return int(k)
+    if not k.isdigit() and k in names:
+        return names.index(k)
+    if not node:
+        _fail(item, value, f"'{where}' is empty; set the whole array, e.g. --set '{where}=[...]'")
+    if names:
+        listed = ", ".join(f"{i} = {n!r}" for i, n in enumerate(names))
+        _fail(item, value, f"there are {len(node)} [[{where}]] ({listed}); select one by index "
+              f"0..{len(node) - 1} or by name")
+    _fail(item, value, f"'{where}' has {len(node)} entries; expected an index 0..{len(node) - 1}")
+    return -1  # unreachable
+
+
+def _child(node: Any, k: str, where: str, item: str, value: Any, last: bool) -> tuple[Any, Any]:
+    """(container, key) for path part ``k`` below ``node`` (the value at ``where``)."""
+    if isinstance(node, list):
+        return node, _index(node, k, where, item, value)
+    if not isinstance(node, dict):
+        _fail(item, value, f"'{where}' = {node!r} is a value, not a table, so it has no key '{k}'")
+    if not last and k not in node:
+        if not where and k in _ARRAYS:
+            _fail(item, value, f"the config has no [[{k}]]; add them to the file or set the "
+                  f"whole array, e.g. --set '{k}=[{{...}}]'")
+        node[k] = {}
+    return node, k
 
 
 def apply_overrides(d: dict, overrides: list[str]) -> dict:
-    """Apply ``section.key=value`` strings (value parsed as TOML) to a config dict."""
+    """Apply ``section.key=value`` strings (value parsed as TOML, else taken as a string) to a
+    config dict.  Entries of an array are selected by index (``layers.0.J_sd=3``) or, for
+    [[layers]] and [[leads]], by name (``layers.PL.J_sd=3``, ``leads.left.mu=0.1``; a lead's
+    name defaults to its side); a number always means an index."""
     import copy
 
     d = copy.deepcopy(d)
     for item in overrides:
-        if "=" not in item:
+        path, _, text = item.partition("=")
+        keys = [k.strip() for k in path.split(".")]
+        if "=" not in item or not all(keys):
             raise ConfigError(f"override '{item}' is not allowed: expected section.key=value")
-        path, text = item.split("=", 1)
         try:
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             value = text
         node: Any = d
-        keys = path.strip().split(".")
-        for k in keys[:-1]:
-            if isinstance(node, list):
-                node = node[int(k)]
+        for n, k in enumerate(keys):
+            where = ".".join(keys[:n])
+            parent, key = _child(node, k, where, ".".join(keys), value, n == len(keys) - 1)
+            if n == len(keys) - 1:
+                parent[key] = value
             else:
-                node = node.setdefault(k, {})
-        if isinstance(node, list):
-            node[int(keys[-1])] = value
-        else:
-            node[keys[-1]] = value
+                node = parent[key]
     return d
+
+
+# ----------------------------------------------------------------------------- warnings
+def _uncovered(cfg: Config) -> list[tuple[int, int]]:
+    """Maximal column ranges [a, b) of the lattice that belong to no layer."""
+    Lx = cfg.lattice.size[0]
+    covered = [False] * Lx
+    for layer in cfg.layers:
+        a, b = layer.columns
+        covered[a:b] = [True] * (b - a)
+    runs, start = [], None
+    for x, c in enumerate(covered + [True]):
+        if not c and start is None:
+            start = x
+        elif c and start is not None:
+            runs.append((start, x))
+            start = None
+    return runs
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """Human-readable warnings about a valid config: settings that are allowed but probably not
+    meant (uncovered columns, keys without effect).  The CLI prints them."""
+    Lx = cfg.lattice.size[0]
+    out = [f"columns [{a}, {b}) of the lattice (Lx = {Lx}) belong to no layer: they are "
+           f"non-magnetic sites with the lattice hopping; add a layer or check lattice.size"
+           for a, b in _uncovered(cfg)]
+    e, s, default = cfg.electrons, cfg.solver, ElectronsConfig()
+    stationary = e.initial == "stationary" or (e.initial == "auto" and bool(cfg.leads))
+    if not cfg.leads:
+        if e.n_poles != default.n_poles:
+            out.append(f"electrons.n_poles = {e.n_poles} has no effect without [[leads]]")
+        if s.stiff != SolverConfig().stiff:
+            out.append(f"solver.stiff = '{s.stiff}' has no effect without [[leads]]")
+    if stationary:
+        for key in ("n_electrons", "eigensolver"):
+            if getattr(e, key) != getattr(default, key):
+                out.append(f"electrons.{key} = {getattr(e, key)!r} has no effect on the "
+                           f"stationary initial state of an open junction")
+    if s.ts_type != "rk" and s.rk_type != SolverConfig().rk_type:
+        out.append(f"solver.rk_type = '{s.rk_type}' has no effect with solver.ts_type = "
+                   f"'{s.ts_type}'")
+    for key in ("V", "t_on"):        # accepted: a 'none' reference run may keep the others' V
+        value = getattr(cfg.bias, key)
+        if cfg.bias.protocol == "none" and value != 0.0:
+            out.append(f"bias.{key} = {value} has no effect with bias.protocol = 'none'")
+    return out
 
 
 # ----------------------------------------------------------------------------- writing
@@ -549,9 +747,12 @@ def config_to_dict(cfg: Config) -> dict:
     d = asdict(cfg)
     d["field"] = {"B": list(cfg.field)}
     d["solver"]["options"] = dict(cfg.solver.options)
-    for layer in d["layers"]:
+    for layer, lc in zip(d["layers"], cfg.layers):
         for k in [k for k, v in layer.items() if v is None]:
             del layer[k]
+        if not lc.magnetic:          # spin keys are refused on layers without spins
+            for k in _SPIN_KEYS:
+                del layer[k]
     if d["electrons"]["n_electrons"] is None:
         del d["electrons"]["n_electrons"]
     if d["bias"]["t_off"] is None:

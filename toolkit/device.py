@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .config import (BondConfig, Config, ConfigError, ExchangeConfig, LatticeConfig, LayerConfig,
-                     config_from_dict, config_to_dict)
+                     _fail, config_from_dict, config_to_dict)
 
 __all__ = ["Device", "DeviceBuilder", "device_from_config", "lattice_bonds"]
 
@@ -117,6 +117,18 @@ class Device:
         return Device(**kw)
 
 
+def _plain(v: Any) -> Any:
+    """Tuples and NumPy arrays/scalars as the lists and numbers of a parsed TOML document (other
+    values unchanged: the config validation names what is wrong with them)."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
 class DeviceBuilder:
     """Mutable builder; the Python twin of a TOML config.
 
@@ -130,32 +142,41 @@ class DeviceBuilder:
                  units: str = "natural") -> None:
         self._doc: dict[str, Any] = {
             "units": units,
-            "lattice": {"size": list(size), "hopping": hopping, "mu_bar": mu_bar},
+            "lattice": {"size": _plain(size), "hopping": _plain(hopping), "mu_bar": _plain(mu_bar)},
             "layers": [], "bonds": [], "exchange": [], "field": {"B": [0.0, 0.0, 0.0]},
         }
 
     def add_layer(self, name: str, columns: tuple[int, int], **params: Any) -> "DeviceBuilder":
-        """Add a layer; ``params`` are the keys of a ``[[layers]]`` table (J_sd, J_ex, K, ...)."""
-        entry = {"name": name, "columns": list(columns)}
-        entry.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()})
+        """Add a layer; ``params`` are the keys of a ``[[layers]]`` table (J_sd, J_ex, K, ...).
+        The spin keys (J_sd, J_ex, K, easy_axis, spin_length, frozen, damping) need ``spin`` or
+        ``spins``."""
+        entry = {"name": name, "columns": _plain(columns)}
+        entry.update({k: _plain(v) for k, v in params.items()})
         self._doc["layers"].append(entry)
         return self
 
     def set_bond_hopping(self, a: str, b: str, hopping: float) -> "DeviceBuilder":
-        self._doc["bonds"].append({"between": [a, b], "hopping": hopping})
+        """Hopping on the bonds between two touching layers."""
+        self._doc["bonds"].append({"between": [a, b], "hopping": _plain(hopping)})
         return self
 
     def add_exchange(self, a: str, b: str, J_ex: float) -> "DeviceBuilder":
-        self._doc["exchange"].append({"between": [a, b], "J_ex": J_ex})
+        """Exchange between the spins of two touching magnetic layers."""
+        self._doc["exchange"].append({"between": [a, b], "J_ex": _plain(J_ex)})
         return self
 
     def set_field(self, B: tuple[float, float, float]) -> "DeviceBuilder":
-        self._doc["field"] = {"B": list(B)}
+        self._doc["field"] = {"B": _plain(B)}
         return self
 
     def set(self, section: str, **values: Any) -> "DeviceBuilder":
         """Set keys of another config section, e.g. ``set('time', dt=0.05)``."""
-        self._doc.setdefault(section, {}).update(values)
+        table = self._doc.setdefault(section, {})
+        if not isinstance(table, dict):
+            _fail(section, values, "DeviceBuilder.set sets keys of a table such as 'time' or "
+                  "'electrons'; use add_layer, set_bond_hopping, add_exchange, set_field or the "
+                  "constructor (size, hopping, mu_bar, units)")
+        table.update({k: _plain(v) for k, v in values.items()})
         return self
 
     def to_config(self) -> Config:

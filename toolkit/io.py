@@ -332,11 +332,17 @@ class ResultFile:
             value = np.asarray(value)
             if name not in self.f:
                 unit, desc = SERIES.get(name, ("", ""))
+                chunk = max(1, min(256, 2 ** 20 // max(1, value.nbytes)))
                 ds = self.f.create_dataset(name, shape=(0,) + value.shape, dtype=value.dtype,
                                            maxshape=(None,) + value.shape,
-                                           chunks=(max(1, min(256, 2 ** 20 // max(1, value.nbytes))),) + value.shape)
+                                           chunks=(chunk,) + value.shape, fletcher32=True)
                 ds.attrs["units"] = self._unit(unit)
                 ds.attrs["description"] = desc
+                if name == "time":
+                    ds.make_scale("time")
+                elif "time" in self.f:  # records along the time axis
+                    ds.dims[0].attach_scale(self.f["time"])
+                    ds.dims[0].label = "time"
             ds = self.f[name]
             n = ds.shape[0]
             ds.resize(n + 1, axis=0)
