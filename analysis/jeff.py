@@ -140,7 +140,7 @@ class _Recorder:
     def advance_to(self, t_target: float) -> None:
         dt_out = self.every * self.sim.dt
         while self.t[-1] + 0.5 * dt_out <= t_target:
-            self.sim.step(self.every)
+            self.sim.step(self.every, record=False)
             self.sample()
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -449,9 +449,10 @@ def _rkky(tab: dict) -> tuple[np.ndarray, np.ndarray, str] | None:
     Only the 1D valve (no base config) at even spacer length: odd N_NM gives an odd number
     of sites, whose half-filled zero mode makes J_eff first order in J_sd (see
     :func:`analysis.macrospin.rkky_reference`).  N_NM sweeps: the shape A J_sd^2 [Si(pi N_NM)
-    - pi/2] at even N_NM with A fitted to the valid even points (as Fig. 5).  J_sd sweeps: the
-    weak-coupling parabola in J_sd, A fitted to the valid points with J_sd <= 1 (RKKY is
-    second order in J_sd).  Plotted in the units of the table's y axis."""
+    - pi/2] at even N_NM with A fitted to the valid even points (as Fig. 5).  J_sd sweeps: none
+    (RKKY is the weak-coupling limit; already J_sd = 0.5 with N_S = 5 is outside it, so a
+    parabola fitted to the smallest J_sd would mislead).  Plotted in the units of the table's y
+    axis."""
     from .macrospin import fit_rkky_prefactor, rkky_reference
 
     a = tab["attrs"]
@@ -469,17 +470,7 @@ def _rkky(tab: dict) -> tuple[np.ndarray, np.ndarray, str] | None:
             lo, hi = int(np.ceil(x.min() / 2) * 2), int(x.max())
             xx = np.arange(max(lo, 2), hi + 1, 2, dtype=float)
             return xx, rkky_reference(xx, J_sd, A), f"RKKY x {A:.3g} (even $N_{{NM}}$, fit)"
-        n_nm = int(a["N_NM"])
-        if n_nm % 2 or n_nm < 1:
-            return None
-        fit = ok & (x <= 1.0)
-        if not fit.any():
-            return None
-        A = fit_rkky_prefactor(np.full(fit.sum(), n_nm), J[fit], x[fit])
-        xx = np.linspace(0.0, x.max(), 200)
-        N_S = float(a["N_S"])
-        return (xx, rkky_reference(n_nm, xx, A) * N_S ** 2,
-                f"RKKY x {A:.3g} $\\propto J_{{sd}}^2$ (fit: $J_{{sd}} \\leq$ 1)")
+        return None  # J_sd sweeps reach far beyond the weak coupling where RKKY holds
     except (KeyError, ValueError, TypeError):
         return None
 

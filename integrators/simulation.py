@@ -200,14 +200,16 @@ class Simulation:
         self.ts.setStepNumber(step)
 
     # ------------------------------------------------------------------ stepping
-    def step(self, n: int = 1) -> float:
+    def step(self, n: int = 1, *, record: bool = True) -> float:
         """Advance ``n`` time steps (fixed-step schemes) and return the new time.  Collective.
 
-        The observables at step 0 and at every ``output_every``-th step are kept, and a later
-        :meth:`run` into a new file writes them first, so the file holds the whole trajectory.
-        Raises :class:`NumericalInstability` if the state becomes non-finite."""
+        With ``record`` the observables at step 0 and at every ``output_every``-th step are
+        kept, and a later :meth:`run` into a new file writes them first, so the file holds the
+        whole trajectory (``record=False``: callers that sample for themselves).  Raises
+        :class:`NumericalInstability` if the state becomes non-finite."""
         every = self.config.time.output_every
-        if not self._pending and self.step_number == 0:
+        record = record and (bool(self._pending) or self.step_number == 0)
+        if record and not self._pending:
             self._pending.append((0, self._record(None)))
         for _ in range(n):
             self._begin_step()
@@ -217,7 +219,7 @@ class Simulation:
             out = self._is_output_step(k, every)
             if allreduce(self._nonfinite(out), self.comm, "max"):
                 raise NumericalInstability(self._blowup_message())
-            if out:
+            if out and record:
                 self._pending.append((k, self._record(None)))
         return self.time
 

@@ -307,7 +307,7 @@ def run_qcspin(cfg, dt, stiff, t_check, t_span, min_time, for_baseline=False):
     n_check, n_total = n_steps(t_check, dt), n_steps(t_span, dt)
     rhs0 = sim.rhs.n_calls
     t0, c0 = time.perf_counter(), time.process_time()
-    sim.step(n_check)
+    sim.step(n_check, record=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rhs1 = sim.rhs.n_calls
     obs = qcspin_obs(sim)                             # may evaluate the RHS (spin balance)
@@ -324,7 +324,7 @@ def run_qcspin(cfg, dt, stiff, t_check, t_span, min_time, for_baseline=False):
         F.destroy()
         rhs2 = sim.rhs.n_calls
     t0, c0 = time.perf_counter(), time.process_time()
-    sim.step(n_total - n_check)
+    sim.step(n_total - n_check, record=False)
     wall, cpu = wall + time.perf_counter() - t0, cpu + time.process_time() - c0
     n_rhs = (rhs1 - rhs0) + (sim.rhs.n_calls - rhs2)
     sim.destroy()
@@ -336,7 +336,7 @@ def run_qcspin(cfg, dt, stiff, t_check, t_span, min_time, for_baseline=False):
 def run_reference(cfg, dt, t_check):
     cfg = with_changes(cfg, time={"dt": dt}, solver={"stiff": "none"})
     sim = Simulation(cfg)
-    sim.step(n_steps(t_check, dt))
+    sim.step(n_steps(t_check, dt), record=False)
     obs = qcspin_obs(sim)
     sim.destroy()
     return obs
@@ -395,7 +395,7 @@ def profile_qcspin(cfg, t_span, out, top=18):
     n = n_steps(t_span, DT_EXPINT)
     pr = cProfile.Profile()
     pr.enable()
-    sim.step(n)
+    sim.step(n, record=False)
     pr.disable()
     sim.destroy()
     s = io.StringIO()
