@@ -559,36 +559,62 @@ def plot_sweep(path: str, png: str, group: str | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------- command line
+#: most values a command-line list or range may have (a step typo would run for ever)
+VALUES_LIMIT = 10 ** 6
+_VALUES = ("expected START:STOP:STEP (finite numbers, step > 0, stop >= start; stop included) "
+           "or V1,V2,... (finite numbers)")
+
+
 def parse_values(spec: str) -> list[float]:
-    """``start:stop:step`` (stop included; step > 0, stop >= start) or ``v1,v2,...`` -> values;
-    ValueError otherwise."""
+    """``start:stop:step`` (stop included; step > 0, stop >= start) or ``v1,v2,...`` -> values
+    (finite, at most :data:`VALUES_LIMIT`); ValueError saying what is allowed otherwise."""
     if ":" in spec:
-        a, b, c = (float(s) for s in spec.split(":"))
-        if c <= 0 or b < a:
-            raise ValueError(spec)
-        n = int(math.floor((b - a) / c + 1e-9)) + 1
-        return [round(a + k * c, 12) for k in range(n)]
-    return [float(s) for s in spec.split(",") if s.strip()]
+        try:
+            a, b, c = (float(s) for s in spec.split(":"))
+        except ValueError:
+            raise ValueError(_VALUES) from None
+        if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c) and c > 0
+                and b >= a):
+            raise ValueError(_VALUES)
+        n = math.floor((b - a) / c + 1e-9) + 1 if math.isfinite((b - a) / c) else math.inf
+        if n > VALUES_LIMIT:
+            raise ValueError(f"it gives {n:.3g} values; expected at most {VALUES_LIMIT}")
+        return [round(a + k * c, 12) for k in range(int(n))]
+    items = spec.split(",")
+    try:
+        vals = [float(s) for s in items]  # '' (an empty item) is refused here too
+    except ValueError:
+        raise ValueError(_VALUES) from None
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError(_VALUES)
+    if len(vals) > VALUES_LIMIT:
+        raise ValueError(f"it gives {len(vals)} values; expected at most {VALUES_LIMIT}")
+    return vals
 
 
 def parse_sweep(text: str) -> tuple[str, list[float]]:
-    """``NAME=start:stop:step`` (stop included) or ``NAME=v1,v2,...`` -> (NAME, values)."""
+    """``NAME=start:stop:step`` (stop included) or ``NAME=v1,v2,...`` -> (NAME, values);
+    ConfigError naming the value and what is allowed otherwise."""
     if "=" not in text:
-        raise ConfigError(f"--sweep {text!r} is not allowed: expected NAME=start:stop:step")
+        raise ConfigError(f"--sweep {text!r} is not allowed: expected NAME=START:STOP:STEP or "
+                          f"NAME=V1,V2,... with NAME one of {list(SWEEP_PARAMS)}")
     name, spec = (s.strip() for s in text.split("=", 1))
     if name not in SWEEP_PARAMS:
-        raise ConfigError(f"--sweep parameter {name!r} is not allowed: expected one of {SWEEP_PARAMS}")
+        raise ConfigError(f"--sweep parameter {name!r} is not allowed: expected one of "
+                          f"{list(SWEEP_PARAMS)}")
     try:
         vals = parse_values(spec)
-    except ValueError:
-        raise ConfigError(f"--sweep {text!r} is not allowed: expected NAME=start:stop:step with "
-                          f"step > 0 and stop >= start, or NAME=v1,v2,...") from None
+    except ValueError as exc:
+        raise ConfigError(f"--sweep {text!r} is not allowed: {exc}") from None
     if name == "N_NM":
         if any(v != int(v) or v < 0 for v in vals):
-            raise ConfigError(f"--sweep {text!r}: N_NM values must be integers >= 0")
+            raise ConfigError(f"--sweep {text!r} is not allowed: N_NM values must be integers "
+                              f">= 0")
         vals = [int(v) for v in vals]
     if not vals:
         raise ConfigError(f"--sweep {text!r} gives no values")
+    if len(set(vals)) != len(vals):
+        raise ConfigError(f"--sweep {text!r} is not allowed: a value is repeated")
     return name, vals
 
 
@@ -603,27 +629,81 @@ def add_command(subparsers) -> None:
                    "device of a J_sd sweep (default: 1D valve from --n-spins/--n-nm)")
     p.add_argument("--sweep", required=True, metavar="NAME=START:STOP:STEP",
                    help="J_sd=0.5:6:0.5 or N_NM=2:30:1 (stop included) or NAME=v1,v2,...")
-    p.add_argument("--n-spins", type=int, default=5, metavar="N_S", help="spins per layer (5)")
-    p.add_argument("--n-nm", type=int, default=10, metavar="N_NM", help="spacer sites (10)")
-    p.add_argument("--J-sd", type=float, default=1.0, dest="J_sd", help="J_sd of an N_NM sweep (1)")
-    p.add_argument("--J-ex", type=float, default=-1.0, dest="J_ex", help="intralayer J_ex (-1)")
+    # None = not given: options that would be ignored (e.g. --n-spins with a CONFIG) are refused
+    p.add_argument("--n-spins", type=int, default=None, metavar="N_S",
+                   help="spins per layer of the 1D valve (5)")
+    p.add_argument("--n-nm", type=int, default=None, metavar="N_NM",
+                   help="spacer sites of the 1D valve in a J_sd sweep (10)")
+    p.add_argument("--J-sd", type=float, default=None, dest="J_sd",
+                   help="J_sd of an N_NM sweep (1)")
+    p.add_argument("--J-ex", type=float, default=None, dest="J_ex",
+                   help="intralayer J_ex of the 1D valve (-1)")
     p.add_argument("--dt", type=float, default=None, help="RK 3/8 step (config's or 0.1)")
     p.add_argument("--t-end", type=float, default=None, help="fixed run length (default: auto)")
-    p.add_argument("--n-periods", type=float, default=N_PERIODS,
+    p.add_argument("--n-periods", type=float, default=None,
                    help=f"auto run length: precession periods to cover ({N_PERIODS})")
-    p.add_argument("--t-cap", type=float, default=T_CAP, help=f"auto run length cap ({T_CAP:g})")
+    p.add_argument("--t-cap", type=float, default=None, help=f"auto run length cap ({T_CAP:g})")
     p.add_argument("--t-min", type=float, default=0.0, help="fit only t >= T_MIN (transients)")
     p.add_argument("--fit-phase", action="store_true", help="also fit the phase phi")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a value of CONFIG (repeatable)")
     p.add_argument("-o", "--output", help="HDF5 table (default: jeff_<NAME>.h5)")
     p.add_argument("--png", help="also plot the table to this PNG")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_jeff)
 
 
+def _check_cli(args, name: str, base: Config | None) -> None:
+    """Refuse bad or ignored options of ``qcspin jeff`` (ConfigError naming the option, the
+    value and what is allowed).  Not collective (the same answer on every rank)."""
+    from analysis.spectrum import cli_number
+
+    cli_number("--n-spins", args.n_spins, integer=True, ge=1)
+    cli_number("--n-nm", args.n_nm, integer=True, ge=0)
+    cli_number("--J-sd", args.J_sd)
+    cli_number("--J-ex", args.J_ex)
+    cli_number("--dt", args.dt, gt=0)
+    cli_number("--t-end", args.t_end, gt=0)
+    cli_number("--n-periods", args.n_periods, gt=0)
+    cli_number("--t-cap", args.t_cap, gt=0)
+    cli_number("--t-min", args.t_min, ge=0)
+    swept = {"J_sd": ("--J-sd", args.J_sd), "N_NM": ("--n-nm", args.n_nm)}[name]
+    ignored = [(*swept, f"{name} is the swept parameter")]
+    if base is not None:
+        ignored += [(f, v, "the CONFIG's layers define the valve") for f, v in
+                    (("--n-spins", args.n_spins), ("--n-nm", args.n_nm), ("--J-ex", args.J_ex))]
+    else:
+        ignored.append(("--set", args.set or None, "--set changes a CONFIG; without one the 1D "
+                                                   "valve is built from the options"))
+    if args.t_end is not None:
+        ignored += [(f, v, "--t-end fixes the run length") for f, v in
+                    (("--n-periods", args.n_periods), ("--t-cap", args.t_cap))]
+    for flag, value, reason in ignored:
+        if value is not None:
+            raise ConfigError(f"{flag} = {value!r} is not allowed with --sweep {args.sweep!r}"
+                              f"{' and CONFIG ' + repr(args.config) if base else ''}: {reason}")
+    # the macrospin fit needs >= 4 samples (every SAMPLE_DT, whole steps) at t >= t_min
+    if base is None:
+        dt = 0.1 if args.dt is None else args.dt
+    else:
+        dt = toolkit.get_units(base.units).time_to_internal(
+            base.time.dt if args.dt is None else args.dt)
+    spacing = max(1, int(round(SAMPLE_DT / dt))) * dt
+    need = args.t_min + 4 * spacing
+    t_run, flag = ((args.t_end, "--t-end") if args.t_end is not None else
+                   (T_CAP if args.t_cap is None else args.t_cap, "--t-cap"))
+    if t_run < need:
+        raise ConfigError(f"{flag} = {t_run!r} is not allowed: the macrospin fit needs at least "
+                          f"4 samples ({spacing:g} apart) at t >= --t-min = {args.t_min:g}; "
+                          f"expected {flag} >= {need:g}")
+
+
 def cmd_jeff(args) -> int:
-    """Handler of ``qcspin jeff``; prints on rank 0 only; returns the exit code.  Collective."""
+    """Handler of ``qcspin jeff``; prints on rank 0 only; returns the exit code.  Collective.
+    Bad input raises ConfigError (``qcspin: error: ...``, exit status 2) on every rank before
+    any run; a failed sweep point gives ``qcspin: run failed: ...`` and exit status 1."""
+    from analysis.spectrum import cli_outputs
+
     comm = get_comm()
     rank0 = comm.getRank() == 0
 
@@ -631,23 +711,25 @@ def cmd_jeff(args) -> int:
         if rank0:
             print(*a, flush=True)
 
-    try:
-        name, values = parse_sweep(args.sweep)
-        base = load_config(args.config, args.set) if args.config else None
-        if base is not None and name == "N_NM":
-            raise ConfigError("--sweep N_NM builds the 1D valve from --n-spins/--J-sd; "
-                              "give no CONFIG")
-    except ConfigError as exc:
-        say(f"qcspin jeff: error: {exc}")
-        return 2
+    name, values = parse_sweep(args.sweep)
+    if args.config and name == "N_NM":
+        raise ConfigError(f"CONFIG {args.config!r} is not allowed with --sweep {args.sweep!r}: "
+                          f"an N_NM sweep builds the 1D valve from --n-spins/--J-sd")
+    base = load_config(args.config, args.set) if args.config else None
+    _check_cli(args, name, base)
+    n_periods = N_PERIODS if args.n_periods is None else args.n_periods
+    t_cap = T_CAP if args.t_cap is None else args.t_cap
     out = args.output or f"jeff_{name}.h5"
-    fixed = dict(dt=args.dt, t_end=args.t_end, n_periods=args.n_periods, t_cap=args.t_cap,
+    cli_outputs({"-o": out, "--png": args.png}, args.overwrite, comm)
+    fixed = dict(dt=args.dt, t_end=args.t_end, n_periods=n_periods, t_cap=t_cap,
                  t_min=args.t_min, fit_phase=args.fit_phase)
     if base is not None:
         fixed["base"] = base
     else:
-        fixed.update(N_S=args.n_spins, J_ex=args.J_ex)
-        fixed.update({"N_NM": args.n_nm} if name == "J_sd" else {"J_sd": args.J_sd})
+        fixed.update(N_S=5 if args.n_spins is None else args.n_spins,
+                     J_ex=-1.0 if args.J_ex is None else args.J_ex)
+        fixed.update({"N_NM": 10 if args.n_nm is None else args.n_nm} if name == "J_sd"
+                     else {"J_sd": 1.0 if args.J_sd is None else args.J_sd})
     say(f"qcspin jeff: {len(values)} points of {name} on {comm.getSize()} rank(s) "
         f"({'config ' + args.config if base else 'fixed ' + str({k: v for k, v in fixed.items() if k in ('N_S', 'N_NM', 'J_sd')})})")
 
@@ -658,8 +740,16 @@ def cmd_jeff(args) -> int:
                   f"rms = {f.rms:.2e}  periods = {f.n_periods:.2f}  t_end = {p.t_end:g}  "
                   f"{p.wall_time:.1f} s{'' if f.valid else '  INVALID: ' + f.reason}", flush=True)
 
-    sweep = jeff_sweep(name, values, path=out, overwrite=args.overwrite, comm=comm,
-                       report=report, **fixed)
+    try:
+        sweep = jeff_sweep(name, values, path=out, overwrite=args.overwrite, comm=comm,
+                           report=report, **fixed)
+    except RuntimeError as exc:  # a point failed (on any rank): raised on every rank
+        import sys
+
+        say_err = " ".join(str(exc).split())
+        if rank0:
+            print(f"qcspin: run failed: {say_err}", file=sys.stderr, flush=True)
+        return 1
     tab = sweep.table()
     say(f"{'value':>8} {'J_eff':>14} {'J_eff*N_S^2':>14} {'rms':>9} {'periods':>8} valid")
     for k in range(len(values)):
@@ -668,8 +758,9 @@ def cmd_jeff(args) -> int:
             + (f"  ({tab['reason'][k]})" if tab["reason"][k] else "")
             + (f"  [{tab['notes'][k]}]" if tab["notes"][k] else ""))
     say(f"wall time {sweep.wall_time:.1f} s; table: {os.path.abspath(out)}")
-    if args.png and rank0:
-        print(f"plot: {os.path.abspath(plot_sweep(out, args.png))}")
+    from analysis.spectrum import _rank0_png
+
+    _rank0_png(lambda: args.png and plot_sweep(out, args.png), comm)
     return 0
 
 

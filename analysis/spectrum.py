@@ -660,29 +660,142 @@ def plot_spectrum(res: Spectrum | SpectrumSweep, png: str, *, title: str = "",
 
 
 # ----------------------------------------------------------------------------- CLI
+#: most points a START:STOP:STEP range of the command line may have (a typo such as a step of
+#: 1e-9 would otherwise allocate without bound or run for ever)
+RANGE_LIMIT = 10 ** 6
+
+
 def _parse_range(text: str) -> np.ndarray:
-    """'start:stop:step' -> start, start+step, ..., stop (stop included when on the grid)."""
+    """'start:stop:step' -> start, start+step, ..., stop (stop included when on the grid);
+    argparse.ArgumentTypeError (naming the value and what is allowed) otherwise."""
     import argparse
 
+    allowed = "expected START:STOP:STEP, finite numbers with step > 0 and stop >= start"
     try:
         a, b, h = (float(v) for v in text.split(":"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected start:stop:step") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {allowed}") from None
     if not (h > 0 and b >= a and np.isfinite([a, b, h]).all()):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected step > 0 and stop >= start")
-    return a + h * np.arange(int(np.floor((b - a) / h + 1e-9)) + 1)
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {allowed}")
+    n = np.floor((b - a) / h + 1e-9) + 1
+    if not n <= RANGE_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: it gives {n:.3g} points; "
+                                         f"expected at most {RANGE_LIMIT} (a larger step)")
+    return a + h * np.arange(int(n))
+
+
+def cli_number(flag: str, value, *, integer: bool = False, gt: float | None = None,
+               ge: float | None = None, le: float | None = None, lt: float | None = None):
+    """Command-line check: ``value`` (None = not given, accepted) must be a finite number (an
+    integer if ``integer``) with value > gt, >= ge, <= le, < lt; otherwise ConfigError
+    ``FLAG = VALUE is not allowed: expected ...``.  Returns ``value``.  Not collective."""
+    from toolkit.config import ConfigError
+
+    if value is None:
+        return value
+    bounds = [(gt, ">", lambda x, b: x > b), (ge, ">=", lambda x, b: x >= b),
+              (le, "<=", lambda x, b: x <= b), (lt, "<", lambda x, b: x < b)]
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+          and np.isfinite(value) and (not integer or float(value).is_integer())
+          and all(test(value, b) for b, _, test in bounds if b is not None))
+    if not ok:
+        what = " and ".join(f"{op} {b:g}" for b, op, _ in bounds if b is not None)
+        raise ConfigError(f"{flag} = {value!r} is not allowed: expected "
+                          f"{'an integer' if integer else 'a finite number'}"
+                          f"{' ' + what if what else ''}")
+    return value
+
+
+def cli_outputs(paths: dict, overwrite: bool, comm=None) -> None:
+    """Command-line check of output files {flag: path or None} before any work: a directory,
+    a missing parent directory, one path given twice (ConfigError) and an existing file
+    without ``overwrite`` (FileExistsErrorQC) are refused on every rank.  Collective (rank 0
+    looks at the file system)."""
+    from toolkit.config import ConfigError
+
+    comm = get_comm(comm)
+    err = None
+    if comm.getRank() == 0:
+        seen = {}
+        for flag, path in paths.items():
+            if not path:
+                continue
+            full = os.path.abspath(path)
+            parent = os.path.dirname(full)
+            if os.path.isdir(path):
+                err = ("config", f"{flag} = {path!r} is not allowed: it is a directory; give a "
+                                 f"file name")
+            elif not os.path.isdir(parent):
+                err = ("config", f"{flag} = {path!r} is not allowed: directory '{parent}' does "
+                                 f"not exist; create it first")
+            elif not os.access(parent, os.W_OK | os.X_OK):
+                err = ("config", f"{flag} = {path!r} is not allowed: directory '{parent}' is "
+                                 f"not writable")
+            elif full in seen:
+                err = ("config", f"{flag} = {path!r} is not allowed: it is also the "
+                                 f"{seen[full]} file")
+            elif os.path.exists(path) and not overwrite:
+                err = ("exists", f"output file '{path}' ({flag}) exists; use --overwrite to "
+                                 f"replace it")
+            if err:
+                break
+            seen[full] = flag
+    err = bcast(err, comm)
+    if err:
+        raise (FileExistsErrorQC if err[0] == "exists" else ConfigError)(err[1])
+
+
+def _check_target(target: float, device: Device, jsd=None) -> None:
+    """Refuse a --target far outside the spectrum of H (ConfigError): there the distances
+    |eps - target| (and shift-and-invert's 1/(eps - target)) no longer tell the levels apart
+    in floating point, and the 'nearest' eigenpairs come out wrong.  The spectrum lies in
+    mu_bar +- R, R = max_i sum_j |t_ij| + max_j |J_sd,j| |S_j| / 2 (Gershgorin for the hopping,
+    |sigma.S| = |S|); targets within 10 R of mu_bar are accepted.  Not collective."""
+    from toolkit.config import ConfigError
+
+    deg = np.zeros(device.n_sites)
+    for col in (0, 1):
+        np.add.at(deg, device.bonds[:, col], np.abs(device.hopping))
+    J = np.abs(device.J_sd) if jsd is None else np.full(device.n_spins, np.abs(jsd).max())
+    S = np.linalg.norm(device.spins0, axis=1) if device.n_spins else np.zeros(0)
+    R = float(deg.max(initial=0.0) + (J * S / 2).max(initial=0.0))
+    R = R if R > 0 else 1.0
+    mu = float(device.mu_bar)
+    if not abs(target - mu) <= 10 * R:
+        raise ConfigError(f"--target = {target!r} is not allowed: expected an energy in "
+                          f"[{mu - 10 * R:g}, {mu + 10 * R:g}] (the spectrum lies in "
+                          f"[{mu - R:g}, {mu + R:g}]; farther away the nearest levels cannot be "
+                          f"told apart)")
 
 
 def cmd_spectrum(args) -> int:
-    """Handler of ``qcspin spectrum``; returns the exit code.  Collective."""
-    from toolkit.config import load_config
+    """Handler of ``qcspin spectrum``; returns the exit code.  Collective.  Bad input raises
+    ConfigError (``qcspin: error: ...``, exit status 2) on every rank before any work."""
+    from toolkit.config import ConfigError, load_config
 
     comm = get_comm()
     rank0 = comm.getRank() == 0
+    cli_number("--nev", args.nev, integer=True, ge=1)
+    cli_number("--target", args.target)
+    if args.target is not None and args.nev is None:
+        raise ConfigError(f"--target = {args.target!r} is not allowed without --nev: the target "
+                          f"selects the nev eigenpairs nearest to it (all eigenpairs by default)")
     cfg = load_config(args.config, args.set)
     out = args.output or os.path.splitext(os.path.basename(args.config))[0] + "_spectrum.h5"
-    _check_new_files([out, args.png], args.overwrite, comm)
+    if (args.jsd_sweep is not None or args.spin_config) and not any(
+            l.magnetic for l in cfg.layers):
+        flag = (f"--jsd-sweep" if args.jsd_sweep is not None else f"--config {args.spin_config}")
+        raise ConfigError(f"{flag} is not allowed: config '{args.config}' has no magnetic layer "
+                          f"(a layer with spins), so J_sd and the spin configuration change "
+                          f"nothing")
+    cli_outputs({"-o": out, "--png": args.png}, args.overwrite, comm)
     dev = device_from_config(cfg)
+    N = dev.n_orbitals
+    if args.nev is not None and args.nev > N:
+        raise ConfigError(f"--nev = {args.nev} is not allowed: expected an integer 1 <= nev <= "
+                          f"N_s = {N} (omit --nev for all eigenpairs)")
+    if args.target is not None:
+        _check_target(args.target, dev, args.jsd_sweep)
     n_e = cfg.electrons.n_electrons if cfg.electrons.n_electrons is not None else dev.n_sites
     try:
         if args.jsd_sweep is not None:
@@ -692,10 +805,14 @@ def cmd_spectrum(args) -> int:
             dev = with_coupling(dev, None, args.spin_config) if args.spin_config else dev
             res = spectrum(dev, comm=comm, nev=args.nev, target=args.target,
                            method=args.method, vectors=False)
-    except ValueError as exc:
-        if rank0:
-            print(f"qcspin spectrum: error: {exc}", flush=True)
-        return 2
+    except ValueError as exc:  # e.g. method 'sinvert' with nev = N_s: one line, every rank
+        raise ConfigError(" ".join(str(exc).split())) from None
+    except RuntimeError as exc:  # shift-and-invert failed at this target (PETSc error)
+        if "shift-and-invert" not in str(exc):
+            raise
+        raise ConfigError(f"--target = {args.target!r} is not allowed: "
+                          f"{str(exc).splitlines()[0].strip()}); choose a target inside the "
+                          f"spectrum that is not an eigenvalue") from None
     E = toolkit.get_units(cfg.units).energy
     attrs = {"config": config_to_toml(cfg), "spin_config": args.spin_config or "from config",
              "method": res.method, "n_sites": dev.n_sites, "n_orbitals": dev.n_orbitals,
@@ -714,10 +831,29 @@ def cmd_spectrum(args) -> int:
             print(f"  n_e = {n_e}: splitting {float(splitting(w, n_e)):.6g}, gap "
                   f"{float(gap(w, n_e)):.6g} {E}")
         print(f"  results: {path}")
-        if args.png:
-            print(f"  figure:  {os.path.abspath(plot_spectrum(res, args.png, title=cfg.name))}")
-    barrier(comm)
+    _rank0_png(lambda: plot_spectrum(res, args.png, title=cfg.name) if args.png else None, comm)
     return 0
+
+
+def _rank0_png(plot: Callable[[], str | None], comm) -> None:
+    """Call ``plot`` (returns the PNG path or None) on rank 0 and print the path; a PlotError
+    is raised on every rank (the same exit status everywhere, nobody left in a collective).
+    Collective."""
+    from analysis.plots import PlotError
+    from toolkit.parallel import first_message
+
+    err = None
+    if comm.getRank() == 0:
+        try:
+            png = plot()
+            if png:
+                print(f"  figure:  {os.path.abspath(png)}", flush=True)
+        except PlotError as exc:
+            err = str(exc)
+    err = first_message(err, comm)
+    barrier(comm)
+    if err:
+        raise PlotError(err)
 
 
 def add_command(subparsers) -> None:

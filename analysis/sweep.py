@@ -133,18 +133,57 @@ def _range(text: str) -> np.ndarray:
 
     try:
         values = parse_values(text)
-    except ValueError:
-        values = []
-    if not values:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected start:stop:step (step > 0, "
-                                         f"stop >= start) or v1,v2,...")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {exc}") from None
     return np.array(values)
 
 
+def _check_cli(args, comm) -> None:
+    """Refuse bad options of ``qcspin sweep`` before any run (ConfigError naming the option,
+    the value and what is allowed, on every rank; existing results are refused by
+    :func:`bias_sweep`).  Collective (rank 0 looks at the file system)."""
+    from analysis.spectrum import cli_number
+
+    cli_number("--stage1", args.stage1, ge=0)
+    cli_number("--t-end", args.t_end, ge=0)
+    size = comm.getSize()
+    if not 1 <= args.group_size <= size:
+        raise ConfigError(f"--group-size = {args.group_size} is not allowed: expected an integer "
+                          f"1 <= group size <= {size} (the number of MPI ranks)")
+    names = [_v_name(v) for v in args.V]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"--V = {', '.join(f'{v:g}' for v in args.V)} is not allowed: two "
+                          f"values would share the result file {twice[0]}; expected distinct "
+                          f"biases")
+    err = None
+    if comm.getRank() == 0:
+        out = args.output
+        parent = os.path.dirname(os.path.abspath(out))
+        if os.path.exists(out) and not os.path.isdir(out):
+            err = (f"-o = {out!r} is not allowed: it is a file; the sweep writes a directory "
+                   f"(stage1.h5, V_*.h5, sweep.h5)")
+        elif not os.path.isdir(parent):
+            err = (f"-o = {out!r} is not allowed: directory '{parent}' does not exist; create it "
+                   f"first")
+        elif args.resume and args.overwrite:
+            err = ("--resume and --overwrite are not allowed together: --resume continues the "
+                   "existing V_*.h5 files, --overwrite replaces them")
+    err = bcast(err, comm)
+    if err:
+        raise ConfigError(err)
+
+
 def cmd_sweep(args) -> int:
+    """Handler of ``qcspin sweep``.  Collective.  Bad input raises ConfigError (exit status 2)
+    on every rank before any run."""
     comm = get_comm()
     say = print if comm.getRank() == 0 else (lambda *a, **k: None)
+    _check_cli(args, comm)
     cfg = load_config(args.config, args.set)
+    if not cfg.leads:
+        raise ConfigError(f"config '{args.config}' is not allowed: it has no [[leads]]; a bias "
+                          f"sweep needs an open junction (e.g. examples/valve_2d_open.toml)")
 
     def report(i, v, obs, wall):
         print(f"  V = {v:<8g} I_l = {obs['lead_current'][0]: .6e}  ({wall:.1f} s)", flush=True)

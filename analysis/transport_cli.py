@@ -166,20 +166,28 @@ def _parse_range(text: str) -> np.ndarray:
 
 
 def _lead_table(setup: TransportLeads) -> list[dict]:
-    return [{"name": l.name, "side": l.side, "gamma": l.gamma, "mu": m0, "mu_biased": l.mu,
+    return [{"name": l.name, **l.describe(), "mu": m0, "mu_biased": l.mu,
              "temperature": l.temperature} for l, m0 in zip(setup.leads, setup.mu0)]
 
 
 def cmd_transport(args) -> int:
-    """Handler of ``qcspin transport``; returns the exit code.  Collective."""
-    from analysis.spectrum import _check_new_files, save_results, with_coupling
+    """Handler of ``qcspin transport``; returns the exit code.  Collective.  Bad input gives
+    ``qcspin: error: ...`` (exit status 2) on every rank before any work."""
+    from analysis.spectrum import cli_number, cli_outputs, save_results, with_coupling
     from toolkit.config import config_to_toml, load_config
     from toolkit.device import device_from_config
 
     comm = get_comm()
     rank0 = comm.getRank() == 0
+    cli_number("--gamma", args.gamma, gt=0)
+    cli_number("--temperature", args.temperature, ge=0)  # T = 0: exact step Fermi functions
+    cli_number("--mu-l", args.mu_l)
+    cli_number("--mu-r", args.mu_r)
     cfg = load_config(args.config, args.set)
     out = args.output or os.path.splitext(os.path.basename(args.config))[0] + "_transport.h5"
+    if args.spin_config and not any(l.magnetic for l in cfg.layers):
+        raise ConfigError(f"--config {args.spin_config} is not allowed: config '{args.config}' "
+                          f"has no magnetic layer (a layer with spins) to set")
     dev = device_from_config(cfg)
     dev = with_coupling(dev, None, args.spin_config) if args.spin_config else dev
     try:  # input errors are found identically on every rank, before any collective call
@@ -187,16 +195,16 @@ def cmd_transport(args) -> int:
                                 temperature=args.temperature)
     except ValueError as exc:
         if rank0:
-            print(f"qcspin transport: error: {exc}", file=sys.stderr, flush=True)
+            print(f"qcspin: error: {exc}", file=sys.stderr, flush=True)
         return 2
-    _check_new_files([out, args.png], args.overwrite, comm)
+    cli_outputs({"-o": out, "--png": args.png}, args.overwrite, comm)
     left, right = setup.leads
     try:
         res = transmission(dev, setup.leads, args.energies, comm=comm, method=args.method)
         cur = landauer_current(dev, setup.leads, comm=comm)
     except ValueError as exc:
         if rank0:
-            print(f"qcspin transport: error: {exc}", file=sys.stderr, flush=True)
+            print(f"qcspin: error: {exc}", file=sys.stderr, flush=True)
         return 2
     E = toolkit.get_units(cfg.units).energy
     d = {"energies": (res.energies, E, "energy grid"),
@@ -214,25 +222,31 @@ def cmd_transport(args) -> int:
          "current/error": (np.array(cur.error), f"{E}/hbar", "error estimate of particle")}
     attrs = {"config": config_to_toml(cfg), "leads_from": setup.source,
              "leads": _lead_table(setup), "bias_protocol": setup.protocol, "bias_V": setup.V,
-             "gamma_l": left.gamma, "gamma_r": right.gamma, "mu_l": left.mu, "mu_r": right.mu,
+             "mu_l": left.mu, "mu_r": right.mu,
              "temperature_l": left.temperature, "temperature_r": right.temperature,
              "method": res.method, "current_method": cur.method,
              "spin_config": args.spin_config or "from config", "energy_unit": E,
              "mpi_size": comm.getSize(), "qcspin_format": FORMAT_VERSION, "kind": "transport"}
+    for key, lead in (("gamma_l", left), ("gamma_r", right)):
+        if lead.model == "wide-band":
+            attrs[key] = lead.gamma
     path = save_results(out, d, attrs, comm=comm, overwrite=True)
     if rank0:
         print(f"qcspin transport: {cfg.name}: N_s = {dev.n_orbitals}, {len(res.energies)} "
               f"energies ({res.method}); max theta {res.theta.max():.6g}")
         bias = (f", bias {setup.protocol} V = {setup.V:g}" if setup.protocol != "none" else "")
         print(f"  leads ({setup.source}{bias}): " + "; ".join(
-            f"{l.name}: gamma {l.gamma:g}, mu {l.mu:g}, T {l.temperature:g}"
+            f"{l.name}: " + ", ".join(f"{k} {v:g}" for k, v in l.describe().items()
+                                      if k not in ("model", "side")) + f" ({l.model}), "
+            f"mu {l.mu:g}, T {l.temperature:g}"
             for l in setup.leads))
         print(f"  particle current {cur.particle:.10g} (+- {cur.error:.1e}; lead_current = "
               f"{cur.current:.10g}), spin_r {np.array2string(cur.spin_r, precision=6)}")
         print(f"  results: {path}")
-        if args.png:
-            png = plot_transmission(res, args.png, title=cfg.name, mu=setup.mu, energy_unit=E)
-            print(f"  figure:  {os.path.abspath(png)}")
+    from analysis.spectrum import _rank0_png
+
+    _rank0_png(lambda: args.png and plot_transmission(res, args.png, title=cfg.name, mu=setup.mu,
+                                                      energy_unit=E), comm)
     return 0
 
 

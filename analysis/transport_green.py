@@ -16,6 +16,15 @@ n_I interface columns; Tr G^R from MUMPS's selected inverse entries (ICNTL(30)))
 H_eff = H + Sigma once, energy-independent leads only: G^R(eps) = V (eps - Lambda)^-1 V^-1,
 checked against a direct solve at two energies; 'auto' up to N_s = EIG_LIMIT).
 
+Leads.  Any :class:`operators.leads.Lead`: energy-independent ones (wide band) are folded into
+the matrix once; energy-dependent ones (e.g. the finite-band TightBindingLead) are evaluated
+once per energy (the same Sigma(E) builds the LU and Gamma(E) = i (Sigma - Sigma^dag)), with
+their full n_l x n_l blocks in the sparsity pattern unless ``is_diagonal``.  Energies are real
+(E + i0).  Outside a finite lead band Gamma = 0 (no transmission); a bound state of the open
+device or a band-edge threshold of a matched lead makes eps - H - Sigma singular at isolated
+energies: such an energy is reported as a ValueError naming it (MUMPS: non-finite solve;
+dense: singular matrix), never returned as inf/NaN.
+
 MPI: energies are shared out over ``comm`` by ``distribute`` (default round robin); each rank
 solves on PETSc.COMM_SELF and all ranks get all results.  PETSc options of the solvers are read
 under ``-qcspin_transport_``.  The validation helpers and :func:`_on_root` / :func:`_evaluator`
@@ -37,7 +46,7 @@ from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian
 from operators.leads import Lead, pauli_on
 from toolkit import _petscenv
 from toolkit.device import Device
-from toolkit.parallel import allreduce, bcast, gather_rows, get_comm
+from toolkit.parallel import bcast, first_message, gather_rows, get_comm
 
 from petsc4py import PETSc
 
@@ -140,6 +149,13 @@ def _check_method(method: str, allowed, leads, n_orbitals: int) -> str:
     return method
 
 
+def _singular(energy: float) -> None:
+    _fail("energy", float(energy), "eps - H - Sigma(eps) is singular there (a level of the "
+          "open device decoupled from the leads' continuum, e.g. a bound state outside a "
+          "finite lead band, or a band-edge threshold of a finite-band lead matched to the "
+          "device); shift the energy grid")
+
+
 def _check_params(params) -> None:
     if params is not None and not isinstance(params, Mapping):
         _fail("params", params, "expected None or a dict of named parameters")
@@ -164,15 +180,21 @@ class _Interface:
         return self._gam if self.fixed else [l.broadening(energy, self.params) for l in self.leads]
 
     def sigma_blocks(self, energy: float) -> list[np.ndarray]:
+        """[Sigma_l(energy), Sigma_r(energy)] as complex (n_l, n_l) arrays."""
         return [np.asarray(l.selfenergy(energy, self.params), complex) for l in self.leads]
 
-    def observables(self, G: np.ndarray, energies: np.ndarray) -> np.ndarray:
-        """(n_e, 10): theta, theta_rl, spin_l (3), spin_r (3), polarization_eq17, NaN (dos)."""
+    def observables(self, G: np.ndarray, energies: np.ndarray,
+                    blocks: Sequence | None = None) -> np.ndarray:
+        """(n_e, 10): theta, theta_rl, spin_l (3), spin_r (3), polarization_eq17, NaN (dos).
+        ``blocks``: the :meth:`sigma_blocks` of each energy if already computed (energy-dependent
+        leads: Gamma = i (Sigma - Sigma^dag) without evaluating Sigma again)."""
         if self.fixed:
             gl, gr = self._gam
         else:
-            gs = [self.gammas(e) for e in energies]
-            gl, gr = np.array([g[0] for g in gs]), np.array([g[1] for g in gs])
+            if blocks is None:
+                blocks = [self.sigma_blocks(e) for e in energies]
+            gl = np.array([1j * (b[0] - b[0].conj().T) for b in blocks])
+            gr = np.array([1j * (b[1] - b[1].conj().T) for b in blocks])
         Glr = G[:, self.il][:, :, self.ir]
         Grl = G[:, self.ir][:, :, self.il]
         X, Y = gl @ Glr, gr @ Glr.conj().transpose(0, 2, 1)     # Gamma_l G_lr, Gamma_r G_lr^dag
@@ -187,10 +209,12 @@ class _Interface:
         return out
 
 
-def _sigma_full(device: Device, iface: _Interface, energy: float) -> np.ndarray:
-    """Sum of the self-energies as a dense N_s x N_s matrix."""
+def _sigma_full(device: Device, iface: _Interface, energy: float,
+                blocks: Sequence | None = None) -> np.ndarray:
+    """Sum of the self-energies (``blocks``, default computed at ``energy``) as a dense
+    N_s x N_s matrix."""
     S = np.zeros((device.n_orbitals,) * 2, complex)
-    for lead, blk in zip(iface.leads, iface.sigma_blocks(energy)):
+    for lead, blk in zip(iface.leads, iface.sigma_blocks(energy) if blocks is None else blocks):
         S[np.ix_(lead.interface, lead.interface)] += blk
     return S
 
@@ -237,9 +261,11 @@ class GreenSolver:
     ``interface_block(energies)`` -> G^R[I, I] (n_e, n_I, n_I) for the union I = ``orbitals`` of
     the lead interfaces (ascending); ``trace(energies)`` -> Tr G^R (n_e,); ``solve`` gives both
     with one factorisation per energy.  method: 'mumps' (one AIJ matrix, KSP and MUMPS symbolic
-    factorisation reused for all energies - only the values change; options under
-    ``-qcspin_transport_``), 'dense' (NumPy), 'eig' (energy-independent leads; RuntimeError if
-    the eigenvectors are too ill-conditioned) or 'auto' (eig up to EIG_LIMIT, else mumps).
+    factorisation reused for all energies - only the values change, energy-dependent and
+    non-diagonal lead blocks included; options under ``-qcspin_transport_``), 'dense' (NumPy
+    inverses, the reference: O(N_s^3) per energy), 'eig' (energy-independent leads;
+    RuntimeError if the eigenvectors are too ill-conditioned) or 'auto' (eig for
+    energy-independent leads up to EIG_LIMIT, else mumps).
     Not collective; call ``destroy()`` or use it as a context manager.
     """
 
@@ -331,16 +357,23 @@ class GreenSolver:
         self.E.assemble()
         self._get_inverse = None
 
-    def _sigma_entries(self, lead: Lead, energy: float) -> np.ndarray:
-        s = np.asarray(lead.selfenergy(energy, self.iface.params), complex)
-        return np.diag(s).copy() if lead.is_diagonal else s.ravel()
+    @staticmethod
+    def _entries(lead: Lead, s: np.ndarray) -> np.ndarray:
+        """The stored entries of Sigma_lead = ``s``: its diagonal (is_diagonal) or all n_l^2
+        entries row by row (the order of the (r, c) pattern of :meth:`_setup_mumps`)."""
+        return np.diag(s).copy() if lead.is_diagonal else np.asarray(s).ravel()
 
-    def _factor(self, energy: float) -> PETSc.Mat:
+    def _sigma_entries(self, lead: Lead, energy: float) -> np.ndarray:
+        return self._entries(lead, np.asarray(lead.selfenergy(energy, self.iface.params),
+                                              complex))
+
+    def _factor(self, energy: float, blocks: Sequence | None = None) -> PETSc.Mat:
         vals = self._base.copy()
         vals[self._diag] += energy
         if not self.iface.fixed:
-            for (lead, _, _), pos in zip(self._blocks, self._pos):
-                vals[pos] -= self._sigma_entries(lead, energy)
+            blocks = self.iface.sigma_blocks(energy) if blocks is None else blocks
+            for (lead, _, _), pos, s in zip(self._blocks, self._pos, blocks):
+                vals[pos] -= self._entries(lead, s)
         self.A.setValuesCSR(self._indptr, self._indices, vals)
         self.A.assemble()
         self.ksp.setOperators(self.A)
@@ -350,6 +383,12 @@ class GreenSolver:
             _fail(f"-{PREFIX}pc_factor_mat_solver_type", self.ksp.getPC().getFactorSolverType(),
                   "the transport solver needs 'mumps' (selected inverse entries; KLU returns the "
                   "conjugate in PETSc 3.18)")
+        info = F.getMumpsInfog(1)   # PETSc records a failed factorisation without raising
+        if info == -10:             # numerically singular
+            _singular(energy)
+        if info < 0:
+            raise RuntimeError(f"MUMPS factorisation failed at energy {energy}: INFOG(1) = "
+                               f"{info}, INFOG(2) = {F.getMumpsInfog(2)}")
         return F
 
     def _mumps_trace(self, F: PETSc.Mat) -> complex:
@@ -366,23 +405,29 @@ class GreenSolver:
     # -- public ---------------------------------------------------------------------------
     def solve(self, energies, dos: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """(G^R[I, I] of shape (n_e, n_I, n_I), Tr G^R (n_e,) or None)."""
-        e = _check_energies(energies)
+        return self._solve(_check_energies(energies), dos, None)
+
+    def _solve(self, e: np.ndarray, dos: bool, blocks) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`solve` for checked energies; ``blocks``: the lead self-energies of each energy
+        (energy-dependent leads; None: evaluated here)."""
         I = self.orbitals
         if self.method == "eig":
             return self.eig.green_block(e, I), (self.eig.trace(e) if dos else None)
         if self.method == "dense":
-            return self._solve_dense(e, dos)
+            return self._solve_dense(e, dos, blocks)
         G = np.empty((len(e), len(I), len(I)), complex)
         tr = np.empty(len(e), complex) if dos else None
         for k, en in enumerate(e):
-            F = self._factor(float(en))
+            F = self._factor(float(en), None if blocks is None else blocks[k])
             F.matSolve(self.B, self.X)
             G[k] = self.X.getDenseArray()[I, :]
+            if not np.isfinite(G[k]).all():   # MUMPS zero pivot: PETSc fills X with inf
+                _singular(en)
             if dos:
                 tr[k] = self._mumps_trace(F)
         return G, tr
 
-    def _solve_dense(self, e: np.ndarray, dos: bool):
+    def _solve_dense(self, e: np.ndarray, dos: bool, blocks=None):
         N, I = self.device.n_orbitals, self.orbitals
         G = np.empty((len(e), len(I), len(I)), complex)
         tr = np.empty(len(e), complex) if dos else None
@@ -391,15 +436,23 @@ class GreenSolver:
         for a in range(0, len(e), chunk):
             en = e[a:a + chunk]
             sig = (self._sig_fixed if self.iface.fixed else
-                   np.array([_sigma_full(self.device, self.iface, x) for x in en]))
+                   np.array([_sigma_full(self.device, self.iface, x,
+                                         None if blocks is None else blocks[a + j])
+                             for j, x in enumerate(en)]))
             A = en[:, None, None] * eye - self._H - sig
-            if dos:
-                Ginv = np.linalg.inv(A)
-                G[a:a + chunk] = Ginv[:, I][:, :, I]
-                tr[a:a + chunk] = np.trace(Ginv, axis1=1, axis2=2)
-            else:
-                G[a:a + chunk] = np.linalg.solve(A, np.broadcast_to(eye[:, I], A.shape[:1] +
-                                                                    (N, len(I))))[:, I]
+            try:
+                if dos:
+                    Ginv = np.linalg.inv(A)
+                    G[a:a + chunk] = Ginv[:, I][:, :, I]
+                    tr[a:a + chunk] = np.trace(Ginv, axis1=1, axis2=2)
+                else:
+                    G[a:a + chunk] = np.linalg.solve(A, np.broadcast_to(
+                        eye[:, I], A.shape[:1] + (N, len(I))))[:, I]
+            except np.linalg.LinAlgError:
+                for x, Ax in zip(en, A):
+                    if np.linalg.matrix_rank(Ax) < N:
+                        _singular(x)
+                raise
         return G, tr
 
     def interface_block(self, energies) -> np.ndarray:
@@ -416,8 +469,11 @@ class GreenSolver:
         chunk = max(1, _DENSE_CHUNK // (nI * (N if self.method == "eig" else nI)))
         out = np.empty((len(e), 10))
         for a in range(0, len(e), chunk):
-            G, tr = self.solve(e[a:a + chunk], dos)
-            out[a:a + chunk] = self.iface.observables(G, e[a:a + chunk])
+            en = e[a:a + chunk]
+            # energy-dependent leads: each Sigma(E) once, for the solve and for Gamma(E)
+            blocks = None if self.iface.fixed else [self.iface.sigma_blocks(x) for x in en]
+            G, tr = self._solve(en, dos, blocks)
+            out[a:a + chunk] = self.iface.observables(G, en, blocks)
             if dos:
                 out[a:a + chunk, 9] = -tr.imag / (np.pi * self.device.n_sites)
         return out
@@ -444,16 +500,23 @@ class GreenSolver:
 
 # ----------------------------------------------------------------------------- MPI evaluation
 def _collective(fn, comm):
-    """Run ``fn()`` on every rank; if it raised anywhere, raise on every rank.  Collective."""
+    """Run ``fn()`` on every rank; if it raised anywhere, raise on every rank: the rank's own
+    exception, else the first failing rank's message (as ValueError if that was a ValueError,
+    e.g. a singular energy, so that callers handle bad input alike on all ranks; otherwise
+    RuntimeError).  Collective."""
     result, err = None, None
     try:
         result = fn()
     except Exception as exc:  # noqa: BLE001 - re-raised on all ranks below
         err = exc
-    if allreduce(0 if err is None else 1, comm, "max"):
+    msg = first_message(None if err is None else
+                        f"{int(isinstance(err, ValueError))}{type(err).__name__}: {err}", comm)
+    if msg is not None:
         if err is not None:
             raise err
-        raise RuntimeError("the transport calculation failed on another rank (see its message)")
+        if msg[0] == "1":
+            raise ValueError(msg[1:].split(": ", 1)[1])
+        raise RuntimeError(f"the transport calculation failed on another rank: {msg[1:]}")
     return result
 
 

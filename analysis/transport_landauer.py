@@ -218,7 +218,8 @@ def landauer_current(device: Device, leads, mu_l: float | None = None, mu_r: flo
                    with the ``solver`` Green functions) or 'auto' (poles up to N_s = POLE_LIMIT)
     rtol, atol   : quad target: estimated error <= max(atol, rtol int |theta (f_l - f_r)|)
     n_energy     : number of initial quad panels (default: spacing <= min(0.25, pi T))
-    breakpoints  : extra panel edges for quad (narrow resonances you know of)
+    breakpoints  : extra panel edges for quad (narrow resonances you know of); the leads'
+                   ``band_edges()`` (finite-band leads) are always added
     Returns :class:`LandauerCurrent` (same on every rank).  Collective on ``comm``.
     """
     _check_device(device)
@@ -260,6 +261,8 @@ def landauer_current(device: Device, leads, mu_l: float | None = None, mu_r: flo
         lam = _on_root(lambda: sla.eigvals(dense_hamiltonian(device, S)
                                            + _sigma_full(device, iface, 0.0)), comm)
         bp = np.concatenate([bp, lam.real])
+    # band edges of finite-band leads (square-root kinks of theta): panel edges
+    bp = np.concatenate([bp] + [np.asarray(l.band_edges(), float) for l in (left, right)])
     lo, hi, pts = _window(mus, temps, bp)
     edges = _edges(lo, hi, pts, temps, n_energy)
     ev = _evaluator(device, (left, right), S, comm, solver, params, distribute)

@@ -64,6 +64,14 @@ class Simulation:
                  leads0: list | None = None, prefix: str = DEFAULT_PREFIX) -> None:
         comm = get_comm(comm)
         cfg0 = config.config if isinstance(config, Device) else config
+        from operators.leads import time_domain_models
+
+        for i, lc in enumerate(cfg0.leads):
+            if lc.model not in time_domain_models():
+                raise ConfigError(f"config key 'leads[{i}].model' = {lc.model!r} is not "
+                                  f"allowed: qcspin run integrates only "
+                                  f"{list(time_domain_models())} leads in time so far; use "
+                                  f"qcspin transport for '{lc.model}' leads")
         try:
             self.memory = check_memory(cfg0, comm.getSize(), ranks_on_node(comm))
             err = None
@@ -322,6 +330,7 @@ class Simulation:
         rank0 = self.comm.getRank() == 0
         t_end_int = self.units.time_to_internal(cfg.time.t_end)
         n_steps_total = int(np.ceil(t_end_int / self.dt - 1e-9))  # fixed step: whole steps, >= t_end
+        self._check_length(t_end_int)
         lock, writer = self._open_output(output, overwrite, restart) if output else (None, None)
         every, ck_every = cfg.time.output_every, cfg.time.checkpoint_every
         stop = {"flag": 0}
@@ -386,6 +395,24 @@ class Simulation:
                 "interrupted": status == "interrupted", "status": status, "message": message,
                 "rhs_calls": self.rhs.n_calls, "time_unit": self.units.time,
                 "t_end": cfg.time.t_end}
+
+    def _check_length(self, t_end_int: float) -> None:
+        """Refuse a run whose step count overflows PETSc's 32-bit step counter (or, adaptive,
+        whose initial step is below 1e-12 of the run): it would run for ever."""
+        dt_u = self.units.time_from_internal(self.dt)
+        t_u = self.units.time_from_internal(t_end_int)
+        if self.adaptive:
+            if self.dt < 1e-12 * max(t_end_int, self.units.time_to_internal(1.0)):
+                raise ConfigError(f"config key 'time.dt' (or -{self.prefix}ts_dt) = {dt_u:g} is "
+                                  f"not allowed: the initial adaptive step must be >= 1e-12 of "
+                                  f"the run (t_end = {t_u:g})")
+            return
+        n = t_end_int / self.dt
+        if n - self.step_number > 2 ** 31 - 2:
+            raise ConfigError(f"config key 'time.t_end' = {t_u:g} is not allowed with dt = "
+                              f"{dt_u:g} (or -{self.prefix}ts_dt): {n:.3g} steps exceed the "
+                              f"2^31 - 1 steps PETSc can count; use a larger dt or a shorter "
+                              f"run")
 
     def _segment_start(self, writer: ResultFile | None, output: str | None,
                        restart: bool) -> None:

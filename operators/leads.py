@@ -1,25 +1,49 @@
-"""Leads: the one-method contract and the wide-band lead of paper 004 (Eqs. 5-9, 16-18).
+"""Leads: the one-method contract, the wide-band lead of paper 004 (Eqs. 5-9, 16-18) and the
+finite-band tight-binding lead of paper 000 (Sec. II: semi-infinite clean leads of Eq. 3).
 
 A lead couples a reservoir (chemical potential ``mu``, temperature ``temperature``) to a set of
 *interface* spinor orbitals of the device.  Everything a transport or dynamics code needs is the
 retarded self-energy on those orbitals,
 
-    Sigma_l^R(eps) : (n_l, n_l) complex, rows/columns ordered like ``lead.interface``,
+    Sigma_l^R(z) : (n_l, n_l) complex, rows/columns ordered like ``lead.interface``,
 
-and from it the broadening Gamma_l(eps) = i (Sigma_l^R - Sigma_l^R^dag) (Hermitian, >= 0).  The
-retarded Green function of the open device is G^R(eps) = (eps - H - sum_l Sigma_l^R)^-1.
+for any complex energy z with Im z >= 0 (real z: the limit from the upper half-plane, z + i0),
+and from it the broadening Gamma_l(E) = i (Sigma_l^R - Sigma_l^R^dag) (Hermitian, >= 0).  The
+retarded Green function of the open device is G^R(z) = (z - H - sum_l Sigma_l^R(z))^-1.
 
-Wide-band limit (WBL, paper 004): Gamma_l is energy independent, diagonal and equal to ``gamma``
-on every spinor orbital of the end face of the device (column x = 0 for the left lead, x = Lx - 1
-for the right lead; in 2D/3D the whole face), so
+Models (``LEAD_MODELS``, selected by ``[[leads]] model = ...``):
 
-    Sigma_l^R = -i Gamma_l / 2,         Gamma_l^up/down = Gamma_l P_up/down
+* ``"wide-band"`` (:class:`WideBandLead`, paper 004): Gamma_l is energy independent, diagonal and
+  equal to ``gamma`` on every spinor orbital of the end face of the device (column x = 0 for the
+  left lead, x = Lx - 1 for the right lead; in 2D/3D the whole face), so
 
-(P_up/down: projector on spin up/down of each interface site; Gamma^up - Gamma^down = Gamma sigma_z
-enters Eq. 17).  This is the Gamma_l of Eqs. (6), (8), (9): G^R = (eps - H + i Gamma/2)^-1,
-Gamma = Gamma_l + Gamma_r.  The leads are spin independent, so Gamma_l commutes with sigma_a.
+      Sigma_l^R = -i Gamma_l / 2,         Gamma_l^up/down = Gamma_l P_up/down
 
-Units: energies (gamma, mu, temperature = k_B T) in the energy unit E0 of the device.
+  (P_up/down: projector on spin up/down of each interface site; Gamma^up - Gamma^down =
+  Gamma sigma_z enters Eq. 17).  This is the Gamma_l of Eqs. (6), (8), (9): G^R =
+  (eps - H + i Gamma/2)^-1, Gamma = Gamma_l + Gamma_r.  The only model the time-domain
+  integrators support (:func:`time_domain_models`).
+
+* ``"tight-binding"`` (:class:`TightBindingLead`, paper 000 Sec. II): a semi-infinite clean
+  continuation of the lattice (hopping t_L, on-site eps_0, the device's cross-section, open
+  transverse boundaries) coupled by the hopping t_c to the end face.  Exact self-energy by
+  transverse modes (H_perp phi_k = e_k phi_k on the face, real orthonormal phi_k):
+
+      Sigma_l^R(z) = t_c^2 sum_k phi_k g_s(z - eps_0 - e_k) phi_k^T  (x) 1_spin,
+      g_s(w) = (w - sqrt(w^2 - 4 t_L^2)) / (2 t_L^2) = 2 / (w + sqrt(w - 2t_L) sqrt(w + 2t_L))
+
+  (:func:`chain_surface_green`): the surface Green function of a semi-infinite chain, retarded
+  branch (|t_L g_s| < 1 off the band, Im g_s < 0 inside it).  Finite band: channel k is open
+  for |E - eps_0 - e_k| < 2 t_L; outside every band Sigma is real (Gamma = 0, no transmission)
+  and the open device can have bound states (real poles of G^R, delta peaks of the DOS that a
+  real energy grid does not resolve).
+
+Signs.  qcspin's H = -sum t (c^dag c + h.c.): the lead's bonds are -t_L and the lead-device
+bonds -t_c, so Sigma = (-t_c)^2 g_s; g_s of a chain with hopping -t_L equals that of +t_L
+(bipartite), while the transverse modes use -t_L like the device.
+
+Units: energies (gamma, hopping, onsite, coupling, mu, temperature = k_B T) in the energy unit
+E0 of the device.
 
     >>> left = WideBandLead(device, "left", 1.0, mu=0.5)
     >>> left.selfenergy(0.0).shape == (left.n_interface, left.n_interface)
@@ -31,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,14 +64,14 @@ import numpy as np
 from scipy.special import expit
 
 from toolkit.config import ConfigError
-from toolkit.device import Device
+from toolkit.device import Device, lattice_bonds
 
-__all__ = ["Lead", "WideBandLead", "PrecalculatedLead", "fermi", "pauli_on", "SIDES",
-           "LEAD_KEYS", "leads_from_config"]
+__all__ = ["Lead", "WideBandLead", "TightBindingLead", "PrecalculatedLead", "fermi", "pauli_on",
+           "chain_surface_green", "SIDES", "LEAD_MODELS", "LEAD_COMMON_KEYS", "LEAD_KEYS",
+           "leads_from_config", "time_domain_models"]
 
 SIDES = ("left", "right")
-LEAD_MODELS = ("wide-band",)
-LEAD_KEYS = ("name", "side", "model", "gamma", "mu", "temperature")
+LEAD_COMMON_KEYS = ("name", "side", "model", "mu", "temperature")   # keys of every model
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], complex)
 
 
@@ -63,6 +88,19 @@ def _real(name: str, value: Any, *, positive: bool = False, nonneg: bool = False
     if nonneg and value < 0:
         _fail(name, value, "expected a number >= 0")
     return float(value)
+
+
+def _energy(z: Any) -> complex:
+    """A complex energy of the contract: finite, Im z >= 0 (returned with imaginary part +0.0
+    on the real axis, i.e. the limit from above)."""
+    if isinstance(z, bool) or not isinstance(z, numbers.Number) \
+            or not (math.isfinite(complex(z).real) and math.isfinite(complex(z).imag)):
+        _fail("energy", z, "expected a finite real or complex number with Im >= 0")
+    z = complex(z)
+    if z.imag < 0:
+        _fail("energy", z, "the retarded self-energy is defined for Im energy >= 0 (upper "
+              "half-plane; use the conjugate transpose for the advanced one)")
+    return complex(z.real, abs(z.imag))   # -0.0 -> +0.0: the real axis is approached from above
 
 
 def fermi(energy, mu: float, temperature: float):
@@ -86,6 +124,42 @@ def pauli_on(interface: np.ndarray, alpha: int) -> np.ndarray:
     return np.kron(np.eye(len(idx) // 2), PAULI[alpha])
 
 
+def chain_surface_green(w, t: float) -> np.ndarray:
+    """Retarded surface Green function of a semi-infinite chain with on-site 0 and hopping t
+    (either sign), g_s(w) = (w - sqrt(w^2 - 4t^2))/(2t^2), for complex w with Im w >= 0
+    (broadcasts; complex result).
+
+    The root of t^2 g^2 - w g + 1 = 0 that is analytic in the upper half-plane and ~ 1/w at
+    infinity: |t g| < 1 off the band, Im g < 0 on the band |w| < 2|t| (real w: the limit
+    w + i0; pass Im w = +0.0, not -0.0).  Evaluated as 2/(w + sqrt(w - 2|t|) sqrt(w + 2|t|))
+    (principal square roots: the product has its only cut on [-2|t|, 2|t|]), which avoids the
+    cancellation of w - sqrt(...) at large |w|.
+    """
+    w = np.asarray(w, complex)
+    a = 2.0 * abs(float(t))
+    return 2.0 / (w + np.sqrt(w - a) * np.sqrt(w + a))
+
+
+def _face(device: Device, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """(sites of the end face, ascending; their spinor orbitals 2 site + spin, ascending)."""
+    x = device.coords[:, 0]
+    sites = np.flatnonzero(x == (0 if side == "left" else device.size[0] - 1))
+    return sites, np.stack([2 * sites, 2 * sites + 1], axis=1).ravel()
+
+
+def _check_device_side(device: Any, side: Any) -> None:
+    if not isinstance(device, Device):
+        _fail("device", type(device).__name__, "expected a frozen Device (call "
+              ".finalized() on a DeviceBuilder)", TypeError)
+    if side not in SIDES:
+        _fail("side", side, f"expected one of {list(SIDES)}")
+
+
+def _check_params(params) -> None:
+    if params is not None and not isinstance(params, Mapping):
+        _fail("params", params, "expected None or a dict of named parameters")
+
+
 class Lead(ABC):
     """A reservoir coupled to ``interface`` orbitals of a device: the one-method contract.
 
@@ -98,6 +172,9 @@ class Lead(ABC):
       parameters         : names that :meth:`selfenergy` reads from ``params``
       is_diagonal        : True if Sigma^R is always diagonal (solvers store only the diagonal)
       energy_independent : True if Sigma^R does not depend on the energy (wide band)
+    Models of ``[[leads]]`` (see :data:`LEAD_MODELS`) also define ``model`` (the config name),
+    ``config_keys`` (their own config keys besides :data:`LEAD_COMMON_KEYS`),
+    ``required_keys`` and the classmethod :meth:`from_config`.
 
     Subclasses implement :meth:`selfenergy` only.
     """
@@ -105,6 +182,9 @@ class Lead(ABC):
     parameters: frozenset = frozenset()
     is_diagonal: bool = False
     energy_independent: bool = False
+    model: str | None = None
+    config_keys: tuple[str, ...] = ()
+    required_keys: tuple[str, ...] = ()
 
     def __init__(self, name: str, interface, mu: float = 0.0, temperature: float = 0.0) -> None:
         if not isinstance(name, str) or not name:
@@ -121,12 +201,15 @@ class Lead(ABC):
         self.temperature = _real("temperature", temperature, nonneg=True)
 
     @abstractmethod
-    def selfenergy(self, energy: float, params: Mapping | None = None) -> np.ndarray:
+    def selfenergy(self, energy: complex, params: Mapping | None = None) -> np.ndarray:
         """Retarded self-energy Sigma^R(energy) on the interface orbitals.
 
-        energy : real energy [E0];  params : dict of named parameters (see ``parameters``)
+        energy : real or complex energy z [E0] with Im z >= 0 (a real z means z + i0; leads
+                 raise ValueError naming 'energy' for Im z < 0, where Sigma^R is not defined)
+        params : dict of named parameters (see ``parameters``)
         Returns a complex (n_l, n_l) array, rows and columns ordered like ``interface``, with
-        i (Sigma - Sigma^dag) positive semi-definite.  The caller must not modify it.
+        i (Sigma - Sigma^dag) positive semi-definite, analytic in z for Im z > 0 and
+        ~ (coupling^2)/z at large |z| (or constant, wide band).  The caller must not modify it.
         """
 
     @property
@@ -138,10 +221,15 @@ class Lead(ABC):
         """Sites (ascending, unique) that carry interface orbitals."""
         return np.unique(self.interface // 2)
 
-    def broadening(self, energy: float, params: Mapping | None = None) -> np.ndarray:
+    def broadening(self, energy: complex, params: Mapping | None = None) -> np.ndarray:
         """Gamma(energy) = i (Sigma^R - Sigma^R^dag), (n_l, n_l) Hermitian."""
         s = self.selfenergy(energy, params)
         return 1j * (s - s.conj().T)
+
+    def band_edges(self) -> np.ndarray:
+        """Real energies where Sigma^R(E + i0) is not analytic (band edges of a finite-band
+        lead; quadratures split their panels there), ascending.  None for a wide-band lead."""
+        return np.zeros(0)
 
     def fermi(self, energy, *, mu: float | None = None, temperature: float | None = None):
         """Occupation f_l(energy) of the reservoir (exact Fermi function; T = 0: step)."""
@@ -152,14 +240,25 @@ class Lead(ABC):
         """sigma_alpha on the interface orbitals (alpha = 0, 1, 2 -> x, y, z), (n_l, n_l)."""
         return pauli_on(self.interface, alpha)
 
+    def describe(self) -> dict:
+        """The lead's model parameters as a flat dict of str/float (``model``, ``side`` if any,
+        the model's ``config_keys``; for result-file attributes and summaries)."""
+        d = {"model": self.model or type(self).__name__}
+        if hasattr(self, "side"):
+            d["side"] = self.side
+        d.update({k: getattr(self, k) for k in self.config_keys})
+        return d
+
+    @classmethod
+    def from_config(cls, device: Device, table: Mapping) -> "Lead":
+        """The lead of one ``[[leads]]`` table whose keys were checked against
+        :data:`LEAD_COMMON_KEYS` + ``config_keys`` and ``required_keys`` (see
+        :func:`leads_from_config`); raises ValueError naming the key."""
+        raise NotImplementedError(f"{cls.__name__} cannot be configured by [[leads]]")
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, n_interface={self.n_interface}, "
                 f"mu={self.mu}, temperature={self.temperature})")
-
-
-def _check_params(params) -> None:
-    if params is not None and not isinstance(params, Mapping):
-        _fail("params", params, "expected None or a dict of named parameters")
 
 
 class WideBandLead(Lead):
@@ -169,34 +268,37 @@ class WideBandLead(Lead):
     mu          : chemical potential [E0];  temperature : k_B T >= 0 [E0] (paper 004: 0.025)
     name        : defaults to ``side``
 
-    ``selfenergy(eps) = -i gamma/2 * 1`` (n_l x n_l, energy independent, no parameters);
-    :meth:`gamma_matrix` gives Gamma_l or its spin-resolved parts Gamma_l^up/down (Eq. 17).
+    ``selfenergy(z) = -i gamma/2 * 1`` (n_l x n_l, the same for every z with Im z >= 0, no
+    parameters); :meth:`gamma_matrix` gives Gamma_l or its spin-resolved parts Gamma_l^up/down
+    (Eq. 17).  Config: ``model = "wide-band"`` (default) with ``gamma`` (required).
     """
 
     is_diagonal = True
     energy_independent = True
+    model = "wide-band"
+    config_keys = ("gamma",)
+    required_keys = ("gamma",)
 
     def __init__(self, device: Device, side: str, gamma: float, mu: float = 0.0,
                  temperature: float = 0.025, name: str | None = None) -> None:
-        if not isinstance(device, Device):
-            _fail("device", type(device).__name__, "expected a frozen Device (call "
-                  ".finalized() on a DeviceBuilder)", TypeError)
-        if side not in SIDES:
-            _fail("side", side, f"expected one of {list(SIDES)}")
+        _check_device_side(device, side)
         self.side = side
         self.gamma = _real("gamma", gamma, positive=True)
-        x = device.coords[:, 0]
-        sites = np.flatnonzero(x == (0 if side == "left" else device.size[0] - 1))
-        orbitals = np.stack([2 * sites, 2 * sites + 1], axis=1).ravel()
+        _, orbitals = _face(device, side)
         super().__init__(side if name is None else name, orbitals, mu, temperature)
         self.n_orbitals_device = device.n_orbitals
         n = self.n_interface
         self._sigma = np.diag(np.full(n, -0.5j * self.gamma))
         self._sigma.setflags(write=False)
 
-    def selfenergy(self, energy: float, params: Mapping | None = None) -> np.ndarray:
+    @classmethod
+    def from_config(cls, device: Device, table: Mapping) -> "WideBandLead":
+        return cls(device, table["side"], table["gamma"], mu=table.get("mu", 0.0),
+                   temperature=table.get("temperature", 0.025), name=table.get("name"))
+
+    def selfenergy(self, energy: complex, params: Mapping | None = None) -> np.ndarray:
         """-i gamma/2 on the diagonal, (n_l, n_l); the same array for every energy."""
-        _real("energy", energy)
+        _energy(energy)
         _check_params(params)
         return self._sigma
 
@@ -233,10 +335,128 @@ class WideBandLead(Lead):
                 f"mu={self.mu}, temperature={self.temperature}, n_interface={self.n_interface})")
 
 
+class TightBindingLead(Lead):
+    """Semi-infinite tight-binding lead continuing ``device`` along -x (side 'left') or +x
+    ('right'), with the exact (finite-band) retarded self-energy (paper 000 Sec. II).
+
+    hopping  : t_L > 0 [E0] on the lead's bonds, along x and across (default: the device's
+               ``lattice.hopping``); the lead's H is -t_L on every bond, like the device's
+    onsite   : eps_0 [E0], spin independent (default 0; the device's mu_bar is *not* added)
+    coupling : t_c > 0 [E0] on the bonds between the lead's first column and the end face
+               (site (y, z) to site (y, z); default t_L); only t_c^2 enters
+    mu, temperature, name : as for :class:`WideBandLead` (name defaults to ``side``)
+
+    The lead has the device's cross-section (Ly x Lz, open transverse boundaries).  With H_perp
+    the face Hamiltonian (-t_L on the face bonds) = sum_k e_k phi_k phi_k^T,
+
+        Sigma(z) = t_c^2 sum_k phi_k g_s(z - eps_0 - e_k) phi_k^T (x) 1_spin
+
+    (:func:`chain_surface_green`; interface orbitals = both spins of the face sites, ascending,
+    as for WideBandLead).  Energy dependent; diagonal only in 1D.  Channel k is open for
+    |E - eps_0 - e_k| < 2 t_L (:meth:`open_channels`); outside every band Sigma is Hermitian
+    (Gamma = 0).  Config: ``model = "tight-binding"`` with ``hopping``, ``onsite``,
+    ``coupling`` (all optional).
+    """
+
+    energy_independent = False
+    model = "tight-binding"
+    config_keys = ("hopping", "onsite", "coupling")
+    required_keys = ()
+
+    def __init__(self, device: Device, side: str, hopping: float | None = None,
+                 onsite: float = 0.0, coupling: float | None = None, mu: float = 0.0,
+                 temperature: float = 0.025, name: str | None = None) -> None:
+        _check_device_side(device, side)
+        if hopping is None:
+            t = device.config.lattice.hopping
+            if not t > 0:
+                _fail("hopping", t, "expected a number > 0 (the default is the device's "
+                      "lattice.hopping, which is not > 0 here: give the lead's hopping)")
+        self.side = side
+        self.hopping = _real("hopping", device.config.lattice.hopping if hopping is None
+                             else hopping, positive=True)
+        self.onsite = _real("onsite", onsite)
+        self.coupling = _real("coupling", self.hopping if coupling is None else coupling,
+                              positive=True)
+        sites, orbitals = _face(device, side)
+        super().__init__(side if name is None else name, orbitals, mu, temperature)
+        self.n_orbitals_device = device.n_orbitals
+        self._device = device
+        # transverse modes of the face (site order y Lz + z, as in the device)
+        cross = tuple(device.size[1:]) or (1,)
+        _, bonds = lattice_bonds(cross)
+        n = len(sites)
+        Hp = np.zeros((n, n))
+        Hp[bonds[:, 0], bonds[:, 1]] = Hp[bonds[:, 1], bonds[:, 0]] = -self.hopping
+        e, phi = np.linalg.eigh(Hp)
+        self.mode_energies, self.modes = e, phi
+        for a in (self.mode_energies, self.modes):
+            a.setflags(write=False)
+        self.is_diagonal = n == 1
+        self._last: tuple[complex, np.ndarray] | None = None
+
+    @classmethod
+    def from_config(cls, device: Device, table: Mapping) -> "TightBindingLead":
+        return cls(device, table["side"], hopping=table.get("hopping"),
+                   onsite=table.get("onsite", 0.0), coupling=table.get("coupling"),
+                   mu=table.get("mu", 0.0), temperature=table.get("temperature", 0.025),
+                   name=table.get("name"))
+
+    def surface_green(self, energy: complex) -> np.ndarray:
+        """Site-space surface Green function of the isolated semi-infinite lead on its first
+        column (n_face, n_face) complex: sum_k phi_k g_s(z - eps_0 - e_k) phi_k^T."""
+        z = _energy(energy)
+        w = np.empty(len(self.mode_energies), complex)
+        w.real = z.real - self.onsite - self.mode_energies
+        w.imag = z.imag                       # +0.0 on the real axis: the retarded limit
+        g = chain_surface_green(w, self.hopping)
+        return (self.modes * g) @ self.modes.T
+
+    def selfenergy(self, energy: complex, params: Mapping | None = None) -> np.ndarray:
+        """t_c^2 g_surface(z) (x) 1_spin, (n_l, n_l) complex, read-only (the last energy's
+        matrix is cached)."""
+        _check_params(params)
+        z = _energy(energy)
+        if self._last is not None and self._last[0] == z:
+            return self._last[1]
+        s = np.kron(self.coupling ** 2 * self.surface_green(z), np.eye(2))
+        s.setflags(write=False)
+        self._last = (z, s)
+        return s
+
+    def band_edges(self) -> np.ndarray:
+        """eps_0 + e_k -/+ 2 t_L for every transverse mode, ascending, unique."""
+        e = self.onsite + self.mode_energies
+        return np.unique(np.concatenate([e - 2 * self.hopping, e + 2 * self.hopping]))
+
+    def open_channels(self, energy) -> np.ndarray:
+        """Number of open transverse channels per spin, #{k : |E - eps_0 - e_k| < 2 t_L}
+        (broadcasts over real energies): the transmission of a clean infinite lead is twice it."""
+        E = np.asarray(energy, float)[..., None]
+        return np.sum(np.abs(E - self.onsite - self.mode_energies) < 2 * self.hopping, axis=-1)
+
+    def replace(self, **changes: Any) -> "TightBindingLead":
+        """A copy with other ``hopping``, ``onsite``, ``coupling``, ``mu``, ``temperature`` or
+        ``name`` (validated)."""
+        keys = {"hopping", "onsite", "coupling", "mu", "temperature", "name"}
+        bad = set(changes) - keys
+        if bad:
+            _fail("replace", sorted(bad), f"expected keys among {', '.join(sorted(keys))}")
+        kw = {"hopping": self.hopping, "onsite": self.onsite, "coupling": self.coupling,
+              "mu": self.mu, "temperature": self.temperature, "name": self.name, **changes}
+        return TightBindingLead(self._device, self.side, **kw)
+
+    def __repr__(self) -> str:
+        return (f"TightBindingLead(name={self.name!r}, side={self.side!r}, "
+                f"hopping={self.hopping}, onsite={self.onsite}, coupling={self.coupling}, "
+                f"mu={self.mu}, temperature={self.temperature}, n_interface={self.n_interface})")
+
+
 class PrecalculatedLead(Lead):
-    """``lead`` with its self-energy evaluated once at ``energies`` (a cache for expensive leads,
-    e.g. surface Green functions).  ``selfenergy(e)`` returns the stored matrix for an energy of
-    the list (exact match) and raises ValueError for any other energy or other ``params``."""
+    """``lead`` with its self-energy evaluated once at ``energies`` (real or complex with
+    Im >= 0; a cache for expensive leads, e.g. surface Green functions).  ``selfenergy(e)``
+    returns the stored matrix for an energy of the list (exact match) and raises ValueError for
+    any other energy or other ``params``."""
 
     def __init__(self, lead: Lead, energies, params: Mapping | None = None) -> None:
         if not isinstance(lead, Lead):
@@ -246,31 +466,53 @@ class PrecalculatedLead(Lead):
         self.lead = lead
         self.is_diagonal, self.energy_independent = lead.is_diagonal, lead.energy_independent
         self.parameters = lead.parameters
+        if hasattr(lead, "side"):
+            self.side = lead.side
         self._params = None if params is None else dict(params)
         self._cache = {}
-        for e in np.atleast_1d(np.asarray(energies, float)):
-            m = np.array(lead.selfenergy(float(e), params), complex)
+        for e in np.atleast_1d(np.asarray(energies, complex)):
+            z = _energy(complex(e))   # real energies reach ``lead`` as floats
+            m = np.array(lead.selfenergy(z.real if z.imag == 0 else z, params), complex)
             m.setflags(write=False)
-            self._cache[float(e)] = m
+            self._cache[z] = m
 
-    def selfenergy(self, energy: float, params: Mapping | None = None) -> np.ndarray:
+    def selfenergy(self, energy: complex, params: Mapping | None = None) -> np.ndarray:
         if (None if params is None else dict(params)) != self._params:
             _fail("params", params, f"this PrecalculatedLead was evaluated with {self._params}")
+        z = _energy(energy)
         try:
-            return self._cache[float(energy)]
+            return self._cache[z]
         except KeyError:
             if self.energy_independent and self._cache:
                 return next(iter(self._cache.values()))
             _fail("energy", energy, f"not among the {len(self._cache)} precalculated energies")
 
+    def band_edges(self) -> np.ndarray:
+        return self.lead.band_edges()
+
+
+#: ``[[leads]] model`` -> Lead class (each declares ``config_keys``, ``required_keys`` and
+#: ``from_config``); toolkit.config.LEAD_MODEL_KEYS lists the same keys for the TOML parser.
+LEAD_MODELS: dict[str, type[Lead]] = {"wide-band": WideBandLead, "tight-binding": TightBindingLead}
+LEAD_KEYS = LEAD_COMMON_KEYS + tuple(k for c in LEAD_MODELS.values() for k in c.config_keys)
+
+
+def time_domain_models() -> tuple[str, ...]:
+    """The ``[[leads]]`` models that ``qcspin run`` / ``Simulation`` can integrate in time
+    (the Padé-pole equations of motion need a wide-band lead): ``("wide-band",)``."""
+    return ("wide-band",)
+
 
 def leads_from_config(device: Device, tables: Sequence[Mapping]) -> tuple[Lead, ...]:
     """Leads from ``[[leads]]`` tables of a config (dicts, or ``toolkit.config.LeadConfig``
-    dataclasses, e.g. ``cfg.leads``), validated.
+    dataclasses, e.g. ``cfg.leads``: their None fields count as absent), validated.
 
-    Keys: ``side`` ('left'/'right', required), ``gamma`` (> 0, required), ``name`` (default:
-    side), ``model`` ('wide-band', default), ``mu`` (default 0.0), ``temperature`` (>= 0,
-    default 0.025).  Raises toolkit.ConfigError naming the key (``leads[i].key``).
+    Keys of every model: ``side`` ('left'/'right', required), ``name`` (default: side),
+    ``model`` (one of :data:`LEAD_MODELS`, default 'wide-band'), ``mu`` (default 0.0),
+    ``temperature`` (>= 0, default 0.025).  ``wide-band``: ``gamma`` (> 0, required).
+    ``tight-binding``: ``hopping`` (> 0, default lattice.hopping), ``onsite`` (default 0),
+    ``coupling`` (> 0, default hopping).  A key of another model is refused.  Raises
+    toolkit.ConfigError naming the key (``leads[i].key``), the value and what is allowed.
     """
     if not isinstance(tables, Sequence) or isinstance(tables, (str, bytes)):
         _fail("config key 'leads'", tables, "expected a list of [[leads]] tables", ConfigError)
@@ -278,27 +520,31 @@ def leads_from_config(device: Device, tables: Sequence[Mapping]) -> tuple[Lead, 
     for i, t in enumerate(tables):
         key = f"config key 'leads[{i}]'"
         if dataclasses.is_dataclass(t) and not isinstance(t, type):
-            t = {k: v for k, v in dataclasses.asdict(t).items() if not (k == "name" and not v)}
+            t = {k: v for k, v in dataclasses.asdict(t).items()
+                 if v is not None and not (k == "name" and not v)}
         if not isinstance(t, Mapping):
             _fail(key, t, "expected a table", ConfigError)
-        unknown = sorted(set(t) - set(LEAD_KEYS))
-        if unknown:
-            _fail(f"config key 'leads[{i}].{unknown[0]}'", t[unknown[0]],
-                  f"unknown key; allowed keys are {list(LEAD_KEYS)}", ConfigError)
-        for req in ("side", "gamma"):
-            if req not in t:
-                _fail(f"config key 'leads[{i}].{req}'", None, "missing required key", ConfigError)
         model = t.get("model", "wide-band")
-        if model not in LEAD_MODELS:
-            _fail(f"config key 'leads[{i}].model'", model, f"expected one of {list(LEAD_MODELS)}",
+        if not isinstance(model, str) or model not in LEAD_MODELS:
+            _fail(f"{key[:-1]}.model'", model, f"expected one of {list(LEAD_MODELS)}",
                   ConfigError)
+        cls = LEAD_MODELS[model]
+        allowed = list(LEAD_COMMON_KEYS) + list(cls.config_keys)
+        unknown = sorted(set(t) - set(allowed))
+        if unknown:
+            other = [m for m, c in LEAD_MODELS.items() if unknown[0] in c.config_keys]
+            why = (f"a key of model {other[0]!r} leads, not of model {model!r}" if other
+                   else "unknown key")
+            _fail(f"{key[:-1]}.{unknown[0]}'", t[unknown[0]],
+                  f"{why}; allowed keys are {allowed}", ConfigError)
+        for req in ("side",) + cls.required_keys:
+            if req not in t:
+                _fail(f"{key[:-1]}.{req}'", None, "missing required key", ConfigError)
         try:
-            lead = WideBandLead(device, t["side"], t["gamma"], mu=t.get("mu", 0.0),
-                                temperature=t.get("temperature", 0.025), name=t.get("name"))
+            lead = cls.from_config(device, t)
         except (ValueError, TypeError) as exc:
             name = str(exc).split(" = ")[0]
-            raise ConfigError(f"config key 'leads[{i}].{name}'"
-                              f"{str(exc)[len(name):]}") from None
+            raise ConfigError(f"{key[:-1]}.{name}'{str(exc)[len(name):]}") from None
         out.append(lead)
     names = [l.name for l in out]
     sides = [getattr(l, "side", None) for l in out]

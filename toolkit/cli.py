@@ -86,16 +86,17 @@ def _restart_config(args, petsc: list[str]):
     from toolkit.parallel import bcast, first_message, get_comm
 
     comm = get_comm()
-    text, err = None, None
+    text, t_ck, err = None, None, None
     if _rank0():
         try:
-            text = load_checkpoint(args.restart)["config"]
+            ck = load_checkpoint(args.restart)
+            text, t_ck = ck["config"], float(ck["t"])
         except (ValueError, OSError) as exc:
             err = str(exc)
     err = first_message(err, comm)
     if err:
         raise ConfigError(err)
-    text = bcast(text, comm)
+    text, t_ck = bcast((text, t_ck), comm)
     sets = list(args.set)
     for item in sets:
         key = item.split("=", 1)[0].strip()
@@ -109,7 +110,12 @@ def _restart_config(args, petsc: list[str]):
         raise ConfigError(f"PETSc options {' '.join(petsc)} are not allowed with --restart: the "
                           f"run continues with the options stored in {args.restart} (see qcspin "
                           f"info); monitors and -log_view are fine")
-    return config_from_dict(apply_overrides(stored, sets))
+    cfg = config_from_dict(apply_overrides(stored, sets))
+    if cfg.time.t_end < t_ck * (1 - 1e-12):
+        raise ConfigError(f"config key 'time.t_end' = {cfg.time.t_end:g} is not allowed with "
+                          f"--restart: the checkpoint of {args.restart} is at t = {t_ck:g}; "
+                          f"give t_end >= {t_ck:g}")
+    return cfg
 
 
 def _new_config(args, petsc: list[str]):
@@ -145,6 +151,10 @@ def cmd_run(args) -> int:
         raise _InputError(f"give either CONFIG.toml or --restart {args.restart}, not both (a "
                           f"restart uses the config stored in the file)")
     if args.restart:
+        for flag, value in (("-o", args.output), ("--overwrite", args.overwrite)):
+            if value:
+                raise _InputError(f"{flag} is not allowed with --restart: a restart continues "
+                                  f"the run in {args.restart} itself")
         out = args.restart
         cfg = _restart_config(args, petsc)
     else:
@@ -200,11 +210,25 @@ def cmd_run(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from toolkit.io import fmt_history, read_status
+    """Rank 0 reads and prints; an error is raised on every rank."""
+    from toolkit.io import ResultFileError, read_status
+    from toolkit.parallel import first_message, get_comm
 
-    if not _rank0():
-        return 0
-    st = read_status(args.result)
+    err = None
+    if _rank0():
+        try:
+            _print_info(args, read_status(args.result))
+        except ResultFileError as exc:
+            err = str(exc)
+    err = first_message(err, get_comm())
+    if err:
+        raise ResultFileError(err)
+    return 0
+
+
+def _print_info(args, st) -> None:
+    from toolkit.io import fmt_history
+
     print(f"{args.result}: qcspin run file (format {st['format']}), status: {st['status']}"
           + (f" - {st['message']}" if st["message"] else ""))
     import tomllib
@@ -236,7 +260,6 @@ def cmd_info(args) -> int:
     v = st["versions"]
     if v:
         print("  versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
-    return 0
 
 
 def cmd_plot(args) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "ConfigError", "Config", "LatticeConfig", "LeadConfig", "BiasConfig", "LayerConfig", "BondConfig", "ExchangeConfig",
     "ElectronsConfig", "TimeConfig", "SolverConfig", "OutputConfig", "load_config",
+    "LEAD_COMMON_KEYS", "LEAD_MODEL_KEYS",
     "config_from_dict", "config_to_toml", "apply_overrides", "config_warnings", "N_POLES_LIMIT",
 ]
 
@@ -138,16 +139,33 @@ class ExchangeConfig:
 
 @dataclass(frozen=True)
 class LeadConfig:
-    """A wide-band lead on the left (x = 0) or right (x = Lx - 1) face (paper 004, Eqs. 5-9):
-    broadening ``gamma`` on every spinor orbital of the face, reservoir at ``mu`` (before any
-    bias) and ``temperature`` (k_B T > 0, energy units)."""
+    """A lead on the left (x = 0) or right (x = Lx - 1) face, reservoir at ``mu`` (before any
+    bias) and ``temperature`` (k_B T > 0, energy units); ``model`` (LEAD_MODEL_KEYS) selects
+    its own keys, the others are None:
+
+    * ``"wide-band"`` (paper 004, Eqs. 5-9): broadening ``gamma`` (> 0, required) on every
+      spinor orbital of the face;
+    * ``"tight-binding"`` (paper 000 Sec. II, transport only): a semi-infinite continuation of
+      the lattice with ``hopping`` t_L (> 0; None: lattice.hopping), spin-independent on-site
+      energy ``onsite`` (None: 0) and ``coupling`` t_c to the face (> 0; None: t_L).
+    """
 
     side: str
-    gamma: float
+    gamma: float | None = None
     mu: float = 0.0
     temperature: float = 0.025
     name: str = ""
     model: str = "wide-band"
+    hopping: float | None = None
+    onsite: float | None = None
+    coupling: float | None = None
+
+
+#: ``[[leads]]`` keys of every model, and each model's own keys (operators.leads.LEAD_MODELS
+#: declares the same per class; tests/test_leads.py checks that they agree).
+LEAD_COMMON_KEYS = ("side", "mu", "temperature", "name", "model")
+LEAD_MODEL_KEYS = {"wide-band": ("gamma",), "tight-binding": ("hopping", "onsite", "coupling")}
+_LEAD_REQUIRED = {"wide-band": ("gamma",), "tight-binding": ()}
 
 
 @dataclass(frozen=True)
@@ -471,17 +489,34 @@ def _leads(items: Any) -> tuple[LeadConfig, ...]:
     out = []
     for i, ld in enumerate(items):
         sec = f"leads[{i}]"
-        ld = _check_keys(sec, ld, {f.name for f in fields(LeadConfig)})
-        for req in ("side", "gamma"):
+        if not isinstance(ld, dict):
+            _fail(sec, ld, "expected a table")
+        model = _str(f"{sec}.model", ld.get("model", "wide-band"), tuple(LEAD_MODEL_KEYS))
+        allowed = LEAD_COMMON_KEYS + LEAD_MODEL_KEYS[model]
+        unknown = sorted(set(ld) - set(allowed))
+        if unknown:
+            other = [m for m, keys in LEAD_MODEL_KEYS.items() if unknown[0] in keys]
+            why = (f"a key of model '{other[0]}' leads, not of model '{model}'" if other
+                   else f"unknown key in [{sec}]")
+            _fail(f"{sec}.{unknown[0]}", ld[unknown[0]], f"{why}; allowed keys are "
+                  f"{sorted(allowed)}")
+        for req in ("side",) + _LEAD_REQUIRED[model]:
             if req not in ld:
                 _fail(f"{sec}.{req}", None, "required key")
         side = _str(f"{sec}.side", ld["side"], ("left", "right"))
+        own: dict[str, Any] = {}
+        if model == "wide-band":
+            own["gamma"] = _real(f"{sec}.gamma", ld["gamma"], positive=True)
+        else:
+            for key in ("hopping", "coupling"):   # t_L, t_c > 0 (only t_c^2 enters)
+                if key in ld:
+                    own[key] = _real(f"{sec}.{key}", ld[key], positive=True)
+            if "onsite" in ld:
+                own["onsite"] = _real(f"{sec}.onsite", ld["onsite"])
         out.append(LeadConfig(
-            side=side, gamma=_real(f"{sec}.gamma", ld["gamma"], positive=True),
-            mu=_real(f"{sec}.mu", ld.get("mu", 0.0)),
+            side=side, mu=_real(f"{sec}.mu", ld.get("mu", 0.0)),
             temperature=_real(f"{sec}.temperature", ld.get("temperature", 0.025), positive=True),
-            name=_str(f"{sec}.name", ld.get("name", side)),
-            model=_str(f"{sec}.model", ld.get("model", "wide-band"), ("wide-band",))))
+            name=_str(f"{sec}.name", ld.get("name", side)), model=model, **own))
     for key in ("side", "name"):
         vals = [getattr(l, key) for l in out]
         for i, v in enumerate(vals):
@@ -759,6 +794,9 @@ def config_to_dict(cfg: Config) -> dict:
         del d["bias"]["t_off"]
     if d["output"]["planes"] is None:
         del d["output"]["planes"]
+    for lead in d["leads"]:          # keys of the other lead models (and defaults) are None
+        for k in [k for k, v in lead.items() if v is None]:
+            del lead[k]
     return d
 
 
