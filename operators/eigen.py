@@ -50,18 +50,21 @@ def eigs_slepc(mat, nev: int, which: str = "smallest", target: float | None = No
         pc = ksp.getPC()
         pc.setType("lu")
         pc.setFactorSolverType("mumps")
-    eps.setFromOptions()
-    eps.solve()
-    nconv = eps.getConverged()
-    if nconv < nev:
-        raise RuntimeError(f"SLEPc converged {nconv} of {nev} eigenpairs; raise -{prefix}max_it "
-                           f"or use the LAPACK path")
-    vr, _ = mat.createVecs()
-    vals = np.empty(nconv)
-    vecs = np.empty((vr.getLocalSize(), nconv), complex)
-    for i in range(nconv):
-        vals[i] = eps.getEigenpair(i, vr).real
-        vecs[:, i] = vr.getArray(readonly=True)
-    order = np.argsort(vals)[:nev]
-    eps.destroy()
+    try:
+        eps.setFromOptions()
+        eps.solve()
+        nconv = eps.getConverged()
+        if nconv < nev:
+            raise RuntimeError(f"SLEPc converged {nconv} of {nev} eigenpairs; raise "
+                               f"-{prefix}max_it or use the LAPACK path")
+        vr, _ = mat.createVecs()
+        vals = np.empty(nconv)
+        vecs = np.empty((vr.getLocalSize(), nconv), complex)
+        for i in range(nconv):
+            vals[i] = eps.getEigenpair(i, vr).real
+            vecs[:, i] = vr.getArray(readonly=True)
+        vr.destroy()
+        order = np.argsort(vals)[:nev]
+    finally:
+        eps.destroy()  # also when the solve fails (else PETSc complains at exit)
     return vals[order], vecs[:, order]
