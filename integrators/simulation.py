@@ -216,6 +216,7 @@ class Simulation:
         whole trajectory (``record=False``: callers that sample for themselves).  Raises
         :class:`NumericalInstability` if the state becomes non-finite."""
         every = self.config.time.output_every
+        self.stability_limit()  # while H is finite
         record = record and (bool(self._pending) or self.step_number == 0)
         if record and not self._pending:
             self._pending.append((0, self._record(None)))
@@ -331,6 +332,9 @@ class Simulation:
         t_end_int = self.units.time_to_internal(cfg.time.t_end)
         n_steps_total = int(np.ceil(t_end_int / self.dt - 1e-9))  # fixed step: whole steps, >= t_end
         self._check_length(t_end_int)
+        self.stability_limit()  # estimated now, while H is finite (used if the run blows up)
+        if output:  # a symlink: lock and replace the file it points to
+            output = os.path.realpath(output)
         lock, writer = self._open_output(output, overwrite, restart) if output else (None, None)
         every, ck_every = cfg.time.output_every, cfg.time.checkpoint_every
         stop = {"flag": 0}
@@ -408,7 +412,7 @@ class Simulation:
                                   f"the run (t_end = {t_u:g})")
             return
         n = t_end_int / self.dt
-        if n - self.step_number > 2 ** 31 - 2:
+        if n > 2 ** 31 - 2:
             raise ConfigError(f"config key 'time.t_end' = {t_u:g} is not allowed with dt = "
                               f"{dt_u:g} (or -{self.prefix}ts_dt): {n:.3g} steps exceed the "
                               f"2^31 - 1 steps PETSc can count; use a larger dt or a shorter "
@@ -443,17 +447,19 @@ class Simulation:
 
     def _segment_end(self, writer: ResultFile | None, lock, status: str, message: str,
                      step0: int) -> None:
-        if writer is not None:
-            try:
-                writer.end_segment(ended=_now(), status=status, message=message,
-                                   t_stop=self.units.time_from_internal(self.time),
-                                   step_stop=int(self.step_number),
-                                   wall_time=_time.perf_counter() - self.wall0)
-                writer.set_status(status, message)
-            finally:
-                writer.close()
-        if lock is not None:
-            lock.release()
+        try:
+            if writer is not None:
+                try:
+                    writer.end_segment(ended=_now(), status=status, message=message,
+                                       t_stop=self.units.time_from_internal(self.time),
+                                       step_stop=int(self.step_number),
+                                       wall_time=_time.perf_counter() - self.wall0)
+                    writer.set_status(status, message)
+                finally:
+                    writer.close()
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _nonfinite(self, full: bool) -> int:
         """1 if the local state is not finite: the diagonal of rho and the spins every step
@@ -488,6 +494,15 @@ class Simulation:
                 f"{fix}a smaller dt" + (f" (now {dt:g})" if dt > lim_u else ""))
 
     def stability_limit(self) -> tuple[float, str] | None:
+        """Cached :meth:`estimate_stability_limit` (computed while the state is finite)."""
+        if not hasattr(self, "_stability"):
+            try:
+                self._stability = self.estimate_stability_limit()
+            except Exception:  # noqa: BLE001 - an estimate must never stop a run
+                self._stability = None
+        return self._stability
+
+    def estimate_stability_limit(self) -> tuple[float, str] | None:
         """(largest stable explicit step [internal units], what sets it), or None for an
         adaptive step.  RK4-type schemes are stable for |lambda dt| < 2.83 on the imaginary
         axis (the oscillation of rho_ab at E_a - E_b: the band width W of H) and 2.79 on the
@@ -545,7 +560,10 @@ class Simulation:
         return obs
 
     def _checkpoint(self, writer: ResultFile | None) -> None:
-        """Gather the state (collective) and let rank 0 (the writer) store it."""
+        """Gather the state (collective) and let rank 0 (the writer) store it; a non-finite
+        state is never stored (NumericalInstability instead).  Collective."""
+        if allreduce(self._nonfinite(True), self.comm, "max"):
+            raise NumericalInstability(self._blowup_message())
         rho, S = self.state(root=0)
         blocks = self.layout.leads_to_global(self.y, root=0)
         if writer is not None:
@@ -601,20 +619,39 @@ class Simulation:
             self.set_state(ck["rho"], ck["spins"], float(ck["time"]), int(ck["step"]), blocks)
             self._pending = []
             if not rank0:
-                return None
-            w = ResultFile(path, mode="append", units=self.units)
-            w.truncate(int(ck["n_output"]))
-            w.set_config(config_to_toml(self.config),
-                         effective_options(self.ts, self.ts_options, self.prefix))
-            return w
+                return self._shared_writer(None, None)
+            w = None
+            try:
+                w = ResultFile(path, mode="append", units=self.units)
+                if ck["slot"] >= 0 and ck["fallback"]:
+                    w.use_slot(int(ck["slot"]))
+                w.truncate(int(ck["n_output"]))
+                w.set_config(config_to_toml(self.config),
+                             effective_options(self.ts, self.ts_options, self.prefix))
+            except (OSError, ValueError) as exc:
+                err = f"cannot continue '{path}': {exc}"
+            return self._shared_writer(w, err)
         if not rank0:
-            return None
+            return self._shared_writer(None, None)
         meta = {"config": config_to_toml(self.config), "versions": versions(),
                 "petsc_options": effective_options(self.ts, self.ts_options, self.prefix),
                 "ts_settings": self.ts_settings, "mpi_size": self.comm.getSize()}
-        w = ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device)
-        w.f["device"].attrs["planes"] = list(self.plane_x)
-        w.f["device"].attrs["lead_names"] = json.dumps([l.name for l in self.leads])
+        w, err = None, None
+        try:
+            w = ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device)
+            w.f["device"].attrs["planes"] = list(self.plane_x)
+            w.f["device"].attrs["lead_names"] = json.dumps([l.name for l in self.leads])
+        except (OSError, ValueError) as exc:
+            err = f"cannot write '{path}': {exc}"
+        return self._shared_writer(w, err)
+
+    def _shared_writer(self, w: ResultFile | None, err: str | None) -> ResultFile | None:
+        """``w``, or the error of rank 0 raised on every rank (no rank left waiting)."""
+        err = first_message(err, self.comm)
+        if err:
+            if w is not None:
+                w.close()
+            raise ResultFileError(err)
         return w
 
     def destroy(self) -> None:

@@ -495,3 +495,104 @@ def test_version_and_usage(capsys):
     for cmd in ("run", "info", "plot", "spectrum", "jeff", "transport", "sweep", "quench"):
         assert f"    {cmd}" in text, cmd
     assert "``" not in text
+
+
+# ----------------------------------------------------------------------------- review findings
+def test_fallback_makes_the_restored_slot_current(comm, mpi_tmp_path):
+    """After a restart fell back to the older slot, that slot becomes current at once, so the
+    next checkpoint overwrites the damaged slot, never the only valid one."""
+    part = os.path.join(mpi_tmp_path, "p.h5")
+    dev = _interrupted(part, comm)
+    if comm.getRank() == 0:
+        with h5py.File(part, "r+") as f:
+            cur = int(f["checkpoint"].attrs["slot"])
+            f[f"checkpoint/slot{cur}/rho"][0, 0] += 1e-3
+    from toolkit.parallel import bcast
+
+    cur = bcast(cur if comm.getRank() == 0 else None, comm)
+    with pytest.warns(RuntimeWarning) if comm.getRank() == 0 else _nothing():
+        Simulation(dev, comm).run(part, progress=False, restart=True, max_steps=1)
+    if comm.getRank() == 0:
+        with h5py.File(part) as f:  # one step later: the new checkpoint went into `cur`
+            assert int(f["checkpoint"].attrs["slot"]) == cur
+            assert int(f[f"checkpoint/slot{1 - cur}"].attrs["step"]) == 40
+        assert load_checkpoint(part)["fallback"] == ""
+
+
+def test_damaged_slot_header_falls_back(comm, mpi_tmp_path):
+    part = os.path.join(mpi_tmp_path, "h.h5")
+    _interrupted(part, comm)
+    if comm.getRank() == 0:
+        with h5py.File(part, "r") as f:
+            cur = int(f["checkpoint"].attrs["slot"])
+            addr = h5py.h5o.get_info(f[f"checkpoint/slot{cur}/rho"].id).addr
+        with open(part, "r+b") as fh:  # overwrite the object header of the current rho
+            fh.seek(addr)
+            fh.write(b"\xff" * 64)
+        ck = load_checkpoint(part)
+        assert ck["step"] == 40 and "cannot be read" in ck["fallback"]
+
+
+def test_nonfinite_state_is_never_checkpointed(comm, mpi_tmp_path, monkeypatch):
+    """A NaN that appears off the diagonal on the last step (not seen by the cheap per-step
+    check) is caught before the final checkpoint: the run fails and the previous checkpoint
+    stays current."""
+    out = os.path.join(mpi_tmp_path, "n.h5")
+    dev = valve_2d(Lx=6, Ly=2, dt=0.05, t_end=1.05, output_every=10,
+                   checkpoint_every=20).finalized()
+    sim = Simulation(dev, comm)
+    orig = sim._advance
+
+    def poisoned(t_end, every):
+        orig(t_end, every)
+        if sim.step_number == 21 and comm.getRank() == 0:
+            sim.layout.rho(sim.y.getArray())[0, 5] = np.nan
+    sim._advance = poisoned
+    with pytest.raises(NumericalInstability):
+        sim.run(out, progress=False)
+    if comm.getRank() == 0:
+        assert read_status(out)["status"] == "failed"
+        ck = load_checkpoint(out)
+        assert ck["step"] == 20 and np.isfinite(ck["rho"]).all()
+
+
+@pytest.mark.skip_in_parallel
+def test_closed_blowup_is_one_line(tmp_path):
+    """dt = 1.5 on the closed 1D valve (limit 2.83/W ~ 0.5): exit 1 with one message, no PETSc
+    traceback from an eigen-solve on the broken state."""
+    r = _cli("run", CFG, "-o", str(tmp_path / "b.h5"), "--t-end", "200", "--set", "time.dt=1.5",
+             "-q")
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and "non-finite" in r.stderr and "2.83/W" in r.stderr
+
+
+@pytest.mark.skip_in_parallel
+def test_restart_refuses_options_from_the_environment(tmp_path):
+    out = str(tmp_path / "e.h5")
+    assert _cli("run", CFG, "-o", out, "--t-end", "0.5", "-q").returncode == 0
+    env = dict(ENV, PETSC_OPTIONS="-qcspin_ts_rk_type 3")
+    r = subprocess.run([PY, "-m", "toolkit.cli", "run", "--restart", out, "--t-end", "1", "-q"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "qcspin_ts_rk_type" in r.stderr and "PETSC_OPTIONS" in r.stderr
+    # and a new run stores options from the environment in its config
+    out2 = str(tmp_path / "e2.h5")
+    r = subprocess.run([PY, "-m", "toolkit.cli", "run", CFG, "-o", out2, "--t-end", "0.5", "-q"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert 'ts_rk_type = "3"' in read_status(out2)["config"]
+
+
+@pytest.mark.skip_in_parallel
+def test_info_on_a_live_run(tmp_path):
+    out = str(tmp_path / "live.h5")
+    p = _popen(["run", CFG, "-o", out, "-q", "--set", "time.t_end=5000"])
+    assert p.stdout.readline().startswith("qcspin run:")
+    deadline = time.time() + 30
+    while not os.path.exists(out) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    r = _cli("info", out)
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "status: running" in r.stdout

@@ -106,10 +106,15 @@ def _restart_config(args, petsc: list[str]):
     if args.t_end is not None:
         sets.append(f"time.t_end={args.t_end}")
     stored = tomllib.loads(text)
-    if petsc_config_options(petsc):
-        raise ConfigError(f"PETSc options {' '.join(petsc)} are not allowed with --restart: the "
-                          f"run continues with the options stored in {args.restart} (see qcspin "
-                          f"info); monitors and -log_view are fine")
+    given = {s.split("=", 1)[0][len("solver.options."):]: s.split("=", 1)[1].strip('"')
+             for s in petsc_config_options(database_options())}
+    kept = {k: str(v) for k, v in stored.get("solver", {}).get("options", {}).items()}
+    changed = sorted(k for k, v in given.items() if kept.get(k) != v)
+    if changed:
+        raise ConfigError(f"PETSc option -qcspin_{changed[0]} {given[changed[0]]} is not allowed "
+                          f"with --restart (from the command line, PETSC_OPTIONS or an options "
+                          f"file): the run continues with the options stored in {args.restart} "
+                          f"(see qcspin info); monitors and -log_view are fine")
     cfg = config_from_dict(apply_overrides(stored, sets))
     if cfg.time.t_end < t_ck * (1 - 1e-12):
         raise ConfigError(f"config key 'time.t_end' = {cfg.time.t_end:g} is not allowed with "
@@ -118,10 +123,23 @@ def _restart_config(args, petsc: list[str]):
     return cfg
 
 
+def database_options(prefix: str = "qcspin_") -> list[str]:
+    """The PETSc options under ``prefix`` in the database, from every source (command line,
+    PETSC_OPTIONS, -options_file, .petscrc), as ``-name value`` arguments.  Reading them with
+    getAll does not mark them used."""
+    from petsc4py import PETSc
+
+    out = []
+    for name, value in PETSc.Options().getAll().items():
+        if name.startswith(prefix):
+            out += [f"-{name}"] + ([str(value)] if value not in (None, "") else [])
+    return out
+
+
 def _new_config(args, petsc: list[str]):
     from toolkit.config import load_config
 
-    sets = list(args.set) + petsc_config_options(petsc)
+    sets = list(args.set) + petsc_config_options(database_options())
     if args.t_end is not None:
         sets.append(f"time.t_end={args.t_end}")
     return load_config(args.config, sets)
@@ -379,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            warnings.formatwarning = lambda msg, *a, **k: f"qcspin: warning: {msg}\n"
             return int(args.func(args) or 0)
     except _user_errors() as exc:
         if _rank0():
@@ -394,6 +413,16 @@ def main(argv: list[str] | None = None) -> int:
         if _rank0():
             print(f"qcspin: run failed: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
+    except Exception:
+        if PETSc.COMM_WORLD.getSize() > 1:  # an error on some ranks only: do not hang the rest
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.flush()
+            from mpi4py import MPI
+
+            MPI.COMM_WORLD.Abort(EXIT_FAILED)
+        raise
 
 
 def _numerical() -> tuple[type, ...]:

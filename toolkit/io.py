@@ -237,7 +237,8 @@ def _now() -> str:
 
 
 # ----------------------------------------------------------------------------- opening files
-def open_result(path: str, mode: str = "r", *, what: str = "result file") -> h5py.File:
+def open_result(path: str, mode: str = "r", *, what: str = "result file",
+                locking: bool = True) -> h5py.File:
     """``h5py.File(path, mode)`` with one-line :class:`ResultFileError` messages for a missing
     path, a directory, a file that is not HDF5, a truncated or damaged file."""
     if not os.path.exists(path):
@@ -245,7 +246,7 @@ def open_result(path: str, mode: str = "r", *, what: str = "result file") -> h5p
     if os.path.isdir(path):
         raise ResultFileError(f"{what} '{path}' is a directory, not an HDF5 file")
     try:
-        return h5py.File(path, mode)
+        return h5py.File(path, mode) if locking else h5py.File(path, mode, locking=False)
     except OSError as exc:
         msg = str(exc)
         if "signature" in msg:
@@ -403,6 +404,19 @@ class ResultFile:
         self.f.flush()
         _fsync(self.f)
 
+    def use_slot(self, k: int) -> None:
+        """Make slot ``k`` current (after a restart fell back to it), so that the next
+        checkpoint writes over the damaged one, never over the one just restored."""
+        g = self.f["checkpoint"]
+        _drop_legacy(g)
+        s = g[f"slot{k}"]
+        g.attrs["slot"] = k
+        for key in ("step", "time", "t", "n_output"):
+            if key in s.attrs:
+                g.attrs[key] = s.attrs[key]
+        self.f.flush()
+        _fsync(self.f)
+
     # -- status and history ------------------------------------------------------------------
     def set_status(self, status: str, message: str = "") -> None:
         if status not in STATUSES:
@@ -463,22 +477,52 @@ def _fsync(f: h5py.File) -> None:
         pass
 
 
+def _legacy_t(f: h5py.File, g: h5py.Group) -> float:
+    """The format-1 checkpoint time (stored in internal units) in the file's time unit."""
+    from .units import get_units
+
+    try:
+        return float(get_units(_text(f.attrs.get("units", "natural"))).time_from_internal(
+            float(g.attrs["time"])))
+    except ValueError:
+        return float(g.attrs["time"])
+
+
 def _drop_legacy(g: h5py.Group) -> None:
-    """A format-1 checkpoint (datasets directly in /checkpoint) moves to slot1 as it is, so
-    that it stays the valid fallback while slot0 is written."""
+    """A format-1 checkpoint (datasets directly in /checkpoint) is copied to slot1 (with its
+    checksums), slot1 is made current and synced, and only then are the old datasets deleted:
+    at every moment one complete checkpoint is current."""
     legacy = [k for k in g if isinstance(g[k], h5py.Dataset)]
     if not legacy:
         return
-    s = g.require_group("slot1")
-    sums = {}
+    f = g.file
+    if "slot" not in g.attrs:
+        s = g.require_group("slot1")
+        s.attrs["step"] = -1
+        sums = {}
+        for k in legacy:
+            data = g[k][...]
+            if k in s:
+                del s[k]
+            s.create_dataset(k, data=data)
+            sums[k] = _crc(data)
+        f.flush()
+        _fsync(f)
+        for k in ("time", "n_output"):
+            s.attrs[k] = g.attrs[k]
+        s.attrs["t"] = _legacy_t(f, g)
+        s.attrs["crc32"] = json.dumps(sums)
+        s.attrs["step"] = g.attrs["step"]
+        f.flush()
+        _fsync(f)
+        g.attrs["slot"] = 1
+        g.attrs["t"] = s.attrs["t"]
+        f.flush()
+        _fsync(f)
     for k in legacy:
-        g.move(k, f"slot1/{k}")
-        sums[k] = _crc(s[k][...])
-    for k in ("step", "time", "n_output"):
-        s.attrs[k] = g.attrs[k]
-    s.attrs["t"] = float(g.attrs["time"])
-    s.attrs["crc32"] = json.dumps(sums)
-    g.attrs["slot"] = 1
+        del g[k]
+    f.attrs["qcspin_format"] = FORMAT_VERSION
+    f.flush()
 
 
 # ----------------------------------------------------------------------------- reading
@@ -520,10 +564,13 @@ def load_checkpoint(path: str, *, verify: bool = True) -> dict:
         legacy = [k for k in g if isinstance(g[k], h5py.Dataset)]
         fallback = ""
         try:
-            if legacy:  # format 1
+            if legacy and "slot" not in g.attrs:  # format 1
                 out = {k: g[k][...] for k in legacy}
+                if "rho" not in out or "spins" not in out:
+                    raise ResultFileError(f"'{path}' has an incomplete checkpoint (rho or "
+                                          f"spins missing)")
                 out.update({k: g.attrs[k] for k in ("time", "step", "n_output")})
-                out["t"] = float(g.attrs["time"])
+                out["t"] = _legacy_t(f, g)
                 out["slot"] = -1
             else:
                 cur = int(g.attrs.get("slot", 0))
@@ -534,7 +581,10 @@ def load_checkpoint(path: str, *, verify: bool = True) -> dict:
                     if name not in g:
                         why[name] = "missing"
                         continue
-                    out, why[name] = _read_slot(g[name], verify)
+                    try:
+                        out, why[name] = _read_slot(g[name], verify)
+                    except (OSError, KeyError, ValueError) as exc:
+                        out, why[name] = None, f"cannot be read (damaged: {exc})"
                     if out is not None:
                         out["slot"] = k
                         break
@@ -553,8 +603,9 @@ def load_checkpoint(path: str, *, verify: bool = True) -> dict:
 
 
 def read_status(path: str) -> dict:
-    """Status, history, config and checkpoint summary of a run file (for ``qcspin info``)."""
-    with open_result(path, "r") as f:
+    """Status, history, config and checkpoint summary of a run file (for ``qcspin info``).
+    Works while a run writes the file (read without HDF5's file lock)."""
+    with open_result(path, "r", locking=not is_locked(path)) as f:
         if not _is_run_file(f):
             kind = f.attrs.get("kind", "")
             raise ResultFileError(f"'{path}' is not a qcspin run file"
