@@ -87,7 +87,10 @@ class OpenRHS(ClosedRHS):
                  layout: StateLayout, leads: Sequence, poles: PadePoles,
                  mu_of_t: Callable[[float], np.ndarray] | None = None) -> None:
         super().__init__(H, spinH, layout)
-        self.blocks = [LeadBlock(l, poles, H, k) for k, l in enumerate(leads)]
+        per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(leads)
+        if len(per_lead) != len(leads):
+            raise ValueError(f"{len(per_lead)} pole sets for {len(leads)} leads")
+        self.blocks = [LeadBlock(l, p, H, k) for k, (l, p) in enumerate(zip(leads, per_lead))]
         if tuple(b.cols for b in self.blocks) != layout.lead_columns:
             raise ValueError("state layout does not match the leads (lead block columns "
                              f"{layout.lead_columns} vs {[b.cols for b in self.blocks]})")
@@ -99,7 +102,7 @@ class OpenRHS(ClosedRHS):
         self.g_half = 0.5 * g[self.g_rows][:, None]  # Gamma/2 on those rows
         mus = np.array([l.mu for l in leads], float)
         self.mu_of_t = mu_of_t or (lambda t: mus)
-        self.poles = poles
+        self.poles = per_lead  # one PadePoles per lead
 
     def lead_product(self, b: LeadBlock, x: np.ndarray) -> np.ndarray:
         """H Pi_l for the lead block of ``b`` stored in the local array ``x``."""

@@ -95,8 +95,16 @@ class Simulation:
         if self.leads:
             from operators.pade import pade_poles
 
-            self.poles = pade_poles(self.config.electrons.n_poles)
-            cols = tuple(self.poles.n_poles * len(l.interface) for l in self.leads)
+            self.poles = lead_poles(self.config, pade_poles)  # one PadePoles per lead
+            cols = tuple(p.n_poles * len(l.interface) for p, l in zip(self.poles, self.leads))
+            for k, block in enumerate(leads0 or []):  # before the state and the TS exist
+                if np.shape(block)[1] != cols[k]:
+                    self.H.destroy()
+                    raise ConfigError(
+                        f"config key 'leads[{k}].n_poles' does not match the initial state: its "
+                        f"lead block has {np.shape(block)[1]} columns, this config needs "
+                        f"{cols[k]} (n_poles x interface orbitals); use the n_poles the state "
+                        f"was computed with")
             self.layout = StateLayout(d, dev.n_orbitals, self.comm, cols)
             self.mu_of_t = bias_function(self.config, self.leads, self.units)
             self.rhs = OpenRHS(self.H, self.spinH, self.layout, self.leads, self.poles,
@@ -661,6 +669,18 @@ class Simulation:
             obj.destroy()
         self.rhs.destroy()
         self.H.destroy()
+
+
+def lead_poles(cfg: Config, make) -> list:
+    """The Pade pole set of each lead: its own ``n_poles`` or ``electrons.n_poles``."""
+    cache: dict[int, object] = {}
+    out = []
+    for lc in cfg.leads:
+        n = lc.n_poles or cfg.electrons.n_poles
+        if n not in cache:
+            cache[n] = make(n)
+        out.append(cache[n])
+    return out
 
 
 def check_t_end(t_end) -> float:

@@ -44,7 +44,7 @@ def _effective_matrix(H: ElectronHamiltonian, leads: Sequence) -> PETSc.Mat:
     return A
 
 
-def stationary_state(H: ElectronHamiltonian, leads: Sequence, poles: PadePoles,
+def stationary_state(H: ElectronHamiltonian, leads: Sequence, poles: PadePoles | Sequence,
                      mu: Sequence[float] | None = None,
                      prefix: str = "qcspin_stationary_") -> tuple[np.ndarray, list[np.ndarray]]:
     """Local rows of the stationary rho (n_loc, N_s) and of each lead block Pi_l
@@ -70,7 +70,8 @@ def stationary_state(H: ElectronHamiltonian, leads: Sequence, poles: PadePoles,
     counts = np.array([2 * (b - a) for a, b in d.site_ranges])
     blocks, S = [], []
     try:
-        for lead, m in zip(leads, mus):
+        per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(leads)
+        for lead, m, lp in zip(leads, mus, per_lead):
             I = np.asarray(lead.interface)
             n = len(I)
             beta = 1.0 / lead.temperature
@@ -82,8 +83,8 @@ def stationary_state(H: ElectronHamiltonian, leads: Sequence, poles: PadePoles,
             ra[I[mine] - r0, np.flatnonzero(mine)] = 1.0
             rhs.assemble()
             sol = rhs.duplicate()
-            block = np.empty((nloc, poles.n_poles * n), complex, order="F")
-            for p, (xi, eta) in enumerate(zip(poles.xi, poles.eta)):
+            block = np.empty((nloc, lp.n_poles * n), complex, order="F")
+            for p, (xi, eta) in enumerate(zip(lp.xi, lp.eta)):
                 chi = m + 1j * xi / beta
                 A0.copy(A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
                 A.shift(-chi)
@@ -94,7 +95,7 @@ def stationary_state(H: ElectronHamiltonian, leads: Sequence, poles: PadePoles,
             rhs.destroy()
             sol.destroy()
             blocks.append(block)
-            Sl = block.reshape((nloc, n, poles.n_poles), order="F").sum(axis=2)
+            Sl = block.reshape((nloc, n, lp.n_poles), order="F").sum(axis=2)
             S.append(allgather_rows(Sl, comm, counts, np.empty((N, n), complex)))
     finally:
         ksp.destroy()

@@ -71,7 +71,8 @@ __all__ = ["Lead", "WideBandLead", "TightBindingLead", "PrecalculatedLead", "fer
            "leads_from_config", "time_domain_models"]
 
 SIDES = ("left", "right")
-LEAD_COMMON_KEYS = ("name", "side", "model", "mu", "temperature")   # keys of every model
+LEAD_COMMON_KEYS = ("name", "side", "model", "mu", "temperature", "n_poles")  # every model
+# (n_poles: Pade poles of the lead's Fermi function in the time domain; transport uses the exact f)
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], complex)
 
 

@@ -184,3 +184,39 @@ def test_stage_two_from_checkpoint(comm, mpi_tmp_path):
     assert np.abs(r2 - r1).max() < 1e-12 and np.abs(S2 - S1).max() < 1e-12
     assert abs(s2.observables(root=None)["lead_current"][0]) > 1e-3
     s2.destroy(), one.destroy()
+
+
+def test_per_lead_pole_counts(comm, mpi_tmp_path):
+    """Each lead has its own number of Padé poles ([[leads]] n_poles, default electrons.n_poles):
+    the lead blocks have N_p,l x n_l columns, the stationary state is a fixed point (1e-12,
+    round-off) and its currents equal Landauer with the exact Fermi function (1e-6 relative:
+    N_p = 20 and 40 at T = 0.1 are accurate to < 1e-10 over the band); a checkpoint of that
+    state restarts, and one computed with other pole counts is refused with a clear message."""
+    b = open_valve(size=(6,), protocol="asymmetric", V=0.6, T=0.1)
+    b._doc["bias"]["t_on"] = -1.0
+    b._doc["leads"][0]["n_poles"] = 20
+    b._doc["leads"][1]["n_poles"] = 40
+    dev = b.finalized()
+    sim = Simulation(dev, comm)
+    n_l = [len(l.interface) for l in sim.leads]
+    assert sim.layout.lead_columns == (20 * n_l[0], 40 * n_l[1])
+    F = sim.y.duplicate()
+    sim.rhs(None, 0.0, sim.y, F)
+    from toolkit.parallel import allreduce
+
+    assert allreduce(float(np.abs(F.getArray(readonly=True)).max()), comm, "max") < 1e-12
+    obs = sim.observables(root=None)
+    ref = landauer(sim.device, sim.mu_of_t.initial, 0.1)
+    got = 2 * np.concatenate([[obs["lead_current"][0]], obs["lead_spin_current"][0]])
+    assert np.abs(got - ref).max() < 1e-6 * abs(ref[0])
+    out = os.path.join(mpi_tmp_path, "np.h5")
+    sim.run(out, t_end=0.1, progress=False)
+    F.destroy(), sim.destroy()
+    Simulation.from_checkpoint(out, comm=comm).destroy()
+    from toolkit.config import ConfigError, with_changes
+
+    cfg = dev.config
+    other = with_changes(cfg, leads=tuple(
+        __import__("dataclasses").replace(lc, n_poles=30) for lc in cfg.leads))
+    with pytest.raises(ConfigError, match=r"leads\[0\]\.n_poles"):
+        Simulation.from_checkpoint(out, other, comm)

@@ -159,11 +159,12 @@ class LeadConfig:
     hopping: float | None = None
     onsite: float | None = None
     coupling: float | None = None
+    n_poles: int | None = None   # Pade poles of this lead's Fermi function (None: electrons.n_poles)
 
 
 #: ``[[leads]]`` keys of every model, and each model's own keys (operators.leads.LEAD_MODELS
 #: declares the same per class; tests/test_leads.py checks that they agree).
-LEAD_COMMON_KEYS = ("side", "mu", "temperature", "name", "model")
+LEAD_COMMON_KEYS = ("side", "mu", "temperature", "name", "model", "n_poles")
 LEAD_MODEL_KEYS = {"wide-band": ("gamma",), "tight-binding": ("hopping", "onsite", "coupling")}
 _LEAD_REQUIRED = {"wide-band": ("gamma",), "tight-binding": ()}
 
@@ -419,10 +420,10 @@ def _electrons(d: Any) -> ElectronsConfig:
 N_POLES_LIMIT = 2000
 
 
-def _n_poles(v: Any) -> int:
-    n = _int("electrons.n_poles", v, minimum=1)
+def _n_poles(v: Any, key: str = "electrons.n_poles") -> int:
+    n = _int(key, v, minimum=1)
     if n > N_POLES_LIMIT:
-        _fail("electrons.n_poles", v,
+        _fail(key, v,
               f"expected 1 <= n_poles <= {N_POLES_LIMIT}: the poles come from a dense {2 * n} x "
               f"{2 * n} eigenproblem that would need {32 * n * n / 2**30:.3g} GiB and a time "
               f"growing like n_poles^2 to ^3 (n_poles = {N_POLES_LIMIT}: 0.12 GiB, ~2 s); "
@@ -513,6 +514,8 @@ def _leads(items: Any) -> tuple[LeadConfig, ...]:
                     own[key] = _real(f"{sec}.{key}", ld[key], positive=True)
             if "onsite" in ld:
                 own["onsite"] = _real(f"{sec}.onsite", ld["onsite"])
+        if "n_poles" in ld:
+            own["n_poles"] = _n_poles(ld["n_poles"], f"{sec}.n_poles")
         out.append(LeadConfig(
             side=side, mu=_real(f"{sec}.mu", ld.get("mu", 0.0)),
             temperature=_real(f"{sec}.temperature", ld.get("temperature", 0.025), positive=True),

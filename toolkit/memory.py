@@ -67,8 +67,7 @@ def estimate_memory(cfg, ranks: int = 1) -> MemoryEstimate:
     n_face = 2 * math.prod(cfg.lattice.size[1:])
     z = 16  # complex128
     rho = N * N * z
-    n_poles = cfg.electrons.n_poles if cfg.leads else 0
-    leads = sum(N * n_poles * n_face * z for _ in cfg.leads)
+    leads = sum(N * (lc.n_poles or cfg.electrons.n_poles) * n_face * z for lc in cfg.leads)
     initial = cfg.electrons.initial
     if initial == "auto":
         initial = "stationary" if cfg.leads else "ground"
