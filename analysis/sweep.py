@@ -86,7 +86,7 @@ def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
         raise FileExistsErrorQC(f"{clash[0]} exists (and {len(clash) - 1} more); use --overwrite "
                                 f"or --resume")
     cfg1 = with_changes(stage1_config or cfg, bias={"protocol": "none", "V": 0.0, "t_on": 0.0,
-                                                  "t_off": None})
+                                                  "t_off": None, "ramp": 0.0, "table": None})
     if not bcast(os.path.exists(stage1) if rank0 else None, comm):
         Simulation(cfg1, comm).run(stage1, t_end=stage1_time, progress=False,
                                    handle_signals=False)
@@ -95,7 +95,8 @@ def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
     mine = list(range(color, len(V), n_groups))
     rows = []
     for i in mine:
-        cfg2 = with_changes(cfg, bias={"protocol": protocol, "V": float(V[i]), "t_on": 0.0})
+        cfg2 = with_changes(cfg, bias={"protocol": protocol, "V": float(V[i]), "t_on": 0.0,
+                                       "table": None})
         cont = resume and bcast(_has_checkpoint(files[i]) if group.getRank() == 0 else None, group)
         sim = Simulation.from_checkpoint(files[i] if cont else stage1, cfg2, group)
         t0 = _time.perf_counter()

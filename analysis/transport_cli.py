@@ -90,7 +90,7 @@ def transport_leads(cfg: Config, device: Device, *, gamma: float | None = None,
         found = leads_from_config(device, cfg.leads)
         ordered = tuple(sorted(found, key=lambda l: 0 if l.side == "left" else 1))
         mu_on = bias_function(cfg, ordered, toolkit.get_units(cfg.units)).on
-        leads = tuple(l.replace(mu=float(m)) for l, m in zip(ordered, mu_on))
+        leads = tuple(l.shifted(float(m) - l.mu) for l, m in zip(ordered, mu_on))  # rigid
         return TransportLeads(leads, (ordered[0].mu, ordered[1].mu), "config",
                               cfg.bias.protocol, float(cfg.bias.V))
     v = {k: CLI_DEFAULTS[k] if x is None else x for k, x in opts.items()}

@@ -241,6 +241,12 @@ class Lead(ABC):
         """sigma_alpha on the interface orbitals (alpha = 0, 1, 2 -> x, y, z), (n_l, n_l)."""
         return pauli_on(self.interface, alpha)
 
+    def shifted(self, delta: float) -> "Lead":
+        """The lead under a bias potential ``delta``: a rigid shift of the whole lead, its
+        band and its chemical potential together (for a wide-band lead the band is flat, so
+        only mu moves)."""
+        return self.replace(mu=self.mu + float(delta))
+
     def describe(self) -> dict:
         """The lead's model parameters as a flat dict of str/float (``model``, ``side`` if any,
         the model's ``config_keys``; for result-file attributes and summaries)."""
@@ -435,6 +441,11 @@ class TightBindingLead(Lead):
         (broadcasts over real energies): the transmission of a clean infinite lead is twice it."""
         E = np.asarray(energy, float)[..., None]
         return np.sum(np.abs(E - self.onsite - self.mode_energies) < 2 * self.hopping, axis=-1)
+
+    def shifted(self, delta: float) -> "TightBindingLead":
+        """Rigid shift: mu and the on-site energy of the lead move by ``delta`` together, so
+        Sigma_shifted(E + delta) = Sigma(E)."""
+        return self.replace(mu=self.mu + float(delta), onsite=self.onsite + float(delta))
 
     def replace(self, **changes: Any) -> "TightBindingLead":
         """A copy with other ``hopping``, ``onsite``, ``coupling``, ``mu``, ``temperature`` or

@@ -596,3 +596,18 @@ def test_run_refuses_leads_without_a_time_domain_representation(comm):
 
     with pytest.raises(ConfigError, match=r"leads\[0\]\.model.*tight-binding.*qcspin transport"):
         Simulation(config_from_dict(TB_CFG), comm)
+
+
+def test_bias_is_a_rigid_shift_of_the_lead():
+    """Under a bias the whole lead moves: Sigma_shifted(E + V) = Sigma(E) for a tight-binding
+    lead (band and mu together), mu alone for the flat wide band.  Tolerance 1e-8: the shift
+    changes w = E - eps_0 - e_k by a rounding error ~1e-16, which the square-root branch
+    point amplifies near a transverse band edge (measured 9e-10 on this 3-mode strip)."""
+    from toolkit.device import device_from_config
+
+    dev = device_from_config(config_from_dict(TB_CFG))
+    lead = leads_from_config(dev, config_from_dict(TB_CFG).leads)[0]
+    moved = lead.shifted(0.3)
+    assert moved.mu == pytest.approx(lead.mu + 0.3)
+    for E in (-1.7, 0.2, 2.5):
+        assert np.abs(moved.selfenergy(E + 0.3) - lead.selfenergy(E)).max() < 1e-8

@@ -173,12 +173,18 @@ _LEAD_REQUIRED = {"wide-band": ("gamma",), "tight-binding": ()}
 class BiasConfig:
     """Bias protocol applied on top of the leads' ``mu`` from time ``t_on`` (a sudden quench):
     ``symmetric``: mu_left += V/2, mu_right -= V/2;  ``asymmetric``: mu_left += V;
-    ``none``: the leads keep their ``mu``.  ``t_off`` (optional) ends a square pulse."""
+    ``none``: the leads keep their ``mu``.  ``t_off`` (optional) ends a square pulse.
+    ``ramp`` > 0: V rises linearly from 0 to V over [t_on, t_on + ramp] (and falls back over
+    [t_off, t_off + ramp]).  ``table``: V(t) given as [[t0, V0], [t1, V1], ...] (t ascending,
+    linear in between, constant outside), instead of V/t_on/t_off/ramp.  The protocol splits
+    V(t) between the leads as above; every shift is rigid (band and mu of the lead together)."""
 
     protocol: str = "none"
     V: float = 0.0
     t_on: float = 0.0
     t_off: float | None = None
+    ramp: float = 0.0
+    table: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -528,13 +534,42 @@ def _leads(items: Any) -> tuple[LeadConfig, ...]:
     return tuple(out)
 
 
+def _bias_table(v: Any) -> tuple[tuple[float, float], ...] | None:
+    if v is None:
+        return None
+    if not isinstance(v, list) or len(v) < 2 or not all(isinstance(r, list) and len(r) == 2
+                                                         for r in v):
+        _fail("bias.table", v, "expected at least two rows [t, V], e.g. [[0, 0], [10, 1]]")
+    rows = tuple((_real(f"bias.table[{i}][0]", r[0]), _real(f"bias.table[{i}][1]", r[1]))
+                 for i, r in enumerate(v))
+    for i in range(1, len(rows)):
+        if rows[i][0] <= rows[i - 1][0]:
+            _fail(f"bias.table[{i}][0]", rows[i][0], f"expected times in increasing order "
+                  f"(> {rows[i - 1][0]})")
+    return rows
+
+
 def _bias(d: Any) -> BiasConfig:
     d = _check_keys("bias", d, {f.name for f in fields(BiasConfig)})
     b = BiasConfig(protocol=_str("bias.protocol", d.get("protocol", "none"),
                                  ("none", "symmetric", "asymmetric")),
                    V=_real("bias.V", d.get("V", 0.0)),
                    t_on=_real("bias.t_on", d.get("t_on", 0.0)),
-                   t_off=None if d.get("t_off") is None else _real("bias.t_off", d["t_off"]))
+                   t_off=None if d.get("t_off") is None else _real("bias.t_off", d["t_off"]),
+                   ramp=_real("bias.ramp", d.get("ramp", 0.0), nonneg=True),
+                   table=_bias_table(d.get("table")))
+    if b.table is not None:
+        if b.protocol == "none":
+            _fail("bias.table", d["table"], "a V(t) table needs bias.protocol = 'symmetric' or "
+                  "'asymmetric' (how V is split between the leads)")
+        for key in ("V", "t_on", "t_off", "ramp"):
+            if key in d:
+                _fail(f"bias.{key}", d[key], "give either bias.table or V/t_on/t_off/ramp")
+    if b.protocol == "none" and b.ramp:
+        _fail("bias.ramp", d["ramp"], "a ramp has no effect with bias.protocol = 'none'")
+    if b.t_off is not None and b.ramp and b.t_off < b.t_on + b.ramp:
+        _fail("bias.t_off", b.t_off, f"expected t_off >= t_on + ramp = {b.t_on + b.ramp} (the "
+              f"ramp up must end before the pulse ends)")
     if b.t_off is not None and b.t_off <= b.t_on:
         _fail("bias.t_off", b.t_off, f"expected t_off > t_on = {b.t_on}")
     if b.protocol == "none" and b.t_off is not None:
@@ -795,6 +830,11 @@ def config_to_dict(cfg: Config) -> dict:
         del d["electrons"]["n_electrons"]
     if d["bias"]["t_off"] is None:
         del d["bias"]["t_off"]
+    if d["bias"]["table"] is None:
+        del d["bias"]["table"]
+    else:
+        d["bias"] = {k: d["bias"][k] for k in ("protocol", "table")}
+        d["bias"]["table"] = [list(r) for r in cfg.bias.table]
     if d["output"]["planes"] is None:
         del d["output"]["planes"]
     for lead in d["leads"]:          # keys of the other lead models (and defaults) are None
