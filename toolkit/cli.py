@@ -60,18 +60,9 @@ _DIAGNOSTIC = re.compile(r"(monitor|view|_info$|^log|^options_)")
 def petsc_config_options(petsc: list[str], prefix: str = "qcspin_") -> list[str]:
     """``--set solver.options.NAME=VALUE`` overrides for the PETSc options under ``prefix``
     (so that they are stored with the run and a restart uses them again)."""
-    out, i = [], 0
-    while i < len(petsc):
-        name = petsc[i].lstrip("-")
-        value = "true"
-        if i + 1 < len(petsc) and not petsc[i + 1].startswith("-") or (
-                i + 1 < len(petsc) and _NEGATIVE.match(petsc[i + 1])):
-            value = petsc[i + 1]
-            i += 1
-        i += 1
-        if name.startswith(prefix) and not _DIAGNOSTIC.search(name[len(prefix):]):
-            out.append(f"solver.options.{name[len(prefix):]}=\"{value}\"")
-    return out
+    return [f"solver.options.{name[len(prefix):]}=\"{value or 'true'}\""
+            for name, value in _pairs(petsc)
+            if name.startswith(prefix) and not _DIAGNOSTIC.search(name[len(prefix):])]
 
 
 RESTART_SETTABLE = ("time.t_end", "time.checkpoint_every")
@@ -83,20 +74,16 @@ def _restart_config(args, petsc: list[str]):
 
     from toolkit.config import ConfigError, apply_overrides, config_from_dict
     from toolkit.io import load_checkpoint
-    from toolkit.parallel import bcast, first_message, get_comm
+    from toolkit.parallel import bcast, get_comm, on_root
 
-    comm = get_comm()
-    text, t_ck, err = None, None, None
-    if _rank0():
+    def stored():
         try:
             ck = load_checkpoint(args.restart)
-            text, t_ck = ck["config"], float(ck["t"])
         except (ValueError, OSError) as exc:
-            err = str(exc)
-    err = first_message(err, comm)
-    if err:
-        raise ConfigError(err)
-    text, t_ck = bcast((text, t_ck), comm)
+            raise ConfigError(str(exc)) from None
+        return ck["config"], float(ck["t"])
+    comm = get_comm()
+    text, t_ck = bcast(on_root(stored, comm, (ConfigError,)), comm)
     sets = list(args.set)
     for item in sets:
         key = item.split("=", 1)[0].strip()
@@ -230,17 +217,9 @@ def cmd_run(args) -> int:
 def cmd_info(args) -> int:
     """Rank 0 reads and prints; an error is raised on every rank."""
     from toolkit.io import ResultFileError, read_status
-    from toolkit.parallel import first_message, get_comm
+    from toolkit.parallel import get_comm, on_root
 
-    err = None
-    if _rank0():
-        try:
-            _print_info(args, read_status(args.result))
-        except ResultFileError as exc:
-            err = str(exc)
-    err = first_message(err, get_comm())
-    if err:
-        raise ResultFileError(err)
+    on_root(lambda: _print_info(args, read_status(args.result)), get_comm(), (ResultFileError,))
     return 0
 
 
@@ -283,18 +262,11 @@ def _print_info(args, st) -> None:
 def cmd_plot(args) -> int:
     """Rank 0 plots; an error is raised on every rank (same exit status everywhere)."""
     from analysis.plots import PlotError, plot_file
-    from toolkit.parallel import first_message, get_comm
+    from toolkit.parallel import get_comm, on_root
 
-    err = None
-    if _rank0():
-        try:
-            png = plot_file(args.result, args.output)
-            print(f"wrote {os.path.abspath(png)}")
-        except PlotError as exc:
-            err = str(exc)
-    err = first_message(err, get_comm())
-    if err:
-        raise PlotError(err)
+    def plot():
+        print(f"wrote {os.path.abspath(plot_file(args.result, args.output))}")
+    on_root(plot, get_comm(), (PlotError,))
     return 0
 
 

@@ -195,6 +195,22 @@ def ranks_on_node(comm: PETSc.Comm) -> int:
         node.Free()
 
 
+def on_root(fn, comm: PETSc.Comm, errors: tuple[type, ...]):
+    """``fn()`` on rank 0 (None elsewhere); an exception of ``errors`` raised there is raised
+    again, with the same message, on every rank.  Collective: no rank is left waiting."""
+    out, err, kind = None, None, None
+    if comm.getRank() == 0:
+        try:
+            out = fn()
+        except errors as exc:
+            err, kind = str(exc), type(exc)
+    err = first_message(err, comm)
+    if err:
+        kind = bcast(kind, comm)
+        raise kind(err)
+    return out
+
+
 def first_message(msg: str | None, comm: PETSc.Comm) -> str | None:
     """The first non-empty ``msg`` of any rank (by rank), on every rank; None if none.
     Collective: lets all ranks raise the same error when only some of them found it."""
