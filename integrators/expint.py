@@ -84,19 +84,23 @@ def phi_functions(z, kmax: int = 3) -> np.ndarray:
 
 class DiagonalLinear:
     """A diagonal, time-independent linear part L of the state equation, real, nonzero only on
-    the lead blocks of a :class:`StateLayout` and constant along each column of a block.
+    the auxiliary components of a :class:`StateLayout` and constant along each column of one.
 
-    ``columns[k]``: the diagonal of lead block k, one value per column (length
-    ``layout.lead_columns[k]``), identical on every rank.
+    ``columns``: {component name: the diagonal of that component, one value per column}
+    (components not named have L = 0), or a list in layout order; identical on every rank.
+    Each component declares its own decay (the open right-hand side collects them).
     """
 
-    def __init__(self, layout: StateLayout, columns: Sequence[np.ndarray]) -> None:
-        columns = [np.asarray(c, dtype=float) for c in columns]
-        if tuple(len(c) for c in columns) != layout.lead_columns:
-            raise ValueError(f"DiagonalLinear: {len(columns)} column arrays of lengths "
-                             f"{[len(c) for c in columns]} do not match the lead blocks "
-                             f"{layout.lead_columns} of the layout")
-        self.layout, self.columns = layout, columns
+    def __init__(self, layout: StateLayout, columns) -> None:
+        if not isinstance(columns, dict):
+            columns = dict(zip(layout.aux_names, columns))
+        for name, c in columns.items():
+            if len(c) != layout.columns(name):
+                raise ValueError(f"DiagonalLinear: {len(c)} values for the {layout.columns(name)}"
+                                 f" columns of component '{name}'")
+        self.layout = layout
+        self.columns = [np.asarray(columns.get(n, np.zeros(layout.columns(n))), dtype=float)
+                        for n in layout.aux_names]
 
     @property
     def max_rate(self) -> float:
@@ -118,9 +122,8 @@ class DiagonalLinear:
 
 
 def _block(layout: StateLayout, arr: np.ndarray, k: int) -> np.ndarray:
-    """Lead block k of a local array as (columns, local rows): one row per column of the block."""
-    o = layout.lead_offsets[k]
-    return arr[o:o + layout.lead_sizes[k]].reshape(layout.lead_columns[k], layout.nloc)
+    """Auxiliary component k of a local array as (columns, local rows)."""
+    return layout.columns_view(arr, layout.aux_names[k])
 
 
 class DiagonalFunction:

@@ -1,10 +1,17 @@
-"""Layout of the composite state vector y on each rank.
+"""Layout of the composite state vector y on each rank, built from named components.
 
-    y_local = [ rho rows (n_local_rows x N_s, Fortran order) | lead blocks (reserved) | spins (3 per local spin) ]
+    y_local = [ rho (local rows x N_s) | each auxiliary component (local rows x its columns)
+                | spins (3 per local spin) ]
 
-Spins are stored as complex numbers with zero imaginary part (the Vec is complex).
+``rho`` and every auxiliary component (the Padé block ``pi:<lead>`` of a wide-band coupling,
+N_s x N_p n columns) are distributed by rows like H and stored column-major (Fortran order) on
+each rank, so a component is a dense PETSc matrix in place; spins are complex numbers with zero
+imaginary part (the Vec is complex).  Code outside this module asks for components by name
+(:meth:`StateLayout.view`, :meth:`StateLayout.address`), never for offsets.
 """
 from __future__ import annotations
+
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -16,21 +23,32 @@ __all__ = ["StateLayout"]
 
 
 class StateLayout:
+    """Components of the state on one rank.  ``components``: (name, columns) of the auxiliary
+    row-distributed components in order (plain integers are named ``lead_0``, ``lead_1``...)."""
+
     def __init__(self, dist: SiteDistribution, n_orbitals: int, comm: PETSc.Comm,
-                 lead_columns: tuple[int, ...] = ()) -> None:
+                 components: Sequence = ()) -> None:
         self.dist, self.N, self.comm = dist, n_orbitals, comm
         self.nloc = dist.n_local_rows
         self.n_rho = self.nloc * n_orbitals
-        self.lead_columns = tuple(lead_columns)
-        self.lead_sizes = tuple(self.nloc * c for c in lead_columns)
+        comps = [(f"lead_{k}", int(c)) if not isinstance(c, tuple) else (str(c[0]), int(c[1]))
+                 for k, c in enumerate(components)]
+        names = [n for n, _ in comps]
+        if len(set(names)) != len(names) or {"rho", "spins"} & set(names):
+            raise ValueError(f"component names must be unique and not 'rho'/'spins': {names}")
+        self.aux_names = tuple(names)
+        self.lead_columns = tuple(c for _, c in comps)
+        self.lead_sizes = tuple(self.nloc * c for c in self.lead_columns)
         self.lead_offsets = tuple(self.n_rho + sum(self.lead_sizes[:k])
-                                  for k in range(len(lead_columns)))
+                                  for k in range(len(comps)))
+        self._where = {"rho": (0, n_orbitals)}
+        self._where.update({n: (o, c) for (n, c), o in zip(comps, self.lead_offsets)})
         self.spin_offset = self.n_rho + sum(self.lead_sizes)
         self.n_local = self.spin_offset + 3 * dist.n_local_spins
         self.n_spins_total = dist.spin_ranges[-1][1]
         sizes = [r[1] - r[0] for r in dist.site_ranges]
         spins = [r[1] - r[0] for r in dist.spin_ranges]
-        locals_ = [2 * s * n_orbitals * (1 + 0) + sum(2 * s * c for c in lead_columns) + 3 * p
+        locals_ = [2 * s * (n_orbitals + sum(self.lead_columns)) + 3 * p
                    for s, p in zip(sizes, spins)]
         self.vec_starts = np.concatenate([[0], np.cumsum(locals_)]).astype(np.int64)
         self.n_global = int(self.vec_starts[-1])
@@ -40,15 +58,40 @@ class StateLayout:
         v.set(0.0)
         return v
 
+    def columns(self, name: str) -> int:
+        """Number of columns of a row-distributed component."""
+        return self._locate(name)[1]
+
+    def _locate(self, name: str) -> tuple[int, int]:
+        try:
+            return self._where[name]
+        except KeyError:
+            raise KeyError(f"no state component '{name}'; components are "
+                           f"{['rho', *self.aux_names, 'spins']}") from None
+
     # -- views into a local array ----------------------------------------------------------
+    def view(self, arr: np.ndarray, name: str) -> np.ndarray:
+        """(local rows, columns) view of a row-distributed component, Fortran order."""
+        o, c = self._locate(name)
+        return arr[o:o + self.nloc * c].reshape(c, self.nloc).T
+
+    def columns_view(self, arr: np.ndarray, name: str) -> np.ndarray:
+        """(columns, local rows) C-order view of a component (the transpose of :meth:`view`):
+        one contiguous row per column."""
+        o, c = self._locate(name)
+        return arr[o:o + self.nloc * c].reshape(c, self.nloc)
+
+    def address(self, arr: np.ndarray, name: str) -> int:
+        """Address of the first entry of a component in ``arr`` (for MatDensePlaceArray)."""
+        return arr.ctypes.data + arr.itemsize * self._locate(name)[0]
+
     def rho(self, arr: np.ndarray) -> np.ndarray:
         """(n_local_rows, N_s) view, Fortran order."""
         return arr[:self.n_rho].reshape(self.N, self.nloc).T
 
     def lead(self, arr: np.ndarray, k: int) -> np.ndarray:
-        """(n_local_rows, columns of lead block k) view, Fortran order."""
-        o = self.lead_offsets[k]
-        return arr[o:o + self.lead_sizes[k]].reshape(self.lead_columns[k], self.nloc).T
+        """View of the k-th auxiliary component (:meth:`view` by position)."""
+        return self.view(arr, self.aux_names[k])
 
     def spins(self, arr: np.ndarray) -> np.ndarray:
         """(n_local_spins, 3) complex view."""
@@ -70,18 +113,28 @@ class StateLayout:
         S = gather_rows(self.spins(a).real.copy(), self.comm, root=root)
         return rho, S
 
-    def leads_to_global(self, y: PETSc.Vec, root: int | None = 0) -> list:
-        """The lead blocks (N_s, columns) gathered on ``root``."""
+    def components_to_global(self, y: PETSc.Vec, root: int | None = 0) -> dict:
+        """{name: (N_s, columns)} of the auxiliary components gathered on ``root``."""
         a = y.getArray(readonly=True)
-        return [gather_rows(np.ascontiguousarray(self.lead(a, k)), self.comm, root=root)
-                for k in range(len(self.lead_columns))]
+        return {n: gather_rows(np.ascontiguousarray(self.view(a, n)), self.comm, root=root)
+                for n in self.aux_names}
+
+    def leads_to_global(self, y: PETSc.Vec, root: int | None = 0) -> list:
+        """The auxiliary components (N_s, columns) gathered on ``root``, in layout order."""
+        d = self.components_to_global(y, root)
+        return [d[n] for n in self.aux_names]
 
     def from_global(self, y: PETSc.Vec, rho: np.ndarray, spins: np.ndarray,
-                    leads: list | None = None) -> None:
-        """Fill the local part of ``y`` from full arrays available on every rank."""
+                    leads: Sequence | Mapping | None = None) -> None:
+        """Fill the local part of ``y`` from full arrays available on every rank
+        (``leads``: the auxiliary components by name, or in layout order)."""
         a = y.getArray()
         r0 = self.dist.row_start
         self.rho(a)[...] = rho[r0:r0 + self.nloc]
         self.spins(a)[...] = spins[self.dist.spin_start:self.dist.spin_stop]
-        for k, block in enumerate(leads or []):
-            self.lead(a, k)[...] = block[r0:r0 + self.nloc]
+        if leads is None:
+            return
+        items = (leads.items() if isinstance(leads, Mapping)
+                 else zip(self.aux_names, leads))
+        for name, block in items:
+            self.view(a, name)[...] = np.asarray(block)[r0:r0 + self.nloc]

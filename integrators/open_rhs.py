@@ -1,14 +1,23 @@
-"""Right-hand side of an open junction with wide-band leads (paper 004, Eqs. 4, 8, 9).
+"""Right-hand side of an open junction (paper 004, Eqs. 4, 8, 9), generic over lead models.
+
+Every lead reaches the equations of motion through its time-domain representation
+(``operators.leads.LeadModes``, resolved by :class:`integrators.electrons.ElectronProblem`):
+explicit lead sites are part of H and rho, and every wide-band coupling l (a wide-band lead on
+the device's face, or the graded absorbers of an extended tight-binding lead) adds its Padé
+block Pi_l:
 
     d rho/dt      = -i [H, rho] + sum_l (Pi_l + Pi_l^dag)
     Pi_l          = (1 - 2 rho) Gamma_l / 4 + sum_p Pi_{l,p}
     d Pi_{l,p}/dt = -i eta_p/beta_l Gamma_l - i (H - i Gamma/2 - chi_{l,p}^+) Pi_{l,p},
     chi_{l,p}^+   = mu_l(t) + i xi_p/beta_l,   Gamma = sum_l Gamma_l
 
-Gamma_l = gamma_l on the interface orbitals I_l of lead l, so Pi_{l,p} is nonzero only in the
-columns I_l and is stored compactly: all poles of a lead in one dense block of N_s x (N_p n_l)
-columns (column p n_l + k <-> pole p, interface orbital I_l[k]).  (H Pi) is one sparse x dense
-product per lead; the Gamma terms are dense products on the interface rows only.
+Gamma_l is diagonal (gamma_l[k] on the interface orbital I_l[k] of coupling l), so Pi_{l,p} is
+nonzero only in the columns I_l and is stored compactly: all poles of a coupling in one dense
+component of N_s x (N_p n_l) columns (column p n_l + k <-> pole p, orbital I_l[k]).  (H Pi) is
+one sparse x dense product per coupling; the Gamma terms are dense products on the interface
+rows only.  A bias V_l(t) = mu_l(t) - mu_l shifts lead l rigidly: the reservoirs' mu and the
+on-site energy of its explicit sites P_l, i.e. -i V_l [P_l, rho] in d rho/dt and -i V_l P_l Pi
+in every d Pi/dt.
 
 For the stiff integrators (``solver.stiff``) the right-hand side is split as dy/dt = L y + N(t, y):
 :meth:`OpenRHS.decay` is the pole decay L = -(xi_p/beta_l) (the real part of i chi^+_p, diagonal)
@@ -17,7 +26,7 @@ and :meth:`OpenRHS.nonstiff` evaluates N, everything else.
 from __future__ import annotations
 
 import ctypes
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -28,6 +37,7 @@ from operators.pade import PadePoles
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allgather_rows
 
+from .electrons import Coupling, ElectronProblem
 from .expint import DiagonalLinear
 from .layout import StateLayout
 from .rhs import ClosedRHS
@@ -36,31 +46,34 @@ __all__ = ["OpenRHS", "LeadBlock"]
 
 
 class LeadBlock:
-    """Per-lead constants and work objects of :class:`OpenRHS` (on one rank)."""
+    """Constants and work objects of one wide-band coupling (on one rank)."""
 
-    def __init__(self, lead, poles: PadePoles, H: ElectronHamiltonian, k: int) -> None:
-        if lead.temperature <= 0:
-            raise ValueError(f"lead '{lead.name}': temperature = {lead.temperature} is not "
+    def __init__(self, c: Coupling, poles: PadePoles, H: ElectronHamiltonian,
+                 layout: StateLayout) -> None:
+        if c.temperature <= 0:
+            raise ValueError(f"lead component '{c.name}': temperature = {c.temperature} is not "
                              f"allowed: the pole expansion needs temperature > 0")
         d = H.dist
         r0, r1 = d.row_start, d.row_start + d.n_local_rows
-        self.lead, self.index = lead, k
-        self.I = np.asarray(lead.interface, dtype=np.int64)
+        self.name, self.index = c.name, c.lead_index
+        self.I = np.asarray(c.interface, dtype=np.int64)
         self.n = len(self.I)
-        self.gamma = float(lead.gamma)
-        self.beta = 1.0 / lead.temperature
+        self.g = np.asarray(c.gamma, float)        # Gamma per interface orbital
+        self.half_g = 0.5 * self.g
+        self.quarter_g = 0.25 * self.g
+        self.beta = 1.0 / c.temperature
         self.n_poles = poles.n_poles
         self.cols = self.n_poles * self.n
         mine = (self.I >= r0) & (self.I < r1)
         self.loc_rows = self.I[mine] - r0          # local rows that are interface orbitals
         self.loc_k = np.flatnonzero(mine)          # their index k in I
         xi = np.repeat(poles.xi, self.n)           # column c = p n + k
-        eta = np.repeat(poles.eta, self.n)
         self.decay = -xi / self.beta               # real part of i chi^+
         self.src_rows = np.tile(self.loc_rows, self.n_poles)
         self.src_cols = (np.arange(self.n_poles)[:, None] * self.n + self.loc_k[None, :]).ravel()
-        self.src_vals = (-1j * self.gamma / self.beta) * np.repeat(poles.eta, len(self.loc_k))
-        comm, nloc, N = H.comm, d.n_local_rows, H.device.n_orbitals
+        self.src_vals = np.tile((-1j * self.g[self.loc_k]) / self.beta, self.n_poles) \
+            * np.repeat(poles.eta, len(self.loc_k))
+        comm, nloc, N = H.comm, d.n_local_rows, layout.N
         self.mat = PETSc.Mat().createDense([(nloc, N), (PETSc.DECIDE, self.cols)], comm=comm)
         self.mat.setUp()
         self.mat.assemble()
@@ -78,36 +91,46 @@ class LeadBlock:
 class OpenRHS(ClosedRHS):
     """Callable ``(ts, t, X, F)`` for the open junction.  Collective.
 
-    ``mu_of_t``: optional callable t -> array of the leads' chemical potentials (bias
-    protocol); default: the constant ``lead.mu``.  Calling the object evaluates the full
-    right-hand side; :meth:`nonstiff` leaves out the pole decay :meth:`decay`.
+    ``problem``: the ElectronProblem (its couplings and explicit-site shifts); ``poles``: one
+    PadePoles per lead (or one for all).  ``mu_of_t``: optional callable t -> array of the
+    leads' chemical potentials (bias protocol); default: the constant ``lead.mu``.  Calling the
+    object evaluates the full right-hand side; :meth:`nonstiff` leaves out the pole decay
+    :meth:`decay`.
     """
 
     def __init__(self, H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian,
-                 layout: StateLayout, leads: Sequence, poles: PadePoles,
+                 layout: StateLayout, problem: ElectronProblem, poles,
                  mu_of_t: Callable[[float], np.ndarray] | None = None) -> None:
         super().__init__(H, spinH, layout)
+        leads = problem.leads
         per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(leads)
         if len(per_lead) != len(leads):
             raise ValueError(f"{len(per_lead)} pole sets for {len(leads)} leads")
-        self.blocks = [LeadBlock(l, p, H, k) for k, (l, p) in enumerate(zip(leads, per_lead))]
-        if tuple(b.cols for b in self.blocks) != layout.lead_columns:
-            raise ValueError("state layout does not match the leads (lead block columns "
-                             f"{layout.lead_columns} vs {[b.cols for b in self.blocks]})")
+        self.problem = problem
+        self.blocks = [LeadBlock(c, per_lead[c.lead_index], H, layout) for c in problem.couplings]
+        want = tuple((b.name, b.cols) for b in self.blocks)
+        have = tuple((n, layout.columns(n)) for n in layout.aux_names)
+        if want != have:
+            raise ValueError(f"state layout does not match the leads (components {have} vs "
+                             f"{want})")
         nloc = layout.nloc
         g = np.zeros(nloc)
         for b in self.blocks:
-            g[b.loc_rows] += b.gamma
+            g[b.loc_rows] += b.g[b.loc_k]
         self.g_rows = np.flatnonzero(g)              # local rows on any interface
         self.g_half = 0.5 * g[self.g_rows][:, None]  # Gamma/2 on those rows
-        mus = np.array([l.mu for l in leads], float)
+        self.mu0 = np.array([l.mu for l in leads], float)
+        mus = self.mu0.copy()
         self.mu_of_t = mu_of_t or (lambda t: mus)
         self.poles = per_lead  # one PadePoles per lead
+        r0, r1 = H.dist.row_start, H.dist.row_start + nloc
+        # explicit lead orbitals: (lead, local rows, all columns) that shift with V_l(t)
+        self.shifts = [(k, slice(max(sl.start, r0) - r0, max(min(sl.stop, r1), r0) - r0), sl)
+                       for k, sl in problem.shifts]
 
     def lead_product(self, b: LeadBlock, x: np.ndarray) -> np.ndarray:
-        """H Pi_l for the lead block of ``b`` stored in the local array ``x``."""
-        o = self.layout.lead_offsets[b.index]
-        self._place(b.handle, x.ctypes.data + 16 * o)
+        """H Pi_l for the component of ``b`` stored in the local array ``x``."""
+        self._place(b.handle, self.layout.address(x, b.name))
         try:
             self.H.mat.matMult(b.mat, b.Y)
         finally:
@@ -115,11 +138,11 @@ class OpenRHS(ClosedRHS):
         return b.y
 
     def lead_matrix(self, b: LeadBlock, rho: np.ndarray, B: np.ndarray) -> np.ndarray:
-        """Local rows of C_l = (1 - 2 rho)[:, I_l] gamma_l/4 + sum_p Pi_{l,p}, (n_loc, n_l):
+        """Local rows of C_l = (1 - 2 rho)[:, I_l] Gamma_l/4 + sum_p Pi_{l,p}, (n_loc, n_l):
         Pi_l restricted to its nonzero columns."""
         C = B.reshape((B.shape[0], b.n, b.n_poles), order="F").sum(axis=2)
-        C -= (0.5 * b.gamma) * rho[:, b.I]
-        C[b.loc_rows, b.loc_k] += 0.25 * b.gamma
+        C -= rho[:, b.I] * b.half_g
+        C[b.loc_rows, b.loc_k] += b.quarter_g[b.loc_k]
         return C
 
     def __call__(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
@@ -137,7 +160,7 @@ class OpenRHS(ClosedRHS):
         rho, frho = lay.rho(x), lay.rho(f)
         mu = self.mu_of_t(t)
         for b in self.blocks:
-            B, fB = lay.lead(x, b.index), lay.lead(f, b.index)
+            B, fB = lay.view(x, b.name), lay.view(f, b.name)
             Y = self.lead_product(b, x)
             np.multiply(Y, -1j, out=fB)
             fB[self.g_rows] -= self.g_half * B[self.g_rows]
@@ -147,30 +170,39 @@ class OpenRHS(ClosedRHS):
             frho[:, b.I] += C
             C_full = allgather_rows(C, self.H.comm, b.counts, b.C_full)
             frho[b.loc_rows, :] += C_full[:, b.loc_k].conj().T
+        for k, rows, cols in self.shifts:    # rigid shift of the explicit lead sites
+            V = mu[k] - self.mu0[k]
+            if V == 0.0:
+                continue
+            frho[rows, :] -= (1j * V) * rho[rows, :]
+            frho[:, cols] += (1j * V) * rho[:, cols]
+            for b in self.blocks:
+                lay.view(f, b.name)[rows] -= (1j * V) * lay.view(x, b.name)[rows]
 
     def decay(self) -> DiagonalLinear:
-        """The pole decay L = diag(-xi_p/beta_l) on the columns of the lead blocks."""
-        return DiagonalLinear(self.layout, [b.decay for b in self.blocks])
+        """The pole decay L = diag(-xi_p/beta_l) on the columns of each coupling's component."""
+        return DiagonalLinear(self.layout, {b.name: b.decay for b in self.blocks})
 
     def lead_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Re Tr Pi_l and Re Tr(sigma_a Pi_l) for every lead (charge (n_leads,), spin
-        (n_leads, 3)) from the local state array ``x``.  Collective.  Paper 004 Eqs. (11), (12)
-        without the lead-dependent sign: positive = flowing from the lead into the device."""
+        """Re Tr Pi_l and Re Tr(sigma_a Pi_l) for every wide-band coupling (charge (n_c,),
+        spin (n_c, 3)) from the local state array ``x``.  Collective.  Paper 004 Eqs. (11),
+        (12) without the lead-dependent sign: positive = flowing from the reservoir into the
+        electron problem."""
         lay = self.layout
         rho = lay.rho(x)
         charge = np.zeros(len(self.blocks))
         spin = np.zeros((len(self.blocks), 3))
-        for b in self.blocks:
-            C = self.lead_matrix(b, rho, lay.lead(x, b.index))
+        for i, b in enumerate(self.blocks):
+            C = self.lead_matrix(b, rho, lay.view(x, b.name))
             Cf = allgather_rows(C, self.H.comm, b.counts, b.C_full)
             P = Cf[b.I, :]                      # Pi_l on the interface block (n_l x n_l)
-            charge[b.index] = np.trace(P).real
+            charge[i] = np.trace(P).real
             # interface orbitals come in (up, down) pairs of the same site
             blk = P.reshape(b.n // 2, 2, b.n // 2, 2)[np.arange(b.n // 2), :, np.arange(b.n // 2), :]
             # Tr(sigma Pi) per site: sigma_ab Pi_ba
-            spin[b.index, 0] = (blk[:, 1, 0] + blk[:, 0, 1]).sum().real
-            spin[b.index, 1] = (1j * blk[:, 0, 1] - 1j * blk[:, 1, 0]).sum().real
-            spin[b.index, 2] = (blk[:, 0, 0] - blk[:, 1, 1]).sum().real
+            spin[i, 0] = (blk[:, 1, 0] + blk[:, 0, 1]).sum().real
+            spin[i, 1] = (1j * blk[:, 0, 1] - 1j * blk[:, 1, 0]).sum().real
+            spin[i, 2] = (blk[:, 0, 0] - blk[:, 1, 1]).sum().real
         return charge, spin
 
     def destroy(self) -> None:

@@ -33,11 +33,12 @@ from toolkit.progress import ProgressBar
 from toolkit.units import get_units
 
 from .bias import bias_function
+from .electrons import ElectronProblem
 from .initial import initial_density
 from .layout import StateLayout
 from .open_rhs import OpenRHS
 from .rhs import ClosedRHS
-from .stationary import stationary_state
+from .stationary import partitioned_state, stationary_state
 from .ts import (DEFAULT_PREFIX, call_monitors, create_ts, effective_options, ts_settings,
                  view_from_options)
 
@@ -88,29 +89,30 @@ class Simulation:
         self.comm = get_comm(comm)
         self.prefix = prefix
         dev = self.device
-        self.H = ElectronHamiltonian(dev, self.comm, prefix=prefix)
-        d = self.H.dist
-        self.spinH = ClassicalSpinHamiltonian(dev, d.spin_start, d.spin_stop)
         self.leads = _make_leads(dev, self.config)
+        # the electron problem: the device plus what the leads' representations add
+        self.problem = ElectronProblem(dev, self.leads)
+        edev = self.edevice = self.problem.edevice
+        self.extension = self.problem.ext
+        self.H = ElectronHamiltonian(edev, self.comm, prefix=prefix)
+        d = self.H.dist
+        self.spinH = ClassicalSpinHamiltonian(edev, d.spin_start, d.spin_stop)
         if self.leads:
             from operators.pade import pade_poles
 
             self.poles = lead_poles(self.config, pade_poles)  # one PadePoles per lead
-            cols = tuple(p.n_poles * len(l.interface) for p, l in zip(self.poles, self.leads))
-            for k, block in enumerate(leads0 or []):  # before the state and the TS exist
-                if np.shape(block)[1] != cols[k]:
-                    self.H.destroy()
-                    raise ConfigError(
-                        f"config key 'leads[{k}].n_poles' does not match the initial state: its "
-                        f"lead block has {np.shape(block)[1]} columns, this config needs "
-                        f"{cols[k]} (n_poles x interface orbitals); use the n_poles the state "
-                        f"was computed with")
-            self.layout = StateLayout(d, dev.n_orbitals, self.comm, cols)
+            comps = tuple((c.name, self.poles[c.lead_index].n_poles * len(c.interface))
+                          for c in self.problem.couplings)
+            err = _components_mismatch(leads0, comps, self.problem, edev.n_orbitals, rho0)
+            if err:  # before the state and the TS exist
+                self.H.destroy()
+                raise ConfigError(err)
+            self.layout = StateLayout(d, edev.n_orbitals, self.comm, comps)
             self.mu_of_t = bias_function(self.config, self.leads, self.units)
-            self.rhs = OpenRHS(self.H, self.spinH, self.layout, self.leads, self.poles,
+            self.rhs = OpenRHS(self.H, self.spinH, self.layout, self.problem, self.poles,
                                self.mu_of_t)
         else:
-            self.layout = StateLayout(d, dev.n_orbitals, self.comm)
+            self.layout = StateLayout(d, edev.n_orbitals, self.comm)
             self.rhs = ClosedRHS(self.H, self.spinH, self.layout)
         self.y = self.layout.create_vec()
         self.F = self.y.duplicate()
@@ -141,10 +143,18 @@ class Simulation:
             initial = "stationary" if self.leads else "ground"
         self.origin = "rho0 given" if rho0 is not None else initial
         if rho0 is None and initial == "stationary":
-            rho, blocks = stationary_state(self.H, self.leads, self.poles, self.mu_of_t.initial)
+            rho, blocks = stationary_state(self.H, self.problem, self.poles,
+                                           self.mu_of_t.initial)
             self.layout.rho(a)[...] = rho
-            for k, block in enumerate(blocks):
-                self.layout.lead(a, k)[...] = block
+            for name, block in blocks.items():
+                self.layout.view(a, name)[...] = block
+        elif rho0 is None and initial in ("partitioned", "partitioned-empty"):
+            rho, blocks = partitioned_state(self.H, self.problem, self.poles,
+                                            self.mu_of_t.initial,
+                                            empty=initial == "partitioned-empty")
+            self.layout.rho(a)[...] = rho
+            for name, block in blocks.items():
+                self.layout.view(a, name)[...] = block
         elif rho0 is None:
             self.layout.rho(a)[...] = initial_density(self.H, self.config.electrons)
         else:
@@ -152,16 +162,26 @@ class Simulation:
             if self.leads and leads0 is None:
                 raise ValueError("rho0 given for an open junction without leads0 (the lead "
                                  "blocks Pi_l); pass both, e.g. via Simulation.from_checkpoint")
-            for k, block in enumerate(leads0 or []):
-                self.layout.lead(a, k)[...] = np.asarray(block)[d.row_start:d.row_start
-                                                                + d.n_local_rows]
+            for name, block in _by_name(leads0, self.layout.aux_names).items():
+                self.layout.view(a, name)[...] = np.asarray(block)[d.row_start:d.row_start
+                                                                   + d.n_local_rows]
         self.ts.setSolution(self.y)
         self.ts.setTime(0.0)
         self.ts.setStepNumber(0)
         self.ts.setUp()
         call_monitors(self.ts)  # step 0 (the loop calls ts.step(), not TSSolve)
         self.plane_x = _planes(dev, self.config)
-        self.planes = PlaneCurrent(dev, self.H, list(self.plane_x)) if self.plane_x else None
+        ext = self.extension
+        self.planes = (PlaneCurrent(edev, self.H, [x + ext.left for x in self.plane_x])
+                       if self.plane_x else None)
+        # explicit lead sites: the lead current is the current on the lead-device bonds
+        self._lead_planes = [self.problem.interface_plane(k) for k in range(len(self.leads))]
+        xs = [p[0] for p in self._lead_planes if p is not None]
+        self._interface_current = PlaneCurrent(edev, self.H, xs) if xs else None
+        # device rows (observables never include explicit lead sites)
+        ds = ext.device_sites
+        loc = np.arange(d.n_local_rows) + d.row_start
+        self._dev_rows = np.flatnonzero((loc >= 2 * ds.start) & (loc < 2 * ds.stop))
         self._F_obs = None
         self._all_sites = np.arange(d.site_start, d.site_stop)
         self._site_idx = diag_block_indices(self._all_sites, d.site_start, self.layout.nloc)
@@ -185,12 +205,12 @@ class Simulation:
         comm = get_comm(comm)
         ck = bcast(load_checkpoint(path) if comm.getRank() == 0 else None, comm)
         cfg = config or config_from_dict(tomllib.loads(ck["config"]))
-        n_leads = sum(1 for k in ck if k.startswith("lead_"))
-        if n_leads != len(cfg.leads):
-            raise ValueError(f"checkpoint '{path}' has {n_leads} lead blocks but the config "
-                             f"has {len(cfg.leads)} leads")
+        if "leads" in ck and config is not None:
+            err = _representation_mismatch(path, ck["leads"], cfg)
+            if err:
+                raise ConfigError(err)
         sim = cls(cfg, comm, rho0=ck["rho"], spins0=ck["spins"],
-                  leads0=[ck[f"lead_{k}"] for k in range(n_leads)], **kw)
+                  leads0=_checkpoint_components(ck, None), **kw)
         sim.origin = f"checkpoint of {os.path.abspath(path)} (step {int(ck['step'])})"
         return sim
 
@@ -258,11 +278,13 @@ class Simulation:
             self.H.set_spins(S_loc)
         X = self.rhs.hamiltonian_times_rho(a)
         d = self.H.dist
-        rows = np.arange(d.n_local_rows)
+        rows = self._dev_rows
         e_el = allreduce(float(np.sum(X[rows, d.row_start + rows].real)), self.comm)
         n_el = allreduce(float(np.sum(lay.rho(a)[rows, d.row_start + rows].real)), self.comm)
         s_loc = spin_density_local(a, self._site_idx)
         s_all = gather_rows(s_loc, self.comm, root=root)
+        if s_all is not None:
+            s_all = s_all[self.extension.device_sites]
         S_all = gather_rows(S_loc.copy(), self.comm, root=root)
         extra = self.transport_observables(a)  # collective: before any return
         if s_all is None:
@@ -297,8 +319,9 @@ class Simulation:
             I, J = self.planes(rho)
             out["plane_current"] = np.atleast_1d(I)
             out["plane_spin_current"] = np.atleast_2d(J)
-        out["monolayer_polarization"] = monolayer_polarization(rho, self.device, self.H.dist,
-                                                               self.comm)
+        ext = self.extension
+        out["monolayer_polarization"] = monolayer_polarization(
+            rho, self.edevice, self.H.dist, self.comm)[ext.left:ext.left + ext.device_columns]
         if self.leads:
             out.update(self.lead_observables(a))
         if self.config.output.spin_balance:
@@ -315,7 +338,19 @@ class Simulation:
         positive when flowing from lead l into the device; the number of electrons (spin)
         entering per unit time is twice these (d N/dt = sum_l 2 Re Tr Pi_l).
         """
-        charge, spin = self.rhs.lead_currents(a)
+        bc, bs = self.rhs.lead_currents(a)        # per wide-band coupling
+        n = len(self.leads)
+        charge, spin = np.zeros(n), np.zeros((n, 3))
+        for i, b in enumerate(self.rhs.blocks):
+            if self._lead_planes[b.index] is None:   # a wide-band lead on the face
+                charge[b.index] += bc[i]
+                spin[b.index] += bs[i]
+        if self._interface_current is not None:
+            I, J = self._interface_current(self.layout.rho(a))
+            ks = [k for k, p in enumerate(self._lead_planes) if p is not None]
+            for j, k in enumerate(ks):
+                sign = self._lead_planes[k][1]
+                charge[k], spin[k] = sign * I[j], sign * J[j]
         return {"lead_current": charge, "lead_spin_current": spin,
                 "lead_mu": np.asarray(self.mu_of_t.value(self.time), float)}
 
@@ -573,11 +608,11 @@ class Simulation:
         if allreduce(self._nonfinite(True), self.comm, "max"):
             raise NumericalInstability(self._blowup_message())
         rho, S = self.state(root=0)
-        blocks = self.layout.leads_to_global(self.y, root=0)
+        blocks = self.layout.components_to_global(self.y, root=0)
         if writer is not None:
-            extra = {f"lead_{k}": b for k, b in enumerate(blocks)}
-            writer.checkpoint(rho, S, self.time, self.step_number, extra,
-                              t_output=self.units.time_from_internal(self.time))
+            writer.checkpoint(rho, S, self.time, self.step_number, blocks,
+                              t_output=self.units.time_from_internal(self.time),
+                              attrs={"leads": json.dumps(self.problem.describe())})
 
     def _open_output(self, path: str, overwrite: bool, restart: bool):
         """(lock, writer) for ``path``; the lock is taken before anything is read or written.
@@ -623,7 +658,7 @@ class Simulation:
             ck = bcast(ck, self.comm)
             if ck["fallback"] and rank0:
                 warnings.warn(f"{path}: {ck['fallback']}", RuntimeWarning, stacklevel=4)
-            blocks = [ck[f"lead_{k}"] for k in range(len(self.layout.lead_columns))]
+            blocks = _checkpoint_components(ck, self.layout.aux_names)
             self.set_state(ck["rho"], ck["spins"], float(ck["time"]), int(ck["step"]), blocks)
             self._pending = []
             if not rank0:
@@ -747,12 +782,85 @@ def _planes(device: Device, cfg: Config) -> tuple[int, ...]:
 
 
 def _make_leads(device: Device, cfg: Config) -> list:
+    """The leads of ``cfg`` from the one registry (operators.leads.LEAD_MODELS)."""
     if not cfg.leads:
         return []
-    from operators.leads import WideBandLead
+    from operators.leads import leads_from_config
 
-    return [WideBandLead(device, lc.side, lc.gamma, mu=lc.mu, temperature=lc.temperature,
-                         name=lc.name or None) for lc in cfg.leads]
+    return list(leads_from_config(device, cfg.leads))
+
+
+def _checkpoint_components(ck: dict, names) -> dict:
+    """{component name: array} of a checkpoint (files before the named components store
+    ``lead_k``, the k-th wide-band lead's Pi block, which is ``names[k]``)."""
+    skip = {"rho", "spins", "time", "step", "n_output", "t", "slot", "fallback", "config",
+            "petsc_options", "leads"}
+    out = {k: v for k, v in ck.items() if k not in skip and not k.startswith("lead_")}
+    legacy = sorted((k for k in ck if k.startswith("lead_") and k[5:].isdigit()),
+                    key=lambda k: int(k[5:]))
+    if legacy:
+        if names is None:
+            return {k: ck[k] for k in legacy}       # resolved by position in __init__
+        out.update({names[int(k[5:])]: ck[k] for k in legacy if int(k[5:]) < len(names)})
+    return out
+
+
+def _by_name(leads0, names) -> dict:
+    """Initial auxiliary components by name from a dict (by name, or legacy ``lead_k``) or a
+    list in layout order."""
+    if leads0 is None:
+        return {}
+    if isinstance(leads0, dict):
+        return {(names[int(k[5:])] if k.startswith("lead_") and k[5:].isdigit() else k): v
+                for k, v in leads0.items()}
+    return dict(zip(names, leads0))
+
+
+def _components_mismatch(leads0, comps, problem, n_orbitals, rho0) -> str | None:
+    """A one-line message if an initial state (rho0, leads0) does not fit this run's
+    components ``comps`` [(name, columns)], else None."""
+    if rho0 is not None and np.shape(rho0) != (n_orbitals, n_orbitals):
+        return (f"the initial state has rho of shape {np.shape(rho0)} but this run's electron "
+                f"problem has {n_orbitals} orbitals (device plus explicit lead sites): it "
+                f"belongs to other leads or another lead representation")
+    if leads0 is None:
+        return None
+    names = [n for n, _ in comps]
+    given = _by_name(leads0, names)
+    if set(given) != set(names):
+        return (f"the initial state has the lead components {sorted(given)} but this run "
+                f"needs {names}: another lead model or representation")
+    for (name, cols), c in zip(comps, problem.couplings):
+        have = np.shape(given[name])[1]
+        if have != cols:
+            lead = problem.leads[c.lead_index]
+            k = problem.leads.index(lead)
+            return (f"config key 'leads[{k}].n_poles' does not match the initial state: its "
+                    f"component '{name}' has {have} columns, this config needs {cols} "
+                    f"(n_poles x coupled orbitals); use the n_poles the state was computed with")
+    return None
+
+
+def _representation_mismatch(path: str, stored: str, cfg: Config) -> str | None:
+    """A message if the lead representations stored with a checkpoint differ from those of
+    ``cfg``."""
+    try:
+        old = json.loads(stored)
+    except (TypeError, ValueError):
+        return None
+    dev = device_from_config(cfg)
+    new = ElectronProblem(dev, _make_leads(dev, cfg)).describe()
+    if len(old) != len(new):
+        return (f"'{path}': its checkpoint has {len(old)} leads, the config {len(new)}")
+    for k, (a, b) in enumerate(zip(old, new)):
+        if a != b:
+            key = next(x for x in list(b) + [k for k in a if k not in b]
+                       if a.get(x) != b.get(x))
+            return (f"'{path}': lead '{b.get('lead')}' of the checkpoint has {key} = "
+                    f"{a.get(key)!r}, the config {b.get(key)!r} (model {a.get('model')!r}, "
+                    f"representation {a.get('representation')!r}): a state belongs to one lead "
+                    f"representation; use the checkpoint's lead keys or start from scratch")
+    return None
 
 
 def run(config: Config, output: str | None = None, **kw) -> dict:

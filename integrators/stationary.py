@@ -1,16 +1,38 @@
-"""Stationary state of an open junction for fixed spins and chemical potentials.
+"""Stationary and equilibrium states of an open junction for fixed spins and potentials.
 
-Setting d Pi_{l,p}/dt = 0 in Eq. (9) of paper 004 gives one linear solve per lead and pole,
+The electron problem (:class:`integrators.electrons.ElectronProblem`) couples to wide-band
+reservoirs c (a wide-band lead, or the absorbers of an extended lead) with diagonal Gamma_c on
+the orbitals I_c.  With H_eff = H + sum_l V_l P_l - i Gamma/2 (V_l: the bias shift of lead l's
+explicit sites P_l) and G(z) = (z - H_eff)^-1, setting d Pi_{c,p}/dt = 0 in Eq. (9) of paper
+004 gives one linear solve per coupling and pole,
 
-    (H - i Gamma/2 - chi_{l,p}^+) Pi_{l,p} = -(eta_p gamma_l / beta_l) E_l,
+    (H_eff - chi_{c,p}^+) Pi_{c,p} = -(eta_p / beta_c) Gamma_c E_c,   chi^+ = mu_c + i xi_p/beta_c
 
-with E_l the identity columns of the interface orbitals (PETSc KSP, LU with MUMPS, solved against
-the n_l columns only).  Setting d rho/dt = 0 in Eq. (4) then gives the Sylvester equation
+(E_c: the identity columns of I_c; PETSc KSP, LU with MUMPS).
 
-    H_eff rho - rho H_eff^dag = -i Q,   H_eff = H - i Gamma/2,
-    Q = sum_l [Gamma_l/2 + S_l E_l^T + E_l S_l^dag],   S_l = sum_p Pi_{l,p},
+**Equilibrium** (all reservoirs at one mu, beta and pole set).  Closing the energy integral of
+rho = int dE/2pi f(E) i [G^R - G^A] around the poles of the Padé Fermi function gives
 
-solved densely (scipy.linalg.solve_sylvester, O(N_s^3); fine up to a few thousand orbitals).
+    rho_eq = 1/2 + (1/beta) sum_p eta_p [G(chi_p) + G(chi_p)^dag],                  (pole sum)
+
+the exact fixed point of the equations of motion for the same poles.  It also fills the states
+that no reservoir reaches (bound states outside the lead bands, isolated sites, with Gamma = 0
+on them) by the Fermi function; the Sylvester equation below is singular there.
+
+**Bias.**  Setting d rho/dt = 0 in Eq. (4) gives the Sylvester equation
+
+    H_eff rho - rho H_eff^dag = -i Q,   Q = sum_c [Gamma_c/2 + S_c E_c^T + E_c S_c^dag],
+    S_c = sum_p Pi_{c,p}.
+
+It is solved for the difference from the pole-sum equilibrium rho_ref of a reference reservoir
+(the first lead's mu before the bias, its T and poles): rho = rho_ref + drho with H_eff drho - drho H_eff^dag =
+-i (Q - Q_ref), whose source is confined to the bias windows.  So states decoupled from every
+reservoir keep the reference occupation f_ref(E), the equilibrium they had before the bias
+(the convention for bound states under a bias: nothing can change their occupation), and the round-off of the dense solve (scipy.linalg.solve_sylvester, O(N_s^3); fine up
+to a few thousand orbitals) acts on the bias-window part only.  At zero bias rho = rho_ref
+exactly.  States that no reservoir reaches at all (decay rate < BOUND_RATE x max Gamma: bound
+states outside every band, isolated sites) make the Sylvester operator singular; they are
+split off by a sorted Schur form and keep the reference occupation (:func:`_sylvester`).
 """
 from __future__ import annotations
 
@@ -23,94 +45,278 @@ from petsc4py import PETSc
 
 from operators.hamiltonian import ElectronHamiltonian
 from operators.pade import PadePoles
-from toolkit.parallel import allgather_rows
+from toolkit.parallel import RowHermitianTranspose, allgather_rows
 
-__all__ = ["stationary_state"]
+from .electrons import ElectronProblem
+
+__all__ = ["stationary_state", "equilibrium_density", "effective_matrix", "partitioned_state"]
 
 
-def _effective_matrix(H: ElectronHamiltonian, leads: Sequence) -> PETSc.Mat:
-    """H - i Gamma/2 as a new AIJ matrix (same layout as H)."""
+def effective_matrix(H: ElectronHamiltonian, problem: ElectronProblem,
+                     shifts: Sequence[float] | None = None) -> PETSc.Mat:
+    """H + sum_l V_l P_l - i Gamma/2 as a new AIJ matrix (same layout as H); ``shifts``: V_l per
+    lead (default 0)."""
     A = H.mat.duplicate(copy=True)
     d = A.createVecLeft()
     d.set(0.0)
     r0, r1 = A.getOwnershipRange()
     arr = d.getArray()
-    for lead in leads:
-        I = np.asarray(lead.interface)
-        mine = I[(I >= r0) & (I < r1)]
-        arr[mine - r0] += -0.5j * lead.gamma
+    for c in problem.couplings:
+        I = np.asarray(c.interface)
+        mine = (I >= r0) & (I < r1)
+        arr[I[mine] - r0] += -0.5j * c.gamma[mine]
+    for k, sl in problem.shifts:
+        V = 0.0 if shifts is None else float(shifts[k])
+        a, b = max(sl.start, r0), min(sl.stop, r1)
+        if V != 0.0 and b > a:
+            arr[a - r0:b - r0] += V
     A.setDiagonal(d, addv=PETSc.InsertMode.ADD_VALUES)
     d.destroy()
     return A
 
 
-def stationary_state(H: ElectronHamiltonian, leads: Sequence, poles: PadePoles | Sequence,
-                     mu: Sequence[float] | None = None,
-                     prefix: str = "qcspin_stationary_") -> tuple[np.ndarray, list[np.ndarray]]:
-    """Local rows of the stationary rho (n_loc, N_s) and of each lead block Pi_l
-    (n_loc, N_p n_l, column p n_l + k) for the spins currently in ``H``.  Collective.
+class _Solver:
+    """LU (MUMPS) of A0 - z for a sequence of z, with dense right-hand sides.  Collective."""
 
-    ``mu``: chemical potentials of the leads (default ``lead.mu``).  KSP options can be changed
-    under ``-qcspin_stationary_`` (default: preonly + LU + MUMPS).
+    def __init__(self, A0: PETSc.Mat, prefix: str) -> None:
+        self.A0 = A0
+        self.A = A0.duplicate(copy=True)
+        self.ksp = PETSc.KSP().create(comm=A0.getComm())
+        self.ksp.setOptionsPrefix(prefix)
+        self.ksp.setType("preonly")
+        pc = self.ksp.getPC()
+        pc.setType("lu")
+        pc.setFactorSolverType("mumps")
+        self.ksp.setFromOptions()
+        self._z: complex | None = None
+
+    def solve(self, z: complex, rhs: PETSc.Mat, sol: PETSc.Mat) -> np.ndarray:
+        """Local rows of (A0 - z)^-1 rhs (the dense array of ``sol``)."""
+        if z != self._z:
+            self.A0.copy(self.A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+            self.A.shift(-z)
+            self.ksp.setOperators(self.A)
+            self.ksp.setUp()
+            self._z = z
+        self.ksp.getPC().getFactorMatrix().matSolve(rhs, sol)  # (KSPMatSolve: not in 3.18)
+        return sol.getDenseArray()
+
+    def destroy(self) -> None:
+        self.ksp.destroy()
+        self.A.destroy()
+
+
+def _unit_columns(comm, nloc: int, N: int, r0: int, cols: np.ndarray) -> PETSc.Mat:
+    """Dense (N x len(cols)) matrix with the identity columns ``cols`` (rows distributed)."""
+    m = PETSc.Mat().createDense([(nloc, N), (PETSc.DECIDE, len(cols))], comm=comm)
+    m.setUp()
+    a = m.getDenseArray()
+    a[...] = 0.0
+    mine = (cols >= r0) & (cols < r0 + nloc)
+    a[cols[mine] - r0, np.flatnonzero(mine)] = 1.0
+    m.assemble()
+    return m
+
+
+def _pole_sum(solver: _Solver, H: ElectronHamiltonian, mu: float, beta: float,
+              poles: PadePoles, keep: Sequence[np.ndarray] = ()):
+    """(local rows of rho_eq, [local rows of sum_p (eta_p/beta) G(chi_p)[:, cols] for cols in
+    ``keep``]) by the pole sum.  Collective."""
+    d, N, comm = H.dist, H.device.n_orbitals, H.comm
+    r0, nloc = d.row_start, d.n_local_rows
+    eye = _unit_columns(comm, nloc, N, r0, np.arange(N))
+    sol = eye.duplicate()
+    M = np.zeros((nloc, N), complex, order="F")
+    kept = [np.zeros((nloc, len(c)), complex) for c in keep]
+    try:
+        for xi, eta in zip(poles.xi, poles.eta):
+            chi = mu + 1j * xi / beta
+            X = solver.solve(chi, eye, sol)           # (A0 - chi)^-1 = -G(chi)
+            M -= eta * X
+            for out, cols in zip(kept, keep):
+                out -= (eta / beta) * X[:, cols]
+    finally:
+        eye.destroy()
+        sol.destroy()
+    Mh = np.empty_like(M)
+    if comm.getSize() > 1:
+        RowHermitianTranspose([(2 * a, 2 * b) for a, b in d.site_ranges], comm)(M, Mh)
+    else:
+        Mh[...] = M.conj().T
+    rho = (M + Mh) / beta
+    rho[np.arange(nloc), r0 + np.arange(nloc)] += 0.5
+    return rho, kept
+
+
+def equilibrium_density(H: ElectronHamiltonian, problem: ElectronProblem,
+                        poles: PadePoles, mu: float, temperature: float,
+                        shifts: Sequence[float] | None = None,
+                        prefix: str = "qcspin_stationary_") -> np.ndarray:
+    """Local rows (n_loc, N_s) of the grand-canonical equilibrium density matrix of the
+    electron problem at ``mu`` and ``temperature`` (pole sum over ``poles``, module docstring)
+    for the spins currently in ``H``.  Collective."""
+    A0 = effective_matrix(H, problem, shifts)
+    solver = _Solver(A0, prefix)
+    try:
+        rho, _ = _pole_sum(solver, H, mu, 1.0 / temperature, poles)
+    finally:
+        solver.destroy()
+        A0.destroy()
+    return rho
+
+
+def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem,
+                     poles: PadePoles | Sequence, mu: Sequence[float] | None = None,
+                     prefix: str = "qcspin_stationary_") -> tuple[np.ndarray, dict]:
+    """Local rows of the stationary rho (n_loc, N_s) and {component name: local rows of its
+    Pi block (n_loc, N_p n_c, column p n_c + k)} for the spins currently in ``H``.
+    Collective.
+
+    ``mu``: chemical potentials of the leads (default ``lead.mu``); a lead's explicit sites
+    shift with mu - lead.mu.  KSP options can be changed under ``-qcspin_stationary_``
+    (default: preonly + LU + MUMPS).
     """
     comm = H.comm
     N = H.device.n_orbitals
     d = H.dist
     r0, nloc = d.row_start, d.n_local_rows
-    mus = [l.mu for l in leads] if mu is None else list(mu)
-    A0 = _effective_matrix(H, leads)
-    A = A0.duplicate(copy=True)
-    ksp = PETSc.KSP().create(comm=comm)
-    ksp.setOptionsPrefix(prefix)
-    ksp.setType("preonly")
-    pc = ksp.getPC()
-    pc.setType("lu")
-    pc.setFactorSolverType("mumps")
-    ksp.setFromOptions()
+    leads = problem.leads
+    mus = [l.mu for l in leads] if mu is None else [float(m) for m in mu]
+    shifts = [m - l.mu for m, l in zip(mus, leads)]
+    per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(leads)
+    A0 = effective_matrix(H, problem, shifts)
+    solver = _Solver(A0, prefix)
     counts = np.array([2 * (b - a) for a, b in d.site_ranges])
-    blocks, S = [], []
+    blocks, S = {}, []
     try:
-        per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(leads)
-        for lead, m, lp in zip(leads, mus, per_lead):
-            I = np.asarray(lead.interface)
-            n = len(I)
-            beta = 1.0 / lead.temperature
-            rhs = PETSc.Mat().createDense([(nloc, N), (PETSc.DECIDE, n)], comm=comm)
-            rhs.setUp()
-            ra = rhs.getDenseArray()
-            ra[...] = 0.0
-            mine = (I >= r0) & (I < r0 + nloc)
-            ra[I[mine] - r0, np.flatnonzero(mine)] = 1.0
-            rhs.assemble()
+        for c in problem.couplings:
+            n = len(c.interface)
+            m, lp, beta = mus[c.lead_index], per_lead[c.lead_index], 1.0 / c.temperature
+            rhs = _unit_columns(comm, nloc, N, r0, np.asarray(c.interface))
             sol = rhs.duplicate()
             block = np.empty((nloc, lp.n_poles * n), complex, order="F")
             for p, (xi, eta) in enumerate(zip(lp.xi, lp.eta)):
-                chi = m + 1j * xi / beta
-                A0.copy(A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
-                A.shift(-chi)
-                ksp.setOperators(A)
-                ksp.setUp()
-                pc.getFactorMatrix().matSolve(rhs, sol)  # (KSPMatSolve is not wrapped in 3.18)
-                block[:, p * n:(p + 1) * n] = (-eta * lead.gamma / beta) * sol.getDenseArray()
+                X = solver.solve(m + 1j * xi / beta, rhs, sol)
+                block[:, p * n:(p + 1) * n] = ((-eta * c.gamma) / beta) * X
             rhs.destroy()
             sol.destroy()
-            blocks.append(block)
-            Sl = block.reshape((nloc, n, lp.n_poles), order="F").sum(axis=2)
-            S.append(allgather_rows(Sl, comm, counts, np.empty((N, n), complex)))
+            blocks[c.name] = block
+            S.append(block.reshape((nloc, n, lp.n_poles), order="F").sum(axis=2))
+        # the reference equilibrium: the reservoir of the first coupling before any bias
+        c0 = problem.couplings[0]
+        ref = (leads[c0.lead_index].mu, c0.temperature, per_lead[c0.lead_index])
+        same = all(mus[c.lead_index] == ref[0] and c.temperature == ref[1]
+                   and _same_poles(per_lead[c.lead_index], ref[2]) for c in problem.couplings)
+        keep = [] if same else [np.asarray(c.interface) for c in problem.couplings]
+        rho, S_ref = _pole_sum(solver, H, ref[0], 1.0 / ref[1], ref[2], keep)
     finally:
-        ksp.destroy()
-        A.destroy()
+        solver.destroy()
         A0.destroy()
-    Hd = H.to_dense()
-    gamma = np.zeros(N)
+    if same:
+        return rho, blocks
+    # bias: the Sylvester equation for rho - rho_ref (source in the bias window only)
     Q = np.zeros((N, N), complex)
-    for lead, Sl in zip(leads, S):
-        I = np.asarray(lead.interface)
-        gamma[I] += lead.gamma
-        Q[I, I] += 0.5 * lead.gamma
-        Q[:, I] += Sl
-        Q[I, :] += Sl.conj().T
-    Heff = Hd - 0.5j * np.diag(gamma)
-    rho = sla.solve_sylvester(Heff, -Heff.conj().T, -1j * Q)
-    rho = 0.5 * (rho + rho.conj().T)  # Hermitian to round-off
-    return rho[r0:r0 + nloc], blocks
+    gamma = np.zeros(N)
+    for c, Sc, Sr in zip(problem.couplings, S, S_ref):
+        D = allgather_rows(Sc - Sr * c.gamma, comm, counts, np.empty((N, len(c.interface)),
+                                                                         complex))
+        I = np.asarray(c.interface)
+        gamma[I] += c.gamma
+        Q[:, I] += D
+        Q[I, :] += D.conj().T
+    Heff = H.to_dense() - 0.5j * np.diag(gamma)
+    for k, sl in problem.shifts:
+        Heff[np.arange(sl.start, sl.stop), np.arange(sl.start, sl.stop)] += shifts[k]
+    drho = _sylvester(Heff, -1j * Q, BOUND_RATE * max(1.0, float(gamma.max(initial=0.0))))
+    drho = 0.5 * (drho + drho.conj().T)  # Hermitian to round-off
+    return rho + drho[r0:r0 + nloc], blocks
+
+
+#: states of H_eff decaying slower than this (x max(1, max Gamma)) count as decoupled from
+#: every reservoir (bound states, isolated sites): under a bias they keep the reference occupation
+BOUND_RATE = 1e-9
+
+
+def _sylvester(Heff: np.ndarray, C: np.ndarray, tol: float) -> np.ndarray:
+    """X with Heff X - X Heff^dag = C, except on the eigenstates of Heff with |Im lambda| < tol
+    (decoupled from every reservoir), where the operator is singular and X is set to 0 (their
+    occupation stays that of the reference equilibrium).
+
+    Without such states: scipy's Bartels-Stewart solve.  With them: the Schur form
+    Heff = Z T Z^dag with those eigenvalues first, T = [[T11, T12], [0, T22]], and the blocks
+    (2,2), (2,1), (1,2) of T X' - X' T^dag = Z^dag C Z solved in turn (each nonsingular:
+    the eigenvalues of T22 have Im < -tol), X'_11 = 0."""
+    T, Z, k = sla.schur(Heff, output="complex", sort=lambda z: abs(z.imag) < tol)
+    if k == 0:
+        return sla.solve_sylvester(Heff, -Heff.conj().T, C)
+    Cz = Z.conj().T @ C @ Z
+    T11, T12, T22 = T[:k, :k], T[:k, k:], T[k:, k:]
+    X = np.zeros_like(Cz)
+    if k < len(T):
+        X22 = sla.solve_sylvester(T22, -T22.conj().T, Cz[k:, k:])
+        X21 = sla.solve_sylvester(T22, -T11.conj().T, Cz[k:, :k] + X22 @ T12.conj().T)
+        X12 = sla.solve_sylvester(T11, -T22.conj().T, Cz[:k, k:] - T12 @ X22)
+        X[k:, k:], X[k:, :k], X[:k, k:] = X22, X21, X12
+    return Z @ X @ Z.conj().T
+
+
+def _same_poles(a: PadePoles, b: PadePoles) -> bool:
+    return a is b or (a.n_poles == b.n_poles and np.array_equal(a.xi, b.xi)
+                      and np.array_equal(a.eta, b.eta))
+
+
+class _Part:
+    """An ElectronProblem restricted to some of its couplings (same leads and shifts)."""
+
+    def __init__(self, problem: ElectronProblem, couplings) -> None:
+        self.leads, self.shifts, self.couplings = problem.leads, problem.shifts, list(couplings)
+
+
+def partitioned_state(H: ElectronHamiltonian, problem: ElectronProblem, poles,
+                      mu: Sequence[float] | None = None, *, empty: bool = False,
+                      prefix: str = "qcspin_stationary_") -> tuple[np.ndarray, dict]:
+    """Paper 000's initial state: device and leads disconnected, each in its own equilibrium
+    (stationary state) for t < 0, to be connected at t = 0.  Collective.
+
+    The bonds between explicit lead sites and the device are cut (the leads' explicit sites
+    with their absorbers relax to the stationary state at ``mu``), wide-band couplings on the
+    device's face are off (their Pi blocks 0), and the device holds the equilibrium of its own
+    H at the first lead's mu (before any bias) and T, or nothing (``empty``).  Returns local
+    rows of rho and {component: local rows of its Pi block} like :func:`stationary_state`.
+    """
+    import dataclasses
+
+    edev = problem.edevice
+    lead_layers = [i for i, n in enumerate(edev.layer_names) if n.startswith("lead:")]
+    in_lead = np.isin(edev.layer_of_site, lead_layers)
+    cut = in_lead[edev.bonds[:, 0]] != in_lead[edev.bonds[:, 1]]
+    hop = np.where(cut, 0.0, edev.hopping)
+    H0 = ElectronHamiltonian(dataclasses.replace(edev, hopping=hop), H.comm,
+                             prefix="qcspin_partitioned_")
+    try:
+        if H.device.n_spins:
+            H0.set_spins(np.asarray(edev.spins0)[H.dist.spin_start:H.dist.spin_stop])
+        face = {k for k, m in enumerate(problem.modes) if m.sites is None}
+        part = _Part(problem, [c for c in problem.couplings if c.lead_index not in face])
+        per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(
+            problem.leads)
+        d = H.dist
+        blocks = {c.name: np.zeros((d.n_local_rows, per_lead[c.lead_index].n_poles
+                                    * len(c.interface)), complex, order="F")
+                  for c in problem.couplings if c.lead_index in face}
+        if part.couplings:
+            rho, own = stationary_state(H0, part, per_lead, mu, prefix)
+            blocks.update(own)
+        else:
+            lead0 = problem.leads[0]
+            rho = equilibrium_density(H0, part, per_lead[0], lead0.mu, lead0.temperature,
+                                      prefix=prefix)
+    finally:
+        H0.destroy()
+    if empty:
+        ds = problem.ext.device_sites
+        rows = np.arange(d.n_local_rows) + d.row_start
+        dev_rows = (rows >= 2 * ds.start) & (rows < 2 * ds.stop)
+        rho[dev_rows, :] = 0.0
+        rho[:, 2 * ds.start:2 * ds.stop] = 0.0
+    return rho, {c.name: blocks[c.name] for c in problem.couplings}

@@ -40,7 +40,7 @@ def _local_csr(device: Device, dist: SiteDistribution, spins: np.ndarray):
         cols += [2 * b[:, 1] + s, 2 * b[:, 0] + s]
         vals += [-t, -t]
     diag = np.arange(2 * device.n_sites)
-    rows.append(diag), cols.append(diag), vals.append(np.full(len(diag), device.mu_bar))
+    rows.append(diag), cols.append(diag), vals.append(np.repeat(device.site_onsite, 2))
     j = device.spin_sites
     blk = sd_blocks(device.J_sd, spins)
     for k, (a, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
@@ -67,7 +67,7 @@ def dense_hamiltonian(device: Device, spins: np.ndarray | None = None) -> np.nda
     for s in (0, 1):
         H[2 * device.bonds[:, 0] + s, 2 * device.bonds[:, 1] + s] -= device.hopping
         H[2 * device.bonds[:, 1] + s, 2 * device.bonds[:, 0] + s] -= device.hopping
-    H[np.arange(N), np.arange(N)] += device.mu_bar
+    H[np.arange(N), np.arange(N)] += np.repeat(device.site_onsite, 2)
     j = device.spin_sites
     blk = sd_blocks(device.J_sd, spins)
     for k, (a, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
@@ -97,7 +97,9 @@ class ElectronHamiltonian:
         sl = slice(self.dist.spin_start, self.dist.spin_stop)
         self._jsd = np.asarray(device.J_sd[sl])
         self._half_jsd = 0.5 * self._jsd
-        self._mu4 = np.array([[device.mu_bar], [0.0], [0.0], [device.mu_bar]], complex)
+        on = device.site_onsite[device.spin_sites[sl]]     # the on-site energy of the s-d sites
+        self._mu4 = np.zeros((4, len(on)), complex)
+        self._mu4[0] = self._mu4[3] = on
         self._diag = self.mat.getDiagonalBlock() if self.comm.getSize() > 1 else self.mat
         self._pos = self._sd_positions(device.spin_sites[sl] - self.dist.site_start)
         self._lib = None

@@ -471,11 +471,12 @@ TB_CFG = {"lattice": {"size": [6, 3], "hopping": 1.0}, "leads": [
 
 def test_registry_and_config_agree():
     """operators.leads.LEAD_MODELS and toolkit.config.LEAD_MODEL_KEYS list the same models and
-    keys; only wide-band leads are integrable in time."""
+    keys; every model has a time-domain representation."""
     assert {m: c.config_keys for m, c in LEAD_MODELS.items()} == LEAD_MODEL_KEYS
     assert set(LEAD_COMMON_KEYS) == set(leads_mod.LEAD_COMMON_KEYS)
     assert all(c.model == m for m, c in LEAD_MODELS.items())
-    assert time_domain_models() == ("wide-band",) and set(time_domain_models()) <= set(LEAD_MODELS)
+    assert time_domain_models() == ("wide-band", "tight-binding")
+    assert LEAD_MODELS["tight-binding"].representations[0] == "extended"
 
 
 def test_tight_binding_config_parses_and_round_trips():
@@ -586,16 +587,6 @@ def test_cli_transport_with_tight_binding_leads(comm, mpi_tmp_path):
         count = np.sum(np.abs(E[:, None] - e_k) < 2, axis=1)
         assert len(E) == 16 and count.max() == 3 and count.min() == 0
         assert np.abs(theta - 2 * count).max() < 1e-10
-
-
-def test_run_refuses_leads_without_a_time_domain_representation(comm):
-    """qcspin run integrates only wide-band leads so far: a tight-binding lead is refused with
-    a one-line error naming the key, before anything is built."""
-    from integrators import Simulation
-    from toolkit.config import ConfigError
-
-    with pytest.raises(ConfigError, match=r"leads\[0\]\.model.*tight-binding.*qcspin transport"):
-        Simulation(config_from_dict(TB_CFG), comm)
 
 
 def test_bias_is_a_rigid_shift_of_the_lead():

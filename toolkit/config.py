@@ -145,13 +145,18 @@ class LeadConfig:
 
     * ``"wide-band"`` (paper 004, Eqs. 5-9): broadening ``gamma`` (> 0, required) on every
       spinor orbital of the face;
-    * ``"tight-binding"`` (paper 000 Sec. II, transport only): a semi-infinite continuation of
-      the lattice with ``hopping`` t_L (> 0; None: lattice.hopping), spin-independent on-site
-      energy ``onsite`` (None: 0) and ``coupling`` t_c to the face (> 0; None: t_L).
+    * ``"tight-binding"`` (paper 000 Sec. II): a semi-infinite continuation of the lattice
+      with ``hopping`` t_L (> 0; None: lattice.hopping), spin-independent on-site energy
+      ``onsite`` (None: 0) and ``coupling`` t_c to the face (> 0; None: t_L).  In the time
+      domain ``representation = "extended"``: ``sites`` explicit lead columns (None: 60), the
+      outermost ``absorbing`` (None: sites) of them coupled to reservoirs with the broadening
+      ``absorber_gamma`` (None: t_L) x (k/n)^``absorber_power`` (None: 4).
+
+    ``gamma`` is one number or a list of one value per spinor orbital of the face.
     """
 
     side: str
-    gamma: float | None = None
+    gamma: float | tuple[float, ...] | None = None
     mu: float = 0.0
     temperature: float = 0.025
     name: str = ""
@@ -160,12 +165,19 @@ class LeadConfig:
     onsite: float | None = None
     coupling: float | None = None
     n_poles: int | None = None   # Pade poles of this lead's Fermi function (None: electrons.n_poles)
+    representation: str | None = None
+    sites: int | None = None
+    absorbing: int | None = None
+    absorber_gamma: float | None = None
+    absorber_power: float | None = None
 
 
 #: ``[[leads]]`` keys of every model, and each model's own keys (operators.leads.LEAD_MODELS
 #: declares the same per class; tests/test_leads.py checks that they agree).
 LEAD_COMMON_KEYS = ("side", "mu", "temperature", "name", "model", "n_poles")
-LEAD_MODEL_KEYS = {"wide-band": ("gamma",), "tight-binding": ("hopping", "onsite", "coupling")}
+LEAD_MODEL_KEYS = {"wide-band": ("gamma",),
+                   "tight-binding": ("hopping", "onsite", "coupling", "representation", "sites",
+                                     "absorbing", "absorber_gamma", "absorber_power")}
 _LEAD_REQUIRED = {"wide-band": ("gamma",), "tight-binding": ()}
 
 
@@ -192,8 +204,11 @@ class ElectronsConfig:
     """Initial electron state: ``ground`` (lowest ``n_electrons`` levels, default half filling),
     ``fermi`` (Fermi-Dirac occupation f(eps) at ``temperature``, chemical potential 0; eps are
     eigenvalues of H including +mu_bar) or ``stationary`` (open junctions: the stationary state
-    of Eqs. 4, 9 for the initial spins and the leads' mu at t = 0).  ``auto``: ``stationary``
-    with leads, else ``ground``.  ``n_poles``: Padé poles of the lead Fermi functions."""
+    of Eqs. 4, 9 for the initial spins and the leads' mu at t = 0).  ``partitioned`` (paper
+    000's start): device and leads disconnected before t = 0, each in its own equilibrium (the
+    device at the first lead's mu and T), connected at t = 0; ``partitioned-empty``: the same
+    with an empty device.  ``auto``: ``stationary`` with leads, else ``ground``.
+    ``n_poles``: Padé poles of the lead Fermi functions (default of every lead)."""
 
     initial: str = "auto"
     n_electrons: int | None = None
@@ -401,7 +416,8 @@ def _electrons(d: Any) -> ElectronsConfig:
     kw: dict[str, Any] = {}
     if "initial" in d:
         kw["initial"] = _str("electrons.initial", d["initial"],
-                             ("auto", "ground", "fermi", "stationary"))
+                             ("auto", "ground", "fermi", "stationary", "partitioned",
+                              "partitioned-empty"))
     if "n_electrons" in d:
         kw["n_electrons"] = _int("electrons.n_electrons", d["n_electrons"], minimum=0)
     if "temperature" in d:
@@ -490,7 +506,7 @@ def _check_stiff(cfg: Config) -> None:
               f"to choose a TS type")
 
 
-def _leads(items: Any) -> tuple[LeadConfig, ...]:
+def _leads(items: Any, n_cross: int | None = None) -> tuple[LeadConfig, ...]:
     if not isinstance(items, list):
         _fail("leads", items, "expected an array of tables [[leads]]")
     out = []
@@ -513,13 +529,35 @@ def _leads(items: Any) -> tuple[LeadConfig, ...]:
         side = _str(f"{sec}.side", ld["side"], ("left", "right"))
         own: dict[str, Any] = {}
         if model == "wide-band":
-            own["gamma"] = _real(f"{sec}.gamma", ld["gamma"], positive=True)
+            g = ld["gamma"]
+            if isinstance(g, list):
+                if not g:
+                    _fail(f"{sec}.gamma", g, "expected a number > 0 or a list of one value "
+                          ">= 0 per spinor orbital of the face")
+                vals = tuple(_real(f"{sec}.gamma[{k}]", v, nonneg=True) for k, v in enumerate(g))
+                if n_cross is not None and len(vals) != 2 * n_cross:
+                    _fail(f"{sec}.gamma", g, f"expected {2 * n_cross} values (both spins of "
+                          f"the {n_cross} face sites, in site order) or one number")
+                if not any(vals):
+                    _fail(f"{sec}.gamma", g, "expected at least one value > 0")
+                own["gamma"] = vals
+            else:
+                own["gamma"] = _real(f"{sec}.gamma", g, positive=True)
         else:
-            for key in ("hopping", "coupling"):   # t_L, t_c > 0 (only t_c^2 enters)
-                if key in ld:
+            for key in ("hopping", "coupling", "absorber_gamma", "absorber_power"):
+                if key in ld:   # t_L, t_c > 0 (only t_c^2 enters)
                     own[key] = _real(f"{sec}.{key}", ld[key], positive=True)
             if "onsite" in ld:
                 own["onsite"] = _real(f"{sec}.onsite", ld["onsite"])
+            if "representation" in ld:
+                own["representation"] = _str(f"{sec}.representation", ld["representation"],
+                                             ("extended",))
+            for key in ("sites", "absorbing"):
+                if key in ld:
+                    own[key] = _int(f"{sec}.{key}", ld[key], minimum=1)
+            if own.get("absorbing", 0) > own.get("sites", 60):
+                _fail(f"{sec}.absorbing", own["absorbing"], f"expected at most sites = "
+                      f"{own.get('sites', 60)} (the outermost explicit columns absorb)")
         if "n_poles" in ld:
             own["n_poles"] = _n_poles(ld["n_poles"], f"{sec}.n_poles")
         out.append(LeadConfig(
@@ -620,7 +658,7 @@ def config_from_dict(d: dict) -> Config:
                 _fail(f"output.planes[{i}]", x, "each plane may be listed once")
     cfg = Config(
         lattice=lat, layers=layers, bonds=tuple(bonds), exchange=tuple(exch), field=B,
-        leads=_leads(d.get("leads", [])), bias=_bias(d.get("bias", {})),
+        leads=_leads(d.get("leads", []), n_cross), bias=_bias(d.get("bias", {})),
         electrons=_electrons(d.get("electrons", {})), time=_time(d.get("time", {})),
         solver=_solver(d.get("solver", {})),
         output=OutputConfig(spin_density=_bool("output.spin_density", out.get("spin_density", True)),
@@ -634,8 +672,9 @@ def config_from_dict(d: dict) -> Config:
         if sides != {"left", "right"}:
             _fail("bias.protocol", cfg.bias.protocol, "a bias needs a left and a right lead")
     _check_stiff(cfg)
-    if cfg.electrons.initial == "stationary" and not cfg.leads:
-        _fail("electrons.initial", "stationary", "the stationary state needs [[leads]]")
+    if cfg.electrons.initial in ("stationary", "partitioned", "partitioned-empty") \
+            and not cfg.leads:
+        _fail("electrons.initial", cfg.electrons.initial, "this initial state needs [[leads]]")
     n_sites = math.prod(lat.size)
     ne = cfg.electrons.n_electrons
     if ne is not None and ne > 2 * n_sites:
@@ -781,7 +820,8 @@ def config_warnings(cfg: Config) -> list[str]:
            f"non-magnetic sites with the lattice hopping; add a layer or check lattice.size"
            for a, b in _uncovered(cfg)]
     e, s, default = cfg.electrons, cfg.solver, ElectronsConfig()
-    stationary = e.initial == "stationary" or (e.initial == "auto" and bool(cfg.leads))
+    stationary = e.initial in ("stationary", "partitioned", "partitioned-empty") or (
+        e.initial == "auto" and bool(cfg.leads))
     if not cfg.leads:
         if e.n_poles != default.n_poles:
             out.append(f"electrons.n_poles = {e.n_poles} has no effect without [[leads]]")

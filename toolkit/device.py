@@ -15,7 +15,8 @@ import numpy as np
 from .config import (BondConfig, Config, ConfigError, ExchangeConfig, LatticeConfig, LayerConfig,
                      _fail, config_from_dict, config_to_dict)
 
-__all__ = ["Device", "DeviceBuilder", "device_from_config", "lattice_bonds"]
+__all__ = ["Device", "DeviceBuilder", "device_from_config", "lattice_bonds", "Extension",
+           "extend_device"]
 
 
 def lattice_bonds(size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +65,14 @@ class Device:
     J_ex: np.ndarray
     B: np.ndarray
     parameters: dict = field(default_factory=dict)
+    onsite: np.ndarray | None = None   # per-site on-site energy [E0]; None: mu_bar everywhere
+
+    @property
+    def site_onsite(self) -> np.ndarray:
+        """On-site energy of every site (n_sites,) [E0]: ``onsite`` or mu_bar."""
+        if self.onsite is not None:
+            return self.onsite
+        return np.full(self.n_sites, float(self.mu_bar))
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -261,3 +270,98 @@ def device_from_config(cfg: Config) -> Device:
         easy_axis=easy, damping=damp, frozen=frz, exchange_bonds=ex_bonds, J_ex=Jx[keep],
         B=np.asarray(cfg.field, float),
     )
+
+
+@dataclass(frozen=True)
+class Extension:
+    """Where the explicit lead columns of :func:`extend_device` sit in the extended device.
+
+    left, right    : explicit columns added on each side (0: none)
+    device_columns : Lx of the device;  cross : sites per column (Ly Lz)
+    offset         : sites before the device (left * cross): device site s is s + offset
+    """
+
+    left: int
+    right: int
+    device_columns: int
+    cross: int
+
+    @property
+    def offset(self) -> int:
+        return self.left * self.cross
+
+    @property
+    def device_sites(self) -> slice:
+        """The device's sites in the extended numbering (contiguous)."""
+        return slice(self.offset, self.offset + self.device_columns * self.cross)
+
+    def column(self, side: str, j: int) -> int:
+        """The x of column j of the lead on ``side`` (0: the device's face, j >= 1: the j-th
+        explicit column outward)."""
+        if side == "left":
+            return self.left - j
+        return self.left + self.device_columns - 1 + j
+
+    def lead_orbitals(self, side: str) -> slice:
+        """The spinor orbitals of the explicit columns on ``side`` (contiguous)."""
+        if side == "left":
+            return slice(0, 2 * self.offset)
+        a = 2 * (self.offset + self.device_columns * self.cross)
+        return slice(a, a + 2 * self.right * self.cross)
+
+
+def extend_device(device: Device, left=None, right=None) -> tuple[Device, Extension]:
+    """The device with explicit lead columns added on its left and/or right end (the electron
+    problem of a run with ``"extended"`` leads) and where they sit.
+
+    ``left``/``right``: None or an object with ``columns`` (>= 1), ``hopping`` (on the lead's
+    bonds, along x and across), ``onsite`` (spin independent) and ``coupling`` (on the x bonds
+    between the lead's first column and the device's face); e.g. operators.leads.ExtraSites.
+    The added sites form the layers ``lead:left`` / ``lead:right`` (no spins); the device's
+    sites, bonds, hoppings, on-site energies, spins and exchange are unchanged, its sites move
+    by ``Extension.offset``.  ``config`` stays the device's (it describes the physical device).
+    """
+    Ll = int(left.columns) if left is not None else 0
+    Lr = int(right.columns) if right is not None else 0
+    A = device.cross_section
+    Lx = device.size[0]
+    ext = Extension(Ll, Lr, Lx, A)
+    if Ll == 0 and Lr == 0:
+        return device, ext
+    size = (Lx + Ll + Lr,) + tuple(device.size[1:])
+    coords, bonds = lattice_bonds(size)
+    n = coords.shape[0]
+    o = ext.offset
+    x = coords[:, 0]
+    region = np.where(x < Ll, 0, np.where(x < Ll + Lx, 1, 2))   # 0 left lead, 1 device, 2 right
+    ra, rb = region[bonds[:, 0]], region[bonds[:, 1]]
+    hop = np.empty(len(bonds))
+    # device bonds keep their hopping (same pairs, shifted by o)
+    dev = (ra == 1) & (rb == 1)
+    nd = device.n_sites
+    old_key = device.bonds[:, 0].astype(np.int64) * nd + device.bonds[:, 1]
+    new_key = (bonds[dev, 0] - o).astype(np.int64) * nd + (bonds[dev, 1] - o)
+    pos = np.searchsorted(old_key, new_key)
+    if not np.array_equal(old_key[pos], new_key):   # pragma: no cover - lattice invariant
+        raise ValueError("extend_device: the device's bonds are not those of its lattice")
+    hop[dev] = device.hopping[pos]
+    onsite = np.empty(n)
+    onsite[o:o + nd] = device.site_onsite
+    names = list(device.layer_names)
+    layer = np.empty(n, dtype=np.int64)
+    layer[o:o + nd] = device.layer_of_site
+    for side, spec, r in (("left", left, 0), ("right", right, 2)):
+        if spec is None:
+            continue
+        inside = (ra == r) & (rb == r)
+        cross = ((ra == r) & (rb == 1)) | ((ra == 1) & (rb == r))
+        hop[inside] = float(spec.hopping)
+        hop[cross] = float(spec.coupling)
+        onsite[region == r] = float(spec.onsite)
+        layer[region == r] = len(names)
+        names.append(f"lead:{side}")
+    kw = dict(vars(device))
+    kw.update(size=size, coords=coords, bonds=bonds, hopping=hop, onsite=onsite,
+              layer_names=tuple(names), layer_of_site=layer,
+              spin_sites=np.asarray(device.spin_sites) + o)
+    return Device(**kw), ext

@@ -11,7 +11,9 @@ Layout (all written by rank 0; schema ``qcspin_format = 2``)::
     /angular_momentum (nt, 3)       sum_j S_j + sum_j s_j
     /electron_number (nt,)
     /device/...                     site coordinates, spin sites, layer names
-    /checkpoint/slot0, slot1        two complete checkpoints (rho, spins, lead_k), see below
+    /checkpoint/slot0, slot1        two complete checkpoints (rho, spins and every auxiliary
+                                    component by name, e.g. pi:left; attr leads: the lead
+                                    models and representations), see below
     /history (n_segments,)          one JSON text per run segment (start, restarts)
     root attrs: kind = "run", status, status_message, config (resolved TOML), petsc_options,
                 versions, units, time_unit, energy_unit, mpi_size, created, qcspin_format
@@ -364,9 +366,11 @@ class ResultFile:
         self.f.visititems(visit)
 
     def checkpoint(self, rho: np.ndarray, spins: np.ndarray, time: float, step: int,
-                   extra: dict[str, np.ndarray] | None = None, *, t_output: float | None = None
-                   ) -> None:
-        """Write a complete checkpoint into the spare slot and switch over to it atomically."""
+                   extra: dict[str, np.ndarray] | None = None, *, t_output: float | None = None,
+                   attrs: dict[str, str] | None = None) -> None:
+        """Write a complete checkpoint into the spare slot and switch over to it atomically.
+        ``extra``: the auxiliary state components by name; ``attrs``: text attributes of the
+        slot (e.g. ``leads``: the lead models and representations, JSON)."""
         g = self.f.require_group("checkpoint")
         _drop_legacy(g)
         cur = int(g.attrs.get("slot", 1))
@@ -389,6 +393,8 @@ class ResultFile:
             sums[name] = _crc(value)
         self.f.flush()
         _fsync(self.f)
+        for k, v in (attrs or {}).items():
+            s.attrs[k] = v
         t_out = float(time) if t_output is None else float(t_output)
         info = {"step": int(step), "time": float(time), "t": t_out, "n_output": int(self.n_output)}
         for k, v in info.items():
@@ -542,12 +548,16 @@ def _read_slot(s: h5py.Group, verify: bool) -> tuple[dict | None, str]:
                 return None, f"checksum of '{k}' does not match (damaged)"
     out.update({k: s.attrs[k] for k in ("time", "step", "n_output")})
     out["t"] = float(s.attrs.get("t", s.attrs["time"]))
+    if "leads" in s.attrs:
+        out["leads"] = _text(s.attrs["leads"])
     return out, ""
 
 
 def load_checkpoint(path: str, *, verify: bool = True) -> dict:
-    """The checkpoint of a result file: rho, spins, lead_k, time (internal units), t (file time
-    unit), step, n_output, config, petsc_options, slot.
+    """The checkpoint of a result file: rho, spins, the auxiliary components by name (``pi:<lead>``
+    ...; ``lead_k`` in older files), ``leads`` (their models and representations,
+    JSON), time (internal units), t (file time unit), step, n_output, config, petsc_options,
+    slot.
 
     The current slot is verified (sizes, step, CRC-32); if it is damaged the other slot is used
     and ``fallback`` in the result says why.  Raises :class:`ResultFileError` with a one-line

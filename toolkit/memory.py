@@ -63,15 +63,23 @@ def fmt_bytes(n: float) -> str:
 def estimate_memory(cfg, ranks: int = 1) -> MemoryEstimate:
     """Leading memory terms of a run of ``cfg`` on ``ranks`` MPI ranks."""
     n_sites = math.prod(cfg.lattice.size)
-    N = 2 * n_sites
     n_face = 2 * math.prod(cfg.lattice.size[1:])
+    cols = []      # per lead: orbitals it adds to the electron problem, columns of its Pi block
+    for lc in cfg.leads:
+        n_p = lc.n_poles or cfg.electrons.n_poles
+        if lc.model == "tight-binding":    # extended: explicit columns + absorbers
+            L = lc.sites or 60
+            cols.append((L * n_face, n_p * (lc.absorbing or L) * n_face))
+        else:
+            cols.append((0, n_p * n_face))
+    N = 2 * n_sites + sum(a for a, _ in cols)
     z = 16  # complex128
     rho = N * N * z
-    leads = sum(N * (lc.n_poles or cfg.electrons.n_poles) * n_face * z for lc in cfg.leads)
+    leads = sum(N * c * z for _, c in cols)
     initial = cfg.electrons.initial
     if initial == "auto":
         initial = "stationary" if cfg.leads else "ground"
-    if initial == "stationary":
+    if initial in ("stationary", "partitioned", "partitioned-empty"):
         work = STATIONARY_DENSE * rho
     elif cfg.electrons.eigensolver == "lapack" or (cfg.electrons.eigensolver == "auto"
                                                      and N <= DENSE_LIMIT):

@@ -1,0 +1,468 @@
+"""Finite-band tight-binding leads in the time domain: the "extended" representation (explicit
+lead sites, graded wide-band absorbers), the lead contract and the stationary/equilibrium
+states built on it.
+
+The device of the benchmarks is paper 000's 8-site spin-valve chain (3 moments along x, 2
+normal sites, 3 along z; hopping 1, -J_sd sigma.M with J_sd = 0.1, i.e. qcspin's
++J_sd/2 sigma.S with J_sd = -0.2; E_F = -1.6; T = 0.025852 = 300 K in eV).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from analysis.transport import landauer_current
+from integrators import Simulation
+from operators.hamiltonian import dense_hamiltonian
+from operators.leads import Lead, TightBindingLead, leads_from_config
+from toolkit.config import ConfigError, config_from_dict
+from toolkit.device import device_from_config, extend_device
+from toolkit.parallel import barrier
+
+T300 = 0.025852
+EF = -1.6
+V = 0.25
+
+
+def valve(L=20, *, n_poles=20, protocol="asymmetric", t_on=0.0, dt=0.1, t_end=1.0,
+          absorbing=None, lead_keys=None, layers=None, bonds=None):
+    lead = {"model": "tight-binding", "mu": EF, "temperature": T300, "sites": L,
+            "n_poles": n_poles, **(lead_keys or {})}
+    if absorbing is not None:
+        lead["absorbing"] = absorbing
+    return {
+        "lattice": {"size": [8], "hopping": 1.0},
+        "layers": layers or [
+            {"name": "P", "columns": [0, 3], "J_sd": -0.2, "spin": [1, 0, 0], "frozen": True},
+            {"name": "N", "columns": [3, 5]},
+            {"name": "F", "columns": [5, 8], "J_sd": -0.2, "spin": [0, 0, 1], "frozen": True}],
+        "bonds": bonds or [],
+        "leads": [dict(lead, side="left"), dict(lead, side="right")],
+        "bias": {"protocol": protocol, "V": V, "t_on": t_on},
+        "electrons": {"initial": "stationary"},
+        "time": {"dt": dt, "t_end": t_end, "output_every": 5, "checkpoint_every": 5},
+    }
+
+
+class _Extended(Lead):
+    """The self-energy the extended representation of ``lead`` puts on the face (for Landauer)."""
+
+    def __init__(self, lead: TightBindingLead) -> None:
+        super().__init__(lead.name, lead.interface, lead.mu, lead.temperature)
+        self.side, self.lead = lead.side, lead
+
+    def selfenergy(self, energy, params=None):
+        return self.lead.extended_selfenergy(energy)
+
+
+def _landauer(cfg: dict, comm, wrap=None, shift=V):
+    """Landauer current (Re Tr Pi convention) of ``cfg`` with the left lead shifted by
+    ``shift`` (band and mu), exact leads or ``wrap``-ped ones."""
+    c = config_from_dict(cfg)
+    dev = device_from_config(c)
+    left, right = leads_from_config(dev, c.leads)
+    left = left.shifted(shift)
+    if wrap is not None:
+        left, right = wrap(left), wrap(right)
+    return landauer_current(dev, (left, right), method="quad", comm=comm, rtol=1e-11,
+                            breakpoints=np.linspace(-2.0, 2.0, 41))
+
+
+# ---------------------------------------------------------------------------- the contract
+def test_extend_device_adds_lead_columns_and_keeps_the_device():
+    """The extended device's H: the device block is the device's H, the explicit columns are
+    a clean lattice with the lead's hopping and on-site energy, the coupling bonds carry t_c,
+    nothing else connects them (2D strip, both sides, different parameters)."""
+    cfg = config_from_dict({"lattice": {"size": [4, 2], "mu_bar": 0.3},
+                            "layers": [{"name": "A", "columns": [0, 2], "J_sd": 1.0,
+                                        "spin": [0, 1, 0]}, {"name": "B", "columns": [2, 4]}]})
+    dev = device_from_config(cfg)
+
+    class Spec:
+        def __init__(self, columns, hopping, onsite, coupling):
+            self.columns, self.hopping, self.onsite, self.coupling = (columns, hopping, onsite,
+                                                                      coupling)
+
+    edev, ext = extend_device(dev, Spec(3, 0.7, -0.2, 0.4), Spec(2, 1.3, 0.5, 0.9))
+    assert ext.offset == 6 and edev.n_sites == dev.n_sites + 10
+    H, He = dense_hamiltonian(dev), dense_hamiltonian(edev)
+    d = slice(2 * ext.offset, 2 * (ext.offset + dev.n_sites))
+    assert np.array_equal(He[d, d], H)
+    for side, spec, ncol in (("left", Spec(3, 0.7, -0.2, 0.4), 3),
+                             ("right", Spec(2, 1.3, 0.5, 0.9), 2)):
+        sl = ext.lead_orbitals(side)
+        blk = He[sl, sl]
+        assert np.allclose(np.diag(blk), spec.onsite)
+        n = ncol * 2      # sites of the explicit columns (cross-section 2)
+        ref = np.zeros((n, n))
+        for x in range(ncol):
+            for y in range(2):
+                i = x * 2 + y
+                if y == 0:
+                    ref[i, i + 1] = ref[i + 1, i] = -spec.hopping
+                if x + 1 < ncol:
+                    ref[i, i + 2] = ref[i + 2, i] = -spec.hopping
+        assert np.allclose(blk[0::2, 0::2] - np.diag(np.diag(blk[0::2, 0::2])), ref)
+        assert np.allclose(blk[0::2, 1::2], 0)
+        # coupling: only between the column next to the device and the face, x bonds, t_c
+        face = ext.column(side, 0)
+        lead_col = ext.column(side, 1)
+        sites_face = np.flatnonzero(edev.coords[:, 0] == face)
+        sites_lead = np.flatnonzero(edev.coords[:, 0] == lead_col)
+        C = He[np.ix_(2 * sites_lead, 2 * sites_face)]
+        assert np.allclose(C, -spec.coupling * np.eye(2))
+    # device orbitals couple to lead orbitals only through the face
+    L = ext.lead_orbitals("left")
+    assert np.count_nonzero(He[L, d][:, 4:]) == 0
+
+
+def test_lead_modes_of_each_model():
+    """A wide-band lead is one coupling on the face (its per-orbital Gamma); a tight-binding lead
+    is L explicit columns with the graded absorber on the outermost n (Gamma = g (k/n)^p)."""
+    c = config_from_dict(valve(L=12, absorbing=5, lead_keys={"absorber_gamma": 0.8,
+                                                              "absorber_power": 2}))
+    dev = device_from_config(c)
+    tb = leads_from_config(dev, c.leads)[0]
+    m = tb.time_domain()
+    assert (m.model, m.representation, m.sites.columns) == ("tight-binding", "extended", 12)
+    (cp,) = m.couplings
+    assert cp.columns == (8, 9, 10, 11, 12) and cp.name == "pi:left:absorber"
+    assert np.allclose(cp.gamma[::2], 0.8 * (np.arange(1, 6) / 5) ** 2)
+    wb_cfg = config_from_dict({"lattice": {"size": [3, 2]},
+                               "leads": [{"side": "left", "gamma": [1, 1, 0.5, 0.5]}]})
+    wb = leads_from_config(device_from_config(wb_cfg), wb_cfg.leads)[0]
+    mw = wb.time_domain()
+    assert mw.sites is None and mw.couplings[0].columns == (0,)
+    assert np.array_equal(mw.couplings[0].gamma, [1, 1, 0.5, 0.5])
+    with pytest.raises(ValueError, match="representation"):
+        tb.time_domain("lorentzian")
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"sites": 0}, r"leads\[0\]\.sites"),
+    ({"sites": 4, "absorbing": 5}, r"leads\[0\]\.absorbing"),
+    ({"absorber_gamma": -1}, r"leads\[0\]\.absorber_gamma"),
+    ({"representation": "lorentzian"}, r"leads\[0\]\.representation"),
+    ({"sites": 2.5}, r"leads\[0\]\.sites"),
+])
+def test_bad_extended_keys_are_refused(bad, match):
+    d = valve()
+    d["leads"][0].update(bad)
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(d)
+
+
+# ---------------------------------------------------------------------------- accuracy
+def test_absorber_error_falls_with_length(comm):
+    """Stationary current of the 8-site valve under 0.25 V, Landauer with the self-energy the
+    extended representation puts on the face vs the exact one: relative error 5e-6 with the
+    defaults (L = n = 60), falling with L (measured 7.9e-4, 1.6e-5, 4.7e-6, 2.2e-6 at
+    L = n = 20, 40, 60, 80, power 4; README table).  Both integrals to rtol 1e-11."""
+    exact = _landauer(valve(), comm).current
+    errs = []
+    for L in (20, 40, 60, 80):
+        d = valve(L=L)
+        errs.append(abs(_landauer(d, comm, _Extended).current / exact - 1))
+    assert errs[2] < 1e-5, errs            # the defaults meet the stated accuracy
+    assert errs[0] > errs[1] > errs[2] > errs[3], errs
+    d = valve()
+    for lead in d["leads"]:
+        del lead["sites"]
+    lead = leads_from_config(device_from_config(config_from_dict(d)),
+                             config_from_dict(d).leads)[0]
+    assert lead.sites == lead.absorbing == 60 and lead.absorber_power == 4.0
+
+
+def test_extended_stationary_state_is_exact_for_its_representation(comm):
+    """The biased stationary state (bias on before t = 0) is a fixed point of the right-hand
+    side (|F| < 1e-10: round-off of the LU solves and the Sylvester solve) and its lead
+    currents (on the lead-device bonds) are the Landauer current of the representation's own
+    self-energy to 1e-8 relative (Padé Fermi functions, N_p = 30, vs the exact ones in
+    Landauer), equal and opposite at the two leads, and within the absorber error of L = 20
+    (7.9e-4 measured) of the exact tight-binding lead."""
+    d = valve(L=20, n_poles=30, t_on=-1.0)
+    sim = Simulation(config_from_dict(d), comm)
+    try:
+        F = sim.y.duplicate()
+        sim.rhs(None, 0.0, sim.y, F)
+        assert F.norm(3) < 1e-10          # NORM_INFINITY
+        F.destroy()
+        obs = sim.observables(root=None)
+        I = obs["lead_current"]
+        assert I[0] == pytest.approx(-I[1], rel=1e-10)
+        own = _landauer(d, comm, _Extended).current
+        assert I[0] == pytest.approx(own, rel=1e-8)
+        exact = _landauer(d, comm).current
+        assert abs(I[0] / exact - 1) < 1e-3
+        # the explicit sites are not part of the device's observables
+        assert obs["spin_density"].shape == (8, 3)
+        assert obs["monolayer_polarization"].shape == (8, 3)
+        assert sim.state(root=None)[0].shape == (2 * (8 + 40),) * 2
+    finally:
+        sim.destroy()
+
+
+def test_equilibrium_fills_isolated_sites_by_the_fermi_function(comm):
+    """At zero bias the stationary state is the pole-sum equilibrium: a fixed point, no
+    current, and the density of two sites cut off from everything (zero hopping, as inside
+    paper 000's antiferromagnetic insulator) is sum_levels f(eps) (Padé Fermi function of
+    N_p = 30 poles vs the exact one: 1e-10), where the Sylvester equation is singular.  Under a
+    bias the isolated sites keep this occupation (the first lead's mu before the bias)."""
+    layers = [{"name": "A", "columns": [0, 3]},
+              {"name": "X", "columns": [3, 5], "J_sd": -0.6, "spin": [0, 0, 1], "frozen": True,
+               "hopping": 0.0},
+              {"name": "B", "columns": [5, 8]}]
+    bonds = [{"between": ["A", "X"], "hopping": 0.0}, {"between": ["X", "B"], "hopping": 0.0}]
+    f = expit(-np.array([-0.3, 0.3]) / T300)   # levels (up, down) = -/+ 0.3 at mu = 0
+    for t_on in (1e9, -1.0):
+        d = valve(L=10, n_poles=30, t_on=t_on, layers=layers, bonds=bonds)
+        for lead in d["leads"]:
+            lead["mu"] = 0.0
+        sim = Simulation(config_from_dict(d), comm)
+        try:
+            F = sim.y.duplicate()
+            sim.rhs(None, 0.0, sim.y, F)
+            assert F.norm(3) < 1e-10
+            F.destroy()
+            rho = sim.state(root=None)[0]
+            off = 2 * sim.extension.offset
+            for site in (3, 4):
+                blk = rho[off + 2 * site:off + 2 * site + 2, off + 2 * site:off + 2 * site + 2]
+                assert np.allclose(np.diag(blk).real, f, atol=1e-10)
+                assert abs(blk[0, 1]) < 1e-12
+            obs = sim.observables(root=None)
+            # the cut device carries no current, with or without bias
+            assert np.abs(obs["lead_current"]).max() < 1e-10
+            if t_on < 0:      # but the left half fills up to the left lead's raised mu
+                assert rho[off, off].real > 0.59
+        finally:
+            sim.destroy()
+
+
+def _closed_chain_currents(times, L=300, partitioned=False):
+    """Exact evolution of the closed chain lead(L) + valve + lead(L) after the left lead's
+    on-site energy steps by V at t = 0 (thermal state at E_F, T before), or (``partitioned``)
+    after the lead-valve bonds are switched on at t = 0 (thermal state of the three
+    disconnected pieces before): the currents into the valve at both ends (Re Tr Pi
+    convention: half the electron flow), and the initial state."""
+    n = L + 8 + L
+    N = 2 * n
+    H = np.zeros((N, N), complex)
+    i = np.arange(n - 1)
+    for s in (0, 1):
+        H[2 * i + s, 2 * i + 2 + s] = H[2 * i + 2 + s, 2 * i + s] = -1.0
+    sx, sz = np.array([[0, 1], [1, 0]]), np.diag([1.0, -1.0])
+    for k in range(8):
+        j = 2 * (L + k)
+        if k < 3:
+            H[j:j + 2, j:j + 2] += -0.1 * sx
+        if k >= 5:
+            H[j:j + 2, j:j + 2] += -0.1 * sz
+    H0 = H.copy()
+    if partitioned:
+        for a, b in ((2 * (L - 1), 2 * L), (2 * (L + 7), 2 * (L + 8))):
+            for s in (0, 1):
+                H0[a + s, b + s] = H0[b + s, a + s] = 0.0
+    w, U = np.linalg.eigh(H0)
+    rho0 = (U * expit(-(w - EF) / T300)) @ U.conj().T
+    if not partitioned:
+        H[np.arange(2 * L), np.arange(2 * L)] += V
+    w1, U1 = np.linalg.eigh(H)
+    R = U1.conj().T @ rho0 @ U1
+    a, b, a2, b2 = 2 * (L - 1), 2 * L, 2 * (L + 7), 2 * (L + 8)
+    out = []
+    for t in times:
+        ph = np.exp(-1j * w1 * t)
+        r1 = (U1[a:a + 2] * ph) @ R @ (U1[b:b + 2] * ph).conj().T
+        r2 = (U1[a2:a2 + 2] * ph) @ R @ (U1[b2:b2 + 2] * ph).conj().T
+        out.append((-np.trace(r1).imag, np.trace(r2).imag))
+    return np.array(out), rho0
+
+
+def test_transient_after_a_bias_step_matches_a_long_closed_chain(comm):
+    """Currents into the valve after a 0.25 V step of the left lead (band and mu), started
+    from the equilibrium at E_F: the extended representation against the exact evolution of
+    the closed chain with 300 explicit sites per lead, whose reflections return only at
+    t ~ 300.  Up to t = 30: max deviation 1.8e-4 with L = 20 and 8.6e-6 with L = 40 (N_p = 20,
+    dt = 0.1; 5.9e-7 with N_p = 30, dt = 0.05), i.e. the error falls with L; the currents
+    themselves are ~0.04."""
+    times = np.arange(0, 30.0001, 0.5)
+    ref = _closed_chain_currents(times)[0]
+    errs = []
+    for L in (20, 40):
+        sim = Simulation(config_from_dict(valve(L=L, t_end=30.0)), comm)
+        try:
+            cur = [sim.observables(root=None)["lead_current"].copy()]
+            for _ in times[1:]:
+                sim.step(5, record=False)
+                cur.append(sim.observables(root=None)["lead_current"].copy())
+        finally:
+            sim.destroy()
+        errs.append(np.abs(np.array(cur) - ref).max())
+    assert ref[:, 0].max() > 0.035                 # a real transient, not zeros
+    assert errs[1] < 2e-5 and errs[0] > 5 * errs[1], errs
+
+
+def test_partitioned_start_matches_a_long_closed_chain(comm):
+    """Paper 000's start: valve and leads disconnected before t = 0, each in its own
+    equilibrium at E_F, connected at t = 0 (no bias).  The valve block of the initial state is
+    the Fermi function of the valve's own H (1e-10: Padé N_p = 20 vs the exact f; measured
+    1.4e-11), it has no coherence with the leads, and the currents into the valve follow the
+    exact evolution of the partitioned closed chain (300 sites per lead) to 7.3e-4 (L = 20)
+    and 2.4e-5 (L = 40) up to t = 30; 'partitioned-empty' starts with an empty valve."""
+    times = np.arange(0, 30.0001, 0.5)
+    ref, rho_closed = _closed_chain_currents(times, partitioned=True)
+    errs = []
+    for L in (20, 40):
+        d = valve(L=L, t_end=30.0)
+        d["bias"] = {}
+        d["electrons"]["initial"] = "partitioned"
+        sim = Simulation(config_from_dict(d), comm)
+        try:
+            rho = sim.state(root=None)[0]
+            o = 2 * sim.extension.offset
+            dv = slice(o, o + 16)
+            assert np.abs(rho[dv, dv] - rho_closed[600:616, 600:616]).max() < 1e-10
+            assert np.abs(rho[dv, :o]).max() == 0 and np.abs(rho[dv, o + 16:]).max() == 0
+            cur = [sim.observables(root=None)["lead_current"].copy()]
+            for _ in times[1:]:
+                sim.step(5, record=False)
+                cur.append(sim.observables(root=None)["lead_current"].copy())
+        finally:
+            sim.destroy()
+        errs.append(np.abs(np.array(cur) - ref).max())
+    assert np.abs(ref).max() > 0.02
+    assert errs[0] < 1e-3 and errs[1] < 5e-5 and errs[0] > 10 * errs[1], errs
+    d = valve(L=6)
+    d["electrons"]["initial"] = "partitioned-empty"
+    sim = Simulation(config_from_dict(d), comm)
+    rho = sim.state(root=None)[0]
+    o = 2 * sim.extension.offset
+    assert np.abs(rho[o:o + 16, :]).max() == 0 and np.trace(rho).real > 1   # leads filled
+    sim.destroy()
+
+
+def test_partitioned_start_with_wide_band_leads(comm):
+    """With wide-band leads the partitioned start is the isolated device's equilibrium at the
+    first lead's mu and T (Padé vs exact Fermi function, 1e-10) and Pi = 0."""
+    d = {"lattice": {"size": [4]},
+         "layers": [{"name": "A", "columns": [0, 4], "J_sd": 1.0, "spin": [1, 0, 0]}],
+         "leads": [{"side": "left", "gamma": 1.0, "mu": 0.2, "temperature": 0.05},
+                   {"side": "right", "gamma": 1.0, "mu": 0.2, "temperature": 0.05}],
+         "electrons": {"initial": "partitioned", "n_poles": 30},
+         "time": {"dt": 0.1, "t_end": 1.0}}
+    cfg = config_from_dict(d)
+    sim = Simulation(cfg, comm)
+    try:
+        rho = sim.state(root=None)[0]
+        w, U = np.linalg.eigh(dense_hamiltonian(device_from_config(cfg)))
+        ref = (U * expit(-(w - 0.2) / 0.05)) @ U.conj().T
+        assert np.abs(rho - ref).max() < 1e-10
+        assert all(np.abs(b).max() == 0 for b in sim.layout.leads_to_global(sim.y, root=None))
+        sim.step(3, record=False)     # connected from t = 0: charge flows in
+        assert np.all(np.isfinite(sim.state(root=None)[0]))
+    finally:
+        sim.destroy()
+
+
+# ---------------------------------------------------------------------------- state files
+def test_restart_and_refusals_with_extended_leads(comm, mpi_tmp_path):
+    """A run with extended leads checkpoints its components by name with the representation,
+    restarts bitwise, and a state is refused by a run with another representation (other
+    'sites') with a one-line message naming the key."""
+    d = valve(L=8, n_poles=10, t_end=1.0)
+    out = os.path.join(mpi_tmp_path, "ext.h5")
+    ref_path = os.path.join(mpi_tmp_path, "ref.h5")
+    sim = Simulation(config_from_dict(d), comm)
+    sim.run(ref_path, progress=False)
+    ref = sim.state(root=None)[0]
+    sim.destroy()
+    sim = Simulation(config_from_dict(d), comm)
+    sim.run(out, progress=False, max_steps=4)
+    sim.destroy()
+    sim = Simulation(config_from_dict(d), comm)
+    sim.run(out, progress=False, restart=True)
+    assert np.array_equal(sim.state(root=None)[0], ref)
+    sim.destroy()
+    if comm.getRank() == 0:
+        with h5py.File(out, "r") as f:
+            g = f["checkpoint"][f"slot{f['checkpoint'].attrs['slot']}"]
+            assert {"pi:left:absorber", "pi:right:absorber"} <= set(g)
+            leads = json.loads(g.attrs["leads"])
+            assert leads[0]["representation"] == "extended" and leads[0]["sites"] == 8
+    barrier(comm)
+    other = valve(L=9, n_poles=10)
+    with pytest.raises(ConfigError, match=r"sites = 8.*9"):
+        Simulation.from_checkpoint(out, config_from_dict(other), comm)
+
+
+def test_legacy_checkpoint_names_still_restart(comm, mpi_tmp_path):
+    """Checkpoints of the previous release name the wide-band lead blocks lead_0, lead_1 (no
+    'leads' attribute): they still restart, bitwise like the named ones."""
+    d = {"lattice": {"size": [4]},
+         "layers": [{"name": "A", "columns": [0, 2], "J_sd": 1.0, "spin": [1, 0, 0]},
+                    {"name": "B", "columns": [2, 4], "J_sd": 1.0, "spin": [0, 0, 1]}],
+         "leads": [{"side": "left", "gamma": 1.0, "mu": 0.2},
+                   {"side": "right", "gamma": 0.5}],
+         "electrons": {"n_poles": 8},
+         "time": {"dt": 0.1, "t_end": 1.0, "output_every": 2, "checkpoint_every": 2}}
+    out = os.path.join(mpi_tmp_path, "old.h5")
+    sim = Simulation(config_from_dict(d), comm)
+    sim.run(out, progress=False, max_steps=4)
+    sim.destroy()
+    if comm.getRank() == 0:
+        with h5py.File(out, "r+") as f:
+            for s in ("slot0", "slot1"):
+                g = f["checkpoint"][s]
+                sums = json.loads(g.attrs["crc32"])
+                for k, name in enumerate(("pi:left", "pi:right")):
+                    g.move(name, f"lead_{k}")
+                    sums[f"lead_{k}"] = sums.pop(name)
+                g.attrs["crc32"] = json.dumps(sums)
+                del g.attrs["leads"]
+    barrier(comm)
+    sim = Simulation(config_from_dict(d), comm)
+    sim.run(out, progress=False, restart=True)
+    got = sim.state(root=None)[0]
+    sim.destroy()
+    sim = Simulation(config_from_dict(d), comm)
+    sim.run(None, progress=False)
+    assert np.array_equal(sim.state(root=None)[0], got)
+    sim.destroy()
+
+
+def test_per_orbital_wide_band_gamma(comm):
+    """A wide-band lead with Gamma given per orbital: uniform values give bitwise the scalar
+    run; non-uniform ones give the Landauer current of that Gamma (poles method, exact for
+    wide-band leads; Padé N_p = 30: 1e-9 relative)."""
+    base = {"lattice": {"size": [5]},
+            "layers": [{"name": "A", "columns": [0, 2], "J_sd": 1.0, "spin": [1, 0, 0],
+                        "frozen": True},
+                       {"name": "B", "columns": [2, 5], "J_sd": 1.0, "spin": [0, 1, 0],
+                        "frozen": True}],
+            "leads": [{"side": "left", "gamma": 0.8, "mu": 0.3},
+                      {"side": "right", "gamma": 1.0, "mu": -0.3}],
+            "electrons": {"n_poles": 30}, "time": {"dt": 0.1, "t_end": 1.0}}
+    vec = json.loads(json.dumps(base))
+    vec["leads"][0]["gamma"] = [0.8, 0.8]
+    runs = []
+    for d in (base, vec):
+        sim = Simulation(config_from_dict(d), comm)
+        sim.step(5, record=False)
+        runs.append(sim.state(root=None)[0])
+        sim.destroy()
+    assert np.array_equal(runs[0], runs[1])
+    vec["leads"][0]["gamma"] = [0.8, 0.3]         # spin-dependent coupling
+    cfg = config_from_dict(vec)
+    sim = Simulation(cfg, comm)
+    I = sim.observables(root=None)["lead_current"]
+    sim.destroy()
+    dev = device_from_config(cfg)
+    ref = landauer_current(dev, leads_from_config(dev, cfg.leads), method="poles", comm=comm)
+    assert I[0] == pytest.approx(ref.current, rel=1e-9)
+    assert I[1] == pytest.approx(-ref.current, rel=1e-9)
