@@ -45,6 +45,16 @@ from .rhs import ClosedRHS
 __all__ = ["OpenRHS", "LeadBlock"]
 
 
+def _runs(idx: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted distinct integers as maximal runs [a, b) of consecutive values."""
+    if not len(idx):
+        return []
+    cut = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts = np.concatenate([[0], cut])
+    stops = np.concatenate([cut, [len(idx)]])
+    return [(int(idx[a]), int(idx[b - 1]) + 1) for a, b in zip(starts, stops)]
+
+
 class LeadBlock:
     """Constants and work objects of one wide-band coupling (on one rank)."""
 
@@ -119,6 +129,9 @@ class OpenRHS(ClosedRHS):
             g[b.loc_rows] += b.g[b.loc_k]
         self.g_rows = np.flatnonzero(g)              # local rows on any interface
         self.g_half = 0.5 * g[self.g_rows][:, None]  # Gamma/2 on those rows
+        # the same as contiguous row ranges (faces and absorbers are slabs of orbitals):
+        # slices of the column-major blocks, no fancy-indexed copies
+        self.g_slices = [(slice(a, b_), 0.5 * g[a:b_, None]) for a, b_ in _runs(self.g_rows)]
         self.mu0 = np.array([l.mu for l in leads], float)
         mus = self.mu0.copy()
         self.mu_of_t = mu_of_t or (lambda t: mus)
@@ -161,10 +174,14 @@ class OpenRHS(ClosedRHS):
         mu = self.mu_of_t(t)
         for b in self.blocks:
             B, fB = lay.view(x, b.name), lay.view(f, b.name)
-            Y = self.lead_product(b, x)
+            Y = self.lead_product(b, x)                # scratch: overwritten below
             np.multiply(Y, -1j, out=fB)
-            fB[self.g_rows] -= self.g_half * B[self.g_rows]
-            fB += B * (1j * mu[b.index] + (b.decay if decay else 0.0))
+            for sl, gh in self.g_slices:               # -Gamma/2 Pi on the coupled rows
+                Bs = B[sl]
+                np.multiply(Bs, gh, out=Y[sl])
+                fB[sl] -= Y[sl]
+            np.multiply(B, 1j * mu[b.index] + (b.decay if decay else 0.0), out=Y)
+            fB += Y
             fB[b.src_rows, b.src_cols] += b.src_vals
             C = self.lead_matrix(b, rho, B)
             frho[:, b.I] += C

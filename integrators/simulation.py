@@ -308,6 +308,18 @@ class Simulation:
             "energy/sd": np.float64(terms["sd"]),
         }
         out.update(extra)
+        return self._rates_to_file_units(out)
+
+    def _rates_to_file_units(self, out: dict) -> dict:
+        """Currents and other rates (units 1/time, hbar/time) from per internal time unit
+        (hbar/E0) to per time unit of the config (eV-fs: per fs; natural: unchanged)."""
+        from toolkit.io import SERIES
+
+        if self.units.hbar == 1.0:
+            return out
+        for k, v in out.items():
+            if SERIES.get(k, ("",))[0] in ("1/time", "hbar/time"):
+                out[k] = np.asarray(v) / self.units.hbar
         return out
 
     def transport_observables(self, a: np.ndarray) -> dict[str, np.ndarray]:
@@ -612,7 +624,8 @@ class Simulation:
         if writer is not None:
             writer.checkpoint(rho, S, self.time, self.step_number, blocks,
                               t_output=self.units.time_from_internal(self.time),
-                              attrs={"leads": json.dumps(self.problem.describe())})
+                              attrs={"leads": json.dumps(_lead_attrs(self.problem,
+                                                                     self.config))})
 
     def _open_output(self, path: str, overwrite: bool, restart: bool):
         """(lock, writer) for ``path``; the lock is taken before anything is read or written.
@@ -841,6 +854,13 @@ def _components_mismatch(leads0, comps, problem, n_orbitals, rho0) -> str | None
     return None
 
 
+def _lead_attrs(problem: ElectronProblem, cfg: Config) -> list[dict]:
+    """Per lead: model, representation, its parameters and the Padé pole count (stored with
+    every checkpoint)."""
+    return [dict(d, n_poles=lc.n_poles or cfg.electrons.n_poles)
+            for d, lc in zip(problem.describe(), cfg.leads)]
+
+
 def _representation_mismatch(path: str, stored: str, cfg: Config) -> str | None:
     """A message if the lead representations stored with a checkpoint differ from those of
     ``cfg``."""
@@ -849,17 +869,18 @@ def _representation_mismatch(path: str, stored: str, cfg: Config) -> str | None:
     except (TypeError, ValueError):
         return None
     dev = device_from_config(cfg)
-    new = ElectronProblem(dev, _make_leads(dev, cfg)).describe()
+    new = _lead_attrs(ElectronProblem(dev, _make_leads(dev, cfg)), cfg)
     if len(old) != len(new):
         return (f"'{path}': its checkpoint has {len(old)} leads, the config {len(new)}")
     for k, (a, b) in enumerate(zip(old, new)):
         if a != b:
             key = next(x for x in list(b) + [k for k in a if k not in b]
                        if a.get(x) != b.get(x))
-            return (f"'{path}': lead '{b.get('lead')}' of the checkpoint has {key} = "
-                    f"{a.get(key)!r}, the config {b.get(key)!r} (model {a.get('model')!r}, "
-                    f"representation {a.get('representation')!r}): a state belongs to one lead "
-                    f"representation; use the checkpoint's lead keys or start from scratch")
+            return (f"config key 'leads[{k}].{key}' = {b.get(key)!r} is not allowed with the "
+                    f"state of '{path}': its lead '{b.get('lead')}' has {key} = {a.get(key)!r} "
+                    f"(model {a.get('model')!r}, representation {a.get('representation')!r}); a "
+                    f"state belongs to one lead representation: use the checkpoint's value or "
+                    f"start from scratch")
     return None
 
 

@@ -397,7 +397,7 @@ def test_restart_and_refusals_with_extended_leads(comm, mpi_tmp_path):
             assert leads[0]["representation"] == "extended" and leads[0]["sites"] == 8
     barrier(comm)
     other = valve(L=9, n_poles=10)
-    with pytest.raises(ConfigError, match=r"sites = 8.*9"):
+    with pytest.raises(ConfigError, match=r"leads\[0\]\.sites. = 9.*sites = 8"):
         Simulation.from_checkpoint(out, config_from_dict(other), comm)
 
 
@@ -466,3 +466,73 @@ def test_per_orbital_wide_band_gamma(comm):
     ref = landauer_current(dev, leads_from_config(dev, cfg.leads), method="poles", comm=comm)
     assert I[0] == pytest.approx(ref.current, rel=1e-9)
     assert I[1] == pytest.approx(-ref.current, rel=1e-9)
+
+
+def test_currents_are_per_time_unit_of_the_config(comm):
+    """In eV-fs units every current is per fs (the internal unit is hbar/eV = 0.658 fs): the
+    same junction in natural units (E0 = 1 eV) and in eV-fs gives lead and plane currents that
+    differ by exactly the factor hbar = 0.6582119569 eV fs (1e-12), so a file's '1/(fs)' label
+    is true."""
+    from toolkit.units import HBAR_EV_FS
+
+    d = valve(L=6, n_poles=10, t_on=-1.0)
+    d["output"] = {"planes": [3], "spin_balance": True}
+    obs = []
+    for units in ("natural", "eV-fs"):
+        d["units"] = units
+        sim = Simulation(config_from_dict(d), comm)
+        obs.append(sim.observables(root=None))
+        sim.destroy()
+    for key in ("lead_current", "lead_spin_current", "plane_current", "plane_spin_current"):
+        assert np.allclose(obs[1][key] * HBAR_EV_FS, obs[0][key], rtol=1e-12, atol=1e-15), key
+    assert abs(obs[0]["lead_current"][0]) > 1e-3
+
+
+def test_equilibrium_with_bound_states_matches_the_exact_lead(comm):
+    """A strongly magnetic site (J_sd = 8: levels at -/+ 4, outside the leads' band [-2, 2])
+    binds states below and above the band.  The stationary state at zero bias is the pole sum,
+    a fixed point of the equations of motion (1e-10), and its device block equals the
+    pole-sum equilibrium with the *exact* tight-binding self-energy, written here with dense
+    NumPy, within the absorber error at the complex pole energies (measured 6e-4, 3.4e-6,
+    1.3e-8, 2.2e-9 for L = 15, 30, 60, 90), the bound states included (the Sylvester equation
+    cannot fill them)."""
+    from operators.pade import pade_poles
+
+    layers = [{"name": "A", "columns": [0, 2]},
+              {"name": "X", "columns": [2, 3], "J_sd": 8.0, "spin": [0, 0, 1], "frozen": True},
+              {"name": "B", "columns": [3, 5]}]
+    errs = []
+    for L in (30, 60):
+        d = valve(L=L, n_poles=30, t_on=1e9, layers=layers)
+        d["lattice"]["size"] = [5]
+        cfg = config_from_dict(d)
+        sim = Simulation(cfg, comm)
+        try:
+            F = sim.y.duplicate()
+            sim.rhs(None, 0.0, sim.y, F)
+            assert F.norm(3) < 1e-10
+            F.destroy()
+            rho = sim.state(root=None)[0]
+            o = 2 * sim.extension.offset
+            rho_dev = rho[o:o + 10, o:o + 10]
+        finally:
+            sim.destroy()
+        dev = device_from_config(cfg)
+        left, right = leads_from_config(dev, cfg.leads)
+        H = dense_hamiltonian(dev)
+        poles, beta = pade_poles(30), 1.0 / T300
+        ref = 0.5 * np.eye(10, dtype=complex)
+        for xi, eta in zip(poles.xi, poles.eta):
+            z = EF + 1j * xi / beta
+            A = z * np.eye(10) - H
+            A[:2, :2] -= left.selfenergy(z)
+            A[-2:, -2:] -= right.selfenergy(z)
+            G = np.linalg.inv(A)
+            ref += (eta / beta) * (G + G.conj().T)
+        errs.append(np.abs(rho_dev - ref).max())
+    assert errs[0] < 1e-5 and errs[1] < 1e-7, errs
+    # the bound state below the band is (nearly) full, the one above it empty
+    w, U = np.linalg.eigh(H)
+    assert w[0] < -2 and w[-1] > 2
+    assert (U[:, 0].conj() @ ref @ U[:, 0]).real > 0.5
+    assert (U[:, -1].conj() @ ref @ U[:, -1]).real < 1e-3   # (device-only eigenvector)
