@@ -165,6 +165,14 @@ def _parse_range(text: str) -> np.ndarray:
     return parse(text)
 
 
+def _num(v) -> str:
+    """A number as %g, a per-orbital list as its range."""
+    if np.ndim(v):
+        v = np.asarray(v, float)
+        return f"{v.min():g}..{v.max():g} (per orbital)"
+    return f"{v:g}"
+
+
 def _lead_table(setup: TransportLeads) -> list[dict]:
     return [{"name": l.name, **l.describe(), "mu": m0, "mu_biased": l.mu,
              "temperature": l.temperature} for l, m0 in zip(setup.leads, setup.mu0)]
@@ -229,14 +237,15 @@ def cmd_transport(args) -> int:
              "mpi_size": comm.getSize(), "qcspin_format": FORMAT_VERSION, "kind": "transport"}
     for key, lead in (("gamma_l", left), ("gamma_r", right)):
         if lead.model == "wide-band":
-            attrs[key] = lead.gamma
+            attrs[key] = (float(lead.gamma) if np.ndim(lead.gamma) == 0
+                          else lead.gamma_diagonal().tolist())
     path = save_results(out, d, attrs, comm=comm, overwrite=True)
     if rank0:
         print(f"qcspin transport: {cfg.name}: N_s = {dev.n_orbitals}, {len(res.energies)} "
               f"energies ({res.method}); max theta {res.theta.max():.6g}")
         bias = (f", bias {setup.protocol} V = {setup.V:g}" if setup.protocol != "none" else "")
         print(f"  leads ({setup.source}{bias}): " + "; ".join(
-            f"{l.name}: " + ", ".join(f"{k} {v:g}" for k, v in l.describe().items()
+            f"{l.name}: " + ", ".join(f"{k} {_num(v)}" for k, v in l.describe().items()
                                       if k not in ("model", "side")) + f" ({l.model}), "
             f"mu {l.mu:g}, T {l.temperature:g}"
             for l in setup.leads))

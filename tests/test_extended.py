@@ -536,3 +536,26 @@ def test_equilibrium_with_bound_states_matches_the_exact_lead(comm):
     assert w[0] < -2 and w[-1] > 2
     assert (U[:, 0].conj() @ ref @ U[:, 0]).real > 0.5
     assert (U[:, -1].conj() @ ref @ U[:, -1]).real < 1e-3   # (device-only eigenvector)
+
+
+def test_run_file_of_a_device_without_spins(comm, mpi_tmp_path):
+    """A junction without classical spins (spins of shape (0, 3)) writes its records and
+    checkpoints and restarts (zero-size datasets need unlimited axes and a CRC of no bytes)."""
+    d = {"lattice": {"size": [4, 2]},
+         "leads": [{"side": "left", "gamma": [1.0, 1.0, 0.5, 0.5], "mu": 0.3},
+                   {"side": "right", "gamma": 1.0}],
+         "electrons": {"n_poles": 8},
+         "time": {"dt": 0.1, "t_end": 0.4, "output_every": 2, "checkpoint_every": 2}}
+    out = os.path.join(mpi_tmp_path, "nospin.h5")
+    sim = Simulation(config_from_dict(d), comm)
+    sim.run(out, progress=False)
+    sim.destroy()
+    d["time"]["t_end"] = 0.8
+    sim = Simulation(config_from_dict(d), comm)
+    res = sim.run(out, progress=False, restart=True)
+    sim.destroy()
+    assert res["status"] == "finished" and res["steps"] == 8
+    if comm.getRank() == 0:
+        with h5py.File(out, "r") as f:
+            assert f["spins"].shape == (5, 0, 3) and f["time"].shape == (5,)
+    barrier(comm)

@@ -187,6 +187,14 @@ def cmd_run(args) -> int:
             f"{sim.units.time}" + (" (initial; adaptive)" if sim.adaptive else "")
             + f", t_end = {cfg.time.t_end:g}")
         say(f"  memory: {sim.memory.summary()}")
+        if sim.problem.extended:
+            n_x = sim.edevice.n_orbitals - sim.device.n_orbitals
+            say(f"  leads: " + "; ".join(
+                f"{m.lead}: {m.model}, {m.representation}"
+                + (f", {m.sites.columns} explicit columns" if m.sites is not None else "")
+                for m in sim.problem.modes)
+                + f" (electron problem N_s = {sim.edevice.n_orbitals}: {n_x} lead orbitals; "
+                  f"observables on the device's {sim.device.n_orbitals})")
         if sim.adaptive:
             rtol, atol = sim.ts.getTolerances()
             say(f"  adaptive step: rtol = {rtol:g}, atol = {atol:g}")
@@ -235,7 +243,11 @@ def _print_info(args, st) -> None:
         lat = c.get("lattice", {})
         t = c.get("time", {})
         layers = ", ".join(f"{l.get('name')} {l.get('columns')}" for l in c.get("layers", []))
-        leads = ", ".join(f"{l.get('name') or l.get('side')}" for l in c.get("leads", []))
+        leads = ", ".join(
+            f"{l.get('name') or l.get('side')} ({l.get('model', 'wide-band')}"
+            + (f", {l.get('representation', 'extended')} L = {l.get('sites', 60)}"
+               if l.get("model") == "tight-binding" else "") + ")"
+            for l in c.get("leads", []))
         print(f"  config: {c.get('name', '')!r}, lattice {lat.get('size')}, layers {layers or '-'}, leads "
               f"{leads or 'none'}, dt = {t.get('dt')}, t_end = {t.get('t_end')} "
               f"{st['units']}, bias {c.get('bias', {}).get('protocol', 'none')}")

@@ -336,9 +336,14 @@ class ResultFile:
             if name not in self.f:
                 unit, desc = SERIES.get(name, ("", ""))
                 chunk = max(1, min(256, 2 ** 20 // max(1, value.nbytes)))
+                # (a zero-size axis, e.g. the spins of a device without any: (0, 3), needs an
+                # unlimited max shape there, since a chunk may not exceed a fixed axis)
                 ds = self.f.create_dataset(name, shape=(0,) + value.shape, dtype=value.dtype,
-                                           maxshape=(None,) + value.shape,
-                                           chunks=(chunk,) + value.shape, fletcher32=True)
+                                           maxshape=(None,) + tuple(n or None
+                                                                    for n in value.shape),
+                                           chunks=(chunk,) + tuple(max(1, n) for n in
+                                                                   value.shape),
+                                           fletcher32=True)
                 ds.attrs["units"] = self._unit(unit)
                 ds.attrs["description"] = desc
                 if name == "time":
@@ -472,7 +477,8 @@ def _text(v) -> str:
 
 
 def _crc(a: np.ndarray) -> int:
-    return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"))
+    return zlib.crc32(np.ascontiguousarray(a).tobytes() if a.size == 0
+                      else memoryview(np.ascontiguousarray(a)).cast("B"))
 
 
 def _fsync(f: h5py.File) -> None:
