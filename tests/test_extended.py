@@ -559,3 +559,59 @@ def test_run_file_of_a_device_without_spins(comm, mpi_tmp_path):
         with h5py.File(out, "r") as f:
             assert f["spins"].shape == (5, 0, 3) and f["time"].shape == (5,)
     barrier(comm)
+
+
+def test_extended_leads_on_a_2d_strip(comm):
+    """Extended leads with the device's cross-section (a 5 x 2 strip: two transverse channels
+    per spin): the biased stationary state is a fixed point whose lead currents equal Landauer
+    with the representation's own self-energy (transverse modes, 1e-8) and the exact lead
+    within its absorber error (measured 7.4e-3, 1.2e-4, 5.6e-6 for L = 20, 40, 60: the upper
+    transverse band starts 0.35 below this bias window, slow electrons), and the spin
+    continuity over the whole electron problem (moving spins, absorber inflow included) holds
+    to 1e-12."""
+    d = {"lattice": {"size": [5, 2], "hopping": 1.0},
+         "layers": [{"name": "A", "columns": [0, 2], "J_sd": 0.8, "spin": [1, 0, 0],
+                     "J_ex": -0.3},
+                    {"name": "B", "columns": [2, 5], "J_sd": 0.8, "spin": [0, 1, 1]}],
+         "leads": [{"side": "left", "model": "tight-binding", "mu": -0.5, "sites": 20,
+                    "n_poles": 20, "temperature": 0.05},
+                   {"side": "right", "model": "tight-binding", "mu": -0.5, "sites": 20,
+                    "n_poles": 20, "temperature": 0.05, "coupling": 0.8}],
+         "bias": {"protocol": "symmetric", "V": 0.3, "t_on": -1.0},
+         "output": {"spin_balance": True},
+         "time": {"dt": 0.1, "t_end": 1.0}}
+    cfg = config_from_dict(d)
+    sim = Simulation(cfg, comm)
+    try:
+        F = sim.y.duplicate()
+        sim.rhs.nonstiff(None, 0.0, sim.y, F)
+        rho_part = sim.layout.rho(F.getArray(readonly=True))
+        # rho is stationary (spins move: their own part of F is not 0)
+        assert allreduce_max(np.abs(rho_part).max(), comm) < 1e-10
+        F.destroy()
+        obs = sim.observables(root=None)
+        assert np.abs(obs["spin_balance_residual"]).max() < 1e-12
+    finally:
+        sim.destroy()
+    dev = device_from_config(cfg)
+    left, right = leads_from_config(dev, cfg.leads)
+    args = dict(method="quad", comm=comm, rtol=1e-10, breakpoints=np.linspace(-3, 3, 61))
+    own = landauer_current(dev, (_Extended(left.shifted(0.15)), _Extended(right.shifted(-0.15))),
+                           **args).current
+    exact = landauer_current(dev, (left.shifted(0.15), right.shifted(-0.15)), **args).current
+    I = obs["lead_current"]
+    assert I[0] == pytest.approx(own, rel=1e-8) and I[1] == pytest.approx(-own, rel=1e-8)
+    assert abs(I[0] / exact - 1) < 1e-2
+    errs = []
+    for L in (40, 60):
+        lw, rw = (lead.replace(sites=L, absorbing=L) for lead in (left, right))
+        errs.append(abs(landauer_current(dev, (_Extended(lw.shifted(0.15)),
+                                              _Extended(rw.shifted(-0.15))), **args).current
+                        / exact - 1))
+    assert errs[0] < 3e-4 and errs[1] < 1e-5, errs
+
+
+def allreduce_max(x, comm):
+    from toolkit.parallel import allreduce
+
+    return allreduce(float(x), comm, "max")
