@@ -66,6 +66,19 @@ class ElectronProblem:
         names = [c.name for c in self.couplings]
         if len(set(names)) != len(names):
             raise ValueError(f"lead components are not unique: {names}")
+        # auxiliary modes: (lead index, interface orbitals, channel coefficients, channels)
+        self.auxiliary = [(k, np.asarray(l.interface), m.channels.coefficients, m.channels)
+                          for k, (l, m) in enumerate(zip(self.leads, self.modes))
+                          if m.channels is not None]
+        if self.auxiliary and len(self.auxiliary) != len(self.leads):
+            from toolkit.config import ConfigError
+
+            k = next(i for i, m in enumerate(self.modes) if m.channels is None)
+            m = self.modes[k]
+            raise ConfigError(f"config key 'leads[{k}].model' = {m.model!r} is not allowed "
+                              f"here: a {m.model} lead ({m.representation}) cannot run beside "
+                              f"leads in auxiliary modes (representation 'modes' or "
+                              f"'lorentzian'); give every lead such a representation")
 
     @property
     def extended(self) -> bool:

@@ -91,9 +91,14 @@ class DiagonalLinear:
     Each component declares its own decay (the open right-hand side collects them).
     """
 
-    def __init__(self, layout: StateLayout, columns) -> None:
+    def __init__(self, layout: StateLayout, columns, small: dict | None = None) -> None:
         if not isinstance(columns, dict):
             columns = dict(zip(layout.aux_names, columns))
+        # small components (rank 0): one decay rate per entry, {name: (size,)}
+        small = small or {}
+        self.small = np.concatenate([np.asarray(small.get(n, np.zeros(c)), float)
+                                     for n, c in zip(layout.small_names, layout.small_sizes)]
+                                    ) if layout.n_small else np.zeros(0)
         for name, c in columns.items():
             if len(c) != layout.columns(name):
                 raise ValueError(f"DiagonalLinear: {len(c)} values for the {layout.columns(name)}"
@@ -105,12 +110,16 @@ class DiagonalLinear:
     @property
     def max_rate(self) -> float:
         """max |L| (the rate an explicit scheme would have to resolve)."""
-        return max((float(np.abs(c).max()) for c in self.columns if c.size), default=0.0)
+        return max([float(np.abs(c).max()) for c in self.columns if c.size]
+                   + ([float(np.abs(self.small).max())] if self.small.size else []),
+                   default=0.0)
 
     def function(self, fn) -> "DiagonalFunction":
         """fn(L) (fn: elementwise on arrays; fn(0) for the parts where L = 0)."""
         return DiagonalFunction(float(fn(np.zeros(1))[0]),
-                                [np.asarray(fn(c), dtype=float) for c in self.columns])
+                                [np.asarray(fn(c), dtype=float) for c in self.columns],
+                                np.asarray(fn(self.small), dtype=float) if self.small.size
+                                else self.small)
 
     def to_vec(self, vec: PETSc.Vec) -> None:
         """Write the diagonal of L into ``vec`` (a vector of the layout)."""
@@ -118,6 +127,9 @@ class DiagonalLinear:
         a[...] = 0.0
         for k, c in enumerate(self.columns):
             _block(self.layout, a, k)[...] = c[:, None]
+        lay = self.layout
+        if lay.n_small and lay.rank == 0:
+            a[lay.small_offset:lay.small_offset + lay.n_small] = self.small
         vec.stateIncrease()
 
 
@@ -130,9 +142,11 @@ class DiagonalFunction:
     """A function of a :class:`DiagonalLinear`: ``scalar`` on rho and spins, ``columns[k]`` on
     the columns of lead block k."""
 
-    def __init__(self, scalar: float, columns: list[np.ndarray]) -> None:
+    def __init__(self, scalar: float, columns: list[np.ndarray],
+                 small: np.ndarray | None = None) -> None:
         self.scalar = scalar
         self.columns = [c[:, None] for c in columns]
+        self.small = np.zeros(0) if small is None else small
 
 
 def combine(layout: StateLayout, out: np.ndarray, terms, tmp: np.ndarray) -> None:
@@ -145,6 +159,11 @@ def combine(layout: StateLayout, out: np.ndarray, terms, tmp: np.ndarray) -> Non
         for f, v in terms[1:]:
             if f.scalar != 0.0:
                 out[a:b] += f.scalar * v[a:b]
+    if layout.n_small and layout.rank == 0:          # small components: a rate per entry
+        a, b = layout.small_offset, layout.small_offset + layout.n_small
+        np.multiply(v0[a:b], f0.small, out=out[a:b])
+        for f, v in terms[1:]:
+            out[a:b] += f.small * v[a:b]
     for k in range(len(layout.lead_columns)):
         # real coefficients per column: multiply the blocks viewed as real numbers (re, im
         # interleaved in each row), 2-3x faster than numpy's mixed complex x real loop

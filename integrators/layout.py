@@ -24,10 +24,13 @@ __all__ = ["StateLayout"]
 
 class StateLayout:
     """Components of the state on one rank.  ``components``: (name, columns) of the auxiliary
-    row-distributed components in order (plain integers are named ``lead_0``, ``lead_1``...)."""
+    row-distributed components in order (plain integers are named ``lead_0``, ``lead_1``...).
+    ``small``: (name, size) of small components (a few thousand numbers, e.g. the second-tier
+    matrices of auxiliary modes), stored on rank 0 only, between the row-distributed
+    components and the spins; every rank gets their values from :meth:`small_values`."""
 
     def __init__(self, dist: SiteDistribution, n_orbitals: int, comm: PETSc.Comm,
-                 components: Sequence = ()) -> None:
+                 components: Sequence = (), small: Sequence = ()) -> None:
         self.dist, self.N, self.comm = dist, n_orbitals, comm
         self.nloc = dist.n_local_rows
         self.n_rho = self.nloc * n_orbitals
@@ -43,13 +46,22 @@ class StateLayout:
                                   for k in range(len(comps)))
         self._where = {"rho": (0, n_orbitals)}
         self._where.update({n: (o, c) for (n, c), o in zip(comps, self.lead_offsets)})
-        self.spin_offset = self.n_rho + sum(self.lead_sizes)
+        self.small_names = tuple(str(n) for n, _ in small)
+        self.small_sizes = tuple(int(c) for _, c in small)
+        self.n_small = sum(self.small_sizes)
+        self.rank = comm.getRank()
+        self.small_offset = self.n_rho + sum(self.lead_sizes)
+        mine = self.n_small if self.rank == 0 else 0
+        self._small = {n: (self.small_offset + sum(self.small_sizes[:k]), c)
+                       for k, (n, c) in enumerate(zip(self.small_names, self.small_sizes))}
+        self.spin_offset = self.small_offset + mine
         self.n_local = self.spin_offset + 3 * dist.n_local_spins
         self.n_spins_total = dist.spin_ranges[-1][1]
         sizes = [r[1] - r[0] for r in dist.site_ranges]
         spins = [r[1] - r[0] for r in dist.spin_ranges]
         locals_ = [2 * s * (n_orbitals + sum(self.lead_columns)) + 3 * p
-                   for s, p in zip(sizes, spins)]
+                   + (self.n_small if r == 0 else 0)
+                   for r, (s, p) in enumerate(zip(sizes, spins))]
         self.vec_starts = np.concatenate([[0], np.cumsum(locals_)]).astype(np.int64)
         self.n_global = int(self.vec_starts[-1])
 
@@ -85,6 +97,21 @@ class StateLayout:
         """Address of the first entry of a component in ``arr`` (for MatDensePlaceArray)."""
         return arr.ctypes.data + arr.itemsize * self._locate(name)[0]
 
+    def small(self, arr: np.ndarray, name: str) -> np.ndarray | None:
+        """View of a small component in the local array (rank 0), None on other ranks."""
+        if self.rank != 0:
+            return None
+        o, c = self._small[name]
+        return arr[o:o + c]
+
+    def small_values(self, arr: np.ndarray) -> np.ndarray:
+        """All small components (concatenated, in order) on every rank.  Collective."""
+        from toolkit.parallel import bcast
+
+        vals = arr[self.small_offset:self.small_offset + self.n_small].copy() \
+            if self.rank == 0 else None
+        return vals if self.comm.getSize() == 1 else bcast(vals, self.comm)
+
     def rho(self, arr: np.ndarray) -> np.ndarray:
         """(n_local_rows, N_s) view, Fortran order."""
         return arr[:self.n_rho].reshape(self.N, self.nloc).T
@@ -116,13 +143,25 @@ class StateLayout:
     def components_to_global(self, y: PETSc.Vec, root: int | None = 0) -> dict:
         """{name: (N_s, columns)} of the auxiliary components gathered on ``root``."""
         a = y.getArray(readonly=True)
-        return {n: gather_rows(np.ascontiguousarray(self.view(a, n)), self.comm, root=root)
-                for n in self.aux_names}
+        out = {n: gather_rows(np.ascontiguousarray(self.view(a, n)), self.comm, root=root)
+               for n in self.aux_names}
+        if self.n_small:
+            vals = self.small_values(a) if root is None else (
+                a[self.small_offset:self.small_offset + self.n_small].copy()
+                if self.rank == 0 else None)
+            if root is None or (root == 0 and self.rank == 0):
+                o = 0
+                for n, c in zip(self.small_names, self.small_sizes):
+                    out[n] = vals[o:o + c]
+                    o += c
+            elif root != 0:
+                raise ValueError("small components are gathered on rank 0 or every rank")
+        return out
 
     def leads_to_global(self, y: PETSc.Vec, root: int | None = 0) -> list:
         """The auxiliary components (N_s, columns) gathered on ``root``, in layout order."""
         d = self.components_to_global(y, root)
-        return [d[n] for n in self.aux_names]
+        return [d[n] for n in self.aux_names] if d is not None else None
 
     def from_global(self, y: PETSc.Vec, rho: np.ndarray, spins: np.ndarray,
                     leads: Sequence | Mapping | None = None) -> None:
@@ -137,4 +176,8 @@ class StateLayout:
         items = (leads.items() if isinstance(leads, Mapping)
                  else zip(self.aux_names, leads))
         for name, block in items:
+            if name in self._small:
+                if self.rank == 0:
+                    self.small(a, name)[...] = np.asarray(block).ravel()
+                continue
             self.view(a, name)[...] = np.asarray(block)[r0:r0 + self.nloc]

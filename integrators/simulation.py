@@ -101,16 +101,36 @@ class Simulation:
             from operators.pade import pade_poles
 
             self.poles = lead_poles(self.config, pade_poles)  # one PadePoles per lead
-            comps = tuple((c.name, self.poles[c.lead_index].n_poles * len(c.interface))
-                          for c in self.problem.couplings)
-            err = _components_mismatch(leads0, comps, self.problem, edev.n_orbitals, rho0)
+            small: list = []
+            if self.problem.auxiliary:   # leads as auxiliary modes
+                from .aux_rhs import aux_components
+
+                comps, small, _ = aux_components(self.problem, self.poles)
+                comps = tuple(comps)
+            else:
+                comps = tuple((c.name, self.poles[c.lead_index].n_poles * len(c.interface))
+                              for c in self.problem.couplings)
+            err = _components_mismatch(leads0, comps, self.problem, edev.n_orbitals, rho0,
+                                       [n for n, _ in small])
+            initial = self.config.electrons.initial
+            if self.problem.auxiliary and initial in ("auto", "stationary") and rho0 is None:
+                err = (f"config key 'electrons.initial' = {initial!r} is not allowed with "
+                       f"leads in auxiliary modes (representation 'modes' or 'lorentzian'): "
+                       f"their stationary state is not implemented yet; use 'partitioned' "
+                       f"(paper 000's start), 'partitioned-empty', 'ground' or 'fermi'")
             if err:  # before the state and the TS exist
                 self.H.destroy()
                 raise ConfigError(err)
-            self.layout = StateLayout(d, edev.n_orbitals, self.comm, comps)
+            self.layout = StateLayout(d, edev.n_orbitals, self.comm, comps, small)
             self.mu_of_t = bias_function(self.config, self.leads, self.units)
-            self.rhs = OpenRHS(self.H, self.spinH, self.layout, self.problem, self.poles,
-                               self.mu_of_t)
+            if self.problem.auxiliary:
+                from .aux_rhs import AuxiliaryRHS
+
+                self.rhs = AuxiliaryRHS(self.H, self.spinH, self.layout, self.problem,
+                                        self.poles, self.mu_of_t)
+            else:
+                self.rhs = OpenRHS(self.H, self.spinH, self.layout, self.problem, self.poles,
+                                   self.mu_of_t)
         else:
             self.layout = StateLayout(d, edev.n_orbitals, self.comm)
             self.rhs = ClosedRHS(self.H, self.spinH, self.layout)
@@ -163,6 +183,10 @@ class Simulation:
                 raise ValueError("rho0 given for an open junction without leads0 (the lead "
                                  "blocks Pi_l); pass both, e.g. via Simulation.from_checkpoint")
             for name, block in _by_name(leads0, self.layout.aux_names).items():
+                if name in self.layout.small_names:
+                    if self.layout.rank == 0:
+                        self.layout.small(a, name)[...] = np.asarray(block).ravel()
+                    continue
                 self.layout.view(a, name)[...] = np.asarray(block)[d.row_start:d.row_start
                                                                    + d.n_local_rows]
         self.ts.setSolution(self.y)
@@ -350,6 +374,10 @@ class Simulation:
         positive when flowing from lead l into the device; the number of electrons (spin)
         entering per unit time is twice these (d N/dt = sum_l 2 Re Tr Pi_l).
         """
+        if self.problem.auxiliary:                # per lead already
+            charge, spin = self.rhs.lead_currents(a)
+            return {"lead_current": charge, "lead_spin_current": spin,
+                    "lead_mu": np.asarray(self.mu_of_t.value(self.time), float)}
         bc, bs = self.rhs.lead_currents(a)        # per wide-band coupling
         n = len(self.leads)
         charge, spin = np.zeros(n), np.zeros((n, 3))
@@ -829,7 +857,8 @@ def _by_name(leads0, names) -> dict:
     return dict(zip(names, leads0))
 
 
-def _components_mismatch(leads0, comps, problem, n_orbitals, rho0) -> str | None:
+def _components_mismatch(leads0, comps, problem, n_orbitals, rho0,
+                         small=()) -> str | None:
     """A one-line message if an initial state (rho0, leads0) does not fit this run's
     components ``comps`` [(name, columns)], else None."""
     if rho0 is not None and np.shape(rho0) != (n_orbitals, n_orbitals):
@@ -838,7 +867,7 @@ def _components_mismatch(leads0, comps, problem, n_orbitals, rho0) -> str | None
                 f"belongs to other leads or another lead representation")
     if leads0 is None:
         return None
-    names = [n for n, _ in comps]
+    names = [n for n, _ in comps] + list(small)
     given = _by_name(leads0, names)
     if set(given) != set(names):
         return (f"the initial state has the lead components {sorted(given)} but this run "

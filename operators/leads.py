@@ -73,7 +73,8 @@ from scipy.special import expit
 from toolkit.config import ConfigError
 from toolkit.device import Device, lattice_bonds
 
-__all__ = ["Lead", "LeadModes", "WideBandCoupling", "ExtraSites", "WideBandLead", "TightBindingLead", "PrecalculatedLead", "fermi", "pauli_on",
+__all__ = ["Lead", "LeadModes", "WideBandCoupling", "ExtraSites", "AuxiliaryChannels",
+           "WideBandLead", "TightBindingLead", "PrecalculatedLead", "fermi", "pauli_on",
            "chain_surface_green", "SIDES", "LEAD_MODELS", "LEAD_COMMON_KEYS", "LEAD_KEYS",
            "leads_from_config", "time_domain_models"]
 
@@ -209,6 +210,19 @@ class ExtraSites:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class AuxiliaryChannels:
+    """Auxiliary modes of a lead (operators.lorentzian): channel vectors as the columns of
+    ``coefficients`` (n_l x m, orthonormal, over the lead's interface orbitals), one pole fit
+    (:class:`operators.lorentzian.LorentzianFit`) of the self-energy per channel, and the
+    reservoir ``mu``, ``temperature``."""
+
+    coefficients: np.ndarray
+    fits: tuple
+    mu: float
+    temperature: float
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class LeadModes:
     """What the equations of motion need from one lead (:meth:`Lead.time_domain`).
 
@@ -217,6 +231,7 @@ class LeadModes:
     couplings : the wide-band couplings (each one Padé auxiliary component)
     attrs     : the parameters that fix the representation (stored with every checkpoint; a
                 state is refused by a run whose leads describe another representation)
+    channels  : auxiliary modes (:class:`AuxiliaryChannels`) instead of sites and couplings
     """
 
     lead: str
@@ -226,6 +241,7 @@ class LeadModes:
     sites: ExtraSites | None
     couplings: tuple[WideBandCoupling, ...]
     attrs: dict
+    channels: AuxiliaryChannels | None = None
 
 
 def _representation(lead: "Lead", representation: str | None) -> str:
@@ -511,11 +527,12 @@ class TightBindingLead(Lead):
     energy_independent = False
     model = "tight-binding"
     config_keys = ("hopping", "onsite", "coupling", "representation", "sites", "absorbing",
-                   "absorber_gamma", "absorber_power")
+                   "absorber_gamma", "absorber_power", "lorentzians", "lorentzian_width")
     required_keys = ()
-    representations = ("extended",)
+    representations = ("extended", "modes", "lorentzian")
     time_domain_keys = ("representation", "sites", "absorbing", "absorber_gamma",
-                        "absorber_power")
+                        "absorber_power", "lorentzians", "lorentzian_width")
+    DEFAULT_LORENTZIANS = 60
     DEFAULT_SITES = 60
     DEFAULT_POWER = 4.0
 
@@ -524,7 +541,8 @@ class TightBindingLead(Lead):
                  temperature: float = 0.025, name: str | None = None, *,
                  representation: str = "extended", sites: int | None = None,
                  absorbing: int | None = None, absorber_gamma: float | None = None,
-                 absorber_power: float | None = None) -> None:
+                 absorber_power: float | None = None, lorentzians: int | None = None,
+                 lorentzian_width: float | None = None) -> None:
         _check_device_side(device, side)
         if hopping is None:
             t = device.config.lattice.hopping
@@ -556,8 +574,7 @@ class TightBindingLead(Lead):
         # the time-domain representation
         if representation not in self.representations:
             _fail("representation", representation, f"expected one of "
-                  f"{list(self.representations)} (Lorentzian auxiliary modes are not "
-                  f"implemented yet)")
+                  f"{list(self.representations)}")
         self.representation = representation
         self.sites = _count("sites", self.DEFAULT_SITES if sites is None else sites)
         self.absorbing = _count("absorbing", self.sites if absorbing is None else absorbing)
@@ -568,11 +585,14 @@ class TightBindingLead(Lead):
                                     else absorber_gamma, positive=True)
         self.absorber_power = _real("absorber_power", self.DEFAULT_POWER if absorber_power
                                     is None else absorber_power, positive=True)
+        self.lorentzians = _count("lorentzians", self.DEFAULT_LORENTZIANS if lorentzians is None
+                                  else lorentzians)
+        self.lorentzian_width = _real("lorentzian_width", 1.0 if lorentzian_width is None
+                                      else lorentzian_width, positive=True)
 
     @classmethod
     def from_config(cls, device: Device, table: Mapping) -> "TightBindingLead":
-        extra = {k: table[k] for k in ("representation", "sites", "absorbing",
-                                       "absorber_gamma", "absorber_power") if k in table}
+        extra = {k: table[k] for k in cls.time_domain_keys if k in table}
         return cls(device, table["side"], hopping=table.get("hopping"),
                    onsite=table.get("onsite", 0.0), coupling=table.get("coupling"),
                    mu=table.get("mu", 0.0), temperature=table.get("temperature", 0.025),
@@ -592,6 +612,8 @@ class TightBindingLead(Lead):
         on-site energy and coupling) plus one wide-band coupling ``pi:<name>:absorber`` on the
         absorbing columns with the graded Gamma of :meth:`absorber_profile`."""
         rep = _representation(self, representation or self.representation)
+        if rep != "extended":
+            return self._auxiliary_modes(rep)
         g = self.absorber_profile()
         cols = tuple(int(j) for j in np.flatnonzero(g) + 1)
         n_face = self.n_interface                      # orbitals per column (both spins)
@@ -603,6 +625,34 @@ class TightBindingLead(Lead):
         return LeadModes(self.name, self.side, self.model, rep,
                          ExtraSites(self.sites, self.hopping, self.onsite, self.coupling), (c,),
                          attrs)
+
+    def _auxiliary_modes(self, rep: str) -> LeadModes:
+        """``"modes"``: the extended representation's exact self-energy (L explicit columns,
+        graded absorber) as poles, one channel per transverse mode and spin; ``"lorentzian"``:
+        ``lorentzians`` positive Lorentzians fitted to the exact self-energy."""
+        from .lorentzian import chain_fit, damped_chain_poles
+
+        n = len(self.mode_energies)
+        C = np.zeros((2 * n, 2 * n))
+        fits = []
+        base = (chain_fit(self.hopping, self.coupling, self.lorentzians,
+                          width=self.lorentzian_width) if rep == "lorentzian" else None)
+        for k, e in enumerate(self.mode_energies):
+            fit = (base.shifted(self.onsite + e) if base is not None else
+                   damped_chain_poles(self.hopping, self.coupling, self.absorber_profile(),
+                                      onsite=self.onsite + e))
+            for s in (0, 1):
+                C[s::2, 2 * k + s] = self.modes[:, k]   # orbital 2 j + s of face site j
+                fits.append(fit)
+        if rep == "lorentzian":
+            attrs = {"lorentzians": self.lorentzians, "lorentzian_width": self.lorentzian_width,
+                     "gamma_error": base.gamma_error}
+        else:
+            attrs = {"sites": self.sites, "absorbing": self.absorbing,
+                     "absorber_gamma": self.absorber_gamma, "absorber_power": self.absorber_power}
+        attrs.update(hopping=self.hopping, onsite=self.onsite, coupling=self.coupling)
+        ch = AuxiliaryChannels(C, tuple(fits), self.mu, self.temperature)
+        return LeadModes(self.name, self.side, self.model, rep, None, (), attrs, ch)
 
     def extended_selfenergy(self, energy: complex) -> np.ndarray:
         """The self-energy that the extended representation puts on the face, (n_l, n_l):

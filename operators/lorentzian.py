@@ -54,7 +54,7 @@ from scipy.optimize import nnls
 from .pade import PadePoles
 
 __all__ = ["LorentzianFit", "fit_lorentzians", "chain_fit", "damped_chain_poles", "LeadChannels",
-           "AuxiliaryModes"]
+           "ModeTables", "AuxiliaryModes"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -147,35 +147,28 @@ class LeadChannels:
     poles: PadePoles
 
 
-class AuxiliaryModes:
-    """Dense NumPy reference of the Lorentzian auxiliary-mode equations (module docstring) for a
-    device Hamiltonian ``H`` (N x N) and ``leads`` (:class:`LeadChannels`).  Serial.
+class ModeTables:
+    """The index tables of the auxiliary-mode equations (module docstring) for channels with
+    pole fits: ``fits`` (one :class:`LorentzianFit` per channel), ``chan_lead`` (the lead of
+    each channel) and ``leads`` (objects with ``mu``, ``temperature``, ``poles``).
 
-    State: (rho, R, lam, Omega, Theta, K) as a tuple of arrays; :meth:`partitioned` gives the
-    partitioned start; :meth:`rhs` (t, state, V) with V the leads' bias potentials at t;
-    :meth:`currents` the lead currents Re Tr Pi_alpha (qcspin's lead_current convention: half
-    the electrons entering per unit time)."""
+    y (Lorentzian poles): ``yc`` channel, ``z`` pole, ``a`` weight, ``ca`` = i conj(a)
+    (coefficient of lambda_y in Pi); x (retarded vectors): ``xc``, ``kap`` (kappa), ``cx``
+    (coefficient of R_x in Pi), the first ``n_fermi`` are Fermi poles; u (poles of
+    sigma^<): ``uc``, ``zeta``, ``g``, ``ubar`` (the x with kappa = conj zeta).  Identical on
+    every rank."""
 
-    def __init__(self, H: np.ndarray, leads: Sequence[LeadChannels]) -> None:
-        self.H = np.asarray(H, complex)
-        self.N = self.H.shape[0]
+    def __init__(self, fits: Sequence[LorentzianFit], chan_lead: Sequence[int],
+                 leads: Sequence) -> None:
         self.leads = list(leads)
-        Bcols, chan_lead = [], []
-        for k, ld in enumerate(self.leads):
-            for c in range(ld.B.shape[1]):
-                Bcols.append(np.asarray(ld.B[:, c], complex))
-                chan_lead.append(k)
-        self.B = np.array(Bcols).T                        # N x channels
-        self.chan_lead = np.array(chan_lead)
-        ch_fit = [ld.fits[c] for ld in self.leads for c in range(ld.B.shape[1])]
-        # Lorentzian poles y
+        self.chan_lead = np.asarray(chan_lead, int)
+        ch_fit = list(fits)
         yc, z, a = [], [], []     # a: complex in general (damped-chain poles)
         for c, fit in enumerate(ch_fit):
             yc += [c] * len(fit.a)
             z += list(fit.poles)
             a += list(fit.a)
-        self.yc, self.z, self.a = np.array(yc), np.array(z), np.array(a, complex)
-        # retarded vectors x: (channel, Fermi pole) then (channel, Lorentzian)
+        self.yc, self.z, self.a = np.array(yc, int), np.array(z, complex), np.array(a, complex)
         xc, kap, cx = [], [], []
         for c, fit in enumerate(ch_fit):
             ld = self.leads[self.chan_lead[c]]
@@ -191,8 +184,7 @@ class AuxiliaryModes:
             xc.append(c)
             kap.append(np.conj(self.z[j]))
             cx.append(1j * np.conj(self.a[j]) * _fpade(np.conj(self.z[j]), ld))
-        self.xc, self.kap, self.cx = np.array(xc), np.array(kap), np.array(cx)
-        # lesser poles u: Lorentzian, then Fermi; ubar -> x index
+        self.xc, self.kap, self.cx = np.array(xc, int), np.array(kap), np.array(cx)
         uc, zeta, g, ubar = [], [], [], []
         for j, c in enumerate(self.yc):
             ld = self.leads[self.chan_lead[c]]
@@ -200,18 +192,55 @@ class AuxiliaryModes:
             zeta.append(self.z[j])
             g.append(1j * self.a[j] * np.conj(_fpade(np.conj(self.z[j]), ld)))
             ubar.append(self.n_fermi + j)
+        first = {}
         for i in range(self.n_fermi):
-            c = self.xc[i]
-            fit = ch_fit[c]
+            c = int(self.xc[i])
+            first.setdefault(c, i)
             ld = self.leads[self.chan_lead[c]]
-            p = i - int(np.flatnonzero(self.xc[:self.n_fermi] == c)[0])
+            p = i - first[c]
             uc.append(c)
             zeta.append(np.conj(self.kap[i]))
-            g.append(-(ld.poles.eta[p] * ld.temperature) * np.conj(_gamma(fit, self.kap[i])))
+            g.append(-(ld.poles.eta[p] * ld.temperature) * np.conj(_gamma(ch_fit[c], self.kap[i])))
             ubar.append(i)
-        self.uc, self.zeta, self.g, self.ubar = (np.array(uc), np.array(zeta), np.array(g),
-                                                 np.array(ubar))
-        self.ca = 1j * np.conj(self.a)                     # coefficient of lambda_y in Pi
+        self.uc, self.zeta, self.g, self.ubar = (np.array(uc, int), np.array(zeta),
+                                                 np.array(g), np.array(ubar, int))
+        self.ca = 1j * np.conj(self.a)
+        self.nx, self.ny, self.nu = len(self.xc), len(self.yc), len(self.uc)
+
+    def decay(self):
+        """Real parts of the diagonal rates (the stiff linear part): of R_x (-Im kappa),
+        lambda_y (-w_y), Omega_yx, Theta_y'y, K_uy (flattened row-major)."""
+        w = -self.z.imag
+        r = -self.kap.imag
+        return (r, -w, (-w[:, None] + r[None, :]).ravel(), (-w[:, None] - w[None, :]).ravel(),
+                (self.zeta.imag[:, None] - w[None, :]).ravel())
+
+
+class AuxiliaryModes:
+    """Dense NumPy reference of the Lorentzian auxiliary-mode equations (module docstring) for a
+    device Hamiltonian ``H`` (N x N) and ``leads`` (:class:`LeadChannels`).  Serial.
+
+    State: (rho, R, lam, Omega, Theta, K) as a tuple of arrays; :meth:`partitioned` gives the
+    partitioned start; :meth:`rhs` (t, state, V) with V the leads' bias potentials at t;
+    :meth:`currents` the lead currents Re Tr Pi_alpha (qcspin's lead_current convention: half
+    the electrons entering per unit time)."""
+
+    def __init__(self, H: np.ndarray, leads: Sequence[LeadChannels]) -> None:
+        self.H = np.asarray(H, complex)
+        self.N = self.H.shape[0]
+        self.leads = list(leads)
+        Bcols, chan_lead, fits = [], [], []
+        for k, ld in enumerate(self.leads):
+            for c in range(ld.B.shape[1]):
+                Bcols.append(np.asarray(ld.B[:, c], complex))
+                chan_lead.append(k)
+                fits.append(ld.fits[c])
+        self.B = np.array(Bcols).T                        # N x channels
+        self.chan_lead = np.array(chan_lead)
+        t = self.tables = ModeTables(fits, chan_lead, self.leads)
+        for name in ("yc", "z", "a", "ca", "xc", "kap", "cx", "n_fermi", "uc", "zeta", "g",
+                     "ubar"):
+            setattr(self, name, getattr(t, name))
         self.Bx, self.By, self.Bu = self.B[:, self.xc], self.B[:, self.yc], self.B[:, self.uc]
         self.aBy = self.By * self.a
         self.gBu = self.Bu * self.g

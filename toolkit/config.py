@@ -170,6 +170,8 @@ class LeadConfig:
     absorbing: int | None = None
     absorber_gamma: float | None = None
     absorber_power: float | None = None
+    lorentzians: int | None = None
+    lorentzian_width: float | None = None
 
 
 #: ``[[leads]]`` keys of every model, and each model's own keys (operators.leads.LEAD_MODELS
@@ -177,7 +179,8 @@ class LeadConfig:
 LEAD_COMMON_KEYS = ("side", "mu", "temperature", "name", "model", "n_poles")
 LEAD_MODEL_KEYS = {"wide-band": ("gamma",),
                    "tight-binding": ("hopping", "onsite", "coupling", "representation", "sites",
-                                     "absorbing", "absorber_gamma", "absorber_power")}
+                                     "absorbing", "absorber_gamma", "absorber_power",
+                                     "lorentzians", "lorentzian_width")}
 _LEAD_REQUIRED = {"wide-band": ("gamma",), "tight-binding": ()}
 
 
@@ -544,15 +547,16 @@ def _leads(items: Any, n_cross: int | None = None) -> tuple[LeadConfig, ...]:
             else:
                 own["gamma"] = _real(f"{sec}.gamma", g, positive=True)
         else:
-            for key in ("hopping", "coupling", "absorber_gamma", "absorber_power"):
+            for key in ("hopping", "coupling", "absorber_gamma", "absorber_power",
+                        "lorentzian_width"):
                 if key in ld:   # t_L, t_c > 0 (only t_c^2 enters)
                     own[key] = _real(f"{sec}.{key}", ld[key], positive=True)
             if "onsite" in ld:
                 own["onsite"] = _real(f"{sec}.onsite", ld["onsite"])
             if "representation" in ld:
                 own["representation"] = _str(f"{sec}.representation", ld["representation"],
-                                             ("extended",))
-            for key in ("sites", "absorbing"):
+                                             ("extended", "modes", "lorentzian"))
+            for key in ("sites", "absorbing", "lorentzians"):
                 if key in ld:
                     own[key] = _int(f"{sec}.{key}", ld[key], minimum=1)
             if own.get("absorbing", 0) > own.get("sites", 60):

@@ -1,0 +1,247 @@
+"""Right-hand side of an open junction whose leads are auxiliary modes (operators/lorentzian.py:
+the equations, derived there; ``representation = "modes"`` or ``"lorentzian"`` of a
+tight-binding lead).
+
+State components: ``rho``; ``aux:R`` (N_s x n_x: the retarded vectors R_x, rows distributed
+like rho) and ``aux:lambda`` (N_s x n_y), both column-major like every row-distributed
+component; the second-tier matrices ``aux:Omega`` (n_y x n_x), ``aux:Theta`` (n_y x n_y),
+``aux:K`` (n_u x n_y), row-major, as small components on rank 0.  Per evaluation: one sparse x
+dense product of H with [R | lambda] (two products), the rank-m updates on the interface rows,
+one allreduce of the small projections B^dag R, B^dag lambda and one broadcast of the small
+matrices.  The real parts of all diagonal rates (Fermi poles xi_p/beta, Lorentzian widths) form
+the linear part L for the exponential integrator (``solver.stiff``), like the pole decay of
+wide-band leads.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Callable
+
+import numpy as np
+
+from petsc4py import PETSc
+
+from operators.hamiltonian import ElectronHamiltonian
+from operators.lorentzian import ModeTables
+from operators.spin import ClassicalSpinHamiltonian
+from toolkit.parallel import allgather_rows, allreduce
+
+from .electrons import ElectronProblem
+from .expint import DiagonalLinear
+from .layout import StateLayout
+from .rhs import ClosedRHS
+
+__all__ = ["AuxiliaryRHS", "aux_components"]
+
+
+def _tables(problem: ElectronProblem) -> tuple[ModeTables, np.ndarray, np.ndarray]:
+    """(ModeTables, interface orbitals I (all leads), B restricted to I: (n_I, channels))."""
+    fits, chan_lead, I_all, blocks = [], [], [], []
+    leads = []
+    for k, I, C, ch in problem.auxiliary:
+        lead = problem.leads[k]
+        leads.append((k, lead))
+        fits += list(ch.fits)
+        chan_lead += [k] * C.shape[1]
+        I_all.append(I)
+        blocks.append(C)
+    I = np.concatenate(I_all)
+    B = np.zeros((len(I), sum(C.shape[1] for C in blocks)), complex)
+    r = c = 0
+    for C in blocks:
+        B[r:r + C.shape[0], c:c + C.shape[1]] = C
+        r, c = r + C.shape[0], c + C.shape[1]
+    return fits, np.array(chan_lead), I, B
+
+
+def aux_components(problem: ElectronProblem, poles) -> tuple[list, list, ModeTables]:
+    """(row-distributed components [(name, columns)], small components [(name, size)],
+    ModeTables) of the auxiliary modes of ``problem`` with one PadePoles per lead."""
+    fits, chan_lead, _, _ = _tables(problem)
+    t = ModeTables(fits, chan_lead, [_Reservoir(l, p) for l, p in zip(problem.leads, poles)])
+    return ([("aux:R", t.nx), ("aux:lambda", t.ny)],
+            [("aux:Omega", t.ny * t.nx), ("aux:Theta", t.ny * t.ny), ("aux:K", t.nu * t.ny)], t)
+
+
+class _Reservoir:
+    def __init__(self, lead, poles) -> None:
+        self.mu, self.temperature, self.poles = lead.mu, lead.temperature, poles
+
+
+class AuxiliaryRHS(ClosedRHS):
+    """Callable ``(ts, t, X, F)``; :meth:`nonstiff` leaves out :meth:`decay`.  Collective.
+
+    ``mu_of_t``: the leads' chemical potentials at t (bias protocol); every pole of lead alpha
+    moves with V_alpha(t) = mu_alpha(t) - mu_alpha (a rigid shift of the lead)."""
+
+    def __init__(self, H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian,
+                 layout: StateLayout, problem: ElectronProblem, poles,
+                 mu_of_t: Callable[[float], np.ndarray] | None = None) -> None:
+        super().__init__(H, spinH, layout)
+        leads = problem.leads
+        per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(leads)
+        for l in leads:
+            if l.temperature <= 0:
+                raise ValueError(f"lead '{l.name}': temperature = {l.temperature} is not "
+                                 f"allowed: the pole expansion needs temperature > 0")
+        self.problem, self.poles = problem, per_lead
+        fits, chan_lead, I, B = _tables(problem)
+        _, _, t = aux_components(problem, per_lead)
+        self.t = t
+        self.mu0 = np.array([l.mu for l in leads], float)
+        mus = self.mu0.copy()
+        self.mu_of_t = mu_of_t or (lambda tt: mus)
+        d = H.dist
+        r0, nloc, N = d.row_start, d.n_local_rows, layout.N
+        self.I = I
+        mine = (I >= r0) & (I < r0 + nloc)
+        self.loc_rows = I[mine] - r0              # local interface rows
+        self.loc_k = np.flatnonzero(mine)         # their position in I
+        self.B_I = B                              # (n_I, channels): B on the interface orbitals
+        self.B_loc = B[self.loc_k]                # local interface rows of B
+        self.Bx_loc = self.B_loc[:, t.xc]
+        self.By_loc = self.B_loc[:, t.yc]
+        self.aBy_loc = self.By_loc * t.a
+        self.gBu_loc = self.B_loc[:, t.uc] * t.g
+        self.Bx_I = B[:, t.xc].conj()             # for Pi = sum c R B^dag on the I columns
+        self.By_I = B[:, t.yc].conj()
+        self.counts = np.array([2 * (b - a) for a, b in d.site_ranges])
+        self.C_full = np.empty((N, len(I)), complex)
+        self.lead_of_I = np.concatenate([np.full(len(Ik), k) for k, Ik, _, _ in
+                                         problem.auxiliary])
+        rx, rl, ro, rt, rk = t.decay()
+        self._decay = (rx, rl, ro, rt, rk)
+        self._lin = {"aux:R": rx, "aux:lambda": rl}
+        self._small_lin = {"aux:Omega": ro, "aux:Theta": rt, "aux:K": rk}
+        # the dense placeholders of the two products
+        self.mats, self.Ys, self.ys, self.handles = {}, {}, {}, {}
+        for name, cols in (("aux:R", t.nx), ("aux:lambda", t.ny)):
+            m = PETSc.Mat().createDense([(nloc, N), (PETSc.DECIDE, cols)], comm=H.comm)
+            m.setUp()
+            m.assemble()
+            self.mats[name] = m
+            self.Ys[name] = H.mat.matMult(m)
+            self.ys[name] = self.Ys[name].getDenseArray()
+            self.handles[name] = ctypes.c_void_p(m.handle)
+
+    def _product(self, x: np.ndarray, name: str) -> np.ndarray:
+        self._place(self.handles[name], self.layout.address(x, name))
+        try:
+            self.H.mat.matMult(self.mats[name], self.Ys[name])
+        finally:
+            self._reset(self.handles[name])
+        return self.ys[name]
+
+    def _shifts(self, t: float):
+        V = np.asarray(self.mu_of_t(t), float) - self.mu0
+        tt = self.t
+        lead_of_chan = self._lead_of_chan()
+        return (V[lead_of_chan[tt.xc]], V[lead_of_chan[tt.yc]], V[lead_of_chan[tt.uc]])
+
+    def _lead_of_chan(self) -> np.ndarray:
+        if not hasattr(self, "_loc_cache"):
+            self._loc_cache = np.asarray(self.t.chan_lead, int)
+        return self._loc_cache
+
+    def __call__(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
+        self._evaluate(ts, t, X, F, True)
+
+    def nonstiff(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
+        self._evaluate(ts, t, X, F, False)
+
+    def pi_columns(self, x: np.ndarray) -> np.ndarray:
+        """Local rows of Pi (the sum over leads) on the interface columns, (n_loc, n_I)."""
+        lay, tt = self.layout, self.t
+        R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
+        return (R * tt.cx) @ self.Bx_I.T + (lam * tt.ca) @ self.By_I.T
+
+    def _evaluate(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec, full: bool) -> None:
+        super().__call__(ts, t, X, F)
+        lay, tt = self.layout, self.t
+        x = X.getArray(readonly=True)
+        f = F.getArray()
+        rho, frho = lay.rho(x), lay.rho(f)
+        R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
+        fR, flam = lay.view(f, "aux:R"), lay.view(f, "aux:lambda")
+        small = lay.small_values(x)
+        ny, nx, nu = tt.ny, tt.nx, tt.nu
+        Om = small[:ny * nx].reshape(ny, nx)
+        Th = small[ny * nx:ny * nx + ny * ny].reshape(ny, ny)
+        K = small[ny * nx + ny * ny:].reshape(nu, ny)
+        Vx, Vy, Vu = self._shifts(t)
+        kap = tt.kap + Vx
+        zy = tt.z + Vy
+        zeta = tt.zeta + Vu
+        # the oscillating parts always, the real (decay) parts only in the full RHS
+        kx = 1j * (kap if full else kap.real)
+        kl = 1j * (np.conj(zy) if full else np.conj(zy).real)
+        # rho: Pi + Pi^dag on the interface columns and rows
+        C = self.pi_columns(x)
+        frho[:, self.I] += C
+        Cf = allgather_rows(C, self.H.comm, self.counts, self.C_full)
+        frho[self.loc_rows, :] += Cf[:, self.loc_k].conj().T
+        # R and lambda
+        Y = self._product(x, "aux:R")
+        np.multiply(Y, -1j, out=fR)
+        fR += R * kx
+        rows = self.loc_rows
+        if len(rows):
+            fR[rows] += -1j * self.Bx_loc - self.aBy_loc @ Om
+        Y = self._product(x, "aux:lambda")
+        np.multiply(Y, -1j, out=flam)
+        flam += lam * kl
+        if len(rows):
+            flam[rows] -= self.aBy_loc @ Th + 1j * (self.gBu_loc @ K)
+        flam += 1j * (rho[:, self.I] @ self.B_I[:, tt.yc])
+        # small matrices: projections B^dag R and B^dag lambda over all ranks
+        BR = self.By_loc.conj().T @ R[rows] if len(rows) else np.zeros((ny, nx), complex)
+        BL = self.By_loc.conj().T @ lam[rows] if len(rows) else np.zeros((ny, ny), complex)
+        both = allreduce(np.concatenate([BR.ravel(), BL.ravel()]), self.H.comm)
+        BR, BL = both[:ny * nx].reshape(ny, nx), both[ny * nx:].reshape(ny, ny)
+        if lay.rank == 0:
+            ro = -1j * (zy[:, None] - kap[None, :])
+            rt = -1j * (zy[:, None] - np.conj(zy)[None, :])
+            rk = -1j * (zeta[:, None] - np.conj(zy)[None, :])
+            if not full:      # only the imaginary parts of the rates
+                ro, rt, rk = (1j * r.imag for r in (ro, rt, rk))
+            lay.small(f, "aux:Omega")[...] = (BR + ro * Om).ravel()
+            lay.small(f, "aux:Theta")[...] = (rt * Th + BL - BL.conj().T).ravel()
+            lay.small(f, "aux:K")[...] = (rk * K + BR[:, tt.ubar].conj().T).ravel()
+
+    def decay(self) -> DiagonalLinear:
+        """The real parts of the diagonal rates (module docstring) as the linear part L."""
+        return DiagonalLinear(self.layout, self._lin, self._small_lin)
+
+    def lead_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Re Tr Pi_alpha and Re Tr(sigma_a Pi_alpha) of every lead (positive into the
+        device).  Collective."""
+        lay, tt = self.layout, self.t
+        R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
+        n_leads = len(self.problem.leads)
+        lead_x = self._lead_of_chan()[tt.xc]
+        lead_y = self._lead_of_chan()[tt.yc]
+        nI = len(self.I)
+        out = np.zeros((n_leads, nI, nI), complex)
+        for k in range(n_leads):
+            mx, my = lead_x == k, lead_y == k
+            Ck = ((R[:, mx] * tt.cx[mx]) @ self.Bx_I[:, mx].T
+                  + (lam[:, my] * tt.ca[my]) @ self.By_I[:, my].T)
+            out[k][self.loc_k] = Ck[self.loc_rows]
+        out = allreduce(out, self.H.comm)
+        charge = np.zeros(n_leads)
+        spin = np.zeros((n_leads, 3))
+        for k, Ik, _, _ in self.problem.auxiliary:
+            sel = np.flatnonzero(self.lead_of_I == k)
+            P = out[k][np.ix_(sel, sel)]
+            n = len(sel)
+            charge[k] = np.trace(P).real
+            blk = P.reshape(n // 2, 2, n // 2, 2)[np.arange(n // 2), :, np.arange(n // 2), :]
+            spin[k, 0] = (blk[:, 1, 0] + blk[:, 0, 1]).sum().real
+            spin[k, 1] = (1j * blk[:, 0, 1] - 1j * blk[:, 1, 0]).sum().real
+            spin[k, 2] = (blk[:, 0, 0] - blk[:, 1, 1]).sum().real
+        return charge, spin
+
+    def destroy(self) -> None:
+        for m in list(self.mats.values()) + list(self.Ys.values()):
+            m.destroy()
+        super().destroy()
