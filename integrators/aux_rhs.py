@@ -199,14 +199,23 @@ class AuxiliaryRHS(ClosedRHS):
         both = allreduce(np.concatenate([BR.ravel(), BL.ravel()]), self.H.comm)
         BR, BL = both[:ny * nx].reshape(ny, nx), both[ny * nx:].reshape(ny, ny)
         if lay.rank == 0:
+            ro, rt, rk = self._rates(full, Vx, Vy, Vu, kap, zy, zeta)
+            lay.small(f, "aux:Omega")[...] = (BR + ro * Om).ravel()
+            lay.small(f, "aux:Theta")[...] = (rt * Th + BL - BL.conj().T).ravel()
+            lay.small(f, "aux:K")[...] = (rk * K + BR[:, tt.ubar].conj().T).ravel()
+
+    def _rates(self, full, Vx, Vy, Vu, kap, zy, zeta):
+        """The rate matrices of Omega, Theta, K (only their imaginary parts for the nonstiff
+        part), cached while the bias does not change."""
+        key = (full, Vx.tobytes(), Vy.tobytes(), Vu.tobytes())
+        if getattr(self, "_rate_key", None) != key:
             ro = -1j * (zy[:, None] - kap[None, :])
             rt = -1j * (zy[:, None] - np.conj(zy)[None, :])
             rk = -1j * (zeta[:, None] - np.conj(zy)[None, :])
             if not full:      # only the imaginary parts of the rates
                 ro, rt, rk = (1j * r.imag for r in (ro, rt, rk))
-            lay.small(f, "aux:Omega")[...] = (BR + ro * Om).ravel()
-            lay.small(f, "aux:Theta")[...] = (rt * Th + BL - BL.conj().T).ravel()
-            lay.small(f, "aux:K")[...] = (rk * K + BR[:, tt.ubar].conj().T).ravel()
+            self._rate_key, self._rate_val = key, (ro, rt, rk)
+        return self._rate_val
 
     def decay(self) -> DiagonalLinear:
         """The real parts of the diagonal rates (module docstring) as the linear part L."""

@@ -42,8 +42,10 @@ Time domain.  :meth:`Lead.time_domain` returns the lead's :class:`LeadModes`: ex
 sites it adds to the electron problem (:class:`ExtraSites`) and wide-band couplings
 (:class:`WideBandCoupling`, each integrated with its Padé auxiliary block).  A wide-band lead
 is one coupling on the face; a tight-binding lead in the ``"extended"`` representation is L
-explicit columns whose outermost n carry graded absorbing couplings.  The integrators consume
-only these objects (nothing there reads a model's parameters).
+explicit columns whose outermost n carry graded absorbing couplings; in ``"modes"`` (the same
+self-energy as poles) or ``"lorentzian"`` (a positive fit) it is auxiliary modes
+(:class:`AuxiliaryChannels`, operators/lorentzian.py).  The integrators consume only these
+objects (nothing there reads a model's parameters).
 
 Signs.  qcspin's H = -sum t (c^dag c + h.c.): the lead's bonds are -t_L and the lead-device
 bonds -t_c, so Sigma = (-t_c)^2 g_s; g_s of a chain with hopping -t_L equals that of +t_L
@@ -522,6 +524,13 @@ class TightBindingLead(Lead):
     [-1.3, 1.0], but 3.4e-3 at E_F = -1.9, where the bias window touches the band edge (slow
     electrons are absorbed badly; 1.5e-4 with L = n = 200).  A bias shifts the explicit
     sites (on-site energy) and the reservoirs' mu together.
+
+    ``"modes"``: the same self-energy (the explicit columns with their absorber, diagonalised:
+    :func:`operators.lorentzian.damped_chain_poles` per transverse mode) as auxiliary modes, so
+    the same accuracy with 5-6x fewer unknowns (no explicit sites).  ``"lorentzian"``:
+    ``lorentzians`` positive Lorentzians (half-width ``lorentzian_width`` x spacing) fitted to
+    the exact self-energy (:func:`operators.lorentzian.chain_fit`; stationary current error
+    1.9e-2, 3.7e-3, 1.5e-4 for N_L = 20, 40, 80 on the seed valve).
     """
 
     energy_independent = False

@@ -3,15 +3,20 @@
 
 The 8-site chain of ``examples/valve_1d_tb.toml`` (3 moments along x, 2 normal sites, 3 along z;
 hopping 1 eV; -J_sd sigma.M with J_sd = 0.1 eV; E_F = -1.6 eV; T = 300 K) with semi-infinite
-tight-binding leads under a 0.25 V step on the left lead.  For the ``"extended"``
-representation with L = n explicit/absorbing sites per lead it prints
+tight-binding leads under a 0.25 V step on the left lead.  For each representation (``"extended"``
+with L = n explicit/absorbing sites per lead; ``"modes"``, the same self-energy as auxiliary
+modes; ``"lorentzian"`` with N_L fitted Lorentzians) it prints
 
-* the error of the stationary current of the run (the representation's own stationary state,
-  its current on the lead-device bonds) against Landauer with the exact self-energy,
+* the error of the stationary current (extended: of the run's own stationary state, its
+  current on the lead-device bonds; auxiliary modes: Landauer with the representation's
+  self-energy, as their stationary state is not implemented) against Landauer with the exact
+  self-energy,
 * the number of unknowns (complex entries of the state), ms per right-hand side, ms per
   exponential-RK step and simulated fs per wall second (dt = 0.05 fs),
-* beside a plain NumPy implementation of the same equations (dense H, written here; its
-  right-hand side is checked against qcspin's to round-off), timed in the same run.
+* beside a plain NumPy implementation of the same equations (extended: dense H, written here,
+  its right-hand side checked against qcspin's to round-off; auxiliary modes: the dense
+  reference operators.lorentzian.AuxiliaryModes, equal to qcspin's to round-off by
+  tests/test_aux_modes.py), timed in the same run.
 
     python scripts/bench_leads.py [--sizes 20,40,60,80] [--repeat 10]
 
@@ -29,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from analysis.transport import landauer_current  # noqa: E402
 from integrators import Simulation  # noqa: E402
-from operators.leads import leads_from_config  # noqa: E402
+from operators.leads import Lead, leads_from_config  # noqa: E402
 from toolkit.config import config_from_dict, load_config, with_changes  # noqa: E402
 from toolkit.device import device_from_config  # noqa: E402
 from toolkit.units import HBAR_EV_FS  # noqa: E402
@@ -104,7 +109,12 @@ def main() -> None:
     head = (f"{'representation':>22} {'unknowns':>9} {'error':>9} {'ms/RHS':>8} "
             f"{'ms/step':>8} {'fs/s':>7} {'NumPy ms/RHS':>13} {'max|dF|':>8}")
     print(head)
-    for L in (int(v) for v in args.sizes.split(",")):
+    sizes = [int(v) for v in args.sizes.split(",")]
+    for L in sizes:
+        _bench_aux(base, "modes", L, I_exact, args.repeat)
+    for n in (20, 40, 80):
+        _bench_aux(base, "lorentzian", n, I_exact, args.repeat)
+    for L in sizes:
         cfg = config_from_dict({**_as_dict(base), "leads": [
             {**lead, "sites": L, "absorbing": L} for lead in _as_dict(base)["leads"]]})
         sim = Simulation(cfg)
@@ -139,6 +149,69 @@ def main() -> None:
             F.destroy()
         finally:
             sim.destroy()
+
+
+class _FitLead(Lead):
+    """A tight-binding lead with the self-energy of its auxiliary-mode representation."""
+
+    def __init__(self, lead, fits, C) -> None:
+        super().__init__(lead.name, lead.interface, lead.mu, lead.temperature)
+        self.side, self.fits, self.C = lead.side, fits, C
+
+    def selfenergy(self, energy, params=None):
+        s = np.array([f(complex(energy)) for f in self.fits])
+        return (self.C * s) @ self.C.conj().T
+
+
+def _bench_aux(base, rep: str, n: int, I_exact: float, repeat: int) -> None:
+    from operators.lorentzian import AuxiliaryModes, LeadChannels
+
+    keys = {"sites": n, "absorbing": n} if rep == "modes" else {"lorentzians": n}
+    d = _as_dict(base)
+    d["leads"] = [{**lead, "representation": rep, **keys} for lead in d["leads"]]
+    d["electrons"]["initial"] = "partitioned"
+    cfg = config_from_dict(d)
+    sim = Simulation(cfg)
+    try:
+        dev = sim.device
+        wrapped = []
+        for l in sim.leads:
+            m = l.time_domain()
+            wrapped.append(_FitLead(l.shifted(cfg.bias.V) if l.side == "left" else l,
+                                    [f.shifted(cfg.bias.V) if l.side == "left" else f
+                                     for f in m.channels.fits], m.channels.coefficients))
+        own = landauer_current(dev, tuple(wrapped), method="quad", rtol=1e-10,
+                               breakpoints=np.linspace(-2.0, 2.0, 41)).current / HBAR_EV_FS
+        err = abs(own / I_exact - 1)
+        F = sim.y.duplicate()
+        sim.rhs.nonstiff(None, 0.0, sim.y, F)
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            sim.rhs.nonstiff(None, 0.0, sim.y, F)
+        ms_rhs = (time.perf_counter() - t0) / repeat * 1e3
+        sim.step(1, record=False)
+        t0 = time.perf_counter()
+        sim.step(5, record=False)
+        ms_step = (time.perf_counter() - t0) / 5 * 1e3
+        H = sim.H.to_dense()
+        refs = []
+        for l, p in zip(sim.leads, sim.poles):
+            m = l.time_domain()
+            B = np.zeros((H.shape[0], m.channels.coefficients.shape[1]), complex)
+            B[l.interface] = m.channels.coefficients
+            refs.append(LeadChannels(B, list(m.channels.fits), l.mu, l.temperature, p))
+        am = AuxiliaryModes(H, refs)
+        st = am.partitioned(sim.state(root=None)[0])
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            am.rhs(0.0, st)
+        ms_np = (time.perf_counter() - t0) / repeat * 1e3
+        label = f"{rep} {'L = n' if rep == 'modes' else 'N_L'} = {n}"
+        print(f"{label:>22} {sim.layout.n_global:>9d} {err:9.1e} {ms_rhs:8.2f} {ms_step:8.1f} "
+              f"{cfg.time.dt / ms_step * 1e3:7.3f} {ms_np:13.1f} {'-':>8}", flush=True)
+        F.destroy()
+    finally:
+        sim.destroy()
 
 
 def _as_dict(cfg) -> dict:

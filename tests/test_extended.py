@@ -140,14 +140,17 @@ def test_lead_modes_of_each_model():
     assert mw.sites is None and mw.couplings[0].columns == (0,)
     assert np.array_equal(mw.couplings[0].gamma, [1, 1, 0.5, 0.5])
     with pytest.raises(ValueError, match="representation"):
-        tb.time_domain("lorentzian")
+        tb.time_domain("pseudo")
+    assert tb.time_domain("modes").channels is not None
 
 
 @pytest.mark.parametrize("bad, match", [
     ({"sites": 0}, r"leads\[0\]\.sites"),
     ({"sites": 4, "absorbing": 5}, r"leads\[0\]\.absorbing"),
     ({"absorber_gamma": -1}, r"leads\[0\]\.absorber_gamma"),
-    ({"representation": "lorentzian"}, r"leads\[0\]\.representation"),
+    ({"representation": "pseudo"}, r"leads\[0\]\.representation"),
+    ({"lorentzians": 0}, r"leads\[0\]\.lorentzians"),
+    ({"lorentzian_width": 0.0}, r"leads\[0\]\.lorentzian_width"),
     ({"sites": 2.5}, r"leads\[0\]\.sites"),
 ])
 def test_bad_extended_keys_are_refused(bad, match):

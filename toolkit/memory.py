@@ -65,17 +65,23 @@ def estimate_memory(cfg, ranks: int = 1) -> MemoryEstimate:
     n_sites = math.prod(cfg.lattice.size)
     n_face = 2 * math.prod(cfg.lattice.size[1:])
     cols = []      # per lead: orbitals it adds to the electron problem, columns of its Pi block
+    ny = nx = nu = 0   # auxiliary modes: the small second-tier matrices
     for lc in cfg.leads:
         n_p = lc.n_poles or cfg.electrons.n_poles
-        if lc.model == "tight-binding":    # extended: explicit columns + absorbers
+        rep = lc.representation or "extended"
+        if lc.model == "tight-binding" and rep == "extended":   # explicit columns + absorbers
             L = lc.sites or 60
             cols.append((L * n_face, n_p * (lc.absorbing or L) * n_face))
+        elif lc.model == "tight-binding":          # channels x (poles + 2 modes) vectors
+            n = (lc.lorentzians or 60) if rep == "lorentzian" else (lc.sites or 60)
+            cols.append((0, n_face * (n_p + 2 * n)))
+            ny, nx, nu = ny + n_face * n, nx + n_face * (n_p + n), nu + n_face * (n + n_p)
         else:
             cols.append((0, n_p * n_face))
     N = 2 * n_sites + sum(a for a, _ in cols)
     z = 16  # complex128
     rho = N * N * z
-    leads = sum(N * c * z for _, c in cols)
+    leads = sum(N * c * z for _, c in cols) + (ny * nx + ny * ny + nu * ny) * z
     initial = cfg.electrons.initial
     if initial == "auto":
         initial = "stationary" if cfg.leads else "ground"
