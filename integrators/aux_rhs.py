@@ -10,7 +10,8 @@ dense product of H with [R | lambda] (two products), the rank-m updates on the i
 one allreduce of the small projections B^dag R, B^dag lambda and one broadcast of the small
 matrices.  The real parts of all diagonal rates (Fermi poles xi_p/beta, Lorentzian widths) form
 the linear part L for the exponential integrator (``solver.stiff``), like the pole decay of
-wide-band leads.
+wide-band leads.  Starts: the equilibrium (:meth:`AuxiliaryRHS.equilibrium`, dense) or the
+partitioned start (all auxiliaries 0).
 """
 from __future__ import annotations
 
@@ -216,6 +217,23 @@ class AuxiliaryRHS(ClosedRHS):
                 ro, rt, rk = (1j * r.imag for r in (ro, rt, rk))
             self._rate_key, self._rate_val = key, (ro, rt, rk)
         return self._rate_val
+
+    def equilibrium(self) -> dict:
+        """The equilibrium state of the spins in H (every lead at one mu, T and pole set, no
+        bias): {component: full array} (operators.lorentzian.AuxiliaryModes.equilibrium,
+        dense, the same on every rank).  Collective (gathers H)."""
+        from operators.lorentzian import AuxiliaryModes, LeadChannels
+
+        H = self.H.to_dense()
+        N = H.shape[0]
+        leads = []
+        for (k, I, C, ch), p in zip(self.problem.auxiliary, self.poles):
+            B = np.zeros((N, C.shape[1]), complex)
+            B[I] = C
+            leads.append(LeadChannels(B, list(ch.fits), ch.mu, ch.temperature, p))
+        rho, R, lam, Om, Th, K = AuxiliaryModes(H, leads).equilibrium()
+        return {"rho": rho, "aux:R": R, "aux:lambda": lam, "aux:Omega": Om.ravel(),
+                "aux:Theta": Th.ravel(), "aux:K": K.ravel()}
 
     def decay(self) -> DiagonalLinear:
         """The real parts of the diagonal rates (module docstring) as the linear part L."""

@@ -114,10 +114,16 @@ class Simulation:
                                        [n for n, _ in small])
             initial = self.config.electrons.initial
             if self.problem.auxiliary and initial in ("auto", "stationary") and rho0 is None:
-                err = (f"config key 'electrons.initial' = {initial!r} is not allowed with "
-                       f"leads in auxiliary modes (representation 'modes' or 'lorentzian'): "
-                       f"their stationary state is not implemented yet; use 'partitioned' "
-                       f"(paper 000's start), 'partitioned-empty', 'ground' or 'fermi'")
+                mu_t0 = bias_function(self.config, self.leads, self.units).initial
+                same = len({(l.mu, l.temperature, p.n_poles) for l, p in
+                            zip(self.leads, self.poles)}) == 1
+                if not same or not np.array_equal(mu_t0, [l.mu for l in self.leads]):
+                    err = (f"config key 'electrons.initial' = {initial!r} is not allowed here: "
+                           f"leads in auxiliary modes (representation 'modes' or 'lorentzian') "
+                           f"start from their equilibrium (every lead at one mu, temperature "
+                           f"and n_poles, no bias before t = 0); a biased stationary state is "
+                           f"not implemented: switch the bias on at t_on >= 0, or use "
+                           f"'partitioned' (paper 000's start), 'ground' or 'fermi'")
             if err:  # before the state and the TS exist
                 self.H.destroy()
                 raise ConfigError(err)
@@ -162,7 +168,17 @@ class Simulation:
         if initial == "auto":
             initial = "stationary" if self.leads else "ground"
         self.origin = "rho0 given" if rho0 is not None else initial
-        if rho0 is None and initial == "stationary":
+        if rho0 is None and initial == "stationary" and self.problem.auxiliary:
+            eq = self.rhs.equilibrium()               # dense, identical on every rank
+            r0, nl = d.row_start, d.n_local_rows
+            self.layout.rho(a)[...] = eq.pop("rho")[r0:r0 + nl]
+            for name, block in eq.items():
+                if name in self.layout.small_names:
+                    if self.layout.rank == 0:
+                        self.layout.small(a, name)[...] = block
+                else:
+                    self.layout.view(a, name)[...] = block[r0:r0 + nl]
+        elif rho0 is None and initial == "stationary":
             rho, blocks = stationary_state(self.H, self.problem, self.poles,
                                            self.mu_of_t.initial)
             self.layout.rho(a)[...] = rho

@@ -163,6 +163,7 @@ class ModeTables:
         self.leads = list(leads)
         self.chan_lead = np.asarray(chan_lead, int)
         ch_fit = list(fits)
+        self.fits = ch_fit
         yc, z, a = [], [], []     # a: complex in general (damped-chain poles)
         for c, fit in enumerate(ch_fit):
             yc += [c] * len(fit.a)
@@ -256,6 +257,60 @@ class AuxiliaryModes:
         z = np.zeros
         return (np.array(rho0, complex), z((N, nx), complex), z((N, ny), complex),
                 z((ny, nx), complex), z((ny, ny), complex), z((nu, ny), complex))
+
+    def equilibrium(self) -> tuple:
+        """The equilibrium state (all leads at one mu, temperature and pole set): the fixed
+        point of the equations in which the leads have always been connected,
+
+            rho       = 1/2 + (1/beta) sum_p eta_p [G(chi_p) + G(chi_p)^dag],
+            R_x       = G(kappa_x) B_x,      Omega_yx = B_y^dag R_x / (i (z_y - kappa_x)),
+            lambda_y  = -[f(conj z_y) G(conj z_y) + sum_p (eta_p/beta) (G(chi_p)/(conj z_y - chi_p)
+                          + G(chi_p)^dag/(conj z_y - conj chi_p))] B_y,
+            Theta_y'y = [B_y'^dag lambda_y - (B_y^dag lambda_y')^*] / (i (z_y' - conj z_y)),
+            K_uy      = (B_y^dag R_ubar(u))^* / (i (zeta_u - conj z_y)),
+
+        with G(z) = (z - H - Sigma_fit(z))^-1 (contour integrals of G^< = -f (G^R - G^A) closed
+        around the poles of f and of 1/(conj z_y - E)).  Dense (N^3 per pole)."""
+        ld0 = self.leads[0]
+        for ld in self.leads[1:]:
+            if (ld.mu, ld.temperature) != (ld0.mu, ld0.temperature) or not np.array_equal(
+                    ld.poles.xi, ld0.poles.xi):
+                raise ValueError("an equilibrium needs every lead at the same mu, temperature "
+                                 "and Padé poles")
+        beta = 1.0 / ld0.temperature
+        N = self.N
+        fits = self.tables.fits
+
+        def G(zz):
+            S = np.zeros((N, N), complex)
+            for c, fit in enumerate(fits):
+                S += fit(zz) * np.outer(self.B[:, c], self.B[:, c].conj())
+            return np.linalg.inv(zz * np.eye(N) - self.H - S)
+
+        chis = ld0.mu + 1j * ld0.poles.xi / beta
+        Gp = [G(chi) for chi in chis]
+        rho = 0.5 * np.eye(N, dtype=complex)
+        for eta, g in zip(ld0.poles.eta, Gp):
+            rho += (eta / beta) * (g + g.conj().T)
+        t = self.tables
+        R = np.empty((N, t.nx), complex)
+        for i in range(t.nx):
+            g = Gp[i % len(chis)] if i < t.n_fermi else G(t.kap[i])
+            R[:, i] = g @ self.B[:, t.xc[i]]
+        lam = np.empty((N, t.ny), complex)
+        for j in range(t.ny):
+            zb = np.conj(t.z[j])
+            acc = _fpade(zb, ld0) * G(zb)
+            for eta, chi, g in zip(ld0.poles.eta, chis, Gp):
+                acc = acc + (eta / beta) * (g / (zb - chi) + g.conj().T / (zb - np.conj(chi)))
+            lam[:, j] = -acc @ self.B[:, t.yc[j]]
+        By = self.By
+        Om = (By.conj().T @ R) / (1j * (t.z[:, None] - t.kap[None, :]))
+        BL = By.conj().T @ lam
+        Th = (BL - BL.conj().T) / (1j * (t.z[:, None] - np.conj(t.z)[None, :]))
+        BR = By.conj().T @ R[:, t.ubar]
+        K = BR.conj().T / (1j * (t.zeta[:, None] - np.conj(t.z)[None, :]))
+        return rho, R, lam, Om, Th, K
 
     def _shift(self, V, ch) -> np.ndarray:
         if V is None:
