@@ -65,7 +65,13 @@ class ElectronProblem:
                           for c in m.couplings]
         names = [c.name for c in self.couplings]
         if len(set(names)) != len(names):
-            raise ValueError(f"lead components are not unique: {names}")
+            from toolkit.config import ConfigError
+
+            dup = next(n for i, n in enumerate(names) if n in names[:i])
+            k = next(c.lead_index for c in self.couplings[::-1] if c.name == dup)
+            raise ConfigError(f"config key 'leads[{k}].name' = {self.leads[k].name!r} is not "
+                              f"allowed: its state component '{dup}' collides with another "
+                              f"lead's; choose another name")
         # auxiliary modes: (lead index, interface orbitals, channel coefficients, channels)
         self.auxiliary = [(k, np.asarray(l.interface), m.channels.coefficients, m.channels)
                           for k, (l, m) in enumerate(zip(self.leads, self.modes))

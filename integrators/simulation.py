@@ -124,6 +124,11 @@ class Simulation:
                            f"and n_poles, no bias before t = 0); a biased stationary state is "
                            f"not implemented: switch the bias on at t_on >= 0, or use "
                            f"'partitioned' (paper 000's start), 'ground' or 'fermi'")
+            if self.problem.extended and initial == "ground" and rho0 is None:
+                err = ("config key 'electrons.initial' = 'ground' is not allowed with leads "
+                       "that add explicit sites (representation 'extended'): n_electrons "
+                       "would count the lead sites too; use 'stationary' (the default), "
+                       "'partitioned' or 'fermi'")
             if err:  # before the state and the TS exist
                 self.H.destroy()
                 raise ConfigError(err)
@@ -222,6 +227,23 @@ class Simulation:
         ds = ext.device_sites
         loc = np.arange(d.n_local_rows) + d.row_start
         self._dev_rows = np.flatnonzero((loc >= 2 * ds.start) & (loc < 2 * ds.stop))
+        # the device-lead bonds of explicit lead sites (local device row a, lead column b,
+        # H_ab): energy/electronic is Tr(H_DD rho_DD), the device block only
+        b = edev.bonds
+        in_dev = (b >= ds.start) & (b < ds.stop)
+        cut = in_dev[:, 0] != in_dev[:, 1]
+        a_site = np.where(in_dev[cut, 0], b[cut, 0], b[cut, 1])
+        l_site = np.where(in_dev[cut, 0], b[cut, 1], b[cut, 0])
+        t_ab = edev.hopping[cut]
+        rows_, cols_, vals_ = [], [], []
+        for sp in (0, 1):
+            r = 2 * a_site + sp
+            mine = (r >= d.row_start) & (r < d.row_start + d.n_local_rows)
+            rows_.append(r[mine] - d.row_start)
+            cols_.append(2 * l_site[mine] + sp)
+            vals_.append(-t_ab[mine])
+        self._cut = (np.concatenate(rows_).astype(np.int64),
+                     np.concatenate(cols_).astype(np.int64), np.concatenate(vals_))
         self._F_obs = None
         self._all_sites = np.arange(d.site_start, d.site_stop)
         self._site_idx = diag_block_indices(self._all_sites, d.site_start, self.layout.nloc)
@@ -319,7 +341,11 @@ class Simulation:
         X = self.rhs.hamiltonian_times_rho(a)
         d = self.H.dist
         rows = self._dev_rows
-        e_el = allreduce(float(np.sum(X[rows, d.row_start + rows].real)), self.comm)
+        e_loc = float(np.sum(X[rows, d.row_start + rows].real))
+        cr, cc, cv = self._cut     # remove H_ab rho_ba over the device-lead bonds
+        if len(cr):
+            e_loc -= float(np.sum((cv * lay.rho(a)[cr, cc].conj()).real))
+        e_el = allreduce(e_loc, self.comm)
         n_el = allreduce(float(np.sum(lay.rho(a)[rows, d.row_start + rows].real)), self.comm)
         s_loc = spin_density_local(a, self._site_idx)
         s_all = gather_rows(s_loc, self.comm, root=root)
@@ -741,6 +767,9 @@ class Simulation:
             w = ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device)
             w.f["device"].attrs["planes"] = list(self.plane_x)
             w.f["device"].attrs["lead_names"] = json.dumps([l.name for l in self.leads])
+            w.f.attrs["leads"] = json.dumps(_lead_attrs(self.problem, self.config))
+            if getattr(self, "representation_report", None) is not None:
+                w.f.attrs["lead_representation"] = json.dumps(self.representation_report)
         except (OSError, ValueError) as exc:
             err = f"cannot write '{path}': {exc}"
         return self._shared_writer(w, err)
@@ -868,8 +897,8 @@ def _by_name(leads0, names) -> dict:
     if leads0 is None:
         return {}
     if isinstance(leads0, dict):
-        return {(names[int(k[5:])] if k.startswith("lead_") and k[5:].isdigit() else k): v
-                for k, v in leads0.items()}
+        return {(names[int(k[5:])] if k.startswith("lead_") and k[5:].isdigit()
+                 and int(k[5:]) < len(names) else k): v for k, v in leads0.items()}
     return dict(zip(names, leads0))
 
 
@@ -899,6 +928,11 @@ def _components_mismatch(leads0, comps, problem, n_orbitals, rho0,
     return None
 
 
+#: lead attributes that fix the shape of a state (compared when a run starts from another
+#: run's checkpoint; other lead parameters may change, e.g. a quench of Gamma)
+STATE_KEYS = ("model", "representation", "sites", "absorbing", "lorentzians", "n_poles")
+
+
 def _lead_attrs(problem: ElectronProblem, cfg: Config) -> list[dict]:
     """Per lead: model, representation, its parameters and the Padé pole count (stored with
     every checkpoint)."""
@@ -918,11 +952,16 @@ def _representation_mismatch(path: str, stored: str, cfg: Config) -> str | None:
     if len(old) != len(new):
         return (f"'{path}': its checkpoint has {len(old)} leads, the config {len(new)}")
     for k, (a, b) in enumerate(zip(old, new)):
-        if a != b:
-            key = next(x for x in list(b) + [k for k in a if k not in b]
-                       if a.get(x) != b.get(x))
+        if a.get("representation") in ("modes", "lorentzian") or \
+                b.get("representation") in ("modes", "lorentzian"):
+            keys = [x for x in list(b) + [y for y in a if y not in b] if x != "lead"]
+        else:     # what fixes the state's shape (a Gamma or absorber quench is allowed)
+            keys = [x for x in STATE_KEYS if x in a or x in b]
+        diff = [x for x in keys if a.get(x) != b.get(x)]
+        if diff:
+            key = diff[0]
             return (f"config key 'leads[{k}].{key}' = {b.get(key)!r} is not allowed with the "
-                    f"state of '{path}': its lead '{b.get('lead')}' has {key} = {a.get(key)!r} "
+                    f"state of '{path}': its lead '{a.get('lead')}' has {key} = {a.get(key)!r} "
                     f"(model {a.get('model')!r}, representation {a.get('representation')!r}); a "
                     f"state belongs to one lead representation: use the checkpoint's value or "
                     f"start from scratch")

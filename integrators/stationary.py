@@ -202,9 +202,8 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem,
             sol.destroy()
             blocks[c.name] = block
             S.append(block.reshape((nloc, n, lp.n_poles), order="F").sum(axis=2))
-        # the reference equilibrium: the reservoir of the first coupling before any bias
-        c0 = problem.couplings[0]
-        ref = (leads[c0.lead_index].mu, c0.temperature, per_lead[c0.lead_index])
+        # the reference equilibrium: the first lead before any bias
+        ref = (leads[0].mu, leads[0].temperature, per_lead[0])
         same = all(mus[c.lead_index] == ref[0] and c.temperature == ref[1]
                    and _same_poles(per_lead[c.lead_index], ref[2]) for c in problem.couplings)
         keep = [] if same else [np.asarray(c.interface) for c in problem.couplings]

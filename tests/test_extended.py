@@ -618,3 +618,52 @@ def allreduce_max(x, comm):
     from toolkit.parallel import allreduce
 
     return allreduce(float(x), comm, "max")
+
+
+def test_review_fixes(comm, mpi_tmp_path):
+    """Lead names cannot break checkpoints ('/' or ':' refused, so components cannot collide);
+    'ground' is refused with explicit lead sites (n_electrons would count them); a Gamma quench
+    from a checkpoint is allowed, a state with more lead blocks than the config has leads is
+    refused in one line; the partitioned start takes the first lead's mu with mixed leads."""
+    from scipy.special import expit
+
+    for name in ("a/b", "a:b"):
+        d = valve()
+        d["leads"][0]["name"] = name
+        with pytest.raises(ConfigError, match=r"leads\[0\]\.name"):
+            config_from_dict(d)
+    d = valve(L=4)
+    d["electrons"]["initial"] = "ground"
+    with pytest.raises(ConfigError, match=r"electrons\.initial.*ground"):
+        Simulation(config_from_dict(d), comm)
+    # Gamma quench from a wide-band checkpoint; then a config with fewer leads
+    wb = {"lattice": {"size": [4]},
+          "leads": [{"side": "left", "gamma": 1.0, "mu": 0.2}, {"side": "right", "gamma": 0.5}],
+          "electrons": {"n_poles": 8}, "time": {"dt": 0.1, "t_end": 0.2}}
+    out = os.path.join(mpi_tmp_path, "wb.h5")
+    sim = Simulation(config_from_dict(wb), comm)
+    sim.run(out, progress=False)
+    sim.destroy()
+    q = json.loads(json.dumps(wb))
+    q["leads"][0]["gamma"] = 0.7
+    sim = Simulation.from_checkpoint(out, config_from_dict(q), comm)
+    sim.destroy()
+    one = json.loads(json.dumps(wb))
+    one["leads"] = one["leads"][:1]
+    with pytest.raises(ConfigError, match="leads"):
+        Simulation.from_checkpoint(out, config_from_dict(one), comm)
+    # mixed leads, partitioned: the device at lead 0's mu (a wide-band lead here)
+    d = valve(L=10, n_poles=30)
+    d["bias"] = {}
+    d["leads"][0] = {"side": "left", "gamma": 1.0, "mu": -1.0, "temperature": T300,
+                     "n_poles": 30}
+    d["electrons"]["initial"] = "partitioned"
+    cfg = config_from_dict(d)
+    sim = Simulation(cfg, comm)
+    try:
+        rho = sim.state(root=None)[0][:16, :16]      # no explicit sites on the left
+        w, U = np.linalg.eigh(dense_hamiltonian(device_from_config(cfg)))
+        ref = (U * expit(-(w + 1.0) / T300)) @ U.conj().T
+        assert np.abs(rho - ref).max() < 1e-10
+    finally:
+        sim.destroy()

@@ -195,6 +195,20 @@ def cmd_run(args) -> int:
                 for m in sim.problem.modes)
                 + f" (electron problem N_s = {sim.edevice.n_orbitals}: {n_x} lead orbitals; "
                   f"observables on the device's {sim.device.n_orbitals})")
+        if any(lc.model == "tight-binding" for lc in cfg.leads):
+            from analysis.lead_check import representation_errors
+
+            rep = representation_errors(sim)
+            sim.representation_report = rep
+            if rep is None:
+                say("  lead representation error: not computed (N_s > 400)")
+            else:
+                cur = rep["current_error"]
+                say("  lead representation error: " + "; ".join(
+                    f"{d['name']} ({d['representation']}): max |dGamma| {d['gamma_error']:.2g}"
+                    for d in rep["leads"])
+                    + ("" if cur is None else f"; Landauer current at the final bias "
+                       f"{cur:.2g} relative"))
         if sim.adaptive:
             rtol, atol = sim.ts.getTolerances()
             say(f"  adaptive step: rtol = {rtol:g}, atol = {atol:g}")

@@ -509,6 +509,15 @@ def _check_stiff(cfg: Config) -> None:
               f"to choose a TS type")
 
 
+def _lead_name(key: str, v: Any) -> str:
+    """A lead name: it names state components (pi:<name>, HDF5 datasets), so no '/' or ':'."""
+    name = _str(key, v)
+    if not name or "/" in name or ":" in name:
+        _fail(key, v, "expected a non-empty name without '/' or ':' (it names the lead's "
+              "state components in checkpoints)")
+    return name
+
+
 def _leads(items: Any, n_cross: int | None = None) -> tuple[LeadConfig, ...]:
     if not isinstance(items, list):
         _fail("leads", items, "expected an array of tables [[leads]]")
@@ -567,7 +576,7 @@ def _leads(items: Any, n_cross: int | None = None) -> tuple[LeadConfig, ...]:
         out.append(LeadConfig(
             side=side, mu=_real(f"{sec}.mu", ld.get("mu", 0.0)),
             temperature=_real(f"{sec}.temperature", ld.get("temperature", 0.025), positive=True),
-            name=_str(f"{sec}.name", ld.get("name", side)), model=model, **own))
+            name=_lead_name(f"{sec}.name", ld.get("name", side)), model=model, **own))
     for key in ("side", "name"):
         vals = [getattr(l, key) for l in out]
         for i, v in enumerate(vals):

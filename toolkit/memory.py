@@ -123,9 +123,16 @@ def check_memory(cfg, ranks: int = 1, ranks_on_node: int | None = None) -> Memor
     need = est.rank0 + (local - 1) * est.per_rank
     if avail is not None and need > avail:
         size = "x".join(map(str, cfg.lattice.size))
+        key, value = "lattice.size", list(cfg.lattice.size)
+        n_dev = 2 * math.prod(cfg.lattice.size)
+        sites = [(k, lc.sites or 60) for k, lc in enumerate(cfg.leads)
+                 if lc.model == "tight-binding"]
+        if sites and est.n_orbitals > 2 * n_dev:     # explicit lead sites dominate
+            k, L = max(sites, key=lambda x: x[1])
+            key, value = f"leads[{k}].sites", L
         raise MemoryLimitError(
-            f"config key 'lattice.size' = {list(cfg.lattice.size)} is not allowed here: the "
+            f"config key '{key}' = {value} is not allowed here: the "
             f"{size} junction (N_s = {est.n_orbitals}) needs about {fmt_bytes(need)} on this "
             f"node ({est.summary()}) but {fmt_bytes(avail)} is available; use a smaller "
-            f"lattice, fewer poles or more nodes")
+            f"lattice, shorter leads, fewer poles or more nodes")
     return est
