@@ -10,8 +10,8 @@ dense product of H with [R | lambda] (two products), the rank-m updates on the i
 one allreduce of the small projections B^dag R, B^dag lambda and one broadcast of the small
 matrices.  The real parts of all diagonal rates (Fermi poles xi_p/beta, Lorentzian widths) form
 the linear part L for the exponential integrator (``solver.stiff``), like the pole decay of
-wide-band leads.  Starts: the equilibrium (:meth:`AuxiliaryRHS.equilibrium`, dense) or the
-partitioned start (all auxiliaries 0).
+wide-band leads.  Starts: the stationary state (:meth:`AuxiliaryRHS.stationary`, dense) or
+the partitioned start (all auxiliaries 0).
 """
 from __future__ import annotations
 
@@ -218,10 +218,11 @@ class AuxiliaryRHS(ClosedRHS):
             self._rate_key, self._rate_val = key, (ro, rt, rk)
         return self._rate_val
 
-    def equilibrium(self) -> dict:
-        """The equilibrium state of the spins in H (every lead at one mu, T and pole set, no
-        bias): {component: full array} (operators.lorentzian.AuxiliaryModes.equilibrium,
-        dense, the same on every rank).  Collective (gathers H)."""
+    def stationary(self, mu: np.ndarray | None = None) -> dict:
+        """The stationary state of the spins in H for the leads' chemical potentials ``mu``
+        (default: their mu; a lead's poles move with mu - lead.mu): {component: full array}
+        (operators.lorentzian.AuxiliaryModes.stationary: closed forms plus bias-window
+        integrals; dense, the same on every rank).  Collective (gathers H)."""
         from operators.lorentzian import AuxiliaryModes, LeadChannels
 
         H = self.H.to_dense()
@@ -231,7 +232,8 @@ class AuxiliaryRHS(ClosedRHS):
             B = np.zeros((N, C.shape[1]), complex)
             B[I] = C
             leads.append(LeadChannels(B, list(ch.fits), ch.mu, ch.temperature, p))
-        rho, R, lam, Om, Th, K = AuxiliaryModes(H, leads).equilibrium()
+        V = None if mu is None else np.asarray(mu, float) - self.mu0
+        rho, R, lam, Om, Th, K = AuxiliaryModes(H, leads).stationary(V)
         return {"rho": rho, "aux:R": R, "aux:lambda": lam, "aux:Omega": Om.ravel(),
                 "aux:Theta": Th.ravel(), "aux:K": K.ravel()}
 

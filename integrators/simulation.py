@@ -113,17 +113,6 @@ class Simulation:
             err = _components_mismatch(leads0, comps, self.problem, edev.n_orbitals, rho0,
                                        [n for n, _ in small])
             initial = self.config.electrons.initial
-            if self.problem.auxiliary and initial in ("auto", "stationary") and rho0 is None:
-                mu_t0 = bias_function(self.config, self.leads, self.units).initial
-                same = len({(l.mu, l.temperature, p.n_poles) for l, p in
-                            zip(self.leads, self.poles)}) == 1
-                if not same or not np.array_equal(mu_t0, [l.mu for l in self.leads]):
-                    err = (f"config key 'electrons.initial' = {initial!r} is not allowed here: "
-                           f"leads in auxiliary modes (representation 'modes' or 'lorentzian') "
-                           f"start from their equilibrium (every lead at one mu, temperature "
-                           f"and n_poles, no bias before t = 0); a biased stationary state is "
-                           f"not implemented: switch the bias on at t_on >= 0, or use "
-                           f"'partitioned' (paper 000's start), 'ground' or 'fermi'")
             if self.problem.extended and initial == "ground" and rho0 is None:
                 err = ("config key 'electrons.initial' = 'ground' is not allowed with leads "
                        "that add explicit sites (representation 'extended'): n_electrons "
@@ -174,7 +163,7 @@ class Simulation:
             initial = "stationary" if self.leads else "ground"
         self.origin = "rho0 given" if rho0 is not None else initial
         if rho0 is None and initial == "stationary" and self.problem.auxiliary:
-            eq = self.rhs.equilibrium()               # dense, identical on every rank
+            eq = self.rhs.stationary(self.mu_of_t.initial)   # dense, the same on every rank
             r0, nl = d.row_start, d.n_local_rows
             self.layout.rho(a)[...] = eq.pop("rho")[r0:r0 + nl]
             for name, block in eq.items():

@@ -312,6 +312,98 @@ class AuxiliaryModes:
         K = BR.conj().T / (1j * (t.zeta[:, None] - np.conj(t.z)[None, :]))
         return rho, R, lam, Om, Th, K
 
+    def stationary(self, V=None, *, panel: float | None = None, order: int = 10) -> tuple:
+        """The stationary state under the bias potentials ``V`` (per lead; None: 0).
+
+        The retarded parts (R, Omega, K) are closed forms with every pole of lead alpha moved
+        by V_alpha.  rho and lambda are the closed forms of :meth:`equilibrium` for the
+        reference occupation f_ref (the first lead's, before the bias) with the biased G, plus
+        the bias-window integrals
+
+            d rho    = int dE/2pi sum_a (f_a - f_ref) G Gamma_a G^dag,
+            d lambda_y = -int dE/2pi sum_a (f_a - f_ref) G Gamma_a G^dag B_y / (conj z_y' - E)
+
+        (Padé f_a, the same as in the equations; Gauss-Legendre of ``order`` points on panels
+        no wider than ``panel``, default a third of the narrowest pole width and of T, over the
+        windows -/+ 40 T).  States no reservoir reaches keep f_ref.  Dense."""
+        t = self.tables
+        nL = len(self.leads)
+        V = np.zeros(nL) if V is None else np.asarray(V, float)
+        ld0 = self.leads[0]
+        beta0 = 1.0 / ld0.temperature
+        N = self.N
+        fits = [f.shifted(V[self.chan_lead[c]]) for c, f in enumerate(t.fits)]
+        Vx, Vy, Vu = V[self.chan_lead[t.xc]], V[self.chan_lead[t.yc]], V[self.chan_lead[t.uc]]
+        kap, zy, zeta = t.kap + Vx, t.z + Vy, t.zeta + Vu
+
+        def Sig(zz):
+            S = np.zeros((N, N), complex)
+            for c, fit in enumerate(fits):
+                S += fit(zz) * np.outer(self.B[:, c], self.B[:, c].conj())
+            return S
+
+        def G(zz):
+            return np.linalg.inv(zz * np.eye(N) - self.H - Sig(zz))
+
+        chis = ld0.mu + 1j * ld0.poles.xi / beta0
+        Gp = [G(chi) for chi in chis]
+        rho = 0.5 * np.eye(N, dtype=complex)
+        for eta, g in zip(ld0.poles.eta, Gp):
+            rho += (eta / beta0) * (g + g.conj().T)
+        R = np.empty((N, t.nx), complex)
+        for i in range(t.nx):
+            R[:, i] = G(kap[i]) @ self.B[:, t.xc[i]]
+        lam = np.empty((N, t.ny), complex)
+        for j in range(t.ny):
+            zb = np.conj(zy[j])
+            acc = _fpade(zb, ld0) * G(zb)
+            for eta, chi, g in zip(ld0.poles.eta, chis, Gp):
+                acc = acc + (eta / beta0) * (g / (zb - chi) + g.conj().T / (zb - np.conj(chi)))
+            lam[:, j] = -acc @ self.B[:, t.yc[j]]
+        # bias windows
+        mus = [ld.mu + v for ld, v in zip(self.leads, V)]
+        active = [k for k in range(nL) if (mus[k], self.leads[k].temperature,
+                                           self.leads[k].poles.n_poles)
+                  != (ld0.mu, ld0.temperature, ld0.poles.n_poles)]
+        if active:
+            Tmax = max(ld.temperature for ld in self.leads)
+            lo = min(mus) - 40 * Tmax
+            hi = max(mus) + 40 * Tmax
+            wmin = min(float(np.min(f.w)) for f in fits)
+            h = panel or min(wmin, min(ld.temperature for ld in self.leads)) / 3
+            n_pan = int(np.ceil((hi - lo) / h))
+            xg, wg = np.polynomial.legendre.leggauss(order)
+            edges = np.linspace(lo, hi, n_pan + 1)
+            mid, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
+            E = (mid[:, None] + half[:, None] * xg[None, :]).ravel()
+            W = (half[:, None] * wg[None, :]).ravel() / (2 * np.pi)
+            ref = LeadChannels(None, (), ld0.mu, ld0.temperature, ld0.poles)
+            dl = np.zeros_like(lam)
+            for e, w in zip(E, W):
+                g = G(e + 0j)
+                M = np.zeros((N, N), complex)
+                for k in active:
+                    ldk = self.leads[k]
+                    dfk = (_fpade(e, LeadChannels(None, (), mus[k], ldk.temperature,
+                                                  ldk.poles)).real - _fpade(e, ref).real)
+                    if dfk == 0.0:
+                        continue
+                    cs = np.flatnonzero(self.chan_lead == k)
+                    GB = g @ self.B[:, cs]
+                    gam = np.array([-2 * fits[c](e + 0j).imag for c in cs])
+                    M += dfk * (GB * gam) @ GB.conj().T
+                # leads at f_ref contribute nothing; the reference lead's own window is 0
+                rho += w * M
+                dl -= w * (M @ self.By) / (np.conj(zy)[None, :] - e)
+            lam += dl
+        By = self.By
+        Om = (By.conj().T @ R) / (1j * (zy[:, None] - kap[None, :]))
+        BL = By.conj().T @ lam
+        Th = (BL - BL.conj().T) / (1j * (zy[:, None] - np.conj(zy)[None, :]))
+        BR = By.conj().T @ R[:, t.ubar]
+        K = BR.conj().T / (1j * (zeta[:, None] - np.conj(zy)[None, :]))
+        return 0.5 * (rho + rho.conj().T), R, lam, Om, Th, K
+
     def _shift(self, V, ch) -> np.ndarray:
         if V is None:
             return 0.0
