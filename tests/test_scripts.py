@@ -8,7 +8,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 QUICK = ["fig02_spectrum.py", "fig04bc_splitting_dos.py", "fig16_localization.py",
-         "fig18_trajectory_spectrum.py"]
+         "fig18_trajectory_spectrum.py", "fig_leads.py"]
 
 
 @pytest.mark.skip_in_parallel
