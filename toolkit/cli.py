@@ -195,6 +195,12 @@ def cmd_run(args) -> int:
                 for m in sim.problem.modes)
                 + f" (electron problem N_s = {sim.edevice.n_orbitals}: {n_x} lead orbitals; "
                   f"observables on the device's {sim.device.n_orbitals})")
+        if sim.problem.auxiliary:
+            t = sim.rhs.t
+            say(f"  leads: " + "; ".join(f"{m.lead}: {m.model}, {m.representation}"
+                                           for m in sim.problem.modes)
+                + f" (auxiliary modes: {t.nx} retarded and {t.ny} lesser vectors, "
+                  f"second tier {t.ny * t.nx + t.ny * t.ny + t.nu * t.ny} numbers on rank 0)")
         if any(lc.model == "tight-binding" for lc in cfg.leads):
             from analysis.lead_check import representation_errors
 
