@@ -154,6 +154,10 @@ class PlainOpen:
         self.xi, self.eta, Np = poles.xi, poles.eta, poles.n_poles
         offset = N * N
         for lc in cfg.leads:
+            if lc.model != "wide-band" or np.ndim(lc.gamma):
+                raise SystemExit(f"bench_open: the NumPy baseline takes wide-band leads with "
+                                 f"one gamma; lead {lc.name!r} is {lc.model} (gamma "
+                                 f"{lc.gamma!r}); use scripts/bench_leads.py for other leads")
             sites = np.flatnonzero(x == (0 if lc.side == "left" else dev.size[0] - 1))
             I = np.stack([2 * sites, 2 * sites + 1], axis=1).ravel()
             Gl = np.zeros((N, N))
