@@ -232,6 +232,10 @@ def test_settings_without_effect_warn():
     assert any("electrons.n_poles = 10 has no effect without [[leads]]" in s for s in w)
     assert any("solver.stiff = 'imex' has no effect" in s for s in w)
     assert any("solver.rk_type = '5dp' has no effect with solver.ts_type = 'ssp'" in s for s in w)
+    w = config_warnings(config_from_dict(apply_overrides(OPEN, ["electrons.n_poles=12"])))
+    assert any("electrons.n_poles = 12 is deprecated" in s for s in w)
+    assert config_warnings(config_from_dict(apply_overrides(
+        OPEN, ["electrons.n_poles=12", "leads.0.n_poles=12", "leads.1.n_poles=12"]))) == []
     w = config_warnings(config_from_dict(apply_overrides(
         OPEN, ["electrons.n_electrons=10", "bias.t_on=2", "bias.V=0.5"])))
     assert any("electrons.n_electrons = 10 has no effect" in s for s in w)

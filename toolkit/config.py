@@ -840,6 +840,10 @@ def config_warnings(cfg: Config) -> list[str]:
             out.append(f"electrons.n_poles = {e.n_poles} has no effect without [[leads]]")
         if s.stiff != SolverConfig().stiff:
             out.append(f"solver.stiff = '{s.stiff}' has no effect without [[leads]]")
+    elif e.n_poles != default.n_poles and any(lc.n_poles is None for lc in cfg.leads):
+        out.append(f"electrons.n_poles = {e.n_poles} is deprecated as the leads' pole count: "
+                   f"give n_poles in each [[leads]] table (it is still the default of the "
+                   f"leads without one)")
     if stationary:
         for key in ("n_electrons", "eigensolver"):
             if getattr(e, key) != getattr(default, key):
