@@ -110,6 +110,13 @@ class AuxiliaryRHS(ClosedRHS):
         self.C_full = np.empty((N, len(I)), complex)
         self.lead_of_I = np.concatenate([np.full(len(Ik), k) for k, Ik, _, _ in
                                          problem.auxiliary])
+        # wide-band channels (wide-band leads beside auxiliary modes): their Gamma on the
+        # interface, -i Gamma/2 in H for R and lambda, Gamma/4 - rho Gamma/2 in Pi
+        wide = np.array([f.wide for f in fits])
+        self.has_wide = bool(np.any(wide))
+        self.Gw_I = (B * wide) @ B.conj().T            # (n_I, n_I) on the interface orbitals
+        self.wide = wide
+        self.lead_of_chan_arr = np.asarray(chan_lead, int)
         rx, rl, ro, rt, rk = t.decay()
         self._decay = (rx, rl, ro, rt, rk)
         self._lin = {"aux:R": rx, "aux:lambda": rl}
@@ -154,7 +161,12 @@ class AuxiliaryRHS(ClosedRHS):
         """Local rows of Pi (the sum over leads) on the interface columns, (n_loc, n_I)."""
         lay, tt = self.layout, self.t
         R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
-        return (R * tt.cx) @ self.Bx_I.T + (lam * tt.ca) @ self.By_I.T
+        C = (R * tt.cx) @ self.Bx_I.T + (lam * tt.ca) @ self.By_I.T
+        if self.has_wide:
+            rho = lay.rho(x)
+            C -= 0.5 * rho[:, self.I] @ self.Gw_I
+            C[self.loc_rows] += 0.25 * self.Gw_I[self.loc_k]
+        return C
 
     def _evaluate(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec, full: bool) -> None:
         super().__call__(ts, t, X, F)
@@ -193,6 +205,16 @@ class AuxiliaryRHS(ClosedRHS):
         flam += lam * kl
         if len(rows):
             flam[rows] -= self.aBy_loc @ Th + 1j * (self.gBu_loc @ K)
+        if self.has_wide:          # -Gamma/2 on the interface rows: needs Gamma[I, I] x(I)
+            RI = np.zeros((len(self.I), tt.nx + tt.ny), complex)
+            if len(rows):
+                RI[self.loc_k, :tt.nx] = R[rows]
+                RI[self.loc_k, tt.nx:] = lam[rows]
+            RI = allreduce(RI, self.H.comm)
+            if len(rows):
+                upd = 0.5 * (self.Gw_I[self.loc_k] @ RI)
+                fR[rows] -= upd[:, :tt.nx]
+                flam[rows] -= upd[:, tt.nx:]
         flam += 1j * (rho[:, self.I] @ self.B_I[:, tt.yc])
         # small matrices: projections B^dag R and B^dag lambda over all ranks
         BR = self.By_loc.conj().T @ R[rows] if len(rows) else np.zeros((ny, nx), complex)
@@ -256,6 +278,17 @@ class AuxiliaryRHS(ClosedRHS):
             Ck = ((R[:, mx] * tt.cx[mx]) @ self.Bx_I[:, mx].T
                   + (lam[:, my] * tt.ca[my]) @ self.By_I[:, my].T)
             out[k][self.loc_k] = Ck[self.loc_rows]
+        if self.has_wide:
+            rho = lay.rho(x)
+            for k in range(n_leads):
+                sel = np.flatnonzero(self.lead_of_I == k)
+                if not np.any(self.wide[self.lead_of_chan_arr == k]):
+                    continue
+                Gk = np.zeros_like(self.Gw_I)
+                Gk[np.ix_(sel, sel)] = self.Gw_I[np.ix_(sel, sel)]
+                Ck = -0.5 * rho[:, self.I] @ Gk
+                Ck[self.loc_rows] += 0.25 * Gk[self.loc_k]
+                out[k][self.loc_k] += Ck[self.loc_rows]
         out = allreduce(out, self.H.comm)
         charge = np.zeros(n_leads)
         spin = np.zeros((n_leads, 3))

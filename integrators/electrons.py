@@ -72,19 +72,32 @@ class ElectronProblem:
             raise ConfigError(f"config key 'leads[{k}].name' = {self.leads[k].name!r} is not "
                               f"allowed: its state component '{dup}' collides with another "
                               f"lead's; choose another name")
-        # auxiliary modes: (lead index, interface orbitals, channel coefficients, channels)
+        # auxiliary modes: (lead index, interface orbitals, channel coefficients, channels);
+        # beside them a wide-band lead runs as channels without poles (one per orbital)
+        if any(m.channels is not None for m in self.modes):
+            from operators.leads import AuxiliaryChannels
+            from operators.lorentzian import LorentzianFit
+            from toolkit.config import ConfigError
+
+            for k, m in enumerate(self.modes):
+                if m.channels is not None:
+                    continue
+                if m.sites is not None or len(m.couplings) != 1 or m.couplings[0].columns != (0,):
+                    raise ConfigError(
+                        f"config key 'leads[{k}].representation' = {m.representation!r} is not "
+                        f"allowed here: a lead with explicit sites cannot run beside leads in "
+                        f"auxiliary modes; use representation 'modes' (the same self-energy)")
+                c = m.couplings[0]
+                n = len(self.leads[k].interface)
+                empty = np.zeros(0)
+                fits = tuple(LorentzianFit(empty, empty, empty.astype(complex), 0.0, 0.0,
+                                           float(g)) for g in c.gamma)
+                ch = AuxiliaryChannels(np.eye(n), fits, c.mu, c.temperature)
+                self.modes[k] = dataclasses.replace(m, couplings=(), channels=ch)
+            self.couplings = []
         self.auxiliary = [(k, np.asarray(l.interface), m.channels.coefficients, m.channels)
                           for k, (l, m) in enumerate(zip(self.leads, self.modes))
                           if m.channels is not None]
-        if self.auxiliary and len(self.auxiliary) != len(self.leads):
-            from toolkit.config import ConfigError
-
-            k = next(i for i, m in enumerate(self.modes) if m.channels is None)
-            m = self.modes[k]
-            raise ConfigError(f"config key 'leads[{k}].model' = {m.model!r} is not allowed "
-                              f"here: a {m.model} lead ({m.representation}) cannot run beside "
-                              f"leads in auxiliary modes (representation 'modes' or "
-                              f"'lorentzian'); give every lead such a representation")
 
     @property
     def extended(self) -> bool:

@@ -68,11 +68,13 @@ class LorentzianFit:
     a: np.ndarray
     gamma_error: float
     sigma_error: float
+    wide: float = 0.0      # a wide-band part: sigma += -i wide/2 (a wide-band lead: no poles)
 
     def __call__(self, E) -> np.ndarray:
         """The fitted sigma at complex energies E (any shape, Im E > -min w)."""
         E = np.asarray(E, complex)
-        return np.sum(self.a / (E[..., None] - self.eps + 1j * self.w), axis=-1)
+        return np.sum(self.a / (E[..., None] - self.eps + 1j * self.w), axis=-1) \
+            - 0.5j * self.wide
 
     def shifted(self, delta: float) -> "LorentzianFit":
         return dataclasses.replace(self, eps=self.eps + delta)
@@ -245,6 +247,10 @@ class AuxiliaryModes:
         self.Bx, self.By, self.Bu = self.B[:, self.xc], self.B[:, self.yc], self.B[:, self.uc]
         self.aBy = self.By * self.a
         self.gBu = self.Bu * self.g
+        # wide-band channels: -i Gamma/2 in H for R and lambda, Gamma/4 - rho Gamma/2 in Pi
+        wide = np.array([f.wide for f in fits])
+        self.Gw = (self.B * wide) @ self.B.conj().T
+        self.Heff = self.H - 0.5j * self.Gw
 
     @property
     def n_unknowns(self) -> int:
@@ -416,8 +422,10 @@ class AuxiliaryModes:
         kap = self.kap + self._shift(V, self.xc)
         zy = self.z + self._shift(V, self.yc)
         zeta = self.zeta + self._shift(V, self.uc)
-        Pi = (R * self.cx) @ self.Bx.conj().T + (lam * self.ca) @ self.By.conj().T
+        Pi = (R * self.cx) @ self.Bx.conj().T + (lam * self.ca) @ self.By.conj().T \
+            + 0.25 * self.Gw - 0.5 * rho @ self.Gw
         drho = -1j * (H @ rho - rho @ H) + Pi + Pi.conj().T
+        H = self.Heff
         dR = -1j * self.Bx - 1j * (H @ R - R * kap) - self.aBy @ Om
         dOm = self.By.conj().T @ R - 1j * (zy[:, None] - kap[None, :]) * Om
         dlam = (1j * rho @ self.By - 1j * (H @ lam - lam * np.conj(zy)) - self.aBy @ Th
@@ -436,8 +444,12 @@ class AuxiliaryModes:
         for k in range(len(self.leads)):
             mx = self.chan_lead[self.xc] == k
             my = self.chan_lead[self.yc] == k
+            cs = self.chan_lead == k
+            Gk = (self.B[:, cs] * np.array([f.wide for f, c in zip(self.tables.fits, cs) if c])
+                  ) @ self.B[:, cs].conj().T
             Pi = ((R[:, mx] * self.cx[mx]) @ self.Bx[:, mx].conj().T
-                  + (lam[:, my] * self.ca[my]) @ self.By[:, my].conj().T)
+                  + (lam[:, my] * self.ca[my]) @ self.By[:, my].conj().T
+                  + 0.25 * Gk - 0.5 * rho @ Gk)
             out[k] = np.trace(Pi).real
         return out
 
@@ -460,7 +472,8 @@ class AuxiliaryModes:
 def _gamma(fit: LorentzianFit, zz: complex) -> complex:
     """Gamma_fit continued to complex zz: i sum_l a_l [1/(zz - z_l) - 1/(zz - conj z_l)]."""
     zl = fit.poles
-    return complex(1j * np.sum(fit.a / (zz - zl) - np.conj(fit.a) / (zz - np.conj(zl))))
+    return complex(1j * np.sum(fit.a / (zz - zl) - np.conj(fit.a) / (zz - np.conj(zl)))
+                   + fit.wide)
 
 
 def _fpade(zz: complex, ld: LeadChannels) -> complex:
