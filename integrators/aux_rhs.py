@@ -27,7 +27,7 @@ from operators.lorentzian import ModeTables
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allgather_rows, allreduce
 
-from .electrons import ElectronProblem
+from .electrons import ElectronProblem, per_lead_poles
 from .expint import DiagonalLinear
 from .layout import StateLayout
 from .rhs import ClosedRHS
@@ -35,13 +35,11 @@ from .rhs import ClosedRHS
 __all__ = ["AuxiliaryRHS", "aux_components"]
 
 
-def _tables(problem: ElectronProblem) -> tuple[ModeTables, np.ndarray, np.ndarray]:
-    """(ModeTables, interface orbitals I (all leads), B restricted to I: (n_I, channels))."""
+def _tables(problem: ElectronProblem):
+    """(fits per channel, lead of each channel, interface orbitals I (all leads), B restricted
+    to I: (n_I, channels))."""
     fits, chan_lead, I_all, blocks = [], [], [], []
-    leads = []
     for k, I, C, ch in problem.auxiliary:
-        lead = problem.leads[k]
-        leads.append((k, lead))
         fits += list(ch.fits)
         chan_lead += [k] * C.shape[1]
         I_all.append(I)
@@ -80,15 +78,16 @@ class AuxiliaryRHS(ClosedRHS):
                  mu_of_t: Callable[[float], np.ndarray] | None = None) -> None:
         super().__init__(H, spinH, layout)
         leads = problem.leads
-        per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(leads)
+        per_lead = per_lead_poles(poles, len(leads))
         for l in leads:
             if l.temperature <= 0:
                 raise ValueError(f"lead '{l.name}': temperature = {l.temperature} is not "
                                  f"allowed: the pole expansion needs temperature > 0")
         self.problem, self.poles = problem, per_lead
         fits, chan_lead, I, B = _tables(problem)
-        _, _, t = aux_components(problem, per_lead)
-        self.t = t
+        t = self.t = ModeTables(fits, chan_lead, [_Reservoir(l, p)
+                                                  for l, p in zip(leads, per_lead)])
+        self.chan_lead = t.chan_lead              # the lead of every channel
         self.mu0 = np.array([l.mu for l in leads], float)
         mus = self.mu0.copy()
         self.mu_of_t = mu_of_t or (lambda tt: mus)
@@ -116,7 +115,6 @@ class AuxiliaryRHS(ClosedRHS):
         self.has_wide = bool(np.any(wide))
         self.Gw_I = (B * wide) @ B.conj().T            # (n_I, n_I) on the interface orbitals
         self.wide = wide
-        self.lead_of_chan_arr = np.asarray(chan_lead, int)
         rx, rl, ro, rt, rk = t.decay()
         self._decay = (rx, rl, ro, rt, rk)
         self._lin = {"aux:R": rx, "aux:lambda": rl}
@@ -142,14 +140,8 @@ class AuxiliaryRHS(ClosedRHS):
 
     def _shifts(self, t: float):
         V = np.asarray(self.mu_of_t(t), float) - self.mu0
-        tt = self.t
-        lead_of_chan = self._lead_of_chan()
-        return (V[lead_of_chan[tt.xc]], V[lead_of_chan[tt.yc]], V[lead_of_chan[tt.uc]])
-
-    def _lead_of_chan(self) -> np.ndarray:
-        if not hasattr(self, "_loc_cache"):
-            self._loc_cache = np.asarray(self.t.chan_lead, int)
-        return self._loc_cache
+        tt, cl = self.t, self.chan_lead
+        return V[cl[tt.xc]], V[cl[tt.yc]], V[cl[tt.uc]]
 
     def __call__(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
         self._evaluate(ts, t, X, F, True)
@@ -240,22 +232,26 @@ class AuxiliaryRHS(ClosedRHS):
             self._rate_key, self._rate_val = key, (ro, rt, rk)
         return self._rate_val
 
+    def dense_reference(self):
+        """operators.lorentzian.AuxiliaryModes of the same H, channels and poles (the dense
+        serial reference of these equations).  Collective (gathers H)."""
+        from operators.lorentzian import AuxiliaryModes, LeadChannels
+
+        H = self.H.to_dense()
+        leads = []
+        for (k, I, C, ch) in self.problem.auxiliary:
+            B = np.zeros((H.shape[0], C.shape[1]), complex)
+            B[I] = C
+            leads.append(LeadChannels(B, list(ch.fits), ch.mu, ch.temperature, self.poles[k]))
+        return AuxiliaryModes(H, leads)
+
     def stationary(self, mu: np.ndarray | None = None) -> dict:
         """The stationary state of the spins in H for the leads' chemical potentials ``mu``
         (default: their mu; a lead's poles move with mu - lead.mu): {component: full array}
         (operators.lorentzian.AuxiliaryModes.stationary: closed forms plus bias-window
         integrals; dense, the same on every rank).  Collective (gathers H)."""
-        from operators.lorentzian import AuxiliaryModes, LeadChannels
-
-        H = self.H.to_dense()
-        N = H.shape[0]
-        leads = []
-        for (k, I, C, ch), p in zip(self.problem.auxiliary, self.poles):
-            B = np.zeros((N, C.shape[1]), complex)
-            B[I] = C
-            leads.append(LeadChannels(B, list(ch.fits), ch.mu, ch.temperature, p))
         V = None if mu is None else np.asarray(mu, float) - self.mu0
-        rho, R, lam, Om, Th, K = AuxiliaryModes(H, leads).stationary(V)
+        rho, R, lam, Om, Th, K = self.dense_reference().stationary(V)
         return {"rho": rho, "aux:R": R, "aux:lambda": lam, "aux:Omega": Om.ravel(),
                 "aux:Theta": Th.ravel(), "aux:K": K.ravel()}
 
@@ -269,8 +265,8 @@ class AuxiliaryRHS(ClosedRHS):
         lay, tt = self.layout, self.t
         R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
         n_leads = len(self.problem.leads)
-        lead_x = self._lead_of_chan()[tt.xc]
-        lead_y = self._lead_of_chan()[tt.yc]
+        lead_x = self.chan_lead[tt.xc]
+        lead_y = self.chan_lead[tt.yc]
         nI = len(self.I)
         out = np.zeros((n_leads, nI, nI), complex)
         for k in range(n_leads):
@@ -282,7 +278,7 @@ class AuxiliaryRHS(ClosedRHS):
             rho = lay.rho(x)
             for k in range(n_leads):
                 sel = np.flatnonzero(self.lead_of_I == k)
-                if not np.any(self.wide[self.lead_of_chan_arr == k]):
+                if not np.any(self.wide[self.chan_lead == k]):
                     continue
                 Gk = np.zeros_like(self.Gw_I)
                 Gk[np.ix_(sel, sel)] = self.Gw_I[np.ix_(sel, sel)]

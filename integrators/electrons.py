@@ -20,7 +20,15 @@ import numpy as np
 
 from toolkit.device import Device, Extension, extend_device
 
-__all__ = ["ElectronProblem", "Coupling"]
+__all__ = ["ElectronProblem", "Coupling", "per_lead_poles"]
+
+
+def per_lead_poles(poles, n_leads: int) -> list:
+    """One PadePoles per lead from a list (one per lead) or a single set for all leads."""
+    out = list(poles) if isinstance(poles, (list, tuple)) else [poles] * n_leads
+    if len(out) != n_leads:
+        raise ValueError(f"{len(out)} pole sets for {n_leads} leads")
+    return out
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -171,13 +171,20 @@ class StateLayout:
         r0 = self.dist.row_start
         self.rho(a)[...] = rho[r0:r0 + self.nloc]
         self.spins(a)[...] = spins[self.dist.spin_start:self.dist.spin_stop]
-        if leads is None:
-            return
-        items = (leads.items() if isinstance(leads, Mapping)
-                 else zip(self.aux_names, leads))
-        for name, block in items:
+        if leads is not None:
+            self.fill(a, leads.items() if isinstance(leads, Mapping)
+                      else zip(self.aux_names, leads))
+
+    def fill(self, arr: np.ndarray, components, *, local: bool = False) -> None:
+        """Write (name, array) pairs of auxiliary components into the local array ``arr``:
+        row-distributed ones given in full (N_s rows) or, with ``local``, as this rank's rows;
+        small ones in full (taken by rank 0)."""
+        r0 = self.dist.row_start
+        for name, block in components:
             if name in self._small:
                 if self.rank == 0:
-                    self.small(a, name)[...] = np.asarray(block).ravel()
-                continue
-            self.view(a, name)[...] = np.asarray(block)[r0:r0 + self.nloc]
+                    self.small(arr, name)[...] = np.asarray(block).ravel()
+            elif local:
+                self.view(arr, name)[...] = block
+            else:
+                self.view(arr, name)[...] = np.asarray(block)[r0:r0 + self.nloc]

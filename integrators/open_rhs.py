@@ -37,7 +37,7 @@ from operators.pade import PadePoles
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allgather_rows
 
-from .electrons import Coupling, ElectronProblem
+from .electrons import Coupling, ElectronProblem, per_lead_poles
 from .expint import DiagonalLinear
 from .layout import StateLayout
 from .rhs import ClosedRHS
@@ -113,9 +113,7 @@ class OpenRHS(ClosedRHS):
                  mu_of_t: Callable[[float], np.ndarray] | None = None) -> None:
         super().__init__(H, spinH, layout)
         leads = problem.leads
-        per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(leads)
-        if len(per_lead) != len(leads):
-            raise ValueError(f"{len(per_lead)} pole sets for {len(leads)} leads")
+        per_lead = per_lead_poles(poles, len(leads))
         self.problem = problem
         self.blocks = [LeadBlock(c, per_lead[c.lead_index], H, layout) for c in problem.couplings]
         want = tuple((b.name, b.cols) for b in self.blocks)

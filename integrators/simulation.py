@@ -164,27 +164,19 @@ class Simulation:
         self.origin = "rho0 given" if rho0 is not None else initial
         if rho0 is None and initial == "stationary" and self.problem.auxiliary:
             eq = self.rhs.stationary(self.mu_of_t.initial)   # dense, the same on every rank
-            r0, nl = d.row_start, d.n_local_rows
-            self.layout.rho(a)[...] = eq.pop("rho")[r0:r0 + nl]
-            for name, block in eq.items():
-                if name in self.layout.small_names:
-                    if self.layout.rank == 0:
-                        self.layout.small(a, name)[...] = block
-                else:
-                    self.layout.view(a, name)[...] = block[r0:r0 + nl]
+            self.layout.rho(a)[...] = eq.pop("rho")[d.row_start:d.row_start + d.n_local_rows]
+            self.layout.fill(a, eq.items())
         elif rho0 is None and initial == "stationary":
             rho, blocks = stationary_state(self.H, self.problem, self.poles,
                                            self.mu_of_t.initial)
             self.layout.rho(a)[...] = rho
-            for name, block in blocks.items():
-                self.layout.view(a, name)[...] = block
+            self.layout.fill(a, blocks.items(), local=True)
         elif rho0 is None and initial in ("partitioned", "partitioned-empty"):
             rho, blocks = partitioned_state(self.H, self.problem, self.poles,
                                             self.mu_of_t.initial,
                                             empty=initial == "partitioned-empty")
             self.layout.rho(a)[...] = rho
-            for name, block in blocks.items():
-                self.layout.view(a, name)[...] = block
+            self.layout.fill(a, blocks.items(), local=True)
         elif rho0 is None:
             self.layout.rho(a)[...] = initial_density(self.H, self.config.electrons)
         else:
@@ -192,13 +184,7 @@ class Simulation:
             if self.leads and leads0 is None:
                 raise ValueError("rho0 given for an open junction without leads0 (the lead "
                                  "blocks Pi_l); pass both, e.g. via Simulation.from_checkpoint")
-            for name, block in _by_name(leads0, self.layout.aux_names).items():
-                if name in self.layout.small_names:
-                    if self.layout.rank == 0:
-                        self.layout.small(a, name)[...] = np.asarray(block).ravel()
-                    continue
-                self.layout.view(a, name)[...] = np.asarray(block)[d.row_start:d.row_start
-                                                                   + d.n_local_rows]
+            self.layout.fill(a, _by_name(leads0, self.layout.aux_names).items())
         self.ts.setSolution(self.y)
         self.ts.setTime(0.0)
         self.ts.setStepNumber(0)

@@ -47,7 +47,7 @@ from operators.hamiltonian import ElectronHamiltonian
 from operators.pade import PadePoles
 from toolkit.parallel import RowHermitianTranspose, allgather_rows
 
-from .electrons import ElectronProblem
+from .electrons import ElectronProblem, per_lead_poles
 
 __all__ = ["stationary_state", "equilibrium_density", "effective_matrix", "partitioned_state"]
 
@@ -183,7 +183,7 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem,
     leads = problem.leads
     mus = [l.mu for l in leads] if mu is None else [float(m) for m in mu]
     shifts = [m - l.mu for m, l in zip(mus, leads)]
-    per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(leads)
+    per_lead = per_lead_poles(poles, len(leads))
     A0 = effective_matrix(H, problem, shifts)
     solver = _Solver(A0, prefix)
     counts = np.array([2 * (b - a) for a, b in d.site_ranges])
@@ -297,8 +297,7 @@ def partitioned_state(H: ElectronHamiltonian, problem: ElectronProblem, poles,
             H0.set_spins(np.asarray(edev.spins0)[H.dist.spin_start:H.dist.spin_stop])
         face = {k for k, m in enumerate(problem.modes) if m.sites is None}
         part = _Part(problem, [c for c in problem.couplings if c.lead_index not in face])
-        per_lead = list(poles) if isinstance(poles, (list, tuple)) else [poles] * len(
-            problem.leads)
+        per_lead = per_lead_poles(poles, len(problem.leads))
         d = H.dist
         blocks = {c.name: np.zeros((d.n_local_rows, per_lead[c.lead_index].n_poles
                                     * len(c.interface)), complex, order="F")

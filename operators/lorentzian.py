@@ -276,47 +276,15 @@ class AuxiliaryModes:
             K_uy      = (B_y^dag R_ubar(u))^* / (i (zeta_u - conj z_y)),
 
         with G(z) = (z - H - Sigma_fit(z))^-1 (contour integrals of G^< = -f (G^R - G^A) closed
-        around the poles of f and of 1/(conj z_y - E)).  Dense (N^3 per pole)."""
+        around the poles of f and of 1/(conj z_y - E)).  Dense (N^3 per pole).  It is
+        :meth:`stationary` without bias (no bias window remains)."""
         ld0 = self.leads[0]
         for ld in self.leads[1:]:
             if (ld.mu, ld.temperature) != (ld0.mu, ld0.temperature) or not np.array_equal(
                     ld.poles.xi, ld0.poles.xi):
                 raise ValueError("an equilibrium needs every lead at the same mu, temperature "
                                  "and Padé poles")
-        beta = 1.0 / ld0.temperature
-        N = self.N
-        fits = self.tables.fits
-
-        def G(zz):
-            S = np.zeros((N, N), complex)
-            for c, fit in enumerate(fits):
-                S += fit(zz) * np.outer(self.B[:, c], self.B[:, c].conj())
-            return np.linalg.inv(zz * np.eye(N) - self.H - S)
-
-        chis = ld0.mu + 1j * ld0.poles.xi / beta
-        Gp = [G(chi) for chi in chis]
-        rho = 0.5 * np.eye(N, dtype=complex)
-        for eta, g in zip(ld0.poles.eta, Gp):
-            rho += (eta / beta) * (g + g.conj().T)
-        t = self.tables
-        R = np.empty((N, t.nx), complex)
-        for i in range(t.nx):
-            g = Gp[i % len(chis)] if i < t.n_fermi else G(t.kap[i])
-            R[:, i] = g @ self.B[:, t.xc[i]]
-        lam = np.empty((N, t.ny), complex)
-        for j in range(t.ny):
-            zb = np.conj(t.z[j])
-            acc = _fpade(zb, ld0) * G(zb)
-            for eta, chi, g in zip(ld0.poles.eta, chis, Gp):
-                acc = acc + (eta / beta) * (g / (zb - chi) + g.conj().T / (zb - np.conj(chi)))
-            lam[:, j] = -acc @ self.B[:, t.yc[j]]
-        By = self.By
-        Om = (By.conj().T @ R) / (1j * (t.z[:, None] - t.kap[None, :]))
-        BL = By.conj().T @ lam
-        Th = (BL - BL.conj().T) / (1j * (t.z[:, None] - np.conj(t.z)[None, :]))
-        BR = By.conj().T @ R[:, t.ubar]
-        K = BR.conj().T / (1j * (t.zeta[:, None] - np.conj(t.z)[None, :]))
-        return rho, R, lam, Om, Th, K
+        return self.stationary()
 
     def stationary(self, V=None, *, panel: float | None = None, order: int = 10) -> tuple:
         """The stationary state under the bias potentials ``V`` (per lead; None: 0).

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from analysis.transport import landauer_current  # noqa: E402
 from integrators import Simulation  # noqa: E402
-from operators.leads import Lead, leads_from_config  # noqa: E402
+from operators.leads import leads_from_config  # noqa: E402
 from toolkit.config import config_from_dict, load_config, with_changes  # noqa: E402
 from toolkit.device import device_from_config  # noqa: E402
 from toolkit.units import HBAR_EV_FS  # noqa: E402
@@ -151,20 +151,8 @@ def main() -> None:
             sim.destroy()
 
 
-class _FitLead(Lead):
-    """A tight-binding lead with the self-energy of its auxiliary-mode representation."""
-
-    def __init__(self, lead, fits, C) -> None:
-        super().__init__(lead.name, lead.interface, lead.mu, lead.temperature)
-        self.side, self.fits, self.C = lead.side, fits, C
-
-    def selfenergy(self, energy, params=None):
-        s = np.array([f(complex(energy)) for f in self.fits])
-        return (self.C * s) @ self.C.conj().T
-
-
 def _bench_aux(base, rep: str, n: int, I_exact: float, repeat: int) -> None:
-    from operators.lorentzian import AuxiliaryModes, LeadChannels
+    from analysis.lead_check import _Represented
 
     keys = {"sites": n, "absorbing": n} if rep == "modes" else {"lorentzians": n}
     d = _as_dict(base)
@@ -174,12 +162,7 @@ def _bench_aux(base, rep: str, n: int, I_exact: float, repeat: int) -> None:
     sim = Simulation(cfg)
     try:
         dev = sim.device
-        wrapped = []
-        for l in sim.leads:
-            m = l.time_domain()
-            wrapped.append(_FitLead(l.shifted(cfg.bias.V) if l.side == "left" else l,
-                                    [f.shifted(cfg.bias.V) if l.side == "left" else f
-                                     for f in m.channels.fits], m.channels.coefficients))
+        wrapped = [_Represented(l, cfg.bias.V if l.side == "left" else 0.0) for l in sim.leads]
         own = landauer_current(dev, tuple(wrapped), method="quad", rtol=1e-10,
                                breakpoints=np.linspace(-2.0, 2.0, 41)).current / HBAR_EV_FS
         err = abs(own / I_exact - 1)
@@ -193,14 +176,7 @@ def _bench_aux(base, rep: str, n: int, I_exact: float, repeat: int) -> None:
         t0 = time.perf_counter()
         sim.step(5, record=False)
         ms_step = (time.perf_counter() - t0) / 5 * 1e3
-        H = sim.H.to_dense()
-        refs = []
-        for l, p in zip(sim.leads, sim.poles):
-            m = l.time_domain()
-            B = np.zeros((H.shape[0], m.channels.coefficients.shape[1]), complex)
-            B[l.interface] = m.channels.coefficients
-            refs.append(LeadChannels(B, list(m.channels.fits), l.mu, l.temperature, p))
-        am = AuxiliaryModes(H, refs)
+        am = sim.rhs.dense_reference()
         st = am.partitioned(sim.state(root=None)[0])
         t0 = time.perf_counter()
         for _ in range(repeat):

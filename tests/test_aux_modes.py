@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from integrators import Simulation
-from operators.lorentzian import AuxiliaryModes, LeadChannels
 from toolkit.config import ConfigError, config_from_dict
 
 from test_extended import EF, T300, _closed_chain_currents, valve
@@ -26,14 +25,7 @@ def _aux(rep="modes", **kw):
 
 def _reference(sim):
     """The NumPy reference built from the same leads, H and initial state."""
-    H = sim.H.to_dense()
-    leads = []
-    for l, p in zip(sim.leads, sim.poles):
-        m = l.time_domain()
-        B = np.zeros((H.shape[0], m.channels.coefficients.shape[1]), complex)
-        B[l.interface] = m.channels.coefficients
-        leads.append(LeadChannels(B, list(m.channels.fits), l.mu, l.temperature, p))
-    am = AuxiliaryModes(H, leads)
+    am = sim.rhs.dense_reference()
     return am, am.partitioned(sim.state(root=None)[0])
 
 

@@ -208,16 +208,7 @@ def test_partitioned_transient_of_the_valve_against_a_closed_chain():
 
     times = np.arange(0, 20.0001, 0.5)
     ref, rho_closed = _closed_chain_currents(times, partitioned=True)
-    H = np.zeros((16, 16), complex)
-    for i in range(7):
-        for s in (0, 1):
-            H[2 * i + s, 2 * i + 2 + s] = H[2 * i + 2 + s, 2 * i + s] = -1.0
-    sx, sz = np.array([[0, 1], [1, 0]]), np.diag([1.0, -1.0])
-    for k in range(8):
-        if k < 3:
-            H[2 * k:2 * k + 2, 2 * k:2 * k + 2] += -0.1 * sx
-        if k >= 5:
-            H[2 * k:2 * k + 2, 2 * k:2 * k + 2] += -0.1 * sz
+    H = _valve_h()
     w, U = np.linalg.eigh(H)
     rho0 = (U * expit(-(w - EF) / T300)) @ U.conj().T
     assert np.abs(rho0 - rho_closed[600:616, 600:616]).max() < 1e-12
