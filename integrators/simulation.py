@@ -25,7 +25,7 @@ from toolkit.config import Config, ConfigError, config_to_toml, with_changes
 from toolkit.device import Device, device_from_config
 from toolkit.io import (FileExistsErrorQC, OutputLock, ResultFile, ResultFileError, _argv, _now,
                         git_revision, load_checkpoint, versions)
-from toolkit.memory import MemoryLimitError, check_memory
+from toolkit.memory import MemoryLimitError, StateSize, check_memory
 from toolkit.petsc_options import OptionError
 from toolkit.parallel import (allreduce, bcast, first_message, gather_rows, get_comm,
                               ranks_on_node)
@@ -73,14 +73,6 @@ class Simulation:
                                   f"allowed: qcspin run integrates only "
                                   f"{list(time_domain_models())} leads in time so far; use "
                                   f"qcspin transport for '{lc.model}' leads")
-        try:
-            self.memory = check_memory(cfg0, comm.getSize(), ranks_on_node(comm))
-            err = None
-        except MemoryLimitError as exc:
-            err = str(exc)
-        err = first_message(err, comm)
-        if err:
-            raise MemoryLimitError(err)
         self.device = config if isinstance(config, Device) else device_from_config(config)
         if spins0 is not None:
             self.device = self.device.with_spins(spins0)
@@ -94,22 +86,35 @@ class Simulation:
         self.problem = ElectronProblem(dev, self.leads)
         edev = self.edevice = self.problem.edevice
         self.extension = self.problem.ext
-        self.H = ElectronHamiltonian(edev, self.comm, prefix=prefix)
-        d = self.H.dist
-        self.spinH = ClassicalSpinHamiltonian(edev, d.spin_start, d.spin_stop)
+        comps: tuple = ()
+        small: list = []
         if self.leads:
             from operators.pade import pade_poles
 
             self.poles = lead_poles(self.config, pade_poles)  # one PadePoles per lead
-            small: list = []
             if self.problem.auxiliary:   # leads as auxiliary modes
                 from .aux_rhs import aux_components
 
-                comps, small, _ = aux_components(self.problem, self.poles)
-                comps = tuple(comps)
+                comps_l, small, _ = aux_components(self.problem, self.poles)
+                comps = tuple(comps_l)
             else:
                 comps = tuple((c.name, self.poles[c.lead_index].n_poles * len(c.interface))
                               for c in self.problem.couplings)
+        size = StateSize(edev.n_orbitals, sum(c for _, c in comps), sum(n for _, n in small),
+                         tuple((k, m.sites.columns) for k, m in enumerate(self.problem.modes)
+                               if m.sites is not None))
+        try:   # before anything large is allocated
+            self.memory = check_memory(cfg0, comm.getSize(), ranks_on_node(comm), size)
+            err = None
+        except MemoryLimitError as exc:
+            err = str(exc)
+        err = first_message(err, comm)
+        if err:
+            raise MemoryLimitError(err)
+        self.H = ElectronHamiltonian(edev, self.comm, prefix=prefix)
+        d = self.H.dist
+        self.spinH = ClassicalSpinHamiltonian(edev, d.spin_start, d.spin_stop)
+        if self.leads:
             err = _components_mismatch(leads0, comps, self.problem, edev.n_orbitals, rho0,
                                        [n for n, _ in small])
             initial = self.config.electrons.initial

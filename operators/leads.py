@@ -72,7 +72,9 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from toolkit.config import ConfigError
+from toolkit.lead_schema import LEAD_COMMON_KEYS, LEAD_SCHEMAS, TIGHT_BINDING, WIDE_BAND, \
+    LeadSchema, validate_lead_table
+from toolkit.schema import ConfigError
 from toolkit.device import Device, lattice_bonds
 
 __all__ = ["Lead", "LeadModes", "WideBandCoupling", "ExtraSites", "AuxiliaryChannels",
@@ -81,8 +83,6 @@ __all__ = ["Lead", "LeadModes", "WideBandCoupling", "ExtraSites", "AuxiliaryChan
            "leads_from_config", "time_domain_models"]
 
 SIDES = ("left", "right")
-LEAD_COMMON_KEYS = ("name", "side", "model", "mu", "temperature", "n_poles")  # every model
-# (n_poles: Pade poles of the lead's Fermi function in the time domain; transport uses the exact f)
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], complex)
 
 
@@ -269,8 +269,9 @@ class Lead(ABC):
       is_diagonal        : True if Sigma^R is always diagonal (solvers store only the diagonal)
       energy_independent : True if Sigma^R does not depend on the energy (wide band)
     Models of ``[[leads]]`` (see :data:`LEAD_MODELS`) also define ``model`` (the config name),
-    ``config_keys`` (their own config keys besides :data:`LEAD_COMMON_KEYS`),
-    ``required_keys`` and the classmethod :meth:`from_config`.
+    ``schema`` (their :class:`toolkit.lead_schema.LeadSchema`: own config keys besides
+    :data:`LEAD_COMMON_KEYS`, constraints, defaults; ``config_keys``, ``required_keys`` and
+    ``time_domain_keys`` are read from it) and the classmethod :meth:`from_config`.
 
     Subclasses implement :meth:`selfenergy` (transport, stationary and equilibrium states) and,
     for the time domain, :meth:`time_domain` with its ``representations``.
@@ -280,10 +281,25 @@ class Lead(ABC):
     is_diagonal: bool = False
     energy_independent: bool = False
     model: str | None = None
-    config_keys: tuple[str, ...] = ()
+    schema: LeadSchema | None = None
+    config_keys: tuple[str, ...] = ()        # from schema (set by __init_subclass__)
     required_keys: tuple[str, ...] = ()
-    representations: tuple[str, ...] = ()   # time-domain representations, default first
     time_domain_keys: tuple[str, ...] = ()   # config keys of the representations only
+    representations: tuple[str, ...] = ()   # time-domain representations, default first
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.schema is not None:
+            cls.model = cls.schema.model
+            cls.config_keys = cls.schema.schema.names
+            cls.required_keys = cls.schema.schema.required
+            cls.time_domain_keys = cls.schema.time_domain
+
+    @classmethod
+    def _option(cls, key: str, value: Any, **context: Any) -> Any:
+        """A constructor argument checked by the model's schema (None: the schema default)."""
+        assert cls.schema is not None
+        return cls.schema.schema[key].resolve(key, value, **context)
 
     def __init__(self, name: str, interface, mu: float = 0.0, temperature: float = 0.0) -> None:
         if not isinstance(name, str) or not name:
@@ -393,9 +409,7 @@ class WideBandLead(Lead):
 
     is_diagonal = True
     energy_independent = True
-    model = "wide-band"
-    config_keys = ("gamma",)
-    required_keys = ("gamma",)
+    schema = WIDE_BAND
     representations = ("poles",)
 
     def __init__(self, device: Device, side: str, gamma, mu: float = 0.0,
@@ -470,18 +484,14 @@ class WideBandLead(Lead):
 
 
 def _gamma(value: Any, n: int):
-    """A wide-band Gamma: a number > 0 (float) or n values >= 0, not all 0 (read-only array)."""
-    if np.ndim(value) == 0:
-        return _real("gamma", value, positive=True)
-    try:
-        g = np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        _fail("gamma", value, f"expected a number > 0 or {n} numbers >= 0 (one per interface "
-              f"orbital)")
-    if g.shape != (n,) or not np.isfinite(g).all() or np.any(g < 0) or not np.any(g > 0):
-        _fail("gamma", value if g.size <= 8 else f"<{g.size} values>",
-              f"expected a number > 0 or {n} finite numbers >= 0, not all 0 (one per interface "
-              f"orbital: both spins of each face site, in site order)")
+    """A wide-band Gamma: a number > 0 (float) or n values >= 0, not all 0 (read-only array);
+    the check is the schema's (toolkit/lead_schema.py)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    g = WIDE_BAND.schema["gamma"].check("gamma", value, length=n)
+    if isinstance(g, float):
+        return g
+    g = np.array(g)
     g.setflags(write=False)
     return g
 
@@ -508,8 +518,8 @@ class TightBindingLead(Lead):
     (Gamma = 0).  Config: ``model = "tight-binding"`` with ``hopping``, ``onsite``,
     ``coupling`` (all optional).
 
-    Time domain (:meth:`time_domain`), representation ``"extended"`` (the default and so far
-    the only one): ``sites`` = L explicit lead columns are added to the electron problem (the
+    Time domain (:meth:`time_domain`), representation ``"extended"`` (the default):
+    ``sites`` = L explicit lead columns are added to the electron problem (the
     exact lead up to there), and the outermost ``absorbing`` = n of them are coupled to
     wide-band reservoirs at the lead's mu and T with the graded broadening
 
@@ -534,21 +544,14 @@ class TightBindingLead(Lead):
     """
 
     energy_independent = False
-    model = "tight-binding"
-    config_keys = ("hopping", "onsite", "coupling", "representation", "sites", "absorbing",
-                   "absorber_gamma", "absorber_power", "lorentzians", "lorentzian_width")
-    required_keys = ()
-    representations = ("extended", "modes", "lorentzian")
-    time_domain_keys = ("representation", "sites", "absorbing", "absorber_gamma",
-                        "absorber_power", "lorentzians", "lorentzian_width")
-    DEFAULT_LORENTZIANS = 60
-    DEFAULT_SITES = 60
-    DEFAULT_POWER = 4.0
+    schema = TIGHT_BINDING
+    representations = TIGHT_BINDING.schema["representation"].choices
+    DEFAULT_SITES = TIGHT_BINDING.schema["sites"].default
 
     def __init__(self, device: Device, side: str, hopping: float | None = None,
                  onsite: float = 0.0, coupling: float | None = None, mu: float = 0.0,
                  temperature: float = 0.025, name: str | None = None, *,
-                 representation: str = "extended", sites: int | None = None,
+                 representation: str | None = None, sites: int | None = None,
                  absorbing: int | None = None, absorber_gamma: float | None = None,
                  absorber_power: float | None = None, lorentzians: int | None = None,
                  lorentzian_width: float | None = None) -> None:
@@ -559,11 +562,10 @@ class TightBindingLead(Lead):
                 _fail("hopping", t, "expected a number > 0 (the default is the device's "
                       "lattice.hopping, which is not > 0 here: give the lead's hopping)")
         self.side = side
-        self.hopping = _real("hopping", device.config.lattice.hopping if hopping is None
-                             else hopping, positive=True)
-        self.onsite = _real("onsite", onsite)
-        self.coupling = _real("coupling", self.hopping if coupling is None else coupling,
-                              positive=True)
+        self.hopping = self._option("hopping", device.config.lattice.hopping if hopping is None
+                                    else hopping)
+        self.onsite = self._option("onsite", onsite)
+        self.coupling = self._option("coupling", self.hopping if coupling is None else coupling)
         face_sites, orbitals = _face(device, side)
         super().__init__(side if name is None else name, orbitals, mu, temperature)
         self.n_orbitals_device = device.n_orbitals
@@ -580,24 +582,19 @@ class TightBindingLead(Lead):
             a.setflags(write=False)
         self.is_diagonal = n == 1
         self._last: tuple[complex, np.ndarray] | None = None
-        # the time-domain representation
-        if representation not in self.representations:
-            _fail("representation", representation, f"expected one of "
-                  f"{list(self.representations)}")
-        self.representation = representation
-        self.sites = _count("sites", self.DEFAULT_SITES if sites is None else sites)
-        self.absorbing = _count("absorbing", self.sites if absorbing is None else absorbing)
+        # the time-domain representation (defaults and checks: toolkit/lead_schema.py)
+        self.representation = self._option("representation", representation)
+        self.sites = self._option("sites", sites)
+        self.absorbing = self._option("absorbing", self.sites if absorbing is None
+                                      else absorbing)
         if self.absorbing > self.sites:
             _fail("absorbing", absorbing, f"expected at most sites = {self.sites} (the "
                   f"absorbing columns are the outermost of the explicit ones)")
-        self.absorber_gamma = _real("absorber_gamma", self.hopping if absorber_gamma is None
-                                    else absorber_gamma, positive=True)
-        self.absorber_power = _real("absorber_power", self.DEFAULT_POWER if absorber_power
-                                    is None else absorber_power, positive=True)
-        self.lorentzians = _count("lorentzians", self.DEFAULT_LORENTZIANS if lorentzians is None
-                                  else lorentzians)
-        self.lorentzian_width = _real("lorentzian_width", 1.0 if lorentzian_width is None
-                                      else lorentzian_width, positive=True)
+        self.absorber_gamma = self._option("absorber_gamma", self.hopping if absorber_gamma
+                                           is None else absorber_gamma)
+        self.absorber_power = self._option("absorber_power", absorber_power)
+        self.lorentzians = self._option("lorentzians", lorentzians)
+        self.lorentzian_width = self._option("lorentzian_width", lorentzian_width)
 
     @classmethod
     def from_config(cls, device: Device, table: Mapping) -> "TightBindingLead":
@@ -775,9 +772,12 @@ class PrecalculatedLead(Lead):
         return self.lead.band_edges()
 
 
-#: ``[[leads]] model`` -> Lead class (each declares ``config_keys``, ``required_keys`` and
-#: ``from_config``); toolkit.config.LEAD_MODEL_KEYS lists the same keys for the TOML parser.
-LEAD_MODELS: dict[str, type[Lead]] = {"wide-band": WideBandLead, "tight-binding": TightBindingLead}
+#: ``[[leads]] model`` -> Lead class (each points to its schema in toolkit/lead_schema.py and
+#: defines ``from_config``); one class per schema.
+LEAD_MODELS: dict[str, type[Lead]] = {c.model: c for c in (WideBandLead, TightBindingLead)}
+if set(LEAD_MODELS) != set(LEAD_SCHEMAS):
+    raise ImportError(f"lead models {sorted(LEAD_MODELS)} and lead schemas "
+                      f"{sorted(LEAD_SCHEMAS)} differ")
 LEAD_KEYS = LEAD_COMMON_KEYS + tuple(k for c in LEAD_MODELS.values() for k in c.config_keys)
 
 
@@ -788,42 +788,29 @@ def time_domain_models() -> tuple[str, ...]:
 
 
 def leads_from_config(device: Device, tables: Sequence[Mapping]) -> tuple[Lead, ...]:
-    """Leads from ``[[leads]]`` tables of a config (dicts, or ``toolkit.config.LeadConfig``
-    dataclasses, e.g. ``cfg.leads``: their None fields count as absent), validated.
+    """Leads from ``[[leads]]`` tables of a config (dicts, checked here against the schema of
+    toolkit/lead_schema.py, or ``toolkit.config.LeadConfig``, e.g. ``cfg.leads``, checked when
+    the config was read), validated.
 
     Keys of every model: ``side`` ('left'/'right', required), ``name`` (default: side),
     ``model`` (one of :data:`LEAD_MODELS`, default 'wide-band'), ``mu`` (default 0.0),
-    ``temperature`` (>= 0, default 0.025).  ``wide-band``: ``gamma`` (> 0, required).
-    ``tight-binding``: ``hopping`` (> 0, default lattice.hopping), ``onsite`` (default 0),
-    ``coupling`` (> 0, default hopping).  A key of another model is refused.  Raises
+    ``temperature`` (> 0, default 0.025), ``n_poles``; each model's own keys are listed in
+    :data:`toolkit.lead_schema.LEAD_SCHEMAS`.  A key of another model is refused.  Raises
     toolkit.ConfigError naming the key (``leads[i].key``), the value and what is allowed.
     """
     if not isinstance(tables, Sequence) or isinstance(tables, (str, bytes)):
         _fail("config key 'leads'", tables, "expected a list of [[leads]] tables", ConfigError)
+    n_face = 2 * math.prod(device.size[1:])
     out: list[Lead] = []
     for i, t in enumerate(tables):
         key = f"config key 'leads[{i}]'"
-        if dataclasses.is_dataclass(t) and not isinstance(t, type):
-            t = {k: v for k, v in dataclasses.asdict(t).items()
-                 if v is not None and not (k == "name" and not v)}
-        if not isinstance(t, Mapping):
-            _fail(key, t, "expected a table", ConfigError)
-        model = t.get("model", "wide-band")
-        if not isinstance(model, str) or model not in LEAD_MODELS:
-            _fail(f"{key[:-1]}.model'", model, f"expected one of {list(LEAD_MODELS)}",
-                  ConfigError)
-        cls = LEAD_MODELS[model]
-        allowed = list(LEAD_COMMON_KEYS) + list(cls.config_keys)
-        unknown = sorted(set(t) - set(allowed))
-        if unknown:
-            other = [m for m, c in LEAD_MODELS.items() if unknown[0] in c.config_keys]
-            why = (f"a key of model {other[0]!r} leads, not of model {model!r}" if other
-                   else "unknown key")
-            _fail(f"{key[:-1]}.{unknown[0]}'", t[unknown[0]],
-                  f"{why}; allowed keys are {allowed}", ConfigError)
-        for req in ("side",) + cls.required_keys:
-            if req not in t:
-                _fail(f"{key[:-1]}.{req}'", None, "missing required key", ConfigError)
+        if dataclasses.is_dataclass(t) and not isinstance(t, type):   # a LeadConfig
+            t = {"side": t.side, "mu": t.mu, "temperature": t.temperature, "model": t.model,
+                 **({"name": t.name} if t.name else {}),
+                 **({"n_poles": t.n_poles} if t.n_poles is not None else {}),
+                 **dict(t.options)}
+        t = validate_lead_table(f"leads[{i}]", t, n_face)
+        cls = LEAD_MODELS[t["model"]]
         try:
             lead = cls.from_config(device, t)
         except (ValueError, TypeError) as exc:

@@ -136,7 +136,7 @@ def main() -> int:
             "lorentzian N_L = 40": {"representation": "lorentzian", "lorentzians": 40}}
     curves = {}
     for label, keys in reps.items():
-        cfg = dataclasses.replace(base, leads=tuple(dataclasses.replace(l, **keys)
+        cfg = dataclasses.replace(base, leads=tuple(l.with_options(**keys)
                                                     for l in base.leads))
         cur, wall, n = run(cfg, times)
         curves[label] = cur

@@ -1,6 +1,7 @@
 """Config validation: every bad value gives an error naming the key, the value and what is allowed."""
 import textwrap
 
+import re
 import pytest
 
 from toolkit import ConfigError, config_from_dict, config_to_toml, load_config
@@ -123,3 +124,27 @@ def test_ev_fs_units():
     sim.step(3)
     assert abs(sim.observables(root=None)["time"] - 0.3) < 1e-12  # reported in fs
     sim.destroy()
+
+
+# ----------------------------------------------------------------------------- schema
+def test_schema_checks_are_one_set_with_two_names():
+    """toolkit.schema: the same check names a config key (ConfigError) or an argument
+    (ValueError); the module doctests run."""
+    import doctest
+
+    from toolkit import lead_schema, schema
+
+    for mod in (schema, lead_schema):
+        assert doctest.testmod(mod).failed == 0
+    with pytest.raises(ConfigError, match=re.escape("config key 'x' = True is not allowed: "
+                                                    "expected an integer")):
+        schema.integer("config key 'x'", True, exc=ConfigError)
+    with pytest.raises(ValueError, match=re.escape("g[1] = -1.0 is not allowed: expected a "
+                                                   "number >= 0")):
+        schema.reals("g", [1.0, -1.0])
+    with pytest.raises(ValueError, match="expected a number > 0 or 4 numbers"):
+        schema.reals("g", [1.0, 1.0], length=4)
+    tb = lead_schema.LEAD_SCHEMAS["tight-binding"].schema
+    assert tb["sites"].resolve("sites", None) == 60 and tb["sites"].resolve("sites", 7) == 7
+    ref = tb.reference()
+    assert "sites : int >= 1 (default 60)" in ref and "hopping : real > 0" in ref

@@ -22,7 +22,7 @@ from operators.leads import (LEAD_COMMON_KEYS, LEAD_MODELS, PrecalculatedLead, T
                              WideBandLead, chain_surface_green, leads_from_config,
                              time_domain_models)
 from toolkit import ConfigError, DeviceBuilder
-from toolkit.config import (LEAD_MODEL_KEYS, LeadConfig, config_from_dict, config_to_toml,
+from toolkit.config import (LeadConfig, config_from_dict, config_to_toml,
                             load_config)
 
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
@@ -469,22 +469,35 @@ TB_CFG = {"lattice": {"size": [6, 3], "hopping": 1.0}, "leads": [
     {"side": "right", "model": "tight-binding", "name": "drain"}]}
 
 
-def test_registry_and_config_agree():
-    """operators.leads.LEAD_MODELS and toolkit.config.LEAD_MODEL_KEYS list the same models and
-    keys; every model has a time-domain representation."""
-    assert {m: c.config_keys for m, c in LEAD_MODELS.items()} == LEAD_MODEL_KEYS
+def test_registry_and_schema_are_one():
+    """Each model class of operators.leads.LEAD_MODELS takes its keys from its schema in
+    toolkit.lead_schema (the one declaration the TOML parser reads too); every model has a
+    time-domain representation."""
+    from toolkit.lead_schema import LEAD_SCHEMAS
+
+    assert set(LEAD_MODELS) == set(LEAD_SCHEMAS)
+    for m, c in LEAD_MODELS.items():
+        assert c.schema is LEAD_SCHEMAS[m] and c.model == m
+        assert c.config_keys == LEAD_SCHEMAS[m].schema.names
+        assert set(c.time_domain_keys) <= set(c.config_keys)
     assert set(LEAD_COMMON_KEYS) == set(leads_mod.LEAD_COMMON_KEYS)
-    assert all(c.model == m for m, c in LEAD_MODELS.items())
     assert time_domain_models() == ("wide-band", "tight-binding")
     assert LEAD_MODELS["tight-binding"].representations[0] == "extended"
+    # the class's argument checks are the schema's: same constraint, Python-argument names
+    with pytest.raises(ValueError, match=esc("sites = 0 is not allowed: expected an integer "
+                                             ">= 1")):
+        TightBindingLead(clean((4,)), "left", sites=0)
 
 
 def test_tight_binding_config_parses_and_round_trips():
     cfg = config_from_dict(TB_CFG)
     a, b = cfg.leads
-    assert a == LeadConfig(side="left", gamma=None, mu=0.2, name="left", model="tight-binding",
-                           hopping=0.9, onsite=0.1, coupling=0.5)
+    assert a == LeadConfig(side="left", mu=0.2, name="left", model="tight-binding",
+                           options=(("hopping", 0.9), ("onsite", 0.1), ("coupling", 0.5)))
     assert (b.name, b.hopping, b.onsite, b.coupling, b.gamma) == ("drain", None, None, None, None)
+    assert a.with_options(sites=12).sites == 12 and a.with_options(onsite=None).onsite is None
+    with pytest.raises(ConfigError, match=esc("'left.sites' = 0")):
+        a.with_options(sites=0)
     text = config_to_toml(cfg)
     assert config_from_dict(__import__("tomllib").loads(text)) == cfg
     lead_part = text[text.index("[[leads]]"):]

@@ -439,15 +439,19 @@ def test_too_large_system_is_refused_at_once(comm, tmp_path, capsys):
 
 
 def test_memory_estimate_is_an_upper_bound_of_the_state(comm):
-    """The printed state size equals the arrays the run allocates (rho and lead blocks)."""
+    """The printed state size (estimated before anything is allocated, from the electron
+    problem's components) equals the arrays the run allocates (rho and lead blocks); a config
+    with leads needs those sizes."""
     import tomllib
 
     from toolkit.config import config_from_dict
     from toolkit.memory import estimate_memory
 
     cfg = config_from_dict(tomllib.loads(OPEN_TOML))
-    est = estimate_memory(cfg, comm.getSize())
+    with pytest.raises(ValueError, match="StateSize"):
+        estimate_memory(cfg, comm.getSize())
     sim = Simulation(cfg, comm)
+    est = sim.memory
     from toolkit.parallel import allreduce
 
     n_state = allreduce(sim.layout.spin_offset, comm)  # rho + lead blocks, complex entries

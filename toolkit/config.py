@@ -14,51 +14,38 @@ from dataclasses import asdict, dataclass, fields, replace
 from dataclasses import field as dc_field
 from typing import Any
 
+from .lead_schema import LEAD_COMMON_KEYS, LEAD_SCHEMAS, N_POLES_LIMIT, check_n_poles, \
+    validate_lead_table
+from .schema import ConfigError, boolean, fail, integer, real, string
+
 __all__ = [
     "ConfigError", "Config", "LatticeConfig", "LeadConfig", "BiasConfig", "LayerConfig", "BondConfig", "ExchangeConfig",
     "ElectronsConfig", "TimeConfig", "SolverConfig", "OutputConfig", "load_config",
-    "LEAD_COMMON_KEYS", "LEAD_MODEL_KEYS",
+    "LEAD_COMMON_KEYS",
     "config_from_dict", "config_to_toml", "apply_overrides", "config_warnings", "N_POLES_LIMIT",
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration key has a value that is not allowed."""
-
-
 # ----------------------------------------------------------------------------- value checks
+# (toolkit/schema.py holds every check; these name config keys: "config key 'k' = v ...")
 def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"config key '{key}' = {value!r} is not allowed: {allowed}")
+    fail(f"config key '{key}'", value, allowed, ConfigError)
 
 
 def _real(key: str, v: Any, *, positive: bool = False, nonneg: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        _fail(key, v, "expected a finite real number")
-    if positive and v <= 0:
-        _fail(key, v, "expected a number > 0")
-    if nonneg and v < 0:
-        _fail(key, v, "expected a number >= 0")
-    return float(v)
+    return real(f"config key '{key}'", v, positive=positive, nonneg=nonneg, exc=ConfigError)
 
 
 def _int(key: str, v: Any, *, minimum: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        _fail(key, v, "expected an integer")
-    if minimum is not None and v < minimum:
-        _fail(key, v, f"expected an integer >= {minimum}")
-    return int(v)
+    return integer(f"config key '{key}'", v, minimum=minimum, exc=ConfigError)
 
 
 def _bool(key: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        _fail(key, v, "expected true or false")
-    return v
+    return boolean(f"config key '{key}'", v, exc=ConfigError)
 
 
 def _str(key: str, v: Any, choices: tuple[str, ...] | None = None) -> str:
-    if not isinstance(v, str) or (choices is not None and v not in choices):
-        _fail(key, v, f"expected one of {list(choices)}" if choices else "expected a string")
-    return v
+    return string(f"config key '{key}'", v, choices, exc=ConfigError)
 
 
 def _vec3(key: str, v: Any, *, nonzero: bool = False) -> tuple[float, float, float]:
@@ -140,48 +127,54 @@ class ExchangeConfig:
 @dataclass(frozen=True)
 class LeadConfig:
     """A lead on the left (x = 0) or right (x = Lx - 1) face, reservoir at ``mu`` (before any
-    bias) and ``temperature`` (k_B T > 0, energy units); ``model`` (LEAD_MODEL_KEYS) selects
-    its own keys, the others are None:
+    bias) and ``temperature`` (k_B T > 0, energy units), ``n_poles`` Padé poles of its Fermi
+    function (None: electrons.n_poles).  ``model`` selects the model's own keys, declared
+    with their constraints and defaults in toolkit/lead_schema.py (``LEAD_SCHEMAS``):
 
-    * ``"wide-band"`` (paper 004, Eqs. 5-9): broadening ``gamma`` (> 0, required) on every
-      spinor orbital of the face;
-    * ``"tight-binding"`` (paper 000 Sec. II): a semi-infinite continuation of the lattice
-      with ``hopping`` t_L (> 0; None: lattice.hopping), spin-independent on-site energy
-      ``onsite`` (None: 0) and ``coupling`` t_c to the face (> 0; None: t_L).  In the time
-      domain ``representation = "extended"``: ``sites`` explicit lead columns (None: 60), the
-      outermost ``absorbing`` (None: sites) of them coupled to reservoirs with the broadening
-      ``absorber_gamma`` (None: t_L) x (k/n)^``absorber_power`` (None: 4).
+    * ``"wide-band"`` (paper 004, Eqs. 5-9): ``gamma`` (required);
+    * ``"tight-binding"`` (paper 000 Sec. II): ``hopping``, ``onsite``, ``coupling`` and the
+      time-domain keys ``representation``, ``sites``, ``absorbing``, ``absorber_gamma``,
+      ``absorber_power``, ``lorentzians``, ``lorentzian_width``.
 
-    ``gamma`` is one number or a list of one value per spinor orbital of the face.
+    ``options`` holds the model keys that were given, validated, as (key, value) pairs in
+    schema order; ``lead.sites`` reads one (None if not given), :meth:`with_options` changes
+    them.
     """
 
     side: str
-    gamma: float | tuple[float, ...] | None = None
     mu: float = 0.0
     temperature: float = 0.025
     name: str = ""
     model: str = "wide-band"
-    hopping: float | None = None
-    onsite: float | None = None
-    coupling: float | None = None
-    n_poles: int | None = None   # Pade poles of this lead's Fermi function (None: electrons.n_poles)
-    representation: str | None = None
-    sites: int | None = None
-    absorbing: int | None = None
-    absorber_gamma: float | None = None
-    absorber_power: float | None = None
-    lorentzians: int | None = None
-    lorentzian_width: float | None = None
+    n_poles: int | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __getattr__(self, key: str) -> Any:
+        if key in _MODEL_KEYS:
+            return dict(self.options).get(key)
+        raise AttributeError(key)
+
+    def with_options(self, **changes: Any) -> "LeadConfig":
+        """A copy with model keys changed (validated; a value None removes the key)."""
+        table = {k: v for k, v in dict(self.options).items()}
+        table.update(changes)
+        table = {k: v for k, v in table.items() if v is not None}
+        return _lead_config(validate_lead_table(self.name or self.side, {
+            "side": self.side, "mu": self.mu, "temperature": self.temperature,
+            "model": self.model, **({"name": self.name} if self.name else {}),
+            **({"n_poles": self.n_poles} if self.n_poles is not None else {}), **table}))
 
 
-#: ``[[leads]]`` keys of every model, and each model's own keys (operators.leads.LEAD_MODELS
-#: declares the same per class; tests/test_leads.py checks that they agree).
-LEAD_COMMON_KEYS = ("side", "mu", "temperature", "name", "model", "n_poles")
-LEAD_MODEL_KEYS = {"wide-band": ("gamma",),
-                   "tight-binding": ("hopping", "onsite", "coupling", "representation", "sites",
-                                     "absorbing", "absorber_gamma", "absorber_power",
-                                     "lorentzians", "lorentzian_width")}
-_LEAD_REQUIRED = {"wide-band": ("gamma",), "tight-binding": ()}
+_MODEL_KEYS = frozenset(k for s in LEAD_SCHEMAS.values() for k in s.schema.names)
+
+
+def _lead_config(v: dict) -> LeadConfig:
+    """A LeadConfig from a table validated by validate_lead_table."""
+    names = LEAD_SCHEMAS[v["model"]].schema.names
+    return LeadConfig(side=v["side"], mu=v.get("mu", 0.0), temperature=v.get("temperature",
+                      0.025), name=v.get("name", v["side"]), model=v["model"],
+                      n_poles=v.get("n_poles"),
+                      options=tuple((k, v[k]) for k in names if k in v))
 
 
 @dataclass(frozen=True)
@@ -440,20 +433,8 @@ def _electrons(d: Any) -> ElectronsConfig:
     return e
 
 
-# Padé poles: operators/pade.py diagonalises a dense 2N x 2N matrix with eigenvectors, 32 N^2
-# bytes (measured: N = 2000 in 2 s and 210 MB, N = 4000 in 10 s; N = 30 serves paper 004).
-N_POLES_LIMIT = 2000
-
-
 def _n_poles(v: Any, key: str = "electrons.n_poles") -> int:
-    n = _int(key, v, minimum=1)
-    if n > N_POLES_LIMIT:
-        _fail(key, v,
-              f"expected 1 <= n_poles <= {N_POLES_LIMIT}: the poles come from a dense {2 * n} x "
-              f"{2 * n} eigenproblem that would need {32 * n * n / 2**30:.3g} GiB and a time "
-              f"growing like n_poles^2 to ^3 (n_poles = {N_POLES_LIMIT}: 0.12 GiB, ~2 s); "
-              f"30 poles give f(eps) to 1e-8 for |eps - mu| <= 10 at T = 0.025")
-    return n
+    return check_n_poles(f"config key '{key}'", v)
 
 
 def _time(d: Any) -> TimeConfig:
@@ -509,80 +490,18 @@ def _check_stiff(cfg: Config) -> None:
               f"to choose a TS type")
 
 
-def _lead_name(key: str, v: Any) -> str:
-    """A lead name: it names state components (pi:<name>, HDF5 datasets), so no '/' or ':'."""
-    name = _str(key, v)
-    if not name or "/" in name or ":" in name:
-        _fail(key, v, "expected a non-empty name without '/' or ':' (it names the lead's "
-              "state components in checkpoints)")
-    return name
-
-
 def _leads(items: Any, n_cross: int | None = None) -> tuple[LeadConfig, ...]:
     if not isinstance(items, list):
         _fail("leads", items, "expected an array of tables [[leads]]")
-    out = []
-    for i, ld in enumerate(items):
-        sec = f"leads[{i}]"
-        if not isinstance(ld, dict):
-            _fail(sec, ld, "expected a table")
-        model = _str(f"{sec}.model", ld.get("model", "wide-band"), tuple(LEAD_MODEL_KEYS))
-        allowed = LEAD_COMMON_KEYS + LEAD_MODEL_KEYS[model]
-        unknown = sorted(set(ld) - set(allowed))
-        if unknown:
-            other = [m for m, keys in LEAD_MODEL_KEYS.items() if unknown[0] in keys]
-            why = (f"a key of model '{other[0]}' leads, not of model '{model}'" if other
-                   else f"unknown key in [{sec}]")
-            _fail(f"{sec}.{unknown[0]}", ld[unknown[0]], f"{why}; allowed keys are "
-                  f"{sorted(allowed)}")
-        for req in ("side",) + _LEAD_REQUIRED[model]:
-            if req not in ld:
-                _fail(f"{sec}.{req}", None, "required key")
-        side = _str(f"{sec}.side", ld["side"], ("left", "right"))
-        own: dict[str, Any] = {}
-        if model == "wide-band":
-            g = ld["gamma"]
-            if isinstance(g, list):
-                if not g:
-                    _fail(f"{sec}.gamma", g, "expected a number > 0 or a list of one value "
-                          ">= 0 per spinor orbital of the face")
-                vals = tuple(_real(f"{sec}.gamma[{k}]", v, nonneg=True) for k, v in enumerate(g))
-                if n_cross is not None and len(vals) != 2 * n_cross:
-                    _fail(f"{sec}.gamma", g, f"expected {2 * n_cross} values (both spins of "
-                          f"the {n_cross} face sites, in site order) or one number")
-                if not any(vals):
-                    _fail(f"{sec}.gamma", g, "expected at least one value > 0")
-                own["gamma"] = vals
-            else:
-                own["gamma"] = _real(f"{sec}.gamma", g, positive=True)
-        else:
-            for key in ("hopping", "coupling", "absorber_gamma", "absorber_power",
-                        "lorentzian_width"):
-                if key in ld:   # t_L, t_c > 0 (only t_c^2 enters)
-                    own[key] = _real(f"{sec}.{key}", ld[key], positive=True)
-            if "onsite" in ld:
-                own["onsite"] = _real(f"{sec}.onsite", ld["onsite"])
-            if "representation" in ld:
-                own["representation"] = _str(f"{sec}.representation", ld["representation"],
-                                             ("extended", "modes", "lorentzian"))
-            for key in ("sites", "absorbing", "lorentzians"):
-                if key in ld:
-                    own[key] = _int(f"{sec}.{key}", ld[key], minimum=1)
-            if own.get("absorbing", 0) > own.get("sites", 60):
-                _fail(f"{sec}.absorbing", own["absorbing"], f"expected at most sites = "
-                      f"{own.get('sites', 60)} (the outermost explicit columns absorb)")
-        if "n_poles" in ld:
-            own["n_poles"] = _n_poles(ld["n_poles"], f"{sec}.n_poles")
-        out.append(LeadConfig(
-            side=side, mu=_real(f"{sec}.mu", ld.get("mu", 0.0)),
-            temperature=_real(f"{sec}.temperature", ld.get("temperature", 0.025), positive=True),
-            name=_lead_name(f"{sec}.name", ld.get("name", side)), model=model, **own))
+    n_face = None if n_cross is None else 2 * n_cross
+    out = tuple(_lead_config(validate_lead_table(f"leads[{i}]", ld, n_face))
+                for i, ld in enumerate(items))
     for key in ("side", "name"):
         vals = [getattr(l, key) for l in out]
         for i, v in enumerate(vals):
             if v in vals[:i]:
                 _fail(f"leads[{i}].{key}", v, f"each lead needs its own {key}")
-    return tuple(out)
+    return out
 
 
 def _bias_table(v: Any) -> tuple[tuple[float, float], ...] | None:
@@ -894,9 +813,14 @@ def config_to_dict(cfg: Config) -> dict:
         d["bias"]["table"] = [list(r) for r in cfg.bias.table]
     if d["output"]["planes"] is None:
         del d["output"]["planes"]
-    for lead in d["leads"]:          # keys of the other lead models (and defaults) are None
-        for k in [k for k, v in lead.items() if v is None]:
-            del lead[k]
+    d["leads"] = []
+    for lc in cfg.leads:             # common keys, then the model keys that were given
+        lead = {k: getattr(lc, k) for k in ("side", "mu", "temperature", "name", "model",
+                                            "n_poles")}
+        if lc.n_poles is None:
+            del lead["n_poles"]
+        lead.update((k, list(v) if isinstance(v, tuple) else v) for k, v in lc.options)
+        d["leads"].append(lead)
     return d
 
 

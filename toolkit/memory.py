@@ -1,4 +1,5 @@
-"""Memory estimate of a run from its config alone (before anything is allocated).
+"""Memory estimate of a run before anything large is allocated: from its config and the sizes
+of its electron problem (:class:`StateSize`, which the leads' time-domain representations fix).
 
 The state per rank is the local rows of rho (N_s x N_s / ranks, complex) plus the lead blocks
 (N_s x N_p n_l per lead / ranks) plus the spins.  A run's peak was measured at 12-14 state sizes
@@ -17,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass
 
-__all__ = ["MemoryEstimate", "estimate_memory", "available_memory", "fmt_bytes",
+__all__ = ["MemoryEstimate", "StateSize", "estimate_memory", "available_memory", "fmt_bytes",
            "MemoryLimitError"]
 
 STATE_VECTORS = 14      # measured peak / state of a run (y, F, stages, temporaries)
@@ -60,28 +61,32 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.3g} PiB"
 
 
-def estimate_memory(cfg, ranks: int = 1) -> MemoryEstimate:
-    """Leading memory terms of a run of ``cfg`` on ``ranks`` MPI ranks."""
-    n_sites = math.prod(cfg.lattice.size)
-    n_face = 2 * math.prod(cfg.lattice.size[1:])
-    cols = []      # per lead: orbitals it adds to the electron problem, columns of its Pi block
-    ny = nx = nu = 0   # auxiliary modes: the small second-tier matrices
-    for lc in cfg.leads:
-        n_p = lc.n_poles or cfg.electrons.n_poles
-        rep = lc.representation or "extended"
-        if lc.model == "tight-binding" and rep == "extended":   # explicit columns + absorbers
-            L = lc.sites or 60
-            cols.append((L * n_face, n_p * (lc.absorbing or L) * n_face))
-        elif lc.model == "tight-binding":          # channels x (poles + 2 modes) vectors
-            n = (lc.lorentzians or 60) if rep == "lorentzian" else (lc.sites or 60)
-            cols.append((0, n_face * (n_p + 2 * n)))
-            ny, nx, nu = ny + n_face * n, nx + n_face * (n_p + n), nu + n_face * (n + n_p)
-        else:
-            cols.append((0, n_p * n_face))
-    N = 2 * n_sites + sum(a for a, _ in cols)
+@dataclass(frozen=True)
+class StateSize:
+    """What the electron problem of a run holds, from its leads' time-domain representations
+    (integrators.electrons.ElectronProblem.state_size): ``n_orbitals`` N of rho (device plus
+    explicit lead sites), ``lead_columns`` (columns of all N-row lead components), ``small``
+    (entries of the small components on rank 0) and ``lead_sites`` [(lead index, explicit
+    sites)] for the message when explicit sites dominate."""
+
+    n_orbitals: int
+    lead_columns: int = 0
+    small: int = 0
+    lead_sites: tuple[tuple[int, int], ...] = ()
+
+
+def estimate_memory(cfg, ranks: int = 1, size: StateSize | None = None) -> MemoryEstimate:
+    """Leading memory terms of a run of ``cfg`` on ``ranks`` MPI ranks; ``size``: the state
+    its electron problem holds (required with leads; without: the closed device)."""
+    if size is None:
+        if cfg.leads:
+            raise ValueError("estimate_memory: a config with leads needs the StateSize of its "
+                             "electron problem (integrators.electrons.ElectronProblem)")
+        size = StateSize(2 * math.prod(cfg.lattice.size))
+    N = size.n_orbitals
     z = 16  # complex128
     rho = N * N * z
-    leads = sum(N * c * z for _, c in cols) + (ny * nx + ny * ny + nu * ny) * z
+    leads = (N * size.lead_columns + size.small) * z
     initial = cfg.electrons.initial
     if initial == "auto":
         initial = "stationary" if cfg.leads else "ground"
@@ -114,25 +119,25 @@ def available_memory() -> int | None:
         return None
 
 
-def check_memory(cfg, ranks: int = 1, ranks_on_node: int | None = None) -> MemoryEstimate:
+def check_memory(cfg, ranks: int = 1, ranks_on_node: int | None = None,
+                 size: StateSize | None = None) -> MemoryEstimate:
     """The estimate, or :class:`MemoryLimitError` when the ranks on this node would need more
     than it has available."""
-    est = estimate_memory(cfg, ranks)
+    est = estimate_memory(cfg, ranks, size)
     avail = available_memory()
     local = ranks if ranks_on_node is None else ranks_on_node
     need = est.rank0 + (local - 1) * est.per_rank
     if avail is not None and need > avail:
-        size = "x".join(map(str, cfg.lattice.size))
+        shape = "x".join(map(str, cfg.lattice.size))
         key, value = "lattice.size", list(cfg.lattice.size)
         n_dev = 2 * math.prod(cfg.lattice.size)
-        sites = [(k, lc.sites or 60) for k, lc in enumerate(cfg.leads)
-                 if lc.model == "tight-binding"]
+        sites = list(size.lead_sites) if size is not None else []
         if sites and est.n_orbitals > 2 * n_dev:     # explicit lead sites dominate
             k, L = max(sites, key=lambda x: x[1])
             key, value = f"leads[{k}].sites", L
         raise MemoryLimitError(
             f"config key '{key}' = {value} is not allowed here: the "
-            f"{size} junction (N_s = {est.n_orbitals}) needs about {fmt_bytes(need)} on this "
+            f"{shape} junction (N_s = {est.n_orbitals}) needs about {fmt_bytes(need)} on this "
             f"node ({est.summary()}) but {fmt_bytes(avail)} is available; use a smaller "
             f"lattice, shorter leads, fewer poles or more nodes")
     return est
