@@ -23,10 +23,10 @@ import time
 from typing import Callable
 
 import toolkit  # noqa: F401  (complex petsc4py, initialised before PETSc options are known)
-from petsc4py import PETSc
-
-from toolkit.cli import split_petsc_args
+from toolkit._petscenv import split_petsc_args
 from toolkit.parallel import bcast
+
+from petsc4py import PETSc
 
 __all__ = ["figure_main"]
 

@@ -9,7 +9,8 @@ table.  Sign convention: H_MS = -J_eff M_l.M_r, J_eff > 0 ferromagnetic.
     >>> p = jeff_point(J_sd=1.0, N_NM=10, N_S=5)            # one run + fit
     >>> s = jeff_sweep("J_sd", [1, 2, 3], N_S=5, path="jeff.h5")   # collective
 
-Command line: ``qcspin jeff [CONFIG.toml] --sweep J_sd=0.5:6:0.5 [...]`` (see ``-h``).
+Command line: ``qcspin jeff [CONFIG.toml] --sweep J_sd=0.5:6:0.5 [...]`` (see ``-h``;
+analysis/jeff_cli.py).
 """
 from __future__ import annotations
 
@@ -25,17 +26,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 import toolkit  # noqa: F401  (complex PETSc)
-from petsc4py import PETSc
-
-from toolkit.config import Config, ConfigError, config_to_toml, load_config
+from toolkit.config import Config, ConfigError, config_to_toml
 from toolkit.device import Device, DeviceBuilder, device_from_config
 from toolkit.parallel import barrier, bcast, gather_rows, get_comm
 
+from petsc4py import PETSc
+
 from .macrospin import MacrospinFit, fit_macrospin, guess_omega
 
-__all__ = ["JeffPoint", "JeffSweep", "add_command", "jeff_point", "jeff_static", "jeff_sweep",
-           "parse_sweep", "parse_values", "plot_sweep", "read_sweep", "round_robin", "snake",
-           "valve_device", "write_sweep"]
+__all__ = ["JeffPoint", "JeffSweep", "jeff_point", "jeff_static", "jeff_sweep", "plot_sweep",
+           "read_sweep", "round_robin", "snake", "valve_device", "write_sweep"]
 
 SWEEP_PARAMS = ("J_sd", "N_NM")
 #: defaults of the automatic run length (natural units, 1/gamma)
@@ -68,7 +68,7 @@ def valve_device(*, N_S: int = 5, N_NM: int = 10, J_sd: float = 1.0, J_ex: float
     if N_NM:
         b.add_layer("SL", (N_S, N_S + N_NM))
     b.add_layer("FL", (n - N_S, n), spin=(0.0, 0.0, 1.0), easy_axis=(0.0, 0.0, 1.0), **common)
-    b.set_field(tuple(float(x) for x in B))
+    b.set_field(tuple(float(x) for x in B))  # type: ignore[arg-type]  # length: config check
     b.set("time", dt=0.1 if dt is None else float(dt), output_every=1)
     b.set("output", spin_density=False)
     return b.finalized()
@@ -286,7 +286,8 @@ def jeff_sweep(param: str, values: Sequence[float], *, path: str | None = None,
     comm = get_comm(comm)
     rank, size = comm.getRank(), comm.getSize()
     if param not in SWEEP_PARAMS:
-        raise ConfigError(f"sweep parameter {param!r} is not allowed: expected one of {SWEEP_PARAMS}")
+        raise ConfigError(f"sweep parameter {param!r} is not allowed: expected one of "
+                          f"{SWEEP_PARAMS}")
     if param in point_kw:
         raise ConfigError(f"{param} is swept; do not also pass it as a fixed argument")
     values = tuple(int(v) if param == "N_NM" else float(v) for v in values)
@@ -302,15 +303,18 @@ def jeff_sweep(param: str, values: Sequence[float], *, path: str | None = None,
         from toolkit.io import FileExistsErrorQC
 
         raise FileExistsErrorQC(err)
-    dev_kw = {k: point_kw[k] for k in ("N_S", "N_NM", "J_sd", "J_ex", "dt", "base") if k in point_kw}
-    valve_device(**{param: values[0]}, **dev_kw)  # bad parameters fail here, on every rank
+    dev_kw = {k: point_kw[k] for k in ("N_S", "N_NM", "J_sd", "J_ex", "dt", "base")
+              if k in point_kw}
+    swept: dict[str, Any] = {param: values[0]}
+    valve_device(**swept, **dev_kw)  # bad parameters fail here, on every rank
     wall0 = _time.perf_counter()
-    rows = []
+    rows: list[tuple[int, JeffPoint | str]] = []
     for i in distribute(len(values), rank, size):
         try:
+            swept = {param: values[i]}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # kept in point.notes
-                p = jeff_point(**{param: values[i]}, comm=PETSc.COMM_SELF, **point_kw)
+                p = jeff_point(**swept, comm=PETSc.COMM_SELF, **point_kw)
         except Exception as exc:  # reported on every rank below instead of a deadlock
             rows.append((i, f"{param} = {values[i]}: {type(exc).__name__}: {exc}"))
             continue
@@ -318,11 +322,12 @@ def jeff_sweep(param: str, values: Sequence[float], *, path: str | None = None,
             report(i, p)
         rows.append((i, p if point_kw.get("keep_series") else replace(p, series=None)))
     mine = np.empty((len(rows), 2), object)
-    for k, (i, p) in enumerate(rows):
-        mine[k, 0], mine[k, 1] = i, p
+    for k, (i, row) in enumerate(rows):
+        mine[k, 0], mine[k, 1] = i, row
     allrows = gather_rows(mine, comm, root=0)
     points, err = None, None
     if rank == 0:
+        assert allrows is not None  # gathered on root 0
         idx = allrows[:, 0].astype(int)
         failed = [p for p in allrows[:, 1] if isinstance(p, str)]
         if failed:
@@ -556,212 +561,6 @@ def plot_sweep(path: str, png: str, group: str | None = None) -> str:
                  f"{'; ' + fixed if fixed else ''})", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, png)
-
-
-# ----------------------------------------------------------------------------- command line
-#: most values a command-line list or range may have (a step typo would run for ever)
-VALUES_LIMIT = 10 ** 6
-_VALUES = ("expected START:STOP:STEP (finite numbers, step > 0, stop >= start; stop included) "
-           "or V1,V2,... (finite numbers)")
-
-
-def parse_values(spec: str) -> list[float]:
-    """``start:stop:step`` (stop included; step > 0, stop >= start) or ``v1,v2,...`` -> values
-    (finite, at most :data:`VALUES_LIMIT`); ValueError saying what is allowed otherwise."""
-    if ":" in spec:
-        try:
-            a, b, c = (float(s) for s in spec.split(":"))
-        except ValueError:
-            raise ValueError(_VALUES) from None
-        if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c) and c > 0
-                and b >= a):
-            raise ValueError(_VALUES)
-        n = math.floor((b - a) / c + 1e-9) + 1 if math.isfinite((b - a) / c) else math.inf
-        if n > VALUES_LIMIT:
-            raise ValueError(f"it gives {n:.3g} values; expected at most {VALUES_LIMIT}")
-        return [round(a + k * c, 12) for k in range(int(n))]
-    items = spec.split(",")
-    try:
-        vals = [float(s) for s in items]  # '' (an empty item) is refused here too
-    except ValueError:
-        raise ValueError(_VALUES) from None
-    if not all(math.isfinite(v) for v in vals):
-        raise ValueError(_VALUES)
-    if len(vals) > VALUES_LIMIT:
-        raise ValueError(f"it gives {len(vals)} values; expected at most {VALUES_LIMIT}")
-    return vals
-
-
-def parse_sweep(text: str) -> tuple[str, list[float]]:
-    """``NAME=start:stop:step`` (stop included) or ``NAME=v1,v2,...`` -> (NAME, values);
-    ConfigError naming the value and what is allowed otherwise."""
-    if "=" not in text:
-        raise ConfigError(f"--sweep {text!r} is not allowed: expected NAME=START:STOP:STEP or "
-                          f"NAME=V1,V2,... with NAME one of {list(SWEEP_PARAMS)}")
-    name, spec = (s.strip() for s in text.split("=", 1))
-    if name not in SWEEP_PARAMS:
-        raise ConfigError(f"--sweep parameter {name!r} is not allowed: expected one of "
-                          f"{list(SWEEP_PARAMS)}")
-    try:
-        vals = parse_values(spec)
-    except ValueError as exc:
-        raise ConfigError(f"--sweep {text!r} is not allowed: {exc}") from None
-    if name == "N_NM":
-        if any(v != int(v) or v < 0 for v in vals):
-            raise ConfigError(f"--sweep {text!r} is not allowed: N_NM values must be integers "
-                              f">= 0")
-        vals = [int(v) for v in vals]
-    if not vals:
-        raise ConfigError(f"--sweep {text!r} gives no values")
-    if len(set(vals)) != len(vals):
-        raise ConfigError(f"--sweep {text!r} is not allowed: a value is repeated")
-    return name, vals
-
-
-def add_command(subparsers) -> None:
-    """Register ``qcspin jeff``."""
-    p = subparsers.add_parser(
-        "jeff", help="effective interlayer exchange J_eff from macrospin fits (sweeps, MPI)",
-        description="Run isolated spin valves (paper 004 Sec. III A) and fit the macrospin "
-                    "solution Eq. (21); J_eff > 0 is ferromagnetic (H_MS = -J_eff M_l.M_r). "
-                    "Points are distributed over MPI ranks (mpirun -n K qcspin jeff ...).")
-    p.add_argument("config", nargs="?", help="TOML config whose lattice/layers form the base "
-                   "device of a J_sd sweep (default: 1D valve from --n-spins/--n-nm)")
-    p.add_argument("--sweep", required=True, metavar="NAME=START:STOP:STEP",
-                   help="J_sd=0.5:6:0.5 or N_NM=2:30:1 (stop included) or NAME=v1,v2,...")
-    # None = not given: options that would be ignored (e.g. --n-spins with a CONFIG) are refused
-    p.add_argument("--n-spins", type=int, default=None, metavar="N_S",
-                   help="spins per layer of the 1D valve (5)")
-    p.add_argument("--n-nm", type=int, default=None, metavar="N_NM",
-                   help="spacer sites of the 1D valve in a J_sd sweep (10)")
-    p.add_argument("--J-sd", type=float, default=None, dest="J_sd",
-                   help="J_sd of an N_NM sweep (1)")
-    p.add_argument("--J-ex", type=float, default=None, dest="J_ex",
-                   help="intralayer J_ex of the 1D valve (-1)")
-    p.add_argument("--dt", type=float, default=None, help="RK 3/8 step (config's or 0.1)")
-    p.add_argument("--t-end", type=float, default=None, help="fixed run length (default: auto)")
-    p.add_argument("--n-periods", type=float, default=None,
-                   help=f"auto run length: precession periods to cover ({N_PERIODS})")
-    p.add_argument("--t-cap", type=float, default=None, help=f"auto run length cap ({T_CAP:g})")
-    p.add_argument("--t-min", type=float, default=0.0, help="fit only t >= T_MIN (transients)")
-    p.add_argument("--fit-phase", action="store_true", help="also fit the phase phi")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a value of CONFIG (repeatable)")
-    p.add_argument("-o", "--output", help="HDF5 table (default: jeff_<NAME>.h5)")
-    p.add_argument("--png", help="also plot the table to this PNG")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.set_defaults(func=cmd_jeff)
-
-
-def _check_cli(args, name: str, base: Config | None) -> None:
-    """Refuse bad or ignored options of ``qcspin jeff`` (ConfigError naming the option, the
-    value and what is allowed).  Not collective (the same answer on every rank)."""
-    from analysis.spectrum import cli_number
-
-    cli_number("--n-spins", args.n_spins, integer=True, ge=1)
-    cli_number("--n-nm", args.n_nm, integer=True, ge=0)
-    cli_number("--J-sd", args.J_sd)
-    cli_number("--J-ex", args.J_ex)
-    cli_number("--dt", args.dt, gt=0)
-    cli_number("--t-end", args.t_end, gt=0)
-    cli_number("--n-periods", args.n_periods, gt=0)
-    cli_number("--t-cap", args.t_cap, gt=0)
-    cli_number("--t-min", args.t_min, ge=0)
-    swept = {"J_sd": ("--J-sd", args.J_sd), "N_NM": ("--n-nm", args.n_nm)}[name]
-    ignored = [(*swept, f"{name} is the swept parameter")]
-    if base is not None:
-        ignored += [(f, v, "the CONFIG's layers define the valve") for f, v in
-                    (("--n-spins", args.n_spins), ("--n-nm", args.n_nm), ("--J-ex", args.J_ex))]
-    else:
-        ignored.append(("--set", args.set or None, "--set changes a CONFIG; without one the 1D "
-                                                   "valve is built from the options"))
-    if args.t_end is not None:
-        ignored += [(f, v, "--t-end fixes the run length") for f, v in
-                    (("--n-periods", args.n_periods), ("--t-cap", args.t_cap))]
-    for flag, value, reason in ignored:
-        if value is not None:
-            raise ConfigError(f"{flag} = {value!r} is not allowed with --sweep {args.sweep!r}"
-                              f"{' and CONFIG ' + repr(args.config) if base else ''}: {reason}")
-    # the macrospin fit needs >= 4 samples (every SAMPLE_DT, whole steps) at t >= t_min
-    if base is None:
-        dt = 0.1 if args.dt is None else args.dt
-    else:
-        dt = toolkit.get_units(base.units).time_to_internal(
-            base.time.dt if args.dt is None else args.dt)
-    spacing = max(1, int(round(SAMPLE_DT / dt))) * dt
-    need = args.t_min + 4 * spacing
-    t_run, flag = ((args.t_end, "--t-end") if args.t_end is not None else
-                   (T_CAP if args.t_cap is None else args.t_cap, "--t-cap"))
-    if t_run < need:
-        raise ConfigError(f"{flag} = {t_run!r} is not allowed: the macrospin fit needs at least "
-                          f"4 samples ({spacing:g} apart) at t >= --t-min = {args.t_min:g}; "
-                          f"expected {flag} >= {need:g}")
-
-
-def cmd_jeff(args) -> int:
-    """Handler of ``qcspin jeff``; prints on rank 0 only; returns the exit code.  Collective.
-    Bad input raises ConfigError (``qcspin: error: ...``, exit status 2) on every rank before
-    any run; a failed sweep point gives ``qcspin: run failed: ...`` and exit status 1."""
-    from analysis.spectrum import cli_outputs
-
-    comm = get_comm()
-    rank0 = comm.getRank() == 0
-
-    def say(*a):
-        if rank0:
-            print(*a, flush=True)
-
-    name, values = parse_sweep(args.sweep)
-    if args.config and name == "N_NM":
-        raise ConfigError(f"CONFIG {args.config!r} is not allowed with --sweep {args.sweep!r}: "
-                          f"an N_NM sweep builds the 1D valve from --n-spins/--J-sd")
-    base = load_config(args.config, args.set) if args.config else None
-    _check_cli(args, name, base)
-    n_periods = N_PERIODS if args.n_periods is None else args.n_periods
-    t_cap = T_CAP if args.t_cap is None else args.t_cap
-    out = args.output or f"jeff_{name}.h5"
-    cli_outputs({"-o": out, "--png": args.png}, args.overwrite, comm)
-    fixed = dict(dt=args.dt, t_end=args.t_end, n_periods=n_periods, t_cap=t_cap,
-                 t_min=args.t_min, fit_phase=args.fit_phase)
-    if base is not None:
-        fixed["base"] = base
-    else:
-        fixed.update(N_S=5 if args.n_spins is None else args.n_spins,
-                     J_ex=-1.0 if args.J_ex is None else args.J_ex)
-        fixed.update({"N_NM": 10 if args.n_nm is None else args.n_nm} if name == "J_sd"
-                     else {"J_sd": 1.0 if args.J_sd is None else args.J_sd})
-    say(f"qcspin jeff: {len(values)} points of {name} on {comm.getSize()} rank(s) "
-        f"({'config ' + args.config if base else 'fixed ' + str({k: v for k, v in fixed.items() if k in ('N_S', 'N_NM', 'J_sd')})})")
-
-    def report(i, p):
-        if rank0:
-            f = p.fit
-            print(f"  [{i + 1}/{len(values)}] {name} = {values[i]:<6g} J_eff = {f.J_eff: .6e}  "
-                  f"rms = {f.rms:.2e}  periods = {f.n_periods:.2f}  t_end = {p.t_end:g}  "
-                  f"{p.wall_time:.1f} s{'' if f.valid else '  INVALID: ' + f.reason}", flush=True)
-
-    try:
-        sweep = jeff_sweep(name, values, path=out, overwrite=args.overwrite, comm=comm,
-                           report=report, **fixed)
-    except RuntimeError as exc:  # a point failed (on any rank): raised on every rank
-        import sys
-
-        say_err = " ".join(str(exc).split())
-        if rank0:
-            print(f"qcspin: run failed: {say_err}", file=sys.stderr, flush=True)
-        return 1
-    tab = sweep.table()
-    say(f"{'value':>8} {'J_eff':>14} {'J_eff*N_S^2':>14} {'rms':>9} {'periods':>8} valid")
-    for k in range(len(values)):
-        say(f"{tab['value'][k]:8g} {tab['J_eff'][k]:14.6e} {tab['J_eff_NS2'][k]:14.6e} "
-            f"{tab['rms'][k]:9.2e} {tab['n_periods'][k]:8.2f} {bool(tab['valid'][k])}"
-            + (f"  ({tab['reason'][k]})" if tab["reason"][k] else "")
-            + (f"  [{tab['notes'][k]}]" if tab["notes"][k] else ""))
-    say(f"wall time {sweep.wall_time:.1f} s; table: {os.path.abspath(out)}")
-    from analysis.spectrum import _rank0_png
-
-    _rank0_png(lambda: args.png and plot_sweep(out, args.png), comm)
-    return 0
 
 
 # ----------------------------------------------------------------------------- static estimate

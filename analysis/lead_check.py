@@ -10,6 +10,8 @@ above ``max_orbitals`` (the quadrature is dense).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from operators.leads import Lead, TightBindingLead
@@ -60,7 +62,7 @@ def representation_errors(sim, *, max_orbitals: int = 400) -> dict | None:
         err = max(float(np.abs(rep.broadening(e) - l.broadening(e)).max()) for e in E)
         out.append({"name": l.name, "representation": l.time_domain().representation,
                     "gamma_error": err})
-    res = {"leads": out, "current_error": None, "V": None}
+    res: dict[str, Any] = {"leads": out, "current_error": None, "V": None}
     sides = sorted(getattr(l, "side", "") for l in leads)
     if len(leads) == 2 and sides == ["left", "right"]:
         mu_on = bias_function(sim.config, leads, sim.units).on

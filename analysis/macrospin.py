@@ -229,6 +229,7 @@ def fit_macrospin(t: np.ndarray, M_l: np.ndarray, M_r: np.ndarray, N_S: float, *
                             xtol=1e-14, ftol=1e-14, gtol=1e-14)
         if best is None or res.cost < best.cost:
             best = res
+    assert best is not None  # the loop above runs three times
     omega = float(best.x[0])
     phi = float(np.angle(np.exp(1j * best.x[1]))) if fit_phase else 0.0
     rms = float(np.sqrt(np.mean(best.fun ** 2)))

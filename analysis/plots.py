@@ -32,8 +32,11 @@ import tomllib
 import h5py
 import numpy as np
 
+from toolkit.errors import InputError
+from toolkit.results import kind_of
+
 __all__ = ["PlotError", "plot_file", "file_kind", "plot_run", "plot_sweep_summary",
-           "plot_quench_table", "save_figure", "use_agg", "PLOTTABLE"]
+           "plot_quench_table", "save_figure", "use_agg", "png_on_root", "PLOTTABLE"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,7 +48,7 @@ PLOTTABLE = ("run results of 'qcspin run' (and the V_*.h5/stage1.h5 of 'qcspin s
 CURRENT_ROUNDOFF = 1e-10
 
 
-class PlotError(ValueError):
+class PlotError(InputError):
     """A file that ``qcspin plot`` cannot draw; the message is one line."""
 
 
@@ -72,6 +75,26 @@ def save_figure(fig, png: str) -> str:
 
 
 # ----------------------------------------------------------------------------- small helpers
+def png_on_root(plot, comm) -> None:
+    """Call ``plot`` (returns the PNG path or None) on rank 0 and print the path; a PlotError
+    is raised on every rank (the same exit status everywhere, nobody left in a collective).
+    Collective."""
+    from toolkit.parallel import barrier, first_message
+
+    err = None
+    if comm.getRank() == 0:
+        try:
+            png = plot()
+            if png:
+                print(f"  figure:  {os.path.abspath(png)}", flush=True)
+        except PlotError as exc:
+            err = str(exc)
+    err = first_message(err, comm)
+    barrier(comm)
+    if err:
+        raise PlotError(err)
+
+
 def _one_line(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) if isinstance(exc, OSError) and not str(exc) else None
     if isinstance(exc, KeyError) and exc.args:
@@ -152,48 +175,7 @@ def _check_png(path: str, png: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------- recognising files
-def _jeff_groups(f) -> list[str]:
-    out = []
-    for k in f:
-        try:
-            g = f[k]
-        except (KeyError, OSError, RuntimeError):  # a damaged member: not ours to judge here
-            continue
-        if isinstance(g, h5py.Group) and _attr(g, "qcspin_table") == "jeff_sweep":
-            out.append(k)
-    return out
-
-
-def _kind(f) -> str:
-    """The kind of an open file: run, transport, spectrum, jeff, sweep, quench, 'other:<kind>'
-    for a qcspin kind this module does not plot, '' for a foreign file."""
-    a = f.attrs
-    kind = _attr(f, "kind")
-    names = set(f.keys())
-    if kind in ("run", "transport", "spectrum"):
-        return kind
-    if _attr(f, "qcspin_table") == "jeff_sweep" or kind in ("jeff", "jeff_sweep"):
-        return "jeff"
-    if kind in ("sweep", "bias_sweep"):
-        return "sweep"
-    if kind in ("quench", "quench_analysis"):
-        return "quench"
-    if kind:
-        return f"other:{kind}"
-    # files without a kind marker (qcspin_format 1 runs, sweep.h5, analysis.h5): by content
-    if "config" in a and ("device" in names or "time" in names):
-        return "run"
-    if {"V", "t_R", "T_cd", "dM"} <= names:
-        return "quench"
-    if {"V", "lead_current", "layer_magnetization"} <= names and "stage1" in a:
-        return "sweep"
-    if {"energies", "theta", "polarization"} <= names and "config" in a:
-        return "transport"
-    if {"eigenvalues", "polarization"} <= names and "config" in a:
-        return "spectrum"
-    if _jeff_groups(f):
-        return "jeff"
-    return ""
+_kind = kind_of   # one recogniser of file kinds: toolkit.results
 
 
 def _open(path: str) -> h5py.File:
@@ -352,15 +334,15 @@ def _read_run(path: str) -> dict:
         leads = json.loads(_attr(f["device"], "lead_names", "[]") or "[]")
         if "lead_current" in f and f["lead_current"].ndim == 2 and f["lead_current"].shape[1]:
             cunit = _units(f["lead_current"])
-            for k in range(f["lead_current"].shape[1]):
-                name = leads[k] if k < len(leads) else f"{k}"
-                currents[f"lead {name} (Eq. 11)"] = f["lead_current"][:n, k]
+            for j in range(f["lead_current"].shape[1]):
+                name = leads[j] if j < len(leads) else f"{j}"
+                currents[f"lead {name} (Eq. 11)"] = f["lead_current"][:n, j]
         if "plane_current" in f and f["plane_current"].ndim == 2:
             cunit = cunit or _units(f["plane_current"])
             planes = list(f["device"].attrs.get("planes", []))
-            for k in range(f["plane_current"].shape[1]):
-                x = int(planes[k]) if k < len(planes) else k
-                currents[f"plane {x}|{x + 1} (Eq. 13)"] = f["plane_current"][:n, k]
+            for j in range(f["plane_current"].shape[1]):
+                x = int(planes[j]) if j < len(planes) else j
+                currents[f"plane {x}|{x + 1} (Eq. 13)"] = f["plane_current"][:n, j]
         d["currents"] = currents
         d["current_unit"] = _clean_units(cunit, tu) or _per_time(tu)
         d["n_leads"] = sum(1 for k in currents if k.startswith("lead "))
@@ -526,6 +508,7 @@ def _plot_spectrum_file(path: str, png: str) -> str:
     mu_bar = float(cfg.get("lattice", {}).get("mu_bar", 0.0)) if cfg else None
     if not complete and target is None:
         target = mu_bar  # the default target of qcspin spectrum --nev
+    res: Spectrum | SpectrumSweep
     if jsd is not None:
         res = SpectrumSweep(np.asarray(jsd, float), w, pol, sm, loc, layer_names=layers,
                             n_sites=n_sites, config=spin_config or None, method=method,

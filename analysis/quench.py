@@ -36,12 +36,12 @@ six metallic monolayers on each side (App. F, 24 x 4).
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
 import tomllib
 from dataclasses import dataclass
+from typing import Any
 
 import h5py
 import numpy as np
@@ -50,8 +50,8 @@ from analysis.relaxation import RelaxationFit, fit_relaxation, oscillation_envel
 from toolkit.config import Config, config_from_dict
 
 __all__ = ["paper_valve", "paper_valve_doc", "QuenchAnalysis", "analyze_quench",
-           "analyze_sweep", "read_analysis", "read_quench", "ensure_stage1", "quench_sweeps", "relaxation_plan",
-           "equilibrium_transmission", "add_command"]
+           "analyze_sweep", "read_analysis", "read_quench", "ensure_stage1", "quench_sweeps",
+           "relaxation_plan", "equilibrium_transmission"]
 
 PAPER = dict(size=(12, 4), gamma=1.0, temperature=0.025, J_ex=-1.0, K_l=0.4, K_r=0.02,
              n_poles=30)
@@ -71,7 +71,7 @@ def paper_valve_doc(J_sd: float = 2.0, *, extended: bool = False, n_poles: int =
     off = 6 if extended else 0
     Lx = 12 + 2 * off
     mag = dict(J_sd=float(J_sd), J_ex=-1.0, damping=float(damping))
-    layers = []
+    layers: list[dict[str, Any]] = []
     if extended:
         layers.append({"name": "ML", "columns": [0, off]})
     layers += [
@@ -287,7 +287,7 @@ _FIT = ("t_R", "t_R_err", "R", "M_inf", "A_ref", "rms", "n_points", "t_span", "v
 
 
 def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = False,
-                  **kw) -> dict[str, np.ndarray]:
+                  **kw) -> dict[str, Any]:
     """:func:`analyze_quench` of every ``outdir/V_*.h5`` (sorted by V; equilibrium from the
     sweep's stage-1 file when ``sweep.h5`` names one that exists); writes the table to
     ``output`` (default ``outdir/analysis.h5``; never replaced without ``overwrite``) and
@@ -306,7 +306,7 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
     protocols = {r.protocol for r in res}
     if len(protocols) != 1:
         raise ValueError(f"{outdir}: mixed bias protocols {sorted(protocols)}")
-    table = {k: np.array([getattr(r, k) for r in res]) for k in _TABLE}
+    table: dict[str, Any] = {k: np.array([getattr(r, k) for r in res]) for k in _TABLE}
     fits = [r.fit.as_dict() for r in res]
     for k in _FIT:
         table[k] = np.array([d.get(k, np.nan) for d in fits],
@@ -420,81 +420,3 @@ def equilibrium_transmission(stage1: str, energies, *, comm=None):
     dev = device_from_config(cfg)
     leads = transport_leads(cfg, dev).leads
     return transmission(dev, leads, np.asarray(energies, float), ck["spins"], comm=comm)
-
-
-def _check_dirs(args, outputs: bool = True) -> None:
-    """Refuse bad directories of ``qcspin quench`` before any analysis: missing, not a
-    directory, given twice, without V_*.h5, holding a V_*.h5 that is not a qcspin run file,
-    or (``outputs``) an analysis.h5 that exists (without --overwrite).  Reads only; not
-    collective."""
-    from toolkit.config import ConfigError
-    from toolkit.io import FileExistsErrorQC, read_status
-
-    seen = set()
-    for d in args.dirs:
-        if not os.path.exists(d):
-            raise ConfigError(f"directory '{d}' is not allowed: it does not exist; expected a "
-                              f"'qcspin sweep' output directory holding V_*.h5")
-        if not os.path.isdir(d):
-            raise ConfigError(f"'{d}' is not allowed: it is a file, not a directory; expected a "
-                              f"'qcspin sweep' output directory holding V_*.h5")
-        if os.path.realpath(d) in seen:
-            raise ConfigError(f"directory '{d}' is not allowed: it is given twice")
-        seen.add(os.path.realpath(d))
-    for d in args.dirs:
-        files = sorted(glob.glob(os.path.join(d, "V_*.h5")))
-        if not files:
-            raise ConfigError(f"directory '{d}' is not allowed: it holds no V_*.h5 quench files "
-                              f"(the output of 'qcspin sweep')")
-        for f in files:
-            read_status(f)  # ResultFileError: missing, foreign, damaged, not a run file
-        out = os.path.join(d, "analysis.h5")
-        if outputs and os.path.exists(out) and not args.overwrite:
-            raise FileExistsErrorQC(f"'{out}' exists; use --overwrite")
-
-
-def cmd_quench(args) -> int:
-    """Handler of ``qcspin quench``.  Not collective (it may be called on rank 0 alone): every
-    rank checks the options and reads the input directories (bad input: ConfigError /
-    ResultFileError, ``qcspin: error: ...``, exit status 2, on every rank); rank 0 alone
-    analyses and writes (no file races), so an existing analysis.h5 or a failing analysis
-    is reported by rank 0 only (the other ranks return 0)."""
-    from analysis.spectrum import cli_number
-    from toolkit.parallel import get_comm
-
-    cli_number("--t-min", args.t_min, ge=0)
-    cli_number("--tail", args.tail, gt=0, le=1)
-    rank0 = get_comm().getRank() == 0
-    _check_dirs(args, outputs=rank0)  # analysis.h5 may appear meanwhile: rank 0 writes it
-    if not rank0:
-        return 0
-    for d in args.dirs:
-        _quench_dir(d, args)
-    return 0
-
-
-def _quench_dir(d: str, args) -> None:
-    tab = analyze_sweep(d, overwrite=args.overwrite, t_min=args.t_min, tail=args.tail)
-    print(f"{d}: {len(tab['V'])} quench files -> {os.path.join(d, 'analysis.h5')}")
-    print(f"  {'V':>8} {'t_R':>12} {'valid':>5} {'dM_r^x/N':>11} {'T_cd^y':>11} "
-          f"{'T_eff^y(FL)':>11} {'I_l':>11}")
-    fl = tab["layers"].index("FL")
-    for i, V in enumerate(tab["V"]):
-        n = tab["n_spins"][i][fl]
-        print(f"  {V:8.4g} {tab['t_R'][i]:12.5g} {str(tab['valid'][i]):>5} "
-              f"{tab['dM'][i][fl][0] / max(n, 1):11.4e} {tab['T_cd'][i][1]:11.4e} "
-              f"{tab['T_eff'][i][fl][1]:11.4e} {tab['lead_current'][i][0]:11.4e}")
-
-
-def add_command(subparsers) -> None:
-    p = subparsers.add_parser(
-        "quench", help="analyse bias-quench files (t_R, steady state, T_cd, T_eff)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dirs", nargs="+", help="sweep directories holding V_*.h5")
-    p.add_argument("--t-min", type=float, default=200.0, help="transient left out of the "
-                   "Eq. (22) fit (200)")
-    p.add_argument("--tail", type=float, default=0.5, help="fraction of the record averaged "
-                   "for the steady state (0.5)")
-    p.add_argument("--overwrite", action="store_true", help="replace analysis.h5")
-    p.set_defaults(func=cmd_quench)
-

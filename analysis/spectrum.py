@@ -22,7 +22,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Any, Callable, NoReturn
 
 import h5py
 import numpy as np
@@ -31,9 +31,9 @@ import scipy.linalg as sla
 import toolkit  # noqa: F401  (complex petsc4py/slepc4py)
 from operators.eigen import DENSE_LIMIT, eigs_slepc
 from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian
-from toolkit.config import config_from_dict, config_to_toml
+from toolkit.config import config_from_dict
 from toolkit.device import Device, device_from_config
-from toolkit.io import FORMAT_VERSION, FileExistsErrorQC, versions
+from toolkit.io import FileExistsErrorQC, versions
 from toolkit.parallel import allreduce, barrier, bcast, gather_rows, get_comm
 
 from petsc4py import PETSc
@@ -41,7 +41,7 @@ from petsc4py import PETSc
 __all__ = ["Spectrum", "SpectrumSweep", "TrajectorySpectrum", "METHODS", "spectrum",
            "spectrum_vs_jsd", "with_coupling", "splitting", "gap", "dos", "layer_localization",
            "trajectory_spectrum", "configuration_eigenvalues", "round_robin", "save_results",
-           "plot_sweep", "plot_spectrum", "fermi_level", "add_command"]
+           "plot_sweep", "plot_spectrum", "fermi_level"]
 
 METHODS = ("auto", "lapack", "eps-lapack", "sinvert")
 CONFIGS = ("parallel", "perpendicular")
@@ -121,7 +121,7 @@ class TrajectorySpectrum:
 
 
 # ----------------------------------------------------------------------------- validation
-def _fail(name: str, value, allowed: str) -> None:
+def _fail(name: str, value, allowed: str) -> NoReturn:
     raise ValueError(f"{name} = {value!r} is not allowed: {allowed}")
 
 
@@ -316,7 +316,7 @@ def with_coupling(device: Device, J_sd: float | None = None, config: str | None 
     first = min(mags, key=lambda i: cfg.layers[i].columns[0]) if mags else -1
     layers = []
     for i, layer in enumerate(cfg.layers):
-        kw = {}
+        kw: dict[str, Any] = {}
         if i in mags and J_sd is not None:
             kw["J_sd"] = float(J_sd)
         if i in mags and config is not None:
@@ -357,7 +357,7 @@ def spectrum_vs_jsd(device: Device, jsd_values, config: str | None = "parallel",
     comm = get_comm(comm)
     n = device.n_orbitals if nev is None else nev
     nl = len(device.layer_names)
-    kw = dict(nev=nev, target=target, method=method, vectors=False)
+    kw: dict[str, Any] = dict(nev=nev, target=target, method=method, vectors=False)
     if method == "lapack":
         mine = np.asarray(distribute(len(jsd), comm), dtype=np.int64)
         parts = [spectrum(devs[i], comm=PETSc.COMM_SELF, **kw) for i in mine]
@@ -369,7 +369,9 @@ def spectrum_vs_jsd(device: Device, jsd_values, config: str | None = "parallel",
         arrays = [a[order] for a in arrays]
     else:
         arrays = _stack([spectrum(d, comm=comm, **kw) for d in devs], n, nl)
-    return SpectrumSweep(jsd, *arrays, layer_names=device.layer_names, n_sites=device.n_sites,
+    eigenvalues, polarization, sigma_m, localization = arrays
+    return SpectrumSweep(jsd, eigenvalues, polarization, sigma_m, localization,
+                         layer_names=device.layer_names, n_sites=device.n_sites,
                          config=config, method=method, complete=n == device.n_orbitals)
 
 
@@ -418,15 +420,15 @@ def dos(eigenvalues, energies, broadening: float, *, n_sites: int | None = None,
         _fail("shape", shape, "expected 'lorentzian' or 'gaussian'")
     if E.ndim != 1:
         _fail("energies", f"array of shape {E.shape}", "expected a 1D array")
-    n_sites = e.shape[-1] / 2 if n_sites is None else n_sites
-    if not n_sites > 0:
-        _fail("n_sites", n_sites, "expected a number of sites > 0")
+    sites: float = e.shape[-1] / 2 if n_sites is None else n_sites
+    if not sites > 0:
+        _fail("n_sites", sites, "expected a number of sites > 0")
     x = E[:, None] - e[..., None, :]
     if shape == "lorentzian":
         k = (broadening / np.pi) / (x * x + broadening ** 2)
     else:
         k = np.exp(-0.5 * (x / broadening) ** 2) / (np.sqrt(2 * np.pi) * broadening)
-    return k.sum(axis=-1) / n_sites
+    return k.sum(axis=-1) / sites
 
 
 def layer_localization(eigenvectors: np.ndarray, device: Device) -> np.ndarray:
@@ -657,226 +659,3 @@ def plot_spectrum(res: Spectrum | SpectrumSweep, png: str, *, title: str = "",
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return save_figure(fig, png)
-
-
-# ----------------------------------------------------------------------------- CLI
-#: most points a START:STOP:STEP range of the command line may have (a typo such as a step of
-#: 1e-9 would otherwise allocate without bound or run for ever)
-RANGE_LIMIT = 10 ** 6
-
-
-def _parse_range(text: str) -> np.ndarray:
-    """'start:stop:step' -> start, start+step, ..., stop (stop included when on the grid);
-    argparse.ArgumentTypeError (naming the value and what is allowed) otherwise."""
-    import argparse
-
-    allowed = "expected START:STOP:STEP, finite numbers with step > 0 and stop >= start"
-    try:
-        a, b, h = (float(v) for v in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {allowed}") from None
-    if not (h > 0 and b >= a and np.isfinite([a, b, h]).all()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {allowed}")
-    n = np.floor((b - a) / h + 1e-9) + 1
-    if not n <= RANGE_LIMIT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: it gives {n:.3g} points; "
-                                         f"expected at most {RANGE_LIMIT} (a larger step)")
-    return a + h * np.arange(int(n))
-
-
-def cli_number(flag: str, value, *, integer: bool = False, gt: float | None = None,
-               ge: float | None = None, le: float | None = None, lt: float | None = None):
-    """Command-line check: ``value`` (None = not given, accepted) must be a finite number (an
-    integer if ``integer``) with value > gt, >= ge, <= le, < lt; otherwise ConfigError
-    ``FLAG = VALUE is not allowed: expected ...``.  Returns ``value``.  Not collective."""
-    from toolkit.config import ConfigError
-
-    if value is None:
-        return value
-    bounds = [(gt, ">", lambda x, b: x > b), (ge, ">=", lambda x, b: x >= b),
-              (le, "<=", lambda x, b: x <= b), (lt, "<", lambda x, b: x < b)]
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-          and np.isfinite(value) and (not integer or float(value).is_integer())
-          and all(test(value, b) for b, _, test in bounds if b is not None))
-    if not ok:
-        what = " and ".join(f"{op} {b:g}" for b, op, _ in bounds if b is not None)
-        raise ConfigError(f"{flag} = {value!r} is not allowed: expected "
-                          f"{'an integer' if integer else 'a finite number'}"
-                          f"{' ' + what if what else ''}")
-    return value
-
-
-def cli_outputs(paths: dict, overwrite: bool, comm=None) -> None:
-    """Command-line check of output files {flag: path or None} before any work: a directory,
-    a missing parent directory, one path given twice (ConfigError) and an existing file
-    without ``overwrite`` (FileExistsErrorQC) are refused on every rank.  Collective (rank 0
-    looks at the file system)."""
-    from toolkit.config import ConfigError
-
-    comm = get_comm(comm)
-    err = None
-    if comm.getRank() == 0:
-        seen = {}
-        for flag, path in paths.items():
-            if not path:
-                continue
-            full = os.path.abspath(path)
-            parent = os.path.dirname(full)
-            if os.path.isdir(path):
-                err = ("config", f"{flag} = {path!r} is not allowed: it is a directory; give a "
-                                 f"file name")
-            elif not os.path.isdir(parent):
-                err = ("config", f"{flag} = {path!r} is not allowed: directory '{parent}' does "
-                                 f"not exist; create it first")
-            elif not os.access(parent, os.W_OK | os.X_OK):
-                err = ("config", f"{flag} = {path!r} is not allowed: directory '{parent}' is "
-                                 f"not writable")
-            elif full in seen:
-                err = ("config", f"{flag} = {path!r} is not allowed: it is also the "
-                                 f"{seen[full]} file")
-            elif os.path.exists(path) and not overwrite:
-                err = ("exists", f"output file '{path}' ({flag}) exists; use --overwrite to "
-                                 f"replace it")
-            if err:
-                break
-            seen[full] = flag
-    err = bcast(err, comm)
-    if err:
-        raise (FileExistsErrorQC if err[0] == "exists" else ConfigError)(err[1])
-
-
-def _check_target(target: float, device: Device, jsd=None) -> None:
-    """Refuse a --target far outside the spectrum of H (ConfigError): there the distances
-    |eps - target| (and shift-and-invert's 1/(eps - target)) no longer tell the levels apart
-    in floating point, and the 'nearest' eigenpairs come out wrong.  The spectrum lies in
-    mu_bar +- R, R = max_i sum_j |t_ij| + max_j |J_sd,j| |S_j| / 2 (Gershgorin for the hopping,
-    |sigma.S| = |S|); targets within 10 R of mu_bar are accepted.  Not collective."""
-    from toolkit.config import ConfigError
-
-    deg = np.zeros(device.n_sites)
-    for col in (0, 1):
-        np.add.at(deg, device.bonds[:, col], np.abs(device.hopping))
-    J = np.abs(device.J_sd) if jsd is None else np.full(device.n_spins, np.abs(jsd).max())
-    S = np.linalg.norm(device.spins0, axis=1) if device.n_spins else np.zeros(0)
-    R = float(deg.max(initial=0.0) + (J * S / 2).max(initial=0.0))
-    R = R if R > 0 else 1.0
-    mu = float(device.mu_bar)
-    if not abs(target - mu) <= 10 * R:
-        raise ConfigError(f"--target = {target!r} is not allowed: expected an energy in "
-                          f"[{mu - 10 * R:g}, {mu + 10 * R:g}] (the spectrum lies in "
-                          f"[{mu - R:g}, {mu + R:g}]; farther away the nearest levels cannot be "
-                          f"told apart)")
-
-
-def cmd_spectrum(args) -> int:
-    """Handler of ``qcspin spectrum``; returns the exit code.  Collective.  Bad input raises
-    ConfigError (``qcspin: error: ...``, exit status 2) on every rank before any work."""
-    from toolkit.config import ConfigError, load_config
-
-    comm = get_comm()
-    rank0 = comm.getRank() == 0
-    cli_number("--nev", args.nev, integer=True, ge=1)
-    cli_number("--target", args.target)
-    if args.target is not None and args.nev is None:
-        raise ConfigError(f"--target = {args.target!r} is not allowed without --nev: the target "
-                          f"selects the nev eigenpairs nearest to it (all eigenpairs by default)")
-    cfg = load_config(args.config, args.set)
-    out = args.output or os.path.splitext(os.path.basename(args.config))[0] + "_spectrum.h5"
-    if (args.jsd_sweep is not None or args.spin_config) and not any(
-            l.magnetic for l in cfg.layers):
-        flag = (f"--jsd-sweep" if args.jsd_sweep is not None else f"--config {args.spin_config}")
-        raise ConfigError(f"{flag} is not allowed: config '{args.config}' has no magnetic layer "
-                          f"(a layer with spins), so J_sd and the spin configuration change "
-                          f"nothing")
-    cli_outputs({"-o": out, "--png": args.png}, args.overwrite, comm)
-    dev = device_from_config(cfg)
-    N = dev.n_orbitals
-    if args.nev is not None and args.nev > N:
-        raise ConfigError(f"--nev = {args.nev} is not allowed: expected an integer 1 <= nev <= "
-                          f"N_s = {N} (omit --nev for all eigenpairs)")
-    if args.target is not None:
-        _check_target(args.target, dev, args.jsd_sweep)
-    n_e = cfg.electrons.n_electrons if cfg.electrons.n_electrons is not None else dev.n_sites
-    try:
-        if args.jsd_sweep is not None:
-            res = spectrum_vs_jsd(dev, args.jsd_sweep, args.spin_config, comm=comm, nev=args.nev,
-                                  target=args.target, method=args.method)
-        else:
-            dev = with_coupling(dev, None, args.spin_config) if args.spin_config else dev
-            res = spectrum(dev, comm=comm, nev=args.nev, target=args.target,
-                           method=args.method, vectors=False)
-    except ValueError as exc:  # e.g. method 'sinvert' with nev = N_s: one line, every rank
-        raise ConfigError(" ".join(str(exc).split())) from None
-    except RuntimeError as exc:  # shift-and-invert failed at this target (PETSc error)
-        if "shift-and-invert" not in str(exc):
-            raise
-        raise ConfigError(f"--target = {args.target!r} is not allowed: "
-                          f"{str(exc).splitlines()[0].strip()}); choose a target inside the "
-                          f"spectrum that is not an eigenvalue") from None
-    E = toolkit.get_units(cfg.units).energy
-    attrs = {"config": config_to_toml(cfg), "spin_config": args.spin_config or "from config",
-             "method": res.method, "n_sites": dev.n_sites, "n_orbitals": dev.n_orbitals,
-             "n_electrons": int(n_e), "complete": bool(res.complete), "energy_unit": E,
-             "layers": json.dumps(list(res.layer_names)), "mpi_size": comm.getSize(),
-             "qcspin_format": FORMAT_VERSION, "kind": "spectrum"}
-    if args.target is not None:
-        attrs["target"] = float(args.target)
-    path = save_results(out, _result_datasets(res, E, n_e), attrs, comm=comm, overwrite=True)
-    if rank0:
-        w = res.eigenvalues
-        print(f"qcspin spectrum: {cfg.name}: N_s = {dev.n_orbitals}, {w.shape[-1]} eigenvalues"
-              f"{' x %d J_sd values' % len(res.jsd) if w.ndim == 2 else ''} ({res.method}), "
-              f"range [{w.min():.6g}, {w.max():.6g}] {E}")
-        if res.complete and w.ndim == 1 and 2 <= n_e < len(w):
-            print(f"  n_e = {n_e}: splitting {float(splitting(w, n_e)):.6g}, gap "
-                  f"{float(gap(w, n_e)):.6g} {E}")
-        print(f"  results: {path}")
-    _rank0_png(lambda: plot_spectrum(res, args.png, title=cfg.name) if args.png else None, comm)
-    return 0
-
-
-def _rank0_png(plot: Callable[[], str | None], comm) -> None:
-    """Call ``plot`` (returns the PNG path or None) on rank 0 and print the path; a PlotError
-    is raised on every rank (the same exit status everywhere, nobody left in a collective).
-    Collective."""
-    from analysis.plots import PlotError
-    from toolkit.parallel import first_message
-
-    err = None
-    if comm.getRank() == 0:
-        try:
-            png = plot()
-            if png:
-                print(f"  figure:  {os.path.abspath(png)}", flush=True)
-        except PlotError as exc:
-            err = str(exc)
-    err = first_message(err, comm)
-    barrier(comm)
-    if err:
-        raise PlotError(err)
-
-
-def add_command(subparsers) -> None:
-    """Register ``qcspin spectrum`` on an argparse sub-parser collection."""
-    p = subparsers.add_parser(
-        "spectrum", help="eigenvalues and spin polarizations of H(S) (optionally vs J_sd)",
-        description="Spectrum of the electron Hamiltonian for the spins of CONFIG.toml (or a "
-                    "static parallel/perpendicular configuration), optionally swept over J_sd. "
-                    "Writes HDF5 (eigenvalues [energy unit], polarizations, layer weights). "
-                    "SLEPc options: -qcspin_spectrum_eps_<option>.")
-    p.add_argument("config", help="TOML config")
-    p.add_argument("--jsd-sweep", type=_parse_range, metavar="START:STOP:STEP",
-                   help="J_sd values for all magnetic layers (stop included)")
-    p.add_argument("--config", dest="spin_config", choices=CONFIGS, default=None,
-                   help="static spins: parallel (all +z) or perpendicular (first layer +x, "
-                        "others +z); default: the spins of the config")
-    p.add_argument("--nev", type=int, default=None, help="number of eigenpairs (default: all)")
-    p.add_argument("--target", type=float, default=None,
-                   help="energy the nev eigenpairs are nearest to (default: mu_bar)")
-    p.add_argument("--method", choices=METHODS, default="auto", help="eigensolver")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (repeatable)")
-    p.add_argument("-o", "--output", help="HDF5 output (default: CONFIG name + _spectrum.h5)")
-    p.add_argument("--png", help="also write a PNG of the spectrum")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.set_defaults(func=cmd_spectrum)

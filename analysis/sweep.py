@@ -16,7 +16,6 @@ of the same valve).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time as _time
 from dataclasses import dataclass
@@ -26,11 +25,11 @@ import numpy as np
 
 import toolkit  # noqa: F401
 from integrators.simulation import Simulation
-from toolkit.config import Config, ConfigError, load_config, with_changes
+from toolkit.config import Config, ConfigError, with_changes
 from toolkit.io import FORMAT_VERSION, FileExistsErrorQC
 from toolkit.parallel import barrier, bcast, gather_rows, get_comm, split_comm
 
-__all__ = ["bias_sweep", "add_command"]
+__all__ = ["bias_sweep"]
 
 
 @dataclass(frozen=True)
@@ -127,91 +126,3 @@ def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
             f.attrs["files"] = [os.path.basename(x) for x in files]
     barrier(comm)
     return result
-
-
-def _range(text: str) -> np.ndarray:
-    from analysis.jeff import parse_values
-
-    try:
-        values = parse_values(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {exc}") from None
-    return np.array(values)
-
-
-def _check_cli(args, comm) -> None:
-    """Refuse bad options of ``qcspin sweep`` before any run (ConfigError naming the option,
-    the value and what is allowed, on every rank; existing results are refused by
-    :func:`bias_sweep`).  Collective (rank 0 looks at the file system)."""
-    from analysis.spectrum import cli_number
-
-    cli_number("--stage1", args.stage1, ge=0)
-    cli_number("--t-end", args.t_end, ge=0)
-    size = comm.getSize()
-    if not 1 <= args.group_size <= size:
-        raise ConfigError(f"--group-size = {args.group_size} is not allowed: expected an integer "
-                          f"1 <= group size <= {size} (the number of MPI ranks)")
-    names = [_v_name(v) for v in args.V]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ConfigError(f"--V = {', '.join(f'{v:g}' for v in args.V)} is not allowed: two "
-                          f"values would share the result file {twice[0]}; expected distinct "
-                          f"biases")
-    err = None
-    if comm.getRank() == 0:
-        out = args.output
-        parent = os.path.dirname(os.path.abspath(out))
-        if os.path.exists(out) and not os.path.isdir(out):
-            err = (f"-o = {out!r} is not allowed: it is a file; the sweep writes a directory "
-                   f"(stage1.h5, V_*.h5, sweep.h5)")
-        elif not os.path.isdir(parent):
-            err = (f"-o = {out!r} is not allowed: directory '{parent}' does not exist; create it "
-                   f"first")
-        elif args.resume and args.overwrite:
-            err = ("--resume and --overwrite are not allowed together: --resume continues the "
-                   "existing V_*.h5 files, --overwrite replaces them")
-    err = bcast(err, comm)
-    if err:
-        raise ConfigError(err)
-
-
-def cmd_sweep(args) -> int:
-    """Handler of ``qcspin sweep``.  Collective.  Bad input raises ConfigError (exit status 2)
-    on every rank before any run."""
-    comm = get_comm()
-    say = print if comm.getRank() == 0 else (lambda *a, **k: None)
-    _check_cli(args, comm)
-    cfg = load_config(args.config, args.set)
-    if not cfg.leads:
-        raise ConfigError(f"config '{args.config}' is not allowed: it has no [[leads]]; a bias "
-                          f"sweep needs an open junction (e.g. examples/valve_2d_open.toml)")
-
-    def report(i, v, obs, wall):
-        print(f"  V = {v:<8g} I_l = {obs['lead_current'][0]: .6e}  ({wall:.1f} s)", flush=True)
-
-    say(f"qcspin sweep: {len(args.V)} bias values, {args.protocol}, stage 1 for "
-        f"{args.stage1} -> {args.output}")
-    res = bias_sweep(cfg, args.V, outdir=args.output, protocol=args.protocol,
-                     stage1_time=args.stage1, t_end=args.t_end, group_size=args.group_size,
-                     overwrite=args.overwrite, resume=args.resume, comm=comm, progress=report)
-    say(f"summary: {os.path.join(os.path.abspath(args.output), 'sweep.h5')} "
-        f"(stage 1: {res.stage1})")
-    return 0
-
-
-def add_command(subparsers) -> None:
-    p = subparsers.add_parser("sweep", help="bias sweep of an open junction (stage 1 once, "
-                              "then one bias quench per V)", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", help="TOML config with [[leads]]")
-    p.add_argument("--V", type=_range, required=True, help="bias values start:stop:step or v1,v2")
-    p.add_argument("--protocol", choices=("symmetric", "asymmetric"), default="symmetric")
-    p.add_argument("--stage1", type=float, default=100.0, help="stage-1 length (config units)")
-    p.add_argument("--t-end", type=float, default=None, help="stage-2 length ([time] t_end)")
-    p.add_argument("--group-size", type=int, default=1, help="MPI ranks per run (1)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("-o", "--output", default="sweep", help="output directory (sweep)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing V_*.h5/sweep.h5")
-    p.add_argument("--resume", action="store_true", help="reuse finished V_*.h5, continue "
-                   "unfinished ones from their checkpoint")
-    p.set_defaults(func=cmd_sweep)

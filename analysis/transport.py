@@ -58,14 +58,26 @@ under ``-qcspin_transport_`` (e.g. ``-qcspin_transport_mat_mumps_icntl_14 50``).
 """
 from __future__ import annotations
 
-from analysis.transport_cli import (CLI_DEFAULTS, TransportLeads, add_command, cmd_transport,
-                                    plot_transmission, transport_leads)
-from analysis.transport_green import (CURRENT_METHODS, EIG_LIMIT, METHODS, POLE_LIMIT,
-                                      GreenSolver, Transmission, transmission)
-from analysis.transport_landauer import (TAIL, LandauerCurrent, bond_currents, gauss_kronrod,
-                                         landauer_current, steady_state_density)
+from analysis.transport_cli import CLI_DEFAULTS, TransportLeads, plot_transmission, transport_leads
+from analysis.transport_green import (
+                                    CURRENT_METHODS,
+                                    EIG_LIMIT,
+                                    METHODS,
+                                    POLE_LIMIT,
+                                    GreenSolver,
+                                    Transmission,
+                                    transmission,
+)
+from analysis.transport_landauer import (
+                                    TAIL,
+                                    LandauerCurrent,
+                                    bond_currents,
+                                    gauss_kronrod,
+                                    landauer_current,
+                                    steady_state_density,
+)
 
 __all__ = ["Transmission", "LandauerCurrent", "GreenSolver", "transmission", "landauer_current",
            "steady_state_density", "bond_currents", "gauss_kronrod", "METHODS",
            "CURRENT_METHODS", "EIG_LIMIT", "POLE_LIMIT", "TAIL", "plot_transmission",
-           "add_command", "cmd_transport", "transport_leads", "TransportLeads", "CLI_DEFAULTS"]
+           "transport_leads", "TransportLeads", "CLI_DEFAULTS"]

@@ -22,18 +22,19 @@ from dataclasses import dataclass
 import numpy as np
 
 import toolkit
+from analysis.plots import png_on_root
 from analysis.transport_green import METHODS, Transmission, _fail, transmission
 from analysis.transport_landauer import landauer_current
-from operators.leads import WideBandLead
+from operators.leads import Lead, WideBandLead
 from operators.leads import _real as _option  # finite real, optional sign checks
+from toolkit.cli_args import check_outputs, number, range_arg
 from toolkit.config import Config, ConfigError
 from toolkit.device import Device
 from toolkit.io import FORMAT_VERSION
 from toolkit.parallel import get_comm
 
 __all__ = ["TransportLeads", "transport_leads", "plot_transmission", "plot_transport",
-           "cmd_transport",
-           "add_command", "CLI_DEFAULTS"]
+           "cmd_transport", "register", "CLI_DEFAULTS"]
 
 # lead parameters of a config without [[leads]] (--gamma, --mu-l, --mu-r, --temperature)
 CLI_DEFAULTS = {"gamma": 1.0, "mu_l": 0.0, "mu_r": 0.0, "temperature": 0.025}
@@ -44,13 +45,14 @@ _FLAGS = {"gamma": "--gamma", "mu_l": "--mu-l", "mu_r": "--mu-r", "temperature":
 class TransportLeads:
     """The two leads of ``qcspin transport``.
 
-    leads    : (left, right) WideBandLead with the chemical potentials *with* the bias
+    leads    : (left, right) leads (WideBandLead for command-line leads) with the chemical
+               potentials *with* the bias
     mu0      : (mu_l, mu_r) before the bias (the ``[[leads]]`` mu, or --mu-l/--mu-r)
     source   : 'config' (``[[leads]]`` + ``[bias]``) or 'command line'
     protocol : the ``[bias]`` protocol ('none' for command-line leads);  V : its V [E0]
     """
 
-    leads: tuple[WideBandLead, WideBandLead]
+    leads: tuple[Lead, Lead]
     mu0: tuple[float, float]
     source: str
     protocol: str
@@ -88,18 +90,19 @@ def transport_leads(cfg: Config, device: Device, *, gamma: float | None = None,
                               f"qcspin transport needs one lead on the left and one on the "
                               f"right face")
         found = leads_from_config(device, cfg.leads)
-        ordered = tuple(sorted(found, key=lambda l: 0 if l.side == "left" else 1))
+        # attr-defined: Lead declares no side; every [[leads]] model (LEAD_MODELS) sets one
+        ordered = tuple(sorted(found, key=lambda l: 0 if l.side == "left" else 1))  # type: ignore[attr-defined]
         mu_on = bias_function(cfg, ordered, toolkit.get_units(cfg.units)).on
-        leads = tuple(l.shifted(float(m) - l.mu) for l, m in zip(ordered, mu_on))  # rigid
-        return TransportLeads(leads, (ordered[0].mu, ordered[1].mu), "config",
+        left, right = (l.shifted(float(m) - l.mu) for l, m in zip(ordered, mu_on))  # rigid
+        return TransportLeads((left, right), (ordered[0].mu, ordered[1].mu), "config",
                               cfg.bias.protocol, float(cfg.bias.V))
     v = {k: CLI_DEFAULTS[k] if x is None else x for k, x in opts.items()}
     g = _option("--gamma", v["gamma"], positive=True)
     T = _option("--temperature", v["temperature"], nonneg=True)
     mus = (_option("--mu-l", v["mu_l"]), _option("--mu-r", v["mu_r"]))
-    leads = tuple(WideBandLead(device, side, g, mu=m, temperature=T)
-                  for side, m in zip(("left", "right"), mus))
-    return TransportLeads(leads, mus, "command line", "none", 0.0)
+    left, right = (WideBandLead(device, side, g, mu=m, temperature=T)
+                   for side, m in zip(("left", "right"), mus))
+    return TransportLeads((left, right), mus, "command line", "none", 0.0)
 
 
 # ----------------------------------------------------------------------------- output
@@ -159,12 +162,6 @@ def plot_transport(energies, theta, polarization, dos, png: str, *, title: str =
     return save_figure(fig, png)
 
 
-def _parse_range(text: str) -> np.ndarray:
-    from analysis.spectrum import _parse_range as parse
-
-    return parse(text)
-
-
 def _num(v) -> str:
     """A number as %g, a per-orbital list as its range."""
     if np.ndim(v):
@@ -181,16 +178,16 @@ def _lead_table(setup: TransportLeads) -> list[dict]:
 def cmd_transport(args) -> int:
     """Handler of ``qcspin transport``; returns the exit code.  Collective.  Bad input gives
     ``qcspin: error: ...`` (exit status 2) on every rank before any work."""
-    from analysis.spectrum import cli_number, cli_outputs, save_results, with_coupling
+    from analysis.spectrum import save_results, with_coupling
     from toolkit.config import config_to_toml, load_config
     from toolkit.device import device_from_config
 
     comm = get_comm()
     rank0 = comm.getRank() == 0
-    cli_number("--gamma", args.gamma, gt=0)
-    cli_number("--temperature", args.temperature, ge=0)  # T = 0: exact step Fermi functions
-    cli_number("--mu-l", args.mu_l)
-    cli_number("--mu-r", args.mu_r)
+    number("--gamma", args.gamma, gt=0)
+    number("--temperature", args.temperature, ge=0)  # T = 0: exact step Fermi functions
+    number("--mu-l", args.mu_l)
+    number("--mu-r", args.mu_r)
     cfg = load_config(args.config, args.set)
     out = args.output or os.path.splitext(os.path.basename(args.config))[0] + "_transport.h5"
     if args.spin_config and not any(l.magnetic for l in cfg.layers):
@@ -205,7 +202,7 @@ def cmd_transport(args) -> int:
         if rank0:
             print(f"qcspin: error: {exc}", file=sys.stderr, flush=True)
         return 2
-    cli_outputs({"-o": out, "--png": args.png}, args.overwrite, comm)
+    check_outputs({"-o": out, "--png": args.png}, args.overwrite, comm)
     left, right = setup.leads
     try:
         res = transmission(dev, setup.leads, args.energies, comm=comm, method=args.method)
@@ -237,6 +234,7 @@ def cmd_transport(args) -> int:
              "mpi_size": comm.getSize(), "qcspin_format": FORMAT_VERSION, "kind": "transport"}
     for key, lead in (("gamma_l", left), ("gamma_r", right)):
         if lead.model == "wide-band":
+            assert isinstance(lead, WideBandLead)  # the class of model 'wide-band'
             attrs[key] = (float(lead.gamma) if np.ndim(lead.gamma) == 0
                           else lead.gamma_diagonal().tolist())
     path = save_results(out, d, attrs, comm=comm, overwrite=True)
@@ -252,14 +250,12 @@ def cmd_transport(args) -> int:
         print(f"  particle current {cur.particle:.10g} (+- {cur.error:.1e}; lead_current = "
               f"{cur.current:.10g}), spin_r {np.array2string(cur.spin_r, precision=6)}")
         print(f"  results: {path}")
-    from analysis.spectrum import _rank0_png
-
-    _rank0_png(lambda: args.png and plot_transmission(res, args.png, title=cfg.name, mu=setup.mu,
+    png_on_root(lambda: args.png and plot_transmission(res, args.png, title=cfg.name, mu=setup.mu,
                                                       energy_unit=E), comm)
     return 0
 
 
-def add_command(subparsers) -> None:
+def register(subparsers) -> None:
     """Register ``qcspin transport`` on an argparse sub-parser collection."""
     p = subparsers.add_parser(
         "transport", help="transmission, spin polarization, DOSh and Landauer current",
@@ -270,7 +266,7 @@ def add_command(subparsers) -> None:
                     "--temperature only describe the leads of a config without [[leads]].  "
                     "PETSc options: -qcspin_transport_<option>.")
     p.add_argument("config", help="TOML config")
-    p.add_argument("--energies", type=_parse_range, default=_parse_range("-4:4:0.01"),
+    p.add_argument("--energies", type=range_arg, default=range_arg("-4:4:0.01"),
                    metavar="START:STOP:STEP", help="energy grid (default -4:4:0.01)")
     lead_help = " (config without [[leads]] only; default {})"
     p.add_argument("--gamma", type=float, default=None,

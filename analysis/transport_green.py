@@ -174,10 +174,14 @@ class _Interface:
         self.sig_l = np.array([pauli_on(left.interface, a) for a in range(3)])
         self.sig_r = np.array([pauli_on(right.interface, a) for a in range(3)])
         self.fixed = left.energy_independent and right.energy_independent
-        self._gam = [l.broadening(0.0, params) for l in self.leads] if self.fixed else None
+        self._gam: list[np.ndarray] | None = (
+            [l.broadening(0.0, params) for l in self.leads] if self.fixed else None)
 
     def gammas(self, energy: float) -> list[np.ndarray]:
-        return self._gam if self.fixed else [l.broadening(energy, self.params) for l in self.leads]
+        if self.fixed:
+            assert self._gam is not None  # set in __init__ for fixed leads
+            return self._gam
+        return [l.broadening(energy, self.params) for l in self.leads]
 
     def sigma_blocks(self, energy: float) -> list[np.ndarray]:
         """[Sigma_l(energy), Sigma_r(energy)] as complex (n_l, n_l) arrays."""
@@ -189,6 +193,7 @@ class _Interface:
         ``blocks``: the :meth:`sigma_blocks` of each energy if already computed (energy-dependent
         leads: Gamma = i (Sigma - Sigma^dag) without evaluating Sigma again)."""
         if self.fixed:
+            assert self._gam is not None  # set in __init__ for fixed leads
             gl, gr = self._gam
         else:
             if blocks is None:
@@ -312,7 +317,9 @@ class GreenSolver:
             r, c = ((lead.interface, lead.interface) if lead.is_diagonal else
                     (np.repeat(lead.interface, lead.n_interface),
                      np.tile(lead.interface, lead.n_interface)))
-            rows.append(r), cols.append(c), vals.append(np.zeros(len(r), complex))
+            rows.append(r)
+            cols.append(c)
+            vals.append(np.zeros(len(r), complex))
             self._blocks.append((lead, r, c))
         R, C, V = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
         key = R.astype(np.int64) * N + C
@@ -327,7 +334,7 @@ class GreenSolver:
         self._pos = [_positions(self._indptr, self._indices, r, c, N)
                      for _, r, c in self._blocks]
         if self.iface.fixed:  # fold the constant self-energies into the base values
-            for (lead, r, c), pos in zip(self._blocks, self._pos):
+            for (lead, _r, _c), pos in zip(self._blocks, self._pos):
                 self._base[pos] -= self._sigma_entries(lead, 0.0)
         self.A = PETSc.Mat().createAIJ([N, N], csr=(self._indptr, self._indices, self._base),
                                        comm=PETSc.COMM_SELF)
@@ -355,7 +362,7 @@ class GreenSolver:
         self.E = PETSc.Mat().createAIJ([N, N], csr=(ar, ar[:-1].copy(), np.zeros(N, complex)),
                                        comm=PETSc.COMM_SELF)
         self.E.assemble()
-        self._get_inverse = None
+        self._get_inverse: Callable[..., int] | None = None
 
     @staticmethod
     def _entries(lead: Lead, s: np.ndarray) -> np.ndarray:
@@ -424,6 +431,7 @@ class GreenSolver:
             if not np.isfinite(G[k]).all():   # MUMPS zero pivot: PETSc fills X with inf
                 _singular(en)
             if dos:
+                assert tr is not None
                 tr[k] = self._mumps_trace(F)
         return G, tr
 
@@ -442,6 +450,7 @@ class GreenSolver:
             A = en[:, None, None] * eye - self._H - sig
             try:
                 if dos:
+                    assert tr is not None
                     Ginv = np.linalg.inv(A)
                     G[a:a + chunk] = Ginv[:, I][:, :, I]
                     tr[a:a + chunk] = np.trace(Ginv, axis1=1, axis2=2)
@@ -459,7 +468,9 @@ class GreenSolver:
         return self.solve(energies, dos=False)[0]
 
     def trace(self, energies) -> np.ndarray:
-        return self.solve(energies, dos=True)[1]
+        tr = self.solve(energies, dos=True)[1]
+        assert tr is not None  # computed with dos=True
+        return tr
 
     def evaluate(self, energies, dos: bool = True) -> np.ndarray:
         """(n_e, 10) rows: theta, theta_rl, spin_l (3), spin_r (3), polarization_eq17, dos
@@ -475,6 +486,7 @@ class GreenSolver:
             G, tr = self._solve(en, dos, blocks)
             out[a:a + chunk] = self.iface.observables(G, en, blocks)
             if dos:
+                assert tr is not None
                 out[a:a + chunk, 9] = -tr.imag / (np.pi * self.device.n_sites)
         return out
 

@@ -20,11 +20,25 @@ import scipy.linalg as sla
 from scipy.special import psi
 
 from analysis.spectrum import round_robin
-from analysis.transport_green import (CURRENT_METHODS, EIG_CHECK_TOL, METHODS, POLE_LIMIT,
-                                      _check_device, _check_energies, _check_leads,
-                                      _check_method, _check_params, _check_spins,
-                                      _EigDecomposition, _evaluator, _fail, _freeze, _Interface,
-                                      _on_root, _sigma_full)
+from analysis.transport_green import (
+    CURRENT_METHODS,
+    EIG_CHECK_TOL,
+    METHODS,
+    POLE_LIMIT,
+    _check_device,
+    _check_energies,
+    _check_leads,
+    _check_method,
+    _check_params,
+    _check_spins,
+    _EigDecomposition,
+    _evaluator,
+    _fail,
+    _freeze,
+    _Interface,
+    _on_root,
+    _sigma_full,
+)
 from operators.hamiltonian import dense_hamiltonian
 from operators.leads import Lead, fermi, pauli_on
 from toolkit.device import Device
@@ -137,7 +151,9 @@ def _adaptive_gk(func: Callable[[np.ndarray], np.ndarray], edges: np.ndarray, rt
     """
     x, wk, wg = gauss_kronrod()
     a, b = edges[:-1].astype(float), edges[1:].astype(float)
-    done_K, done_err, done_abs = [], [], []
+    done_K: list[np.ndarray] = []
+    done_err: list[float] = []
+    done_abs: list[float] = []
     n_eval, converged = 0, False
     while True:
         mid, half = 0.5 * (a + b), 0.5 * (b - a)

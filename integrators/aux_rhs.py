@@ -20,12 +20,12 @@ from typing import Callable
 
 import numpy as np
 
-from petsc4py import PETSc
-
 from operators.hamiltonian import ElectronHamiltonian
 from operators.lorentzian import ModeTables
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allgather_rows, allreduce
+
+from petsc4py import PETSc
 
 from .electrons import ElectronProblem, per_lead_poles
 from .expint import DiagonalLinear
@@ -215,9 +215,12 @@ class AuxiliaryRHS(ClosedRHS):
         BR, BL = both[:ny * nx].reshape(ny, nx), both[ny * nx:].reshape(ny, ny)
         if lay.rank == 0:
             ro, rt, rk = self._rates(full, Vx, Vy, Vu, kap, zy, zeta)
-            lay.small(f, "aux:Omega")[...] = (BR + ro * Om).ravel()
-            lay.small(f, "aux:Theta")[...] = (rt * Th + BL - BL.conj().T).ravel()
-            lay.small(f, "aux:K")[...] = (rk * K + BR[:, tt.ubar].conj().T).ravel()
+            fOm, fTh, fK = (lay.small(f, "aux:Omega"), lay.small(f, "aux:Theta"),
+                            lay.small(f, "aux:K"))
+            assert fOm is not None and fTh is not None and fK is not None  # rank 0 holds them
+            fOm[...] = (BR + ro * Om).ravel()
+            fTh[...] = (rt * Th + BL - BL.conj().T).ravel()
+            fK[...] = (rk * K + BR[:, tt.ubar].conj().T).ravel()
 
     def _rates(self, full, Vx, Vy, Vu, kap, zy, zeta):
         """The rate matrices of Omega, Theta, K (only their imaginary parts for the nonstiff
@@ -288,7 +291,7 @@ class AuxiliaryRHS(ClosedRHS):
         out = allreduce(out, self.H.comm)
         charge = np.zeros(n_leads)
         spin = np.zeros((n_leads, 3))
-        for k, Ik, _, _ in self.problem.auxiliary:
+        for k, _Ik, _, _ in self.problem.auxiliary:
             sel = np.flatnonzero(self.lead_of_I == k)
             P = out[k][np.ix_(sel, sel)]
             n = len(sel)

@@ -1,7 +1,7 @@
 """Bias protocols: the leads' chemical potentials mu_l(t) (paper 004, Sec. III B)."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from toolkit.device import Device, Extension, extend_device
+from toolkit.device import Device, extend_device
 
 __all__ = ["ElectronProblem", "Coupling", "per_lead_poles"]
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 import atexit
 import math
 import weakref
-from typing import Sequence
 
 import numpy as np
 

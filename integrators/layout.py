@@ -15,9 +15,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from petsc4py import PETSc
-
 from toolkit.parallel import SiteDistribution, gather_rows
+
+from petsc4py import PETSc
 
 __all__ = ["StateLayout"]
 
@@ -110,7 +110,10 @@ class StateLayout:
 
         vals = arr[self.small_offset:self.small_offset + self.n_small].copy() \
             if self.rank == 0 else None
-        return vals if self.comm.getSize() == 1 else bcast(vals, self.comm)
+        if self.comm.getSize() == 1:
+            assert vals is not None  # the only rank is rank 0
+            return vals
+        return bcast(vals, self.comm)
 
     def rho(self, arr: np.ndarray) -> np.ndarray:
         """(n_local_rows, N_s) view, Fortran order."""
@@ -150,6 +153,7 @@ class StateLayout:
                 a[self.small_offset:self.small_offset + self.n_small].copy()
                 if self.rank == 0 else None)
             if root is None or (root == 0 and self.rank == 0):
+                assert vals is not None  # every rank (root None) or rank 0 has the values
                 o = 0
                 for n, c in zip(self.small_names, self.small_sizes):
                     out[n] = vals[o:o + c]
@@ -183,7 +187,9 @@ class StateLayout:
         for name, block in components:
             if name in self._small:
                 if self.rank == 0:
-                    self.small(arr, name)[...] = np.asarray(block).ravel()
+                    view = self.small(arr, name)
+                    assert view is not None  # rank 0 holds the small components
+                    view[...] = np.asarray(block).ravel()
             elif local:
                 self.view(arr, name)[...] = block
             else:

@@ -30,12 +30,12 @@ from typing import Callable
 
 import numpy as np
 
-from petsc4py import PETSc
-
 from operators.hamiltonian import ElectronHamiltonian
 from operators.pade import PadePoles
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allgather_rows
+
+from petsc4py import PETSc
 
 from .electrons import Coupling, ElectronProblem, per_lead_poles
 from .expint import DiagonalLinear
@@ -213,7 +213,8 @@ class OpenRHS(ClosedRHS):
             P = Cf[b.I, :]                      # Pi_l on the interface block (n_l x n_l)
             charge[i] = np.trace(P).real
             # interface orbitals come in (up, down) pairs of the same site
-            blk = P.reshape(b.n // 2, 2, b.n // 2, 2)[np.arange(b.n // 2), :, np.arange(b.n // 2), :]
+            sites = np.arange(b.n // 2)
+            blk = P.reshape(b.n // 2, 2, b.n // 2, 2)[sites, :, sites, :]
             # Tr(sigma Pi) per site: sigma_ab Pi_ba
             spin[i, 0] = (blk[:, 1, 0] + blk[:, 0, 1]).sum().real
             spin[i, 1] = (1j * blk[:, 0, 1] - 1j * blk[:, 1, 0]).sum().real

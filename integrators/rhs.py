@@ -11,13 +11,13 @@ import ctypes
 
 import numpy as np
 
-from petsc4py import PETSc
-
 from operators.hamiltonian import ElectronHamiltonian
 from operators.observables import diag_block_indices, spin_density_local
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit import _petscenv
 from toolkit.parallel import RowHermitianTranspose
+
+from petsc4py import PETSc
 
 from .layout import StateLayout
 

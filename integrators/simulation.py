@@ -12,25 +12,43 @@ import platform
 import signal
 import time as _time
 import warnings
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from petsc4py import PETSc
-
-from operators.hamiltonian import ElectronHamiltonian
 from operators.currents import PlaneCurrent, monolayer_polarization, spin_balance
+from operators.hamiltonian import ElectronHamiltonian
 from operators.observables import diag_block_indices, layer_magnetization, spin_density_local
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.config import Config, ConfigError, config_to_toml, with_changes
 from toolkit.device import Device, device_from_config
-from toolkit.io import (FileExistsErrorQC, OutputLock, ResultFile, ResultFileError, _argv, _now,
-                        git_revision, load_checkpoint, versions)
+from toolkit.errors import RunFailedError
+from toolkit.io import (
+    FileExistsErrorQC,
+    OutputLock,
+    ResultFile,
+    ResultFileError,
+    _argv,
+    _now,
+    git_revision,
+    load_checkpoint,
+    versions,
+)
 from toolkit.memory import MemoryLimitError, StateSize, check_memory
+from toolkit.parallel import (
+    allreduce,
+    barrier,
+    bcast,
+    first_message,
+    gather_rows,
+    get_comm,
+    ranks_on_node,
+)
 from toolkit.petsc_options import OptionError
-from toolkit.parallel import (allreduce, bcast, first_message, gather_rows, get_comm,
-                              ranks_on_node)
 from toolkit.progress import ProgressBar
 from toolkit.units import get_units
+
+from petsc4py import PETSc
 
 from .bias import bias_function
 from .electrons import ElectronProblem
@@ -39,13 +57,22 @@ from .layout import StateLayout
 from .open_rhs import OpenRHS
 from .rhs import ClosedRHS
 from .stationary import partitioned_state, stationary_state
-from .ts import (DEFAULT_PREFIX, call_monitors, create_ts, effective_options, ts_settings,
-                 view_from_options)
+from .ts import (
+    DEFAULT_PREFIX,
+    call_monitors,
+    create_ts,
+    effective_options,
+    ts_settings,
+    view_from_options,
+)
+
+if TYPE_CHECKING:
+    from .aux_rhs import AuxiliaryRHS
 
 __all__ = ["Simulation", "run", "NumericalInstability"]
 
 
-class NumericalInstability(RuntimeError):
+class NumericalInstability(RunFailedError):
     """The state became non-finite (NaN/inf): the step is too large for the scheme."""
 
 
@@ -60,9 +87,15 @@ class Simulation:
     prefix : PETSc options prefix of the TS (default ``qcspin_``)
     """
 
+    # ClosedRHS, or with leads its subclass OpenRHS / AuxiliaryRHS (``problem.auxiliary``)
+    rhs: ClosedRHS
+    # set by ``qcspin run`` (analysis/run_cli.py) before the result file is created; declared
+    # only: a Simulation without it has no such attribute (see the getattr in _open_writer)
+    representation_report: dict | None
+
     def __init__(self, config: Config | Device, comm: PETSc.Comm | None = None, *,
                  rho0: np.ndarray | None = None, spins0: np.ndarray | None = None,
-                 leads0: list | None = None, prefix: str = DEFAULT_PREFIX) -> None:
+                 leads0: list | dict | None = None, prefix: str = DEFAULT_PREFIX) -> None:
         comm = get_comm(comm)
         cfg0 = config.config if isinstance(config, Device) else config
         from operators.leads import time_domain_models
@@ -144,7 +177,8 @@ class Simulation:
         self.dt = self.units.time_to_internal(self.config.time.dt)
         # open junctions: the pole decay L apart (solver.stiff); closed: no stiff part
         if self.leads and self.config.solver.stiff != "none":
-            f, linear = self.rhs.nonstiff, self.rhs.decay()
+            lead_rhs = cast("OpenRHS | AuxiliaryRHS", self.rhs)   # with leads
+            f, linear = lead_rhs.nonstiff, lead_rhs.decay()
         else:
             f, linear = self.rhs, None
         self.ts, self.ts_options = create_ts(self.comm, f, self.F, self.dt, self.config.solver,
@@ -168,7 +202,8 @@ class Simulation:
             initial = "stationary" if self.leads else "ground"
         self.origin = "rho0 given" if rho0 is not None else initial
         if rho0 is None and initial == "stationary" and self.problem.auxiliary:
-            eq = self.rhs.stationary(self.mu_of_t.initial)   # dense, the same on every rank
+            # dense, the same on every rank
+            eq = cast("AuxiliaryRHS", self.rhs).stationary(self.mu_of_t.initial)
             self.layout.rho(a)[...] = eq.pop("rho")[d.row_start:d.row_start + d.n_local_rows]
             self.layout.fill(a, eq.items())
         elif rho0 is None and initial == "stationary":
@@ -229,8 +264,9 @@ class Simulation:
         self._site_idx = diag_block_indices(self._all_sites, d.site_start, self.layout.nloc)
         self._diag_rows = np.arange(d.n_local_rows)
         self._diag_cols = d.row_start + self._diag_rows
-        self._pending: list[dict] = []  # records made by step() before run() opens a file
-        self.last_observables = None
+        # (step, record) made by step() before run() opens a file (record None off rank 0)
+        self._pending: list[tuple[int, dict | None]] = []
+        self.last_observables: dict[str, np.ndarray] | None = None
         self.wall0 = _time.perf_counter()
 
     @classmethod
@@ -271,7 +307,7 @@ class Simulation:
         return self.layout.to_global(self.y, root=root)
 
     def set_state(self, rho: np.ndarray, spins: np.ndarray, t: float = 0.0, step: int = 0,
-                  leads: list | None = None) -> None:
+                  leads: list | dict | None = None) -> None:
         """Set the full state (every rank passes the full arrays).  Collective."""
         self.layout.from_global(self.y, rho, spins, leads)
         self.ts.setTime(t)
@@ -335,6 +371,7 @@ class Simulation:
         extra = self.transport_observables(a)  # collective: before any return
         if s_all is None:
             return None
+        assert S_all is not None  # gathered on the same root as s_all
         dev = self.device
         s_spin = s_all[dev.spin_sites]
         terms = self.spinH.energy(S_all, s_spin)
@@ -397,21 +434,21 @@ class Simulation:
         entering per unit time is twice these (d N/dt = sum_l 2 Re Tr Pi_l).
         """
         if self.problem.auxiliary:                # per lead already
-            charge, spin = self.rhs.lead_currents(a)
+            charge, spin = cast("AuxiliaryRHS", self.rhs).lead_currents(a)
             return {"lead_current": charge, "lead_spin_current": spin,
                     "lead_mu": np.asarray(self.mu_of_t.value(self.time), float)}
-        bc, bs = self.rhs.lead_currents(a)        # per wide-band coupling
+        open_rhs = cast(OpenRHS, self.rhs)        # leads, not as auxiliary modes
+        bc, bs = open_rhs.lead_currents(a)        # per wide-band coupling
         n = len(self.leads)
         charge, spin = np.zeros(n), np.zeros((n, 3))
-        for i, b in enumerate(self.rhs.blocks):
+        for i, b in enumerate(open_rhs.blocks):
             if self._lead_planes[b.index] is None:   # a wide-band lead on the face
                 charge[b.index] += bc[i]
                 spin[b.index] += bs[i]
         if self._interface_current is not None:
             I, J = self._interface_current(self.layout.rho(a))
-            ks = [k for k, p in enumerate(self._lead_planes) if p is not None]
-            for j, k in enumerate(ks):
-                sign = self._lead_planes[k][1]
+            ks = [(k, p[1]) for k, p in enumerate(self._lead_planes) if p is not None]
+            for j, (k, sign) in enumerate(ks):
                 charge[k], spin[k] = sign * I[j], sign * J[j]
         return {"lead_current": charge, "lead_spin_current": spin,
                 "lead_mu": np.asarray(self.mu_of_t.value(self.time), float)}
@@ -435,7 +472,8 @@ class Simulation:
         cfg = self.config
         rank0 = self.comm.getRank() == 0
         t_end_int = self.units.time_to_internal(cfg.time.t_end)
-        n_steps_total = int(np.ceil(t_end_int / self.dt - 1e-9))  # fixed step: whole steps, >= t_end
+        # fixed step: whole steps, >= t_end
+        n_steps_total = int(np.ceil(t_end_int / self.dt - 1e-9))
         self._check_length(t_end_int)
         self.stability_limit()  # estimated now, while H is finite (used if the run blows up)
         if output:  # a symlink: lock and replace the file it points to
@@ -498,6 +536,8 @@ class Simulation:
             for sig, h in old.items():
                 signal.signal(sig, h)
             self._segment_end(writer, lock, status, message, step0)
+        if output is not None:   # rank 0 has closed and published the file: readable everywhere
+            barrier(self.comm)
         wall = _time.perf_counter() - self.wall0
         return {"output": output, "time": self.units.time_from_internal(self.time),
                 "steps": self.step_number, "steps_this_run": steps_done, "wall_time": wall,
@@ -532,6 +572,7 @@ class Simulation:
         if empty and not restart:
             if writer is not None:
                 for _, rec in pending:
+                    assert rec is not None  # the writer and the records are on rank 0
                     writer.append(rec)
             k = self.step_number
             if self._is_output_step(k, self.config.time.output_every) and (
@@ -620,7 +661,7 @@ class Simulation:
         W = band_width(self.H)
         limits = [(2.83 / W, f"the band width W = {W:.3g} of H (2.83/W)")] if W > 0 else []
         if self.leads and self.config.solver.stiff == "none":
-            rate = self.rhs.decay().max_rate
+            rate = cast("OpenRHS | AuxiliaryRHS", self.rhs).decay().max_rate
             if rate > 0:
                 limits.append((2.79 / rate, f"the fastest pole decay xi_max/beta = {rate:.3g} "
                                              f"(2.79 beta/xi_max)"))

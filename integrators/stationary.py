@@ -25,14 +25,16 @@ on them) by the Fermi function; the Sylvester equation below is singular there.
     S_c = sum_p Pi_{c,p}.
 
 It is solved for the difference from the pole-sum equilibrium rho_ref of a reference reservoir
-(the first lead's mu before the bias, its T and poles): rho = rho_ref + drho with H_eff drho - drho H_eff^dag =
--i (Q - Q_ref), whose source is confined to the bias windows.  So states decoupled from every
-reservoir keep the reference occupation f_ref(E), the equilibrium they had before the bias
-(the convention for bound states under a bias: nothing can change their occupation), and the round-off of the dense solve (scipy.linalg.solve_sylvester, O(N_s^3); fine up
-to a few thousand orbitals) acts on the bias-window part only.  At zero bias rho = rho_ref
-exactly.  States that no reservoir reaches at all (decay rate < BOUND_RATE x max Gamma: bound
-states outside every band, isolated sites) make the Sylvester operator singular; they are
-split off by a sorted Schur form and keep the reference occupation (:func:`_sylvester`).
+(the first lead's mu before the bias, its T and poles): rho = rho_ref + drho with
+H_eff drho - drho H_eff^dag = -i (Q - Q_ref), whose source is confined to the bias windows.
+So states decoupled from every reservoir keep the reference occupation f_ref(E), the
+equilibrium they had before the bias (the convention for bound states under a bias: nothing can
+change their occupation), and the round-off of the dense solve (scipy.linalg.solve_sylvester,
+O(N_s^3); fine up to a few thousand orbitals) acts on the bias-window part only.  At zero bias
+rho = rho_ref exactly.  States that no reservoir reaches at all (decay rate < BOUND_RATE x max
+Gamma: bound states outside every band, isolated sites) make the Sylvester operator singular;
+they are split off by a sorted Schur form and keep the reference occupation
+(:func:`_sylvester`).
 """
 from __future__ import annotations
 
@@ -41,18 +43,18 @@ from typing import Sequence
 import numpy as np
 import scipy.linalg as sla
 
-from petsc4py import PETSc
-
 from operators.hamiltonian import ElectronHamiltonian
 from operators.pade import PadePoles
 from toolkit.parallel import RowHermitianTranspose, allgather_rows
+
+from petsc4py import PETSc
 
 from .electrons import ElectronProblem, per_lead_poles
 
 __all__ = ["stationary_state", "equilibrium_density", "effective_matrix", "partitioned_state"]
 
 
-def effective_matrix(H: ElectronHamiltonian, problem: ElectronProblem,
+def effective_matrix(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
                      shifts: Sequence[float] | None = None) -> PETSc.Mat:
     """H + sum_l V_l P_l - i Gamma/2 as a new AIJ matrix (same layout as H); ``shifts``: V_l per
     lead (default 0)."""
@@ -148,7 +150,7 @@ def _pole_sum(solver: _Solver, H: ElectronHamiltonian, mu: float, beta: float,
     return rho, kept
 
 
-def equilibrium_density(H: ElectronHamiltonian, problem: ElectronProblem,
+def equilibrium_density(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
                         poles: PadePoles, mu: float, temperature: float,
                         shifts: Sequence[float] | None = None,
                         prefix: str = "qcspin_stationary_") -> np.ndarray:
@@ -165,8 +167,8 @@ def equilibrium_density(H: ElectronHamiltonian, problem: ElectronProblem,
     return rho
 
 
-def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem,
-                     poles: PadePoles | Sequence, mu: Sequence[float] | None = None,
+def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
+                     poles: PadePoles | Sequence, mu: Sequence[float] | np.ndarray | None = None,
                      prefix: str = "qcspin_stationary_") -> tuple[np.ndarray, dict]:
     """Local rows of the stationary rho (n_loc, N_s) and {component name: local rows of its
     Pi block (n_loc, N_p n_c, column p n_c + k)} for the spins currently in ``H``.
@@ -272,7 +274,7 @@ class _Part:
 
 
 def partitioned_state(H: ElectronHamiltonian, problem: ElectronProblem, poles,
-                      mu: Sequence[float] | None = None, *, empty: bool = False,
+                      mu: Sequence[float] | np.ndarray | None = None, *, empty: bool = False,
                       prefix: str = "qcspin_stationary_") -> tuple[np.ndarray, dict]:
     """Paper 000's initial state: device and leads disconnected, each in its own equilibrium
     (stationary state) for t < 0, to be connected at t = 0.  Collective.

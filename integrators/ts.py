@@ -16,13 +16,23 @@ import warnings
 
 import numpy as np
 
-from petsc4py import PETSc
-
 from toolkit import _petscenv
 from toolkit.config import SolverConfig
-from toolkit.petsc_options import (DEFAULT_PREFIX, OptionError, check_choice, check_ts_options,
-                                   in_database, known_options, petsc_message, rk_types,
-                                   suggest, ts_types, unused_options)
+from toolkit.petsc_options import (
+    DEFAULT_PREFIX,
+    OptionError,
+    check_choice,
+    check_ts_options,
+    in_database,
+    known_options,
+    petsc_message,
+    rk_types,
+    suggest,
+    ts_types,
+    unused_options,
+)
+
+from petsc4py import PETSc
 
 __all__ = ["register_rk38", "create_ts", "effective_options", "DEFAULT_PREFIX", "STIFF_TS_TYPE",
            "IMEX_DEFAULTS", "call_monitors", "view_from_options", "ts_settings", "adapt_type",

@@ -4,8 +4,8 @@ from __future__ import annotations
 import toolkit  # noqa: F401  (initialises complex PETSc)
 
 from .hamiltonian import ElectronHamiltonian, dense_hamiltonian, sd_blocks
+from .observables import layer_magnetization, spin_density_local
 from .spin import ClassicalSpinHamiltonian, cross
-from .observables import spin_density_local, layer_magnetization
 
 __all__ = ["ElectronHamiltonian", "ClassicalSpinHamiltonian", "cross", "dense_hamiltonian",
            "layer_magnetization", "sd_blocks", "spin_density_local"]

@@ -7,8 +7,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
-from toolkit.parallel import allreduce, gather_rows
-
 __all__ = ["eigh_dense", "eigs_slepc", "DENSE_LIMIT"]
 
 DENSE_LIMIT = 4000  # N_s up to which the LAPACK path is used by default
@@ -28,8 +26,8 @@ def eigs_slepc(mat, nev: int, which: str = "smallest", target: float | None = No
     shift-and-invert with a MUMPS LU).  Returns eigenvalues (ascending) and the local rows of
     the eigenvectors (n_local_rows, nev).  Options can be changed under ``-qcspin_eps_``.
     """
-    from slepc4py import SLEPc
     from petsc4py import PETSc
+    from slepc4py import SLEPc
 
     eps = SLEPc.EPS().create(comm=mat.getComm())
     eps.setOptionsPrefix(prefix)

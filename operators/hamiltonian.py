@@ -1,6 +1,7 @@
 """Electron Hamiltonian of paper 004, Eq. (1), as a complex PETSc AIJ matrix.
 
-    H = -sum_<ij> t_ij (c_i^dag c_j + h.c.) + mu_bar sum_i c_i^dag c_i + J_sd/2 sum_j c_j^dag sigma.S_j c_j
+    H = -sum_<ij> t_ij (c_i^dag c_j + h.c.) + mu_bar sum_i c_i^dag c_i
+        + J_sd/2 sum_j c_j^dag sigma.S_j c_j
 
 Rows are distributed by sites (two spinor rows per site).  When the spins move, only the 2x2 s-d
 blocks are rewritten, directly in the value array of the local diagonal block (no reassembly).
@@ -40,11 +41,15 @@ def _local_csr(device: Device, dist: SiteDistribution, spins: np.ndarray):
         cols += [2 * b[:, 1] + s, 2 * b[:, 0] + s]
         vals += [-t, -t]
     diag = np.arange(2 * device.n_sites)
-    rows.append(diag), cols.append(diag), vals.append(np.repeat(device.site_onsite, 2))
+    rows.append(diag)
+    cols.append(diag)
+    vals.append(np.repeat(device.site_onsite, 2))
     j = device.spin_sites
     blk = sd_blocks(device.J_sd, spins)
     for k, (a, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        rows.append(2 * j + a), cols.append(2 * j + c), vals.append(blk[k])
+        rows.append(2 * j + a)
+        cols.append(2 * j + c)
+        vals.append(blk[k])
     R, C = np.concatenate(rows), np.concatenate(cols)
     V = np.concatenate([np.asarray(v, complex) for v in vals])
     keep = (R >= r0) & (R < r1)
@@ -126,21 +131,23 @@ class ElectronHamiltonian:
                                                            ctypes.POINTER(ctypes.c_void_p)]
             self._handle = ctypes.c_void_p(self._diag.handle)
             self._ptr = ctypes.c_void_p()
-            self._arr_ptr = None
-            self._arr = None
+            self._arr_ptr: int | None = None
+            self._arr: np.ndarray | None = None
             self._values_view()  # probe
             self._restore(self._handle, ctypes.byref(self._ptr))
             return True
         except Exception:  # pragma: no cover - depends on the PETSc build
             return False
 
-    def _values_view(self) -> np.ndarray:
+    def _values_view(self) -> np.ndarray | None:
         if self._get(self._handle, ctypes.byref(self._ptr)) != 0:
             raise RuntimeError("MatSeqAIJGetArray failed")
-        if self._ptr.value != self._arr_ptr:
-            buf = (ctypes.c_double * (2 * self._nnz)).from_address(self._ptr.value)
-            self._arr = np.frombuffer(buf, dtype=np.complex128)
-            self._arr_ptr = self._ptr.value
+        ptr = self._ptr.value
+        if ptr != self._arr_ptr:
+            assert ptr is not None  # the value array moved: it cannot become NULL (nnz is fixed)
+            buf = (ctypes.c_double * (2 * self._nnz)).from_address(ptr)
+            self._arr = np.frombuffer(memoryview(buf), dtype=np.complex128)
+            self._arr_ptr = ptr
         return self._arr
 
     def set_spins(self, S_local: np.ndarray) -> None:
@@ -152,6 +159,7 @@ class ElectronHamiltonian:
         blk += self._mu4
         if self._fast:
             vals = self._values_view()
+            assert vals is not None  # local s-d blocks exist, so the value array is not NULL
             vals[self._pos] = blk
             self._restore(self._handle, ctypes.byref(self._ptr))
         else:

@@ -66,16 +66,25 @@ import dataclasses
 import math
 import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import numpy as np
 from scipy.special import expit
 
-from toolkit.lead_schema import LEAD_COMMON_KEYS, LEAD_SCHEMAS, TIGHT_BINDING, WIDE_BAND, \
-    LeadSchema, validate_lead_table
-from toolkit.schema import ConfigError
 from toolkit.device import Device, lattice_bonds
+from toolkit.lead_schema import (
+    LEAD_COMMON_KEYS,
+    LEAD_SCHEMAS,
+    TIGHT_BINDING,
+    WIDE_BAND,
+    LeadSchema,
+    validate_lead_table,
+)
+from toolkit.schema import ConfigError
+
+if TYPE_CHECKING:
+    from toolkit.config import LeadConfig
 
 __all__ = ["Lead", "LeadModes", "WideBandCoupling", "ExtraSites", "AuxiliaryChannels",
            "WideBandLead", "TightBindingLead", "PrecalculatedLead", "fermi", "pauli_on",
@@ -86,7 +95,7 @@ SIDES = ("left", "right")
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], complex)
 
 
-def _fail(name: str, value: Any, allowed: str, exc=ValueError) -> None:
+def _fail(name: str, value: Any, allowed: str, exc=ValueError) -> NoReturn:
     raise exc(f"{name} = {value!r} is not allowed: {allowed}")
 
 
@@ -110,10 +119,13 @@ def _count(name: str, value: Any) -> int:
 def _energy(z: Any) -> complex:
     """A complex energy of the contract: finite, Im z >= 0 (returned with imaginary part +0.0
     on the real axis, i.e. the limit from above)."""
+    # call-overload: typeshed's numbers.Number has no __complex__; the numeric types registered
+    # as Numbers (int, float, complex, NumPy scalars) convert, others raise TypeError as before
     if isinstance(z, bool) or not isinstance(z, numbers.Number) \
-            or not (math.isfinite(complex(z).real) and math.isfinite(complex(z).imag)):
+            or not (math.isfinite(complex(z).real)  # type: ignore[call-overload]
+                    and math.isfinite(complex(z).imag)):  # type: ignore[call-overload]
         _fail("energy", z, "expected a finite real or complex number with Im >= 0")
-    z = complex(z)
+    z = complex(z)  # type: ignore[call-overload]
     if z.imag < 0:
         _fail("energy", z, "the retarded self-energy is defined for Im energy >= 0 (upper "
               "half-plane; use the conjugate transpose for the advanced one)")
@@ -286,6 +298,9 @@ class Lead(ABC):
     required_keys: tuple[str, ...] = ()
     time_domain_keys: tuple[str, ...] = ()   # config keys of the representations only
     representations: tuple[str, ...] = ()   # time-domain representations, default first
+    # the model with some parameters changed (``mu`` at least), for :meth:`shifted`; declared
+    # only (no default): the models define it, a Lead without it has no default ``shifted``
+    replace: Callable[..., Lead]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -410,6 +425,7 @@ class WideBandLead(Lead):
     is_diagonal = True
     energy_independent = True
     schema = WIDE_BAND
+    model: str               # set from ``schema`` by Lead.__init_subclass__
     representations = ("poles",)
 
     def __init__(self, device: Device, side: str, gamma, mu: float = 0.0,
@@ -545,7 +561,9 @@ class TightBindingLead(Lead):
 
     energy_independent = False
     schema = TIGHT_BINDING
-    representations = TIGHT_BINDING.schema["representation"].choices
+    model: str               # set from ``schema`` by Lead.__init_subclass__
+    # the key declares its choices (not None)
+    representations = cast(tuple[str, ...], TIGHT_BINDING.schema["representation"].choices)
     DEFAULT_SITES = TIGHT_BINDING.schema["sites"].default
 
     def __init__(self, device: Device, side: str, hopping: float | None = None,
@@ -651,6 +669,7 @@ class TightBindingLead(Lead):
                 C[s::2, 2 * k + s] = self.modes[:, k]   # orbital 2 j + s of face site j
                 fits.append(fit)
         if rep == "lorentzian":
+            assert base is not None  # the fit of the "lorentzian" representation
             attrs = {"lorentzians": self.lorentzians, "lorentzian_width": self.lorentzian_width,
                      "gamma_error": base.gamma_error}
         else:
@@ -787,7 +806,8 @@ def time_domain_models() -> tuple[str, ...]:
     return tuple(m for m, c in LEAD_MODELS.items() if c.representations)
 
 
-def leads_from_config(device: Device, tables: Sequence[Mapping]) -> tuple[Lead, ...]:
+def leads_from_config(device: Device, tables: Sequence[Mapping | LeadConfig]
+                      ) -> tuple[Lead, ...]:
     """Leads from ``[[leads]]`` tables of a config (dicts, checked here against the schema of
     toolkit/lead_schema.py, or ``toolkit.config.LeadConfig``, e.g. ``cfg.leads``, checked when
     the config was read), validated.

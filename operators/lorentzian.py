@@ -195,7 +195,7 @@ class ModeTables:
             zeta.append(self.z[j])
             g.append(1j * self.a[j] * np.conj(_fpade(np.conj(self.z[j]), ld)))
             ubar.append(self.n_fermi + j)
-        first = {}
+        first: dict[int, int] = {}
         for i in range(self.n_fermi):
             c = int(self.xc[i])
             first.setdefault(c, i)
@@ -227,6 +227,20 @@ class AuxiliaryModes:
     partitioned start; :meth:`rhs` (t, state, V) with V the leads' bias potentials at t;
     :meth:`currents` the lead currents Re Tr Pi_alpha (qcspin's lead_current convention: half
     the electrons entering per unit time)."""
+
+    # copied from :class:`ModeTables` in __init__
+    yc: np.ndarray
+    z: np.ndarray
+    a: np.ndarray
+    ca: np.ndarray
+    xc: np.ndarray
+    kap: np.ndarray
+    cx: np.ndarray
+    n_fermi: int
+    uc: np.ndarray
+    zeta: np.ndarray
+    g: np.ndarray
+    ubar: np.ndarray
 
     def __init__(self, H: np.ndarray, leads: Sequence[LeadChannels]) -> None:
         self.H = np.asarray(H, complex)
@@ -351,15 +365,18 @@ class AuxiliaryModes:
             mid, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
             E = (mid[:, None] + half[:, None] * xg[None, :]).ravel()
             W = (half[:, None] * wg[None, :]).ravel() / (2 * np.pi)
-            ref = LeadChannels(None, (), ld0.mu, ld0.temperature, ld0.poles)
+            # reservoir-only records (no channels, B = None): _fpade reads mu, temperature, poles
+            ref = LeadChannels(None, (),  # type: ignore[arg-type]
+                               ld0.mu, ld0.temperature, ld0.poles)
             dl = np.zeros_like(lam)
             for e, w in zip(E, W):
                 g = G(e + 0j)
                 M = np.zeros((N, N), complex)
                 for k in active:
                     ldk = self.leads[k]
-                    dfk = (_fpade(e, LeadChannels(None, (), mus[k], ldk.temperature,
-                                                  ldk.poles)).real - _fpade(e, ref).real)
+                    dfk = (_fpade(e, LeadChannels(None, (), mus[k],  # type: ignore[arg-type]
+                                                  ldk.temperature, ldk.poles)).real
+                           - _fpade(e, ref).real)
                     if dfk == 0.0:
                         continue
                     cs = np.flatnonzero(self.chan_lead == k)
@@ -378,7 +395,7 @@ class AuxiliaryModes:
         K = BR.conj().T / (1j * (zeta[:, None] - np.conj(zy)[None, :]))
         return 0.5 * (rho + rho.conj().T), R, lam, Om, Th, K
 
-    def _shift(self, V, ch) -> np.ndarray:
+    def _shift(self, V, ch) -> np.ndarray | float:
         if V is None:
             return 0.0
         return np.asarray(V, float)[self.chan_lead[ch]]

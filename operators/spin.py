@@ -70,7 +70,8 @@ class ClassicalSpinHamiltonian:
             g += self.J_sd * s_local
         return g
 
-    def rhs(self, S_all: np.ndarray, s_local: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+    def rhs(self, S_all: np.ndarray, s_local: np.ndarray | None,
+            out: np.ndarray | None = None) -> np.ndarray:
         """dS/dt for the local spins."""
         S = S_all[self.start:self.stop]
         g = self.gradient(S_all, s_local)

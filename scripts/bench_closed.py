@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 
-import toolkit
 from integrators import Simulation
 from toolkit import DeviceBuilder
 
@@ -69,8 +68,10 @@ class DenseBaseline:
         H[d, u] = hj * (S[:, 0] + 1j * S[:, 1])
         X = H @ rho
         drho = -1j * (X - X.conj().T)
-        s = np.stack([rho[u, d].real, -rho[u, d].imag, 0.5 * (rho[u, u] - rho[d, d]).real], axis=1)
-        g = self.J @ S - self.B - self.K2 * np.sum(S * self.e, axis=1)[:, None] * self.e + self.Jsd * s
+        s = np.stack([rho[u, d].real, -rho[u, d].imag, 0.5 * (rho[u, u] - rho[d, d]).real],
+                     axis=1)
+        g = (self.J @ S - self.B - self.K2 * np.sum(S * self.e, axis=1)[:, None] * self.e
+             + self.Jsd * s)
         return drho, -np.cross(S, g)
 
     def step(self, dt):
@@ -123,7 +124,8 @@ def bench(key, steps, min_time, baseline=True):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=None, help="RK steps per system (default: by size)")
     p.add_argument("--systems", default="1d,2d,3d")
     p.add_argument("--min-time", type=float, default=1.0, help="seconds per RHS timing")
@@ -145,7 +147,8 @@ def main():
               f"{r['q_rhs']:9.1f} us/RHS | NumPy dense {r['b_steps']:9.1f} steps/s "
               f"{r['b_rhs']:9.1f} us/RHS | speed-up {r['q_steps'] / r['b_steps']:6.2f}x "
               f"| max |diff| after {r['steps']} steps {r['diff']:.1e}", flush=True)
-    out("\n| system | N_s | qcspin steps/s | qcspin us/RHS | NumPy steps/s | NumPy us/RHS | speed-up |")
+    out("\n| system | N_s | qcspin steps/s | qcspin us/RHS | NumPy steps/s | NumPy us/RHS "
+        "| speed-up |")
     out("|---|---|---|---|---|---|---|")
     for r in rows:
         out(f"| {r['label']} | {r['N_s']} | {r['q_steps']:.1f} | {r['q_rhs']:.1f} | "

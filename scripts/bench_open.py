@@ -528,8 +528,8 @@ def main():
     out(f"# load average (1, 5, 15 min) at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
         f"at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} (2-core machine: > 1 means "
         f"other jobs competed for the cores)")
-    out(f"\n| system | method | dt | steps/s | sim. time / wall s | ms / RHS | speed-up | "
-        f"speed-up (CPU s) | err I_l | err M_l |")
+    out("\n| system | method | dt | steps/s | sim. time / wall s | ms / RHS | speed-up | "
+        "speed-up (CPU s) | err I_l | err M_l |")
     out("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         out(f"| {r['system']} | {r['method']} | {r['dt']:g} | {r['steps_per_s']:.1f} | "

@@ -6,9 +6,9 @@ J_ex = -1, K = 0), from macrospin fits of full QC-EOM runs.
                                                     [--plot-only] [--n-nm 10]
 
 Full grid J_sd = 0.25:6:0.25 (1.5 periods per run, cap t = 20000); --quick: 0.5:6:0.5 (1 period,
-cap 10000).  The points of each N_S are distributed over the MPI ranks (analysis.jeff.snake).  Writes
-DIR/fig04a.h5 (one table per N_S, groups "N_S=<n>") and DIR/fig04a.png.  Thin lines: the static
-(adiabatic) estimate (E_AP - E_P)/2 of analysis.jeff.jeff_static; open symbols: fits flagged
+cap 10000).  The points of each N_S are distributed over the MPI ranks (analysis.jeff.snake).
+Writes DIR/fig04a.h5 (one table per N_S, groups "N_S=<n>") and DIR/fig04a.png.  Thin lines: the
+static (adiabatic) estimate (E_AP - E_P)/2 of analysis.jeff.jeff_static; open symbols: fits flagged
 invalid; grey band: N_S = 5 fits with rms residual > 0.02 (the paper's "high fitting
 uncertainty").  Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagnetic).
 """

@@ -13,8 +13,8 @@ rough estimate (open markers: t_R longer than ten times the fitted envelope span
 Full (``analysis.quench.relaxation_plan``): stage 1 3000, stage 2 3000 (symmetric) and 1500
 (asymmetric) time units (hbar/hopping); V = 0.5:12:0.5 and V' = 0.25:6:0.25 at J_sd = 2,
 V = 2:12:2 and V' = 1:6:1 at J_sd = 3.  --quick: J_sd = 2, 3 bias values per protocol, stage 1
-600 and stage 2 800.  Runs: DIR/valve_runs/J<J_sd>_<protocol>/V_*.h5 (shared with Figs. 6-14, restartable: an
-interrupted script continues them); table: DIR/fig08.h5; plot: DIR/fig08.png.
+600 and stage 2 800.  Runs: DIR/valve_runs/J<J_sd>_<protocol>/V_*.h5 (shared with Figs. 6-14,
+restartable: an interrupted script continues them); table: DIR/fig08.h5; plot: DIR/fig08.png.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import h5py  # noqa: E402
-import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402

@@ -24,8 +24,7 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import (analyze_sweep, equilibrium_transmission,  # noqa: E402
-                             quench_sweeps, relaxation_plan)
+from analysis.quench import analyze_sweep, equilibrium_transmission, quench_sweeps, relaxation_plan  # noqa: E402
 
 J_SD = 2.0
 SCALE = {"symmetric": 0.5, "asymmetric": 1.0}  # mu_l = SCALE * V

@@ -34,6 +34,7 @@ from analysis.spectrum import round_robin, save_results, trajectory_spectrum  # 
 from integrators import Simulation  # noqa: E402
 from toolkit import DeviceBuilder  # noqa: E402
 from toolkit.parallel import barrier  # noqa: E402
+
 # petsc4py only after toolkit, which locates and initialises it
 from petsc4py import PETSc  # noqa: E402
 

@@ -106,11 +106,11 @@ def negf_limit(path: str) -> tuple[np.ndarray, np.ndarray, float]:
     into the right lead).  Serial (PETSc.COMM_SELF)."""
     import tomllib
 
-    from petsc4py import PETSc
-
     from analysis.transport import landauer_current, steady_state_density, transport_leads
     from toolkit.config import config_from_dict
     from toolkit.device import device_from_config
+
+    from petsc4py import PETSc
 
     with h5py.File(path, "r") as f:
         cfg = config_from_dict(tomllib.loads(f.attrs["config"]))
@@ -230,7 +230,7 @@ def compute(h5, args, comm):
                     conv_max[(valve, protocol, k)] = float(np.max(np.abs(a - b)))
                 # convergence: the same analysis on the first 2/3 of each record
                 diffs = {k: [] for k in ("Pz", "J_r", "I_r", "M_FL")}
-                for i, V in enumerate(tab["V"]):
+                for V in tab["V"]:
                     path = os.path.join(d, f"V_{V:+.6g}.h5")
                     full = steady(analyze_quench(path))
                     short = steady(analyze_quench(path, t_max=CHECK * p["t_end"]))

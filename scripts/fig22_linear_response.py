@@ -89,11 +89,11 @@ def plan(quick: bool) -> dict:
 def landauer(J_sd: float, kw: dict, stage1: str, V_line: np.ndarray) -> dict:
     """Linear-response conductance and frozen-spin Landauer I-V at the equilibrium spins of
     ``stage1``.  Serial (PETSc.COMM_SELF)."""
-    from petsc4py import PETSc
-
     from analysis.transport import landauer_current, transmission, transport_leads
     from toolkit.device import device_from_config
     from toolkit.io import load_checkpoint
+
+    from petsc4py import PETSc
 
     cfg = paper_valve(J_sd, **kw)
     dev = device_from_config(cfg)
@@ -123,11 +123,11 @@ def final_landauer(path: str) -> float:
     file ``path``: the t -> infinity limit of the electrons for those spins.  Serial."""
     import tomllib
 
-    from petsc4py import PETSc
-
     from analysis.transport import landauer_current, transport_leads
     from toolkit.config import config_from_dict
     from toolkit.device import device_from_config
+
+    from petsc4py import PETSc
 
     with h5py.File(path, "r") as f:
         cfg = config_from_dict(tomllib.loads(f.attrs["config"]))

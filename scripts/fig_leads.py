@@ -110,6 +110,7 @@ def main() -> int:
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args()
     import toolkit  # noqa: F401  (PETSc)
+
     from petsc4py import PETSc
 
     if PETSc.COMM_WORLD.getSize() > 1:

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS="python3-petsc4py-complex python3-slepc4py-complex python3-mpi4py python3-h5py
       python3-h5py-mpi python3-scipy python3-numpy python3-pytest python3-venv python3-matplotlib
-      openmpi-bin"
+      openmpi-bin python3-sphinx python3-myst-parser"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -22,5 +22,9 @@ fi
 if ! .venv/bin/python -c "import toolkit" 2>/dev/null || [ pyproject.toml -nt .venv/.qcspin-installed ]; then
   .venv/bin/pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^$" || true
   touch .venv/.qcspin-installed
+fi
+# lint and type checks of make test (pinned: a new release must not break CI by itself)
+if ! .venv/bin/ruff --version 2>/dev/null | grep -q "0.17.6" || ! .venv/bin/mypy --version 2>/dev/null | grep -q "2.4.1"; then
+  .venv/bin/pip install -q "ruff==0.17.6" "mypy==2.4.1" 2>&1 | grep -v "^$\|^WARNING: Location" || true
 fi
 .venv/bin/python -c "import toolkit, operators, integrators, analysis; from petsc4py import PETSc; print('qcspin', toolkit.__version__, 'on PETSc', '.'.join(map(str, PETSc.Sys.getVersion())), PETSc.ScalarType.__name__)"

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import gc
-import os
 import shutil
 import tempfile
 
 import pytest
 
 import toolkit  # noqa: F401  (complex PETSc)
-from petsc4py import PETSc
-
 from toolkit.parallel import barrier, bcast
+
+from petsc4py import PETSc
 
 
 def pytest_configure(config):

@@ -8,11 +8,10 @@ import os
 
 import numpy as np
 import pytest
+from test_extended import EF, T300, _closed_chain_currents, valve
 
 from integrators import Simulation
 from toolkit.config import ConfigError, config_from_dict
-
-from test_extended import EF, T300, _closed_chain_currents, valve
 
 
 def _aux(rep="modes", **kw):

@@ -5,14 +5,18 @@ Pure config parsing, no collective calls: every rank runs the same checks on its
 import copy
 import os
 import tempfile
+import tomllib
 
 import pytest
 
 from toolkit import ConfigError, DeviceBuilder, load_config
-from toolkit.config import (N_POLES_LIMIT, apply_overrides, config_from_dict, config_to_toml,
-                            config_warnings)
-
-import tomllib
+from toolkit.config import (
+    N_POLES_LIMIT,
+    apply_overrides,
+    config_from_dict,
+    config_to_toml,
+    config_warnings,
+)
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
@@ -291,9 +295,9 @@ def test_builder_bad_input():
 
 
 def test_cli_reports_one_line(own_dir, capsys):
-    from petsc4py import PETSc
-
     from toolkit.cli import main as cli_main
+
+    from petsc4py import PETSc
 
     cfg = os.path.join(EXAMPLES, "valve_1d.toml")
     for argv, needle in ((["run", own_dir], "is a directory"),

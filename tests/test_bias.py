@@ -1,14 +1,13 @@
 """Bias protocols: step, square pulse, linear ramp and a V(t) table (rigid shifts of the leads)."""
+import tomllib
+
 import numpy as np
 import pytest
+from test_open import open_valve
 
 from integrators import Simulation
 from integrators.bias import BiasProtocol
 from toolkit import ConfigError, config_from_dict, config_to_toml
-
-import tomllib
-
-from test_open import open_valve
 
 BASE = {"lattice": {"size": [4]},
         "leads": [{"side": "left", "gamma": 1.0}, {"side": "right", "gamma": 1.0}]}

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 import toolkit  # noqa: F401  (complex PETSc)
-from petsc4py import PETSc
-
 from toolkit.cli import main
 from toolkit.parallel import barrier, bcast, first_message
+
+from petsc4py import PETSc
 
 EX = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "examples"))
 RANK0 = PETSc.COMM_WORLD.getRank() == 0

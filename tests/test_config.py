@@ -1,13 +1,12 @@
-"""Config validation: every bad value gives an error naming the key, the value and what is allowed."""
-import textwrap
-
+"""Config validation: every bad value gives an error naming the key, the value and what is
+allowed."""
 import re
+import textwrap
+import tomllib
+
 import pytest
 
 from toolkit import ConfigError, config_from_dict, config_to_toml, load_config
-from toolkit.config import config_from_dict as cfd
-
-import tomllib
 
 BASE = {
     "lattice": {"size": [10, 2]},
@@ -106,9 +105,9 @@ def test_builder_guard_and_frozen_device():
 
     b = DeviceBuilder(size=(4,))
     with pytest.raises(AttributeError, match="finalized"):
-        b.n_sites
+        _ = b.n_sites
     dev = b.finalized()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):      # a read-only NumPy array
         dev.hopping[0] = 3.0
     with pytest.raises(ConfigError, match="columns"):
         DeviceBuilder(size=(4,)).add_layer("X", (2, 9)).finalized()

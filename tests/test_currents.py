@@ -4,18 +4,26 @@ currents of a stationary open chain, Eq. (F1) for polarized states, the spin bal
 spins, and serial vs MPI.  Rank-agnostic (serial and ``mpirun -n 2``)."""
 import numpy as np
 import pytest
-from petsc4py import PETSc
+from helpers import valve_1d
 
 from analysis.transport import bond_currents
 from integrators import Simulation
-from operators.currents import (PlaneCurrent, current_driven_torque, electron_spin_total,
-                                external_torque, interface_plane, monolayer_densities,
-                                monolayer_polarization, spin_balance, spin_continuity_residual)
+from operators.currents import (
+    PlaneCurrent,
+    current_driven_torque,
+    electron_spin_total,
+    external_torque,
+    interface_plane,
+    monolayer_densities,
+    monolayer_polarization,
+    spin_balance,
+    spin_continuity_residual,
+)
 from operators.hamiltonian import ElectronHamiltonian
 from toolkit import DeviceBuilder
 from toolkit.parallel import gather_rows
 
-from helpers import valve_1d
+from petsc4py import PETSc
 
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], complex)
 

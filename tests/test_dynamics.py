@@ -1,11 +1,10 @@
 """Closed-system dynamics: conservation laws, analytic precession, order of the RK 3/8 rule."""
 import numpy as np
 import pytest
+from helpers import single_spin, valve_1d, valve_2d
 
 from integrators import Simulation
 from operators.hamiltonian import dense_hamiltonian
-
-from helpers import single_spin, valve_1d, valve_2d
 
 
 def _run(builder, n_steps, comm=None):

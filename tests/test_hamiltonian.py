@@ -1,12 +1,11 @@
 """The PETSc Hamiltonian against a dense NumPy construction of Eq. (1) of paper 004."""
 import numpy as np
 import pytest
+from helpers import valve_1d, valve_2d
 
 from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit import DeviceBuilder
-
-from helpers import valve_1d, valve_2d
 
 
 @pytest.mark.parametrize("builder", [valve_1d, valve_2d,

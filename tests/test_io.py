@@ -8,12 +8,11 @@ import time
 import h5py
 import numpy as np
 import pytest
+from helpers import valve_2d
 
 from integrators import Simulation
 from toolkit.cli import main as cli_main
 from toolkit.io import FileExistsErrorQC
-
-from helpers import valve_2d
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -18,12 +18,18 @@ from scipy.optimize import brentq
 from analysis.transport import GreenSolver, landauer_current, transmission
 from operators import leads as leads_mod
 from operators.hamiltonian import dense_hamiltonian
-from operators.leads import (LEAD_COMMON_KEYS, LEAD_MODELS, PrecalculatedLead, TightBindingLead,
-                             WideBandLead, chain_surface_green, leads_from_config,
-                             time_domain_models)
+from operators.leads import (
+    LEAD_COMMON_KEYS,
+    LEAD_MODELS,
+    PrecalculatedLead,
+    TightBindingLead,
+    WideBandLead,
+    chain_surface_green,
+    leads_from_config,
+    time_domain_models,
+)
 from toolkit import ConfigError, DeviceBuilder
-from toolkit.config import (LeadConfig, config_from_dict, config_to_toml,
-                            load_config)
+from toolkit.config import LeadConfig, config_from_dict, config_to_toml, load_config
 
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
 
@@ -141,7 +147,7 @@ def test_surface_green_branch_and_analytic_structure():
         assert np.abs(t * g[1:]).max() < 1                    # off the axis: decaying root
         # root of the quadratic: residual is round-off of O(1 + |w|) terms
         assert np.abs(t * t * g * g - w * g + 1).max() < 1e-13
-        ref = np.vectorize(lambda v: g_reference(v, abs(t)))(w)
+        ref = np.vectorize(lambda v, t=t: g_reference(v, abs(t)))(w)
         assert np.abs(g - ref).max() < 1e-12 * np.abs(ref).max()
         # continuity from above, away from the band edges: |g(E + i eta) - g(E)| = O(eta)
         E = np.linspace(-4.5, 4.5, 91)
@@ -552,7 +558,7 @@ def test_tight_binding_config_errors(table, key, needle):
 def test_wide_band_config_errors_unchanged():
     """Wide-band tables keep their rules: gamma required; tight-binding keys refused."""
     for mod in ("config", "leads"):
-        def check(t, match):
+        def check(t, match, mod=mod):
             with pytest.raises(ConfigError, match=match):
                 if mod == "config":
                     config_from_dict({"lattice": {"size": [4]}, "leads": [t]})

@@ -29,7 +29,7 @@ def _pseudomode_rhs(H, leads, V):
     H0 = np.zeros((NF, NF), complex)
     H0[:N, :N] = H
     G = np.zeros(M)
-    for q, (k, b, e, w, a) in enumerate(lev):
+    for q, (_k, b, e, w, a) in enumerate(lev):
         H0[N + q, N + q] = e
         H0[:N, N + q] = -np.sqrt(a) * b
         H0[N + q, :N] = -np.sqrt(a) * b.conj()
@@ -48,7 +48,7 @@ def _pseudomode_rhs(H, leads, V):
         rho[:N, :N] = rho0
         n_p = max(len(ld.poles.xi) for ld in leads)      # padded with unused zero rows
         Pi = []
-        for q, (k, b, e, w, a) in enumerate(lev):
+        for q, (k, _b, e, w, _a) in enumerate(lev):
             ld = leads[k]
             beta = 1 / ld.temperature
             Pq = np.zeros((n_p, NF), complex)
@@ -133,10 +133,9 @@ def test_hierarchy_equals_the_pseudomode_model():
     s = am.partitioned(rho0)
     start, rhs = _pseudomode_rhs(H, leads, V)
     p = start(rho0)
-    for _ in range(4):
-        s = am.evolve(s, 0.002, 500, V, t0=0.0 if _ == 0 else t)
-        p = _rk4(rhs, p, 0.002, 500, t=0.0 if _ == 0 else t)
-        t = (_ + 1) * 1.0
+    for k in range(4):                                  # four segments of 1.0 each
+        s = am.evolve(s, 0.002, 500, V, t0=float(k))
+        p = _rk4(rhs, p, 0.002, 500, t=float(k))
         assert np.abs(s[0] - p[0][:N, :N]).max() < 1e-12
     assert abs(s[0][0, 0] - rho0[0, 0]) > 0.1        # the leads did something
 
@@ -203,7 +202,6 @@ def test_partitioned_transient_of_the_valve_against_a_closed_chain():
     of the exact self-energy are hard to fit with positive Lorentzians (measured 1.3e-2,
     7.3e-3 for N_L = 30, 60 up to t = 20; the currents are ~0.02)."""
     from scipy.special import expit
-
     from test_extended import EF, T300, _closed_chain_currents
 
     times = np.arange(0, 20.0001, 0.5)
@@ -272,9 +270,9 @@ def test_auxiliary_modes_of_the_extended_lead_against_a_closed_chain():
     3.1e-4 (L = 20) and 3.0e-6 (L = 40) up to t = 20, as accurate as the extended reservoir
     with ~6x fewer unknowns (109k instead of 594k at L = 40)."""
     from scipy.special import expit
+    from test_extended import EF, T300, _closed_chain_currents
 
     from operators.lorentzian import damped_chain_poles
-    from test_extended import EF, T300, _closed_chain_currents
 
     times = np.arange(0, 20.0001, 0.5)
     ref, _ = _closed_chain_currents(times, partitioned=True)

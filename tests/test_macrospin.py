@@ -12,18 +12,25 @@ import numpy as np
 import pytest
 
 import toolkit  # noqa: F401
-from petsc4py import PETSc
-
-from analysis.jeff import (jeff_point, jeff_static, jeff_sweep, parse_sweep, read_sweep,
-                           round_robin, snake)
-from analysis.macrospin import (fit_macrospin, fit_rkky_prefactor, guess_omega,
-                                integrate_macrospin, jeff_from_omega, macrospin_solution,
-                                omega_from_jeff, rkky_reference)
+from analysis.jeff import jeff_point, jeff_static, jeff_sweep, read_sweep, round_robin, snake
+from analysis.jeff_cli import parse_sweep
+from analysis.macrospin import (
+    fit_macrospin,
+    fit_rkky_prefactor,
+    guess_omega,
+    integrate_macrospin,
+    jeff_from_omega,
+    macrospin_solution,
+    omega_from_jeff,
+    rkky_reference,
+)
 from integrators import Simulation
 from toolkit import DeviceBuilder
 from toolkit.config import ConfigError
 from toolkit.io import FileExistsErrorQC
 from toolkit.parallel import bcast
+
+from petsc4py import PETSc
 
 
 # ----------------------------------------------------------------------------- Eq. 21 vs Eq. 20

@@ -19,8 +19,14 @@ from scipy.integrate import quad
 from scipy.linalg import eigh_tridiagonal
 from scipy.special import psi, zeta
 
-from operators.pade import (PadePoles, choose_n_poles, fermi_exact, fermi_pade, pade_error,
-                            pade_poles)
+from operators.pade import (
+    PadePoles,
+    choose_n_poles,
+    fermi_exact,
+    fermi_pade,
+    pade_error,
+    pade_poles,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BETA = 40.0  # T = 0.025, paper 004

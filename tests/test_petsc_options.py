@@ -7,18 +7,25 @@ import sys
 import textwrap
 
 import pytest
-
-from petsc4py import PETSc
+from helpers import valve_1d
 
 from integrators import Simulation
 from integrators import ts as tsmod
 from integrators.ts import call_monitors, create_ts, ts_settings, view_from_options
 from toolkit import DeviceBuilder
 from toolkit.config import ConfigError, SolverConfig
-from toolkit.petsc_options import (ADAPT_TYPES, OptionError, check_unused, known_options,
-                                   not_ours, suggest, unused_options, unused_report)
+from toolkit.petsc_options import (
+    ADAPT_TYPES,
+    OptionError,
+    check_unused,
+    known_options,
+    not_ours,
+    suggest,
+    unused_options,
+    unused_report,
+)
 
-from helpers import valve_1d
+from petsc4py import PETSc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -63,8 +70,9 @@ def _rhs(ts, t, y, f):
     f.set(0.0)
 
 
-def _create(comm, solver=SolverConfig(), dt=0.05):
+def _create(comm, solver=None, dt=0.05):
     """create_ts on a 4-entry vector (enough for everything but the stiff schemes)."""
+    solver = SolverConfig() if solver is None else solver
     F = PETSc.Vec().createMPI((None, 4), comm=comm)
     try:
         ts, applied = create_ts(comm, _rhs, F, dt, solver)

@@ -11,16 +11,15 @@ import tempfile
 import h5py
 import numpy as np
 import pytest
+from helpers import valve_1d
 
 import toolkit  # noqa: F401  (complex PETSc)
-from petsc4py import PETSc
-
 from analysis import plots
 from analysis.plots import PlotError, file_kind, plot_file
 from toolkit import DeviceBuilder
 from toolkit.parallel import barrier, bcast
 
-from helpers import valve_1d
+from petsc4py import PETSc
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,5 @@
 """Nothing lost, nothing silent: atomic checkpoints under SIGKILL, one writer per file, stored
 overrides, run status and history, numerical blow-up, signals under mpirun, memory estimate."""
-import json
 import os
 import random
 import signal
@@ -11,13 +10,12 @@ import time
 import h5py
 import numpy as np
 import pytest
+from helpers import valve_2d
 
 from integrators import Simulation
 from integrators.simulation import NumericalInstability
 from toolkit.cli import main as cli_main
 from toolkit.io import ResultFile, ResultFileError, is_locked, load_checkpoint, read_status
-
-from helpers import valve_2d
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = os.path.join(ROOT, "examples", "valve_1d.toml")

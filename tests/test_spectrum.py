@@ -4,13 +4,20 @@ import os
 import h5py
 import numpy as np
 import pytest
+from helpers import valve_1d, valve_2d
 
-from analysis.spectrum import (dos, gap, layer_localization, spectrum, spectrum_vs_jsd,
-                               splitting, trajectory_spectrum, with_coupling)
+from analysis.spectrum import (
+    dos,
+    gap,
+    layer_localization,
+    spectrum,
+    spectrum_vs_jsd,
+    splitting,
+    trajectory_spectrum,
+    with_coupling,
+)
 from operators.hamiltonian import dense_hamiltonian
 from toolkit import DeviceBuilder
-
-from helpers import valve_1d, valve_2d
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "valve_1d.toml")
 
@@ -179,10 +186,10 @@ def test_sweep_equals_single_spectra(comm):
 
 
 def test_trajectory_spectrum(comm, mpi_tmp_path):
-    from petsc4py import PETSc
-
     from integrators import Simulation
     from toolkit.parallel import barrier
+
+    from petsc4py import PETSc
 
     dev = valve_1d(N=12, n_s=3, J_sd=3.0, dt=0.05, output_every=5).finalized()
     path = os.path.join(mpi_tmp_path, "run.h5")

@@ -13,8 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.linalg as sla
-
-from petsc4py import PETSc
+from helpers import valve_1d
 
 from integrators import Simulation
 from integrators.expint import phi_functions
@@ -22,7 +21,7 @@ from toolkit import DeviceBuilder
 from toolkit.config import ConfigError, config_from_dict, config_to_toml
 from toolkit.parallel import allreduce
 
-from helpers import valve_1d
+from petsc4py import PETSc
 
 STIFF = ("expint", "imex")
 T_END = 10.0

@@ -8,16 +8,24 @@ import dataclasses
 import h5py
 import numpy as np
 import pytest
-from petsc4py import PETSc
 
 from analysis import transport as tr
-from analysis.transport import (GreenSolver, bond_currents, gauss_kronrod, landauer_current,
-                                steady_state_density, transmission)
+from analysis import transport_cli
+from analysis.transport import (
+    GreenSolver,
+    bond_currents,
+    gauss_kronrod,
+    landauer_current,
+    steady_state_density,
+    transmission,
+)
 from operators.hamiltonian import dense_hamiltonian
-from operators.leads import (Lead, PrecalculatedLead, WideBandLead, fermi, leads_from_config)
+from operators.leads import Lead, PrecalculatedLead, WideBandLead, fermi, leads_from_config
 from toolkit import ConfigError, DeviceBuilder
 from toolkit.device import device_from_config
 from toolkit.io import FileExistsErrorQC
+
+from petsc4py import PETSc
 
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
 
@@ -498,7 +506,7 @@ def test_cli_writes_results(comm, mpi_tmp_path):
     import os
 
     parser = argparse.ArgumentParser()
-    tr.add_command(parser.add_subparsers())
+    transport_cli.register(parser.add_subparsers())
     cfg = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "valve_1d.toml")
     out = os.path.join(mpi_tmp_path, "t.h5")
     args = parser.parse_args(["transport", cfg, "--energies=-2:2:0.5", "--mu-l", "0.5",
@@ -617,7 +625,7 @@ def test_cli_uses_config_leads_and_bias(comm, mpi_tmp_path, capsys):
             fh.write(config_to_toml(b.to_config()))
     barrier(comm)
     parser = argparse.ArgumentParser()
-    tr.add_command(parser.add_subparsers())
+    transport_cli.register(parser.add_subparsers())
     out = os.path.join(mpi_tmp_path, "o.h5")
     args = parser.parse_args(["transport", path, "--energies=-1:1:0.5", "-o", out])
     assert args.func(args) == 0

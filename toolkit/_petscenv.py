@@ -18,6 +18,7 @@ DEBIAN_PETSC_DIR = "/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-complex"
 DEBIAN_SLEPC_DIR = "/usr/lib/slepcdir/slepc3.18/x86_64-linux-gnu-complex"
 
 _initialised = False
+_LIB: ctypes.CDLL  # set by libpetsc() on first use (annotation only: unbound until then)
 _NEGATIVE = re.compile(r"^-(\d|\.\d)")
 
 

@@ -12,14 +12,20 @@ import math
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from dataclasses import field as dc_field
-from typing import Any
+from typing import Any, NoReturn
 
-from .lead_schema import LEAD_COMMON_KEYS, LEAD_SCHEMAS, N_POLES_LIMIT, check_n_poles, \
-    validate_lead_table
+from .lead_schema import (
+    LEAD_COMMON_KEYS,
+    LEAD_SCHEMAS,
+    N_POLES_LIMIT,
+    check_n_poles,
+    validate_lead_table,
+)
 from .schema import ConfigError, boolean, fail, integer, real, string
 
 __all__ = [
-    "ConfigError", "Config", "LatticeConfig", "LeadConfig", "BiasConfig", "LayerConfig", "BondConfig", "ExchangeConfig",
+    "ConfigError", "Config", "LatticeConfig", "LeadConfig", "BiasConfig", "LayerConfig",
+    "BondConfig", "ExchangeConfig",
     "ElectronsConfig", "TimeConfig", "SolverConfig", "OutputConfig", "load_config",
     "LEAD_COMMON_KEYS",
     "config_from_dict", "config_to_toml", "apply_overrides", "config_warnings", "N_POLES_LIMIT",
@@ -28,7 +34,7 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- value checks
 # (toolkit/schema.py holds every check; these name config keys: "config key 'k' = v ...")
-def _fail(key: str, value: Any, allowed: str) -> None:
+def _fail(key: str, value: Any, allowed: str) -> NoReturn:
     fail(f"config key '{key}'", value, allowed, ConfigError)
 
 
@@ -452,7 +458,8 @@ def _solver(d: Any) -> SolverConfig:
     d = _check_keys("solver", d, {"ts_type", "rk_type", "options", "stiff"})
     opts = d.get("options", {})
     if not isinstance(opts, dict):
-        _fail("solver.options", opts, "expected a table of PETSc options, e.g. {ts_adapt_type = \"basic\"}")
+        _fail("solver.options", opts,
+              "expected a table of PETSc options, e.g. {ts_adapt_type = \"basic\"}")
     items = []
     for k, v in opts.items():
         if k.startswith("-"):
@@ -568,7 +575,7 @@ def config_from_dict(d: dict) -> Config:
     spans = sorted((l.columns, l.name) for l in layers)
     for (c0, n0), (c1, n1) in zip(spans, spans[1:]):
         if c1[0] < c0[1]:
-            _fail(f"layers.columns", [list(c0), list(c1)],
+            _fail("layers.columns", [list(c0), list(c1)],
                   f"layers '{n0}' and '{n1}' overlap; column ranges must be disjoint")
     bonds = [BondConfig(p, v) for p, v in _couplings("bonds", d.get("bonds", []), layers,
                                                       "hopping")]
@@ -593,9 +600,10 @@ def config_from_dict(d: dict) -> Config:
         leads=_leads(d.get("leads", []), n_cross), bias=_bias(d.get("bias", {})),
         electrons=_electrons(d.get("electrons", {})), time=_time(d.get("time", {})),
         solver=_solver(d.get("solver", {})),
-        output=OutputConfig(spin_density=_bool("output.spin_density", out.get("spin_density", True)),
-                            planes=planes,
-                            spin_balance=_bool("output.spin_balance", out.get("spin_balance", True))),
+        output=OutputConfig(
+            spin_density=_bool("output.spin_density", out.get("spin_density", True)),
+            planes=planes,
+            spin_balance=_bool("output.spin_balance", out.get("spin_balance", True))),
         units=_str("units", d.get("units", "natural"), ("natural", "eV-fs")),
         name=_str("name", d.get("name", "qcspin run")),
     )
@@ -658,7 +666,7 @@ def _entry_names(section: str, items: list) -> list:
     (``name``, default the ``side``), as :func:`config_from_dict` assigns them."""
     if section not in ("layers", "leads"):
         return []
-    names = []
+    names: list[Any] = []
     for i, it in enumerate(items):
         if not isinstance(it, dict):
             names.append(None)
@@ -806,7 +814,7 @@ def config_to_dict(cfg: Config) -> dict:
         del d["electrons"]["n_electrons"]
     if d["bias"]["t_off"] is None:
         del d["bias"]["t_off"]
-    if d["bias"]["table"] is None:
+    if cfg.bias.table is None:          # asdict keeps None: same test as d["bias"]["table"]
         del d["bias"]["table"]
     else:
         d["bias"] = {k: d["bias"][k] for k in ("protocol", "table")}
@@ -814,12 +822,12 @@ def config_to_dict(cfg: Config) -> dict:
     if d["output"]["planes"] is None:
         del d["output"]["planes"]
     d["leads"] = []
-    for lc in cfg.leads:             # common keys, then the model keys that were given
-        lead = {k: getattr(lc, k) for k in ("side", "mu", "temperature", "name", "model",
+    for ld in cfg.leads:             # common keys, then the model keys that were given
+        lead = {k: getattr(ld, k) for k in ("side", "mu", "temperature", "name", "model",
                                             "n_poles")}
-        if lc.n_poles is None:
+        if ld.n_poles is None:
             del lead["n_poles"]
-        lead.update((k, list(v) if isinstance(v, tuple) else v) for k, v in lc.options)
+        lead.update((k, list(v) if isinstance(v, tuple) else v) for k, v in ld.options)
         d["leads"].append(lead)
     return d
 

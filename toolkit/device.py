@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import (BondConfig, Config, ConfigError, ExchangeConfig, LatticeConfig, LayerConfig,
-                     _fail, config_from_dict, config_to_dict)
+from .config import Config, _fail, config_from_dict
 
 __all__ = ["Device", "DeviceBuilder", "device_from_config", "lattice_bonds", "Extension",
            "extend_device"]
@@ -75,7 +74,7 @@ class Device:
         return np.full(self.n_sites, float(self.mu_bar))
 
     def __post_init__(self) -> None:
-        for name, value in vars(self).items():
+        for _name, value in vars(self).items():
             if isinstance(value, np.ndarray):
                 value.setflags(write=False)
 
@@ -108,7 +107,8 @@ class Device:
         try:
             return self.layer_names.index(name)
         except ValueError:
-            raise KeyError(f"layer '{name}' does not exist; layers are {list(self.layer_names)}") from None
+            raise KeyError(f"layer '{name}' does not exist; "
+                           f"layers are {list(self.layer_names)}") from None
 
     def layer_spins(self, name: str) -> np.ndarray:
         """Indices (into the spin arrays) of the classical spins of a layer."""

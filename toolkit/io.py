@@ -48,6 +48,8 @@ import zlib
 import h5py
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["ResultFile", "load_checkpoint", "read_status", "FileExistsErrorQC",
            "ResultFileError", "OutputLock", "versions", "git_revision", "FORMAT_VERSION",
            "STATUSES", "open_result"]
@@ -60,16 +62,16 @@ class FileExistsErrorQC(FileExistsError):
     """An output file exists (or is being written) and may not be replaced."""
 
 
-class ResultFileError(ValueError):
+class ResultFileError(InputError):
     """A file given as a qcspin result is missing, foreign, damaged or has no checkpoint."""
 
 
 def versions() -> dict[str, str]:
-    from petsc4py import PETSc
-
     import scipy
 
     import toolkit
+
+    from petsc4py import PETSc
 
     out = {"qcspin": toolkit.__version__, "python": platform.python_version(),
            "numpy": np.__version__, "scipy": scipy.__version__, "h5py": h5py.__version__,
@@ -398,8 +400,8 @@ class ResultFile:
             sums[name] = _crc(value)
         self.f.flush()
         _fsync(self.f)
-        for k, v in (attrs or {}).items():
-            s.attrs[k] = v
+        for k, text in (attrs or {}).items():
+            s.attrs[k] = text
         t_out = float(time) if t_output is None else float(t_output)
         info = {"step": int(step), "time": float(time), "t": t_out, "n_output": int(self.n_output)}
         for k, v in info.items():
@@ -478,7 +480,7 @@ def _text(v) -> str:
 
 def _crc(a: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(a).tobytes() if a.size == 0
-                      else memoryview(np.ascontiguousarray(a)).cast("B"))
+                      else np.ascontiguousarray(a).data.cast("B"))
 
 
 def _fsync(f: h5py.File) -> None:

@@ -18,6 +18,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from .errors import InputError
+
 __all__ = ["MemoryEstimate", "StateSize", "estimate_memory", "available_memory", "fmt_bytes",
            "MemoryLimitError"]
 
@@ -28,7 +30,7 @@ LAPACK_DENSE = 6        # H, eigenvectors, LAPACK work, rho, temporaries
 DENSE_LIMIT = 4000      # integrators.initial: LAPACK up to this N_s
 
 
-class MemoryLimitError(ValueError):
+class MemoryLimitError(InputError):
     """The estimated memory of a run exceeds what the machine has."""
 
 
@@ -129,7 +131,8 @@ def check_memory(cfg, ranks: int = 1, ranks_on_node: int | None = None,
     need = est.rank0 + (local - 1) * est.per_rank
     if avail is not None and need > avail:
         shape = "x".join(map(str, cfg.lattice.size))
-        key, value = "lattice.size", list(cfg.lattice.size)
+        key: str = "lattice.size"
+        value: int | list[int] = list(cfg.lattice.size)
         n_dev = 2 * math.prod(cfg.lattice.size)
         sites = list(size.lead_sites) if size is not None else []
         if sites and est.n_orbitals > 2 * n_dev:     # explicit lead sites dominate

@@ -6,6 +6,7 @@ the reductions here (the one place where mpi4py is touched).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -44,6 +45,14 @@ def allreduce(value, comm: PETSc.Comm, op: str = "sum"):
     out = np.empty_like(arr)
     _mpi(comm).Allreduce(arr, out, op=ops[op])
     return out
+
+
+@overload
+def gather_rows(local: np.ndarray, comm: PETSc.Comm, root: None) -> np.ndarray: ...
+
+
+@overload
+def gather_rows(local: np.ndarray, comm: PETSc.Comm, root: int = 0) -> np.ndarray | None: ...
 
 
 def gather_rows(local: np.ndarray, comm: PETSc.Comm, root: int | None = 0) -> np.ndarray | None:
@@ -93,7 +102,9 @@ class SiteDistribution:
         site_ranges = tuple((int(starts[r]), int(starts[r + 1])) for r in range(size))
         sp = np.searchsorted(spin_sites, starts)
         spin_ranges = tuple((int(sp[r]), int(sp[r + 1])) for r in range(size))
-        return cls(n_sites, *site_ranges[rank], *spin_ranges[rank], size, rank, site_ranges,
+        site_start, site_stop = site_ranges[rank]
+        spin_start, spin_stop = spin_ranges[rank]
+        return cls(n_sites, site_start, site_stop, spin_start, spin_stop, size, rank, site_ranges,
                    spin_ranges)
 
     @property
@@ -195,10 +206,11 @@ def ranks_on_node(comm: PETSc.Comm) -> int:
         node.Free()
 
 
-def on_root(fn, comm: PETSc.Comm, errors: tuple[type, ...]):
+def on_root(fn, comm: PETSc.Comm, errors: tuple[type[BaseException], ...]):
     """``fn()`` on rank 0 (None elsewhere); an exception of ``errors`` raised there is raised
     again, with the same message, on every rank.  Collective: no rank is left waiting."""
-    out, err, kind = None, None, None
+    out, err = None, None
+    kind: type[BaseException] | None = None
     if comm.getRank() == 0:
         try:
             out = fn()
@@ -207,6 +219,7 @@ def on_root(fn, comm: PETSc.Comm, errors: tuple[type, ...]):
     err = first_message(err, comm)
     if err:
         kind = bcast(kind, comm)
+        assert kind is not None  # only rank 0 sets err, and then it also sets kind
         raise kind(err)
     return out
 

@@ -246,8 +246,10 @@ def _function_list(symbol: str) -> tuple[str, ...]:
     try:
         head = ctypes.c_void_p.in_dll(lib, symbol)
         get = lib.PetscFunctionListGet
+        free_addr = ctypes.c_void_p.in_dll(lib, "PetscTrFree").value
+        assert free_addr is not None  # libpetsc initialises PetscTrFree statically (never NULL)
         free = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
-                                ctypes.c_char_p)(ctypes.c_void_p.in_dll(lib, "PetscTrFree").value)
+                                ctypes.c_char_p)(free_addr)
     except (ValueError, AttributeError):  # pragma: no cover - a static or other PETSc build
         return ()
     get.argtypes = [ctypes.c_void_p, ctypes.POINTER(_CHARPP), ctypes.POINTER(ctypes.c_int)]

@@ -44,4 +44,6 @@ def _fmt(seconds: float) -> str:
     if seconds != seconds:  # nan
         return "--:--"
     s = int(seconds)
-    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+    if s >= 3600:
+        return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
+    return f"{s // 60:02d}:{s % 60:02d}"

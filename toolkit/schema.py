@@ -19,16 +19,18 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
+
+from .errors import InputError
 
 __all__ = ["ConfigError", "fail", "real", "integer", "boolean", "string", "Key", "Schema"]
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration key has a value that is not allowed."""
 
 
-def fail(name: str, value: Any, allowed: str, exc: type[Exception] = ValueError) -> None:
+def fail(name: str, value: Any, allowed: str, exc: type[Exception] = ValueError) -> NoReturn:
     """Raise ``exc("<name> = <value!r> is not allowed: <allowed>")``."""
     raise exc(f"{name} = {value!r} is not allowed: {allowed}")
 

@@ -35,4 +35,5 @@ def get_units(name: str) -> Units:
     try:
         return UNITS[name]
     except KeyError:
-        raise ValueError(f"units = {name!r} is not allowed: expected one of {list(UNITS)}") from None
+        raise ValueError(f"units = {name!r} is not allowed: "
+                         f"expected one of {list(UNITS)}") from None

@@ -1,0 +1,151 @@
+"""``qcspin spectrum``: eigenvalues and spin polarizations of H(S), optionally swept over J_sd
+(analysis/spectrum.py does the work).  Registered in pyproject.toml (``qcspin.commands``)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+import toolkit
+from analysis.plots import png_on_root
+from analysis.spectrum import (
+    CONFIGS,
+    METHODS,
+    Spectrum,
+    SpectrumSweep,
+    _result_datasets,
+    gap,
+    plot_spectrum,
+    save_results,
+    spectrum,
+    spectrum_vs_jsd,
+    splitting,
+    with_coupling,
+)
+from toolkit.cli_args import check_outputs, number, range_arg
+from toolkit.config import config_to_toml
+from toolkit.device import Device, device_from_config
+from toolkit.io import FORMAT_VERSION
+from toolkit.parallel import get_comm
+
+__all__ = ["register", "cmd_spectrum"]
+
+
+def _check_target(target: float, device: Device, jsd=None) -> None:
+    """Refuse a --target far outside the spectrum of H (ConfigError): there the distances
+    |eps - target| (and shift-and-invert's 1/(eps - target)) no longer tell the levels apart
+    in floating point, and the 'nearest' eigenpairs come out wrong.  The spectrum lies in
+    mu_bar +- R, R = max_i sum_j |t_ij| + max_j |J_sd,j| |S_j| / 2 (Gershgorin for the hopping,
+    |sigma.S| = |S|); targets within 10 R of mu_bar are accepted.  Not collective."""
+    from toolkit.config import ConfigError
+
+    deg = np.zeros(device.n_sites)
+    for col in (0, 1):
+        np.add.at(deg, device.bonds[:, col], np.abs(device.hopping))
+    J = np.abs(device.J_sd) if jsd is None else np.full(device.n_spins, np.abs(jsd).max())
+    S = np.linalg.norm(device.spins0, axis=1) if device.n_spins else np.zeros(0)
+    R = float(deg.max(initial=0.0) + (J * S / 2).max(initial=0.0))
+    R = R if R > 0 else 1.0
+    mu = float(device.mu_bar)
+    if not abs(target - mu) <= 10 * R:
+        raise ConfigError(f"--target = {target!r} is not allowed: expected an energy in "
+                          f"[{mu - 10 * R:g}, {mu + 10 * R:g}] (the spectrum lies in "
+                          f"[{mu - R:g}, {mu + R:g}]; farther away the nearest levels cannot be "
+                          f"told apart)")
+
+
+def cmd_spectrum(args) -> int:
+    """Handler of ``qcspin spectrum``; returns the exit code.  Collective.  Bad input raises
+    ConfigError (``qcspin: error: ...``, exit status 2) on every rank before any work."""
+    from toolkit.config import ConfigError, load_config
+
+    comm = get_comm()
+    rank0 = comm.getRank() == 0
+    number("--nev", args.nev, integer=True, ge=1)
+    number("--target", args.target)
+    if args.target is not None and args.nev is None:
+        raise ConfigError(f"--target = {args.target!r} is not allowed without --nev: the target "
+                          f"selects the nev eigenpairs nearest to it (all eigenpairs by default)")
+    cfg = load_config(args.config, args.set)
+    out = args.output or os.path.splitext(os.path.basename(args.config))[0] + "_spectrum.h5"
+    if (args.jsd_sweep is not None or args.spin_config) and not any(
+            l.magnetic for l in cfg.layers):
+        flag = ("--jsd-sweep" if args.jsd_sweep is not None else f"--config {args.spin_config}")
+        raise ConfigError(f"{flag} is not allowed: config '{args.config}' has no magnetic layer "
+                          f"(a layer with spins), so J_sd and the spin configuration change "
+                          f"nothing")
+    check_outputs({"-o": out, "--png": args.png}, args.overwrite, comm)
+    dev = device_from_config(cfg)
+    N = dev.n_orbitals
+    if args.nev is not None and args.nev > N:
+        raise ConfigError(f"--nev = {args.nev} is not allowed: expected an integer 1 <= nev <= "
+                          f"N_s = {N} (omit --nev for all eigenpairs)")
+    if args.target is not None:
+        _check_target(args.target, dev, args.jsd_sweep)
+    n_e = cfg.electrons.n_electrons if cfg.electrons.n_electrons is not None else dev.n_sites
+    res: Spectrum | SpectrumSweep
+    try:
+        if args.jsd_sweep is not None:
+            res = spectrum_vs_jsd(dev, args.jsd_sweep, args.spin_config, comm=comm, nev=args.nev,
+                                  target=args.target, method=args.method)
+        else:
+            dev = with_coupling(dev, None, args.spin_config) if args.spin_config else dev
+            res = spectrum(dev, comm=comm, nev=args.nev, target=args.target,
+                           method=args.method, vectors=False)
+    except ValueError as exc:  # e.g. method 'sinvert' with nev = N_s: one line, every rank
+        raise ConfigError(" ".join(str(exc).split())) from None
+    except RuntimeError as exc:  # shift-and-invert failed at this target (PETSc error)
+        if "shift-and-invert" not in str(exc):
+            raise
+        raise ConfigError(f"--target = {args.target!r} is not allowed: "
+                          f"{str(exc).splitlines()[0].strip()}); choose a target inside the "
+                          f"spectrum that is not an eigenvalue") from None
+    E = toolkit.get_units(cfg.units).energy
+    attrs = {"config": config_to_toml(cfg), "spin_config": args.spin_config or "from config",
+             "method": res.method, "n_sites": dev.n_sites, "n_orbitals": dev.n_orbitals,
+             "n_electrons": int(n_e), "complete": bool(res.complete), "energy_unit": E,
+             "layers": json.dumps(list(res.layer_names)), "mpi_size": comm.getSize(),
+             "qcspin_format": FORMAT_VERSION, "kind": "spectrum"}
+    if args.target is not None:
+        attrs["target"] = float(args.target)
+    path = save_results(out, _result_datasets(res, E, n_e), attrs, comm=comm, overwrite=True)
+    if rank0:
+        w = res.eigenvalues
+        n_jsd = (" x %d J_sd values" % len(res.jsd)
+                 if isinstance(res, SpectrumSweep) and w.ndim == 2 else "")
+        print(f"qcspin spectrum: {cfg.name}: N_s = {dev.n_orbitals}, {w.shape[-1]} eigenvalues"
+              f"{n_jsd} ({res.method}), "
+              f"range [{w.min():.6g}, {w.max():.6g}] {E}")
+        if res.complete and w.ndim == 1 and 2 <= n_e < len(w):
+            print(f"  n_e = {n_e}: splitting {float(splitting(w, n_e)):.6g}, gap "
+                  f"{float(gap(w, n_e)):.6g} {E}")
+        print(f"  results: {path}")
+    png_on_root(lambda: plot_spectrum(res, args.png, title=cfg.name) if args.png else None, comm)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Register ``qcspin spectrum`` on an argparse sub-parser collection."""
+    p = subparsers.add_parser(
+        "spectrum", help="eigenvalues and spin polarizations of H(S) (optionally vs J_sd)",
+        description="Spectrum of the electron Hamiltonian for the spins of CONFIG.toml (or a "
+                    "static parallel/perpendicular configuration), optionally swept over J_sd. "
+                    "Writes HDF5 (eigenvalues [energy unit], polarizations, layer weights). "
+                    "SLEPc options: -qcspin_spectrum_eps_<option>.")
+    p.add_argument("config", help="TOML config")
+    p.add_argument("--jsd-sweep", type=range_arg, metavar="START:STOP:STEP",
+                   help="J_sd values for all magnetic layers (stop included)")
+    p.add_argument("--config", dest="spin_config", choices=CONFIGS, default=None,
+                   help="static spins: parallel (all +z) or perpendicular (first layer +x, "
+                        "others +z); default: the spins of the config")
+    p.add_argument("--nev", type=int, default=None, help="number of eigenpairs (default: all)")
+    p.add_argument("--target", type=float, default=None,
+                   help="energy the nev eigenpairs are nearest to (default: mu_bar)")
+    p.add_argument("--method", choices=METHODS, default="auto", help="eigensolver")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable)")
+    p.add_argument("-o", "--output", help="HDF5 output (default: CONFIG name + _spectrum.h5)")
+    p.add_argument("--png", help="also write a PNG of the spectrum")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=cmd_spectrum)

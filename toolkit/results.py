@@ -1,0 +1,262 @@
+"""One reader for every file qcspin writes: :func:`load_result`.
+
+    >>> r = load_result("valve.h5")
+    >>> r.kind, r.status, r.units["time"]            # 'run', 'finished', 'hbar/hopping'
+    >>> t, M = r["time"], r["layer_magnetization"]   # NumPy arrays, read when asked for
+    >>> M[:, r.device.layer("FL")]                   # the free layer's magnetization
+    >>> r.unit("lead_current"), r.config.time.dt     # a dataset's unit; the resolved Config
+
+Schema (``qcspin_format`` 2; the writers are toolkit/io.py for runs and the analysis commands
+for the others).  Every file has the root attributes ``kind`` and ``qcspin_format``:
+
+==========  ==================================================  ==============================
+kind        written by                                          main datasets
+==========  ==================================================  ==============================
+run         ``qcspin run``, ``Simulation.run``                  time series (``time``,
+                                                                ``spins``, ``energy/*``, ...),
+                                                                ``device/*``, ``checkpoint``
+transport   ``qcspin transport``                                ``energies``, ``theta``, ...
+spectrum    ``qcspin spectrum``                                 ``eigenvalues``, ...
+jeff        ``qcspin jeff`` (one group per table)               ``value``, ``J_eff``, ...
+sweep       ``qcspin sweep`` (``sweep.h5``)                     ``V``, ``lead_current``, ...
+quench      ``qcspin quench`` (``analysis.h5``)                 ``V``, ``t_R``, ``T_cd``, ...
+==========  ==================================================  ==============================
+
+Run files: the root attributes ``config`` (the resolved TOML), ``status``/``status_message``,
+``time_unit``, ``energy_unit``, ``leads`` (JSON), ...; the group ``device`` with
+``coords``, ``layer_of_site``, ``spin_sites``, ``spin_layer`` and the attributes
+``layer_names``, ``lead_names`` (JSON), ``planes``, ``size``; each series dataset has ``units``
+and ``description``.  The full table is in docs/guide/results.md.  Files of format 1 (runs
+without ``kind``/status, sweep and analysis files without ``kind``) are recognised by their
+content and read the same way.
+"""
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .io import ResultFileError, is_locked, open_result
+
+__all__ = ["load_result", "Result", "DeviceInfo", "kind_of", "KINDS"]
+
+KINDS = ("run", "transport", "spectrum", "jeff", "sweep", "quench")
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _value(v: Any) -> Any:
+    """An attribute as Python: text (JSON text parsed when it is a list or a dict), numbers,
+    arrays."""
+    if isinstance(v, (bytes, str)):
+        s = _text(v)
+        if s[:1] in "[{":
+            try:
+                return json.loads(s)
+            except json.JSONDecodeError:
+                return s
+        return s
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _jeff_groups(f: h5py.File) -> list[str]:
+    out = []
+    for k in f:
+        try:
+            g = f[k]
+        except (KeyError, OSError, RuntimeError):  # a damaged member: not ours to judge here
+            continue
+        if isinstance(g, h5py.Group) and _text(g.attrs.get("qcspin_table", "")) == "jeff_sweep":
+            out.append(k)
+    return out
+
+
+def kind_of(f: h5py.File) -> str:
+    """The kind of an open file (one of :data:`KINDS`), 'other:<kind>' for a qcspin kind not in
+    KINDS, '' for a file qcspin did not write."""
+    a = f.attrs
+    kind = _text(a.get("kind", ""))
+    names = set(f.keys())
+    if kind in ("run", "transport", "spectrum"):
+        return kind
+    if _text(a.get("qcspin_table", "")) == "jeff_sweep" or kind in ("jeff", "jeff_sweep"):
+        return "jeff"
+    if kind in ("sweep", "bias_sweep"):
+        return "sweep"
+    if kind in ("quench", "quench_analysis"):
+        return "quench"
+    if kind:
+        return f"other:{kind}"
+    # files without a kind marker (qcspin_format 1 runs, sweep.h5, analysis.h5): by content
+    if "config" in a and ("device" in names or "time" in names):
+        return "run"
+    if {"V", "t_R", "T_cd", "dM"} <= names:
+        return "quench"
+    if {"V", "lead_current", "layer_magnetization"} <= names and "stage1" in a:
+        return "sweep"
+    if {"energies", "theta", "polarization"} <= names and "config" in a:
+        return "transport"
+    if {"eigenvalues", "polarization"} <= names and "config" in a:
+        return "spectrum"
+    if _jeff_groups(f):
+        return "jeff"
+    return ""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The physical device of a run file (explicit lead sites are not part of it)."""
+
+    layer_names: tuple[str, ...]
+    lead_names: tuple[str, ...]
+    size: tuple[int, ...]
+    planes: tuple[int, ...]
+    coords: np.ndarray          # (n_sites, dim) lattice coordinates
+    layer_of_site: np.ndarray   # (n_sites,) index into layer_names
+    spin_sites: np.ndarray      # (n_spins,) site of each classical spin
+    spin_layer: np.ndarray      # (n_spins,) layer of each classical spin
+
+    def layer(self, name: str) -> int:
+        """Index of layer ``name`` (ResultFileError naming the layers otherwise)."""
+        if name not in self.layer_names:
+            raise ResultFileError(f"layer {name!r} is not in this file: its layers are "
+                                  f"{list(self.layer_names)}")
+        return self.layer_names.index(name)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A qcspin file, opened by :func:`load_result`.  Datasets are read when indexed
+    (``r["time"]``, ``r["energy/total"]``, ``r["N_S=5/J_eff"]``); ``names`` lists them."""
+
+    path: str
+    kind: str
+    format: int
+    attrs: dict[str, Any]
+    names: tuple[str, ...]
+    device: DeviceInfo | None = None
+    _units: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def status(self) -> str | None:
+        """'running', 'finished', 'interrupted', 'failed' (runs; None for other kinds)."""
+        s = self.attrs.get("status")
+        return None if s is None else str(s)
+
+    @property
+    def message(self) -> str:
+        return str(self.attrs.get("status_message", ""))
+
+    @property
+    def units(self) -> dict[str, str]:
+        """{'time': ..., 'energy': ...}: the units of the file's times and energies."""
+        return {"time": str(self.attrs.get("time_unit", "")),
+                "energy": str(self.attrs.get("energy_unit", self.attrs.get("energy", "")))}
+
+    @property
+    def config_text(self) -> str:
+        return str(self.attrs.get("config", ""))
+
+    @property
+    def config(self):
+        """The resolved config (toolkit.config.Config) stored in the file, or None."""
+        if not self.config_text:
+            return None
+        from .config import config_from_dict
+
+        try:
+            return config_from_dict(tomllib.loads(self.config_text))
+        except (tomllib.TOMLDecodeError, ValueError) as exc:
+            raise ResultFileError(f"the config stored in '{self.path}' cannot be read: "
+                                  f"{exc}") from None
+
+    def unit(self, name: str) -> str:
+        """The ``units`` attribute of dataset ``name`` ('' if it has none)."""
+        self._check(name)
+        return self._units.get(name, "")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        self._check(name)
+        with _open(self.path) as f:
+            return f[name][()]
+
+    def read(self, *names: str) -> dict[str, np.ndarray]:
+        """Several datasets in one opening of the file."""
+        for n in names:
+            self._check(n)
+        with _open(self.path) as f:
+            return {n: f[n][()] for n in names}
+
+    def _check(self, name: str) -> None:
+        if name not in self.names:
+            shown = ", ".join(self.names[:12]) + (", ..." if len(self.names) > 12 else "")
+            raise ResultFileError(f"dataset {name!r} is not in '{self.path}' ({self.kind} "
+                                  f"file): it holds {shown}")
+
+
+def _open(path: str) -> h5py.File:
+    # a running qcspin run holds its own lock: read without HDF5's file lock then
+    return open_result(path, "r", locking=not is_locked(path))
+
+
+def _datasets(f: h5py.File) -> tuple[list[str], dict[str, str]]:
+    names: list[str] = []
+    units: dict[str, str] = {}
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and not name.startswith("checkpoint"):
+            names.append(name)
+            if "units" in obj.attrs:
+                units[name] = _text(obj.attrs["units"])
+    f.visititems(visit)
+    return names, units
+
+
+def _device(f: h5py.File) -> DeviceInfo | None:
+    if "device" not in f or not isinstance(f["device"], h5py.Group):
+        return None
+    g = f["device"]
+    a = g.attrs
+
+    def arr(k: str, dtype: Any = int) -> np.ndarray:
+        return np.asarray(g[k][()], dtype) if k in g else np.zeros(0, dtype)
+
+    def names(k: str) -> tuple[str, ...]:
+        v = _value(a.get(k, "[]"))
+        return tuple(str(x) for x in (v if isinstance(v, list) else [v]))
+    return DeviceInfo(layer_names=names("layer_names"), lead_names=names("lead_names"),
+                      size=tuple(int(x) for x in np.atleast_1d(a.get("size", []))),
+                      planes=tuple(int(x) for x in np.atleast_1d(a.get("planes", []))),
+                      coords=arr("coords"), layer_of_site=arr("layer_of_site"),
+                      spin_sites=arr("spin_sites"), spin_layer=arr("spin_layer"))
+
+
+def load_result(path: str) -> Result:
+    """Open a file written by qcspin (any kind, format 1 or 2): its root attributes (JSON
+    decoded), the datasets it holds (read on demand), their units, the device of a run and the
+    stored config.  ResultFileError (one line) for a missing, damaged or foreign file.  Not
+    collective (call it on the ranks that read)."""
+    with _open(path) as f:
+        try:
+            kind = kind_of(f)
+            attrs = {k: _value(v) for k, v in f.attrs.items()}
+            names, units = _datasets(f)
+            device = _device(f) if kind == "run" else None
+        except (OSError, KeyError, RuntimeError) as exc:
+            raise ResultFileError(f"'{path}' is damaged: {' '.join(str(exc).split())}") from None
+    if not kind:
+        raise ResultFileError(f"'{path}' is an HDF5 file but not one qcspin wrote (no qcspin "
+                              f"attributes)")
+    return Result(path=str(path), kind=kind, format=int(attrs.get("qcspin_format", 1)),
+                  attrs=attrs, names=tuple(names), device=device, _units=units)
