@@ -22,7 +22,7 @@ while Eq. (21) gives +w N_S/sqrt2 y, so the solution of Eq. (20) is Eq. (21) wit
     w = -sqrt(2) N_S J_eff        (:func:`omega_from_jeff`)
 
 The paper prints w = +sqrt(2) N_S J_eff, which is right in magnitude; the sign used here is fixed
-by Eq. (20) and checked numerically in ``tests/test_macrospin.py``.  Ferromagnetic coupling
+by Eq. (20) and checked numerically in ``tests/analysis/test_macrospin.py``.  Ferromagnetic coupling
 (J_eff > 0) therefore means w < 0 (left-handed precession about M).
 
 The RKKY reference of Sec. III A 3 (:func:`rkky_reference`) is J_eff ~ J_sd^2 [Si(pi N_NM) - pi/2].

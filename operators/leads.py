@@ -546,10 +546,10 @@ class TightBindingLead(Lead):
     spin-valve chain (t_L = 1, E_F = -1.6, T = 0.0259, 0.25 V) the stationary current deviates
     from the exact self-energy by 5e-6 relative with the defaults, 2e-5 with L = n = 40 and
     2e-6 with L = n = 80 (measured by Landauer with the representation's own self-energy,
-    :meth:`extended_selfenergy`; tests/test_extended.py); with the defaults <= 3e-6 for E_F in
-    [-1.3, 1.0], but 3.4e-3 at E_F = -1.9, where the bias window touches the band edge (slow
-    electrons are absorbed badly; 1.5e-4 with L = n = 200).  A bias shifts the explicit
-    sites (on-site energy) and the reservoirs' mu together.
+    :meth:`extended_selfenergy`; tests/integrators/test_extended.py); with the defaults
+    <= 3e-6 for E_F in [-1.3, 1.0], but 3.4e-3 at E_F = -1.9, where the bias window touches
+    the band edge (slow electrons are absorbed badly; 1.5e-4 with L = n = 200).  A bias
+    shifts the explicit sites (on-site energy) and the reservoirs' mu together.
 
     ``"modes"``: the same self-energy (the explicit columns with their absorber, diagonalised:
     :func:`operators.lorentzian.damped_chain_poles` per transverse mode) as auxiliary modes, so

@@ -41,7 +41,7 @@ auxiliaries 0 with any rho is paper 000's partitioned start (leads in equilibriu
 at t = 0).  The equations are exact for the fitted self-energy: they reproduce the
 equivalent pseudomode model (the device coupled to levels eps_l with hopping sqrt(a_l), each
 damped by a wide-band reservoir of Gamma = 2 w_l at the lead's mu, T) to round-off
-(tests/test_lorentzian.py).
+(tests/operators/test_lorentzian.py).
 """
 from __future__ import annotations
 

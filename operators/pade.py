@@ -28,8 +28,8 @@ so with L v_k = lambda_k v_k (the spectrum is +/- symmetric, partners share v_{1
     xi_k = 2 / lambda_k,        eta_k = v_{1k}^2 xi_k^2 / 4    (b_1 = 1).
 
 These equal Hu et al.'s determinant/product formulas (J. Chem. Phys. 134, 244106 (2011));
-tests/test_pade.py checks both.  For p << N, xi_p -> (2p-1) pi and eta_p -> 1 (the Matsubara
-values, to 1e-12 for the lowest ~40% of the poles at N >= 30); the last pole sits far out
+tests/operators/test_pade.py checks both.  For p << N, xi_p -> (2p-1) pi and eta_p -> 1 (the
+Matsubara values, to 1e-12 for the lowest ~40% of the poles at N >= 30); the last pole sits far out
 (xi_N ~= 2.6 N^2) with a large weight (eta_N ~= 0.8 N^2), standing in for the Matsubara tail.
 
 Large |eps|: f_pade(eps) = 1/2 - (2/beta) (sum_p eta_p) / (eps - mu) + O((eps - mu)^-3), with

@@ -16,7 +16,7 @@ modes; ``"lorentzian"`` with N_L fitted Lorentzians) it prints
 * beside a plain NumPy implementation of the same equations (extended: dense H, written here,
   its right-hand side checked against qcspin's to round-off; auxiliary modes: the dense
   reference operators.lorentzian.AuxiliaryModes, equal to qcspin's to round-off by
-  tests/test_aux_modes.py), timed in the same run.
+  tests/integrators/test_aux_modes.py), timed in the same run.
 
     python scripts/bench_leads.py [--sizes 20,40,60,80] [--repeat 10]
 

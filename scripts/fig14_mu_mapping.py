@@ -6,7 +6,7 @@ the electrochemical potential mu-bar = V/2.
 to V (mu_l = -mu_r = V/2).  Circles: equilibrium M_r^x / N_S with both leads at mu_l = mu_r =
 mu-bar, plotted at V = 2 mu-bar.  Both are stationary states of the coupled equations, reached
 here with an extra Gilbert damping alpha = 0.5 on the magnetic layers (it changes how fast
-they are reached, not where they are; checked in tests/test_quench.py and against the
+they are reached, not where they are; checked in tests/analysis/test_quench.py and against the
 undamped runs of Fig. 8: crosses, the centre of their oscillation).
 
     mpirun -n 2 python scripts/fig14_mu_mapping.py [--quick] [--outdir DIR] [--overwrite]

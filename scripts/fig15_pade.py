@@ -33,7 +33,7 @@ from operators.pade import fermi_exact, fermi_pade, pade_error, pade_poles  # no
 BETA, MU = 40.0, 0.0           # T = 0.025, as in paper 004
 N_POLES = (10, 20, 30, 50)
 E_MAX, D_EPS = 30.0, 0.005     # plotted window |eps| <= E_MAX; grid step (x step 0.2)
-WINDOW, TOL = 10.0, 1e-7       # acceptance window and tolerance of tests/test_pade.py
+WINDOW, TOL = 10.0, 1e-7       # acceptance window and tolerance of tests/operators/test_pade.py
 N_MATSUBARA = 30
 
 

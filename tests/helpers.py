@@ -1,7 +1,13 @@
-"""Small devices used across the tests."""
+"""Small devices and paths used across the tests."""
 from __future__ import annotations
 
+import os
+
 from toolkit import DeviceBuilder
+
+#: the repository (tests live in tests/<package>/; this module in tests/)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
 
 
 def valve_1d(N=12, n_s=3, J_sd=1.5, J_ex=-1.0, K=0.0, dt=0.05, B=(0, 0, 0), damping=0.0, **time):

@@ -1,6 +1,6 @@
 """qcspin tutorial: build a device in Python, run it, read and plot the result, and check an
 open junction against Landauer.  Run it as ``python docs/examples/tutorial.py [OUTDIR]``
-(about 10 s on one core; tests/test_docs.py runs it)."""
+(about 5 s on one core; tests/toolkit/test_results.py runs it)."""
 import os
 import sys
 

@@ -11,7 +11,7 @@ import tempfile
 import h5py
 import numpy as np
 import pytest
-from helpers import valve_1d
+from helpers import EXAMPLES, valve_1d
 
 import toolkit  # noqa: F401  (complex PETSc)
 from analysis import plots
@@ -21,7 +21,6 @@ from toolkit.parallel import barrier, bcast
 
 from petsc4py import PETSc
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -444,7 +443,7 @@ def test_file_being_written(files):
     shutil.copy(files["run"], p)
     code = ("import sys; from analysis.plots import plot_file, PlotError\n"
             "try:\n    plot_file(sys.argv[1])\nexcept PlotError as e:\n    print(e)\n")
-    root = os.path.join(os.path.dirname(__file__), os.pardir)
+    from helpers import ROOT as root
     env = {k: v for k, v in os.environ.items() if k != "HDF5_USE_FILE_LOCKING"}
     with h5py.File(p, "a"):
         out = subprocess.run([sys.executable, "-c", code, p], capture_output=True, text=True,

@@ -4,8 +4,7 @@ import subprocess
 import sys
 
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 QUICK = ["fig02_spectrum.py", "fig04bc_splitting_dos.py", "fig16_localization.py",
          "fig18_trajectory_spectrum.py", "fig_leads.py"]

@@ -1,5 +1,5 @@
 """The documentation's examples: every complete TOML config shown in the README and docs/ is
-valid; the tutorial script runs (tests/test_results.py); every sub-command is documented."""
+valid; the tutorial script runs (tests/toolkit/test_results.py); every sub-command is documented."""
 from __future__ import annotations
 
 import glob
@@ -8,10 +8,10 @@ import re
 import tomllib
 
 import pytest
+from helpers import ROOT
 
 from toolkit.config import config_from_dict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = [os.path.join(ROOT, "README.md")] + sorted(
     glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
 

@@ -8,6 +8,7 @@ import tempfile
 import tomllib
 
 import pytest
+from helpers import EXAMPLES
 
 from toolkit import ConfigError, DeviceBuilder, load_config
 from toolkit.config import (
@@ -17,8 +18,6 @@ from toolkit.config import (
     config_to_toml,
     config_warnings,
 )
-
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 VALVE = {
     "lattice": {"size": [10, 2]},

@@ -4,7 +4,7 @@ import os
 import h5py
 import numpy as np
 import pytest
-from helpers import valve_1d, valve_2d
+from helpers import EXAMPLES, valve_1d, valve_2d
 
 from analysis.spectrum import (
     dos,
@@ -19,7 +19,7 @@ from analysis.spectrum import (
 from operators.hamiltonian import dense_hamiltonian
 from toolkit import DeviceBuilder
 
-EXAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "valve_1d.toml")
+EXAMPLE = os.path.join(EXAMPLES, "valve_1d.toml")
 
 
 def _random_spins(dev, seed=3):

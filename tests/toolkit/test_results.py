@@ -8,14 +8,13 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from integrators import Simulation
 from toolkit import DeviceBuilder
 from toolkit.io import ResultFileError
 from toolkit.parallel import barrier
 from toolkit.results import load_result
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(path, comm):

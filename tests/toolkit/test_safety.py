@@ -10,14 +10,13 @@ import time
 import h5py
 import numpy as np
 import pytest
-from helpers import valve_2d
+from helpers import ROOT, valve_2d
 
 from integrators import Simulation
 from integrators.simulation import NumericalInstability
 from toolkit.cli import main as cli_main
 from toolkit.io import ResultFile, ResultFileError, is_locked, load_checkpoint, read_status
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = os.path.join(ROOT, "examples", "valve_1d.toml")
 PY = sys.executable
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",

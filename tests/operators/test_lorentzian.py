@@ -202,7 +202,7 @@ def test_partitioned_transient_of_the_valve_against_a_closed_chain():
     of the exact self-energy are hard to fit with positive Lorentzians (measured 1.3e-2,
     7.3e-3 for N_L = 30, 60 up to t = 20; the currents are ~0.02)."""
     from scipy.special import expit
-    from test_extended import EF, T300, _closed_chain_currents
+    from seed_valve import EF, T300, _closed_chain_currents
 
     times = np.arange(0, 20.0001, 0.5)
     ref, rho_closed = _closed_chain_currents(times, partitioned=True)
@@ -270,7 +270,7 @@ def test_auxiliary_modes_of_the_extended_lead_against_a_closed_chain():
     3.1e-4 (L = 20) and 3.0e-6 (L = 40) up to t = 20, as accurate as the extended reservoir
     with ~6x fewer unknowns (109k instead of 594k at L = 40)."""
     from scipy.special import expit
-    from test_extended import EF, T300, _closed_chain_currents
+    from seed_valve import EF, T300, _closed_chain_currents
 
     from operators.lorentzian import damped_chain_poles
 

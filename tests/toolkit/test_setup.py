@@ -5,10 +5,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from toolkit import _petscenv
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.skip_in_parallel

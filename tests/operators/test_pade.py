@@ -15,6 +15,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from helpers import ROOT
 from scipy.integrate import quad
 from scipy.linalg import eigh_tridiagonal
 from scipy.special import psi, zeta
@@ -28,7 +29,6 @@ from operators.pade import (
     pade_poles,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BETA = 40.0  # T = 0.025, paper 004
 
 

@@ -507,7 +507,9 @@ def test_cli_writes_results(comm, mpi_tmp_path):
 
     parser = argparse.ArgumentParser()
     transport_cli.register(parser.add_subparsers())
-    cfg = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "valve_1d.toml")
+    from helpers import EXAMPLES
+
+    cfg = os.path.join(EXAMPLES, "valve_1d.toml")
     out = os.path.join(mpi_tmp_path, "t.h5")
     args = parser.parse_args(["transport", cfg, "--energies=-2:2:0.5", "--mu-l", "0.5",
                               "-o", out])

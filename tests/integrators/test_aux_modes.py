@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from test_extended import EF, T300, _closed_chain_currents, valve
+from seed_valve import EF, T300, _closed_chain_currents, valve
 
 from integrators import Simulation
 from toolkit.config import ConfigError, config_from_dict
@@ -168,7 +168,7 @@ def test_biased_stationary_state(comm):
     'modes' L = 20): closed forms plus bias-window integrals, a fixed point of the equations
     to the quadrature accuracy (1e-9; measured 8e-11), with the Landauer current of the
     representation's self-energy at both leads (1e-8)."""
-    from test_extended import _Extended, _landauer
+    from seed_valve import _Extended, _landauer
 
     d = _aux(L=20, n_poles=20, t_on=-1.0)
     d["electrons"]["initial"] = "stationary"
@@ -235,7 +235,7 @@ def test_bias_step_relaxes_to_the_landauer_current(comm):
     currents at both leads ring down to the Landauer current of the representation's
     self-energy (the extended one), within 2e-4 relative at t = 90 and 100 (measured 2e-6 ..
     6e-5; the ringing comes from the slow states near the band edge)."""
-    from test_extended import _Extended, _landauer
+    from seed_valve import _Extended, _landauer
 
     d = _aux(L=20, n_poles=20, t_on=0.0, t_end=100.0, dt=0.1)
     d["electrons"]["initial"] = "auto"

@@ -18,6 +18,7 @@ import tempfile
 import h5py
 import numpy as np
 import pytest
+from helpers import EXAMPLES as EX
 
 import toolkit  # noqa: F401  (complex PETSc)
 from toolkit.cli import main
@@ -25,7 +26,6 @@ from toolkit.parallel import barrier, bcast, first_message
 
 from petsc4py import PETSc
 
-EX = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "examples"))
 RANK0 = PETSc.COMM_WORLD.getRank() == 0
 # a 6x2 open valve: the smallest junction the sweep/quench smoke test needs (< 1 s)
 SMALL_OPEN = ["--set", "lattice.size=[6,2]", "--set", "layers.PL.columns=[0,2]",
@@ -447,8 +447,8 @@ def test_good_sweep_and_quench(files, mpi_tmp_path, capsys):
          "--set", "time.output_every=1"] + SMALL_OPEN, capsys)
     _ok(["quench", d, "--t-min", "0"], capsys)
     problem = _error_problem(["quench", d], ["analysis.h5", "exists", "--overwrite"], capsys)
-    # cmd_quench writes on rank 0 alone (tests/test_quench.py calls it on rank 0 only, so it
-    # makes no collective call): an existing analysis.h5 is refused by rank 0, the other
+    # cmd_quench writes on rank 0 alone (tests/analysis/test_quench.py calls it on rank 0 only,
+    # so it makes no collective call): an existing analysis.h5 is refused by rank 0, the other
     # ranks return 0
     _agree(problem if RANK0 else None)
     _ok(["quench", d, "--t-min", "0", "--overwrite", "--tail", "1"], capsys)

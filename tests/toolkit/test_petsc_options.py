@@ -1,13 +1,12 @@
 """PETSc options: unused and misspelt options are reported with the closest known name, bad
 values stop create_ts with an OptionError naming the option, TS monitors run in a ts.step()
 loop, and ts_settings reads back what the TS uses.  Every test removes the options it set."""
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from helpers import valve_1d
+from helpers import ROOT, valve_1d
 
 from integrators import Simulation
 from integrators import ts as tsmod
@@ -26,8 +25,6 @@ from toolkit.petsc_options import (
 )
 
 from petsc4py import PETSc
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -287,7 +284,7 @@ def test_ts_monitor_option_prints_each_step():
     in a subprocess) for the explicit RK and the exponential RK (TS type python)."""
     code = textwrap.dedent("""
         import sys
-        sys.path.insert(0, "tests")
+        sys.path[:0] = ["tests", "tests/toolkit"]
         import toolkit
         from petsc4py import PETSc
         PETSc.Options().insertString("-qcspin_ts_monitor")

@@ -8,13 +8,11 @@ import time
 import h5py
 import numpy as np
 import pytest
-from helpers import valve_2d
+from helpers import ROOT, valve_2d
 
 from integrators import Simulation
 from toolkit.cli import main as cli_main
 from toolkit.io import FileExistsErrorQC
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _builder():
