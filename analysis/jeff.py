@@ -28,14 +28,14 @@ import numpy as np
 import toolkit  # noqa: F401  (complex PETSc)
 from toolkit.config import Config, ConfigError, config_to_toml
 from toolkit.device import Device, DeviceBuilder, device_from_config
-from toolkit.parallel import barrier, bcast, gather_rows, get_comm
+from toolkit.parallel import barrier, bcast, gather_rows, get_comm, round_robin
 
 from petsc4py import PETSc
 
 from .macrospin import MacrospinFit, fit_macrospin, guess_omega
 
 __all__ = ["JeffPoint", "JeffSweep", "jeff_point", "jeff_static", "jeff_sweep", "plot_sweep",
-           "read_sweep", "round_robin", "snake", "valve_device", "write_sweep"]
+           "read_sweep", "valve_device", "write_sweep"]
 
 SWEEP_PARAMS = ("J_sd", "N_NM")
 #: defaults of the automatic run length (natural units, 1/gamma)
@@ -212,18 +212,6 @@ def jeff_point(*, J_sd: float = 1.0, N_NM: int = 10, N_S: int = 5, J_ex: float =
 
 
 # ----------------------------------------------------------------------------- sweeps
-def round_robin(n_tasks: int, rank: int, size: int) -> list[int]:
-    """Task indices of ``rank``: rank, rank + size, ... (the default distribution)."""
-    return list(range(rank, n_tasks, size))
-
-
-def snake(n_tasks: int, rank: int, size: int) -> list[int]:
-    """Boustrophedon distribution 0,1,..,size-1,size-1,..,0,0,..: each rank gets neighbours of
-    both parities (round robin on 2 ranks gives one rank all even N_NM, the slow ones)."""
-    return [i for i in range(n_tasks)
-            if (i % size if (i // size) % 2 == 0 else size - 1 - i % size) == rank]
-
-
 @dataclass(frozen=True)
 class JeffSweep:
     """A gathered sweep (identical on every rank): ``values`` of ``param`` and their points."""
@@ -272,7 +260,7 @@ _UNITS = {  # dataset: (units, description)
 
 def jeff_sweep(param: str, values: Sequence[float], *, path: str | None = None,
                overwrite: bool = False, comm: PETSc.Comm | None = None,
-               distribute: Callable[[int, int, int], list[int]] = round_robin,
+               distribute: Callable[[int, Any], Any] = round_robin,
                report: Callable[[int, JeffPoint], None] | None = None,
                **point_kw: Any) -> JeffSweep:
     """Sweep ``param`` ('J_sd' or 'N_NM') over ``values``.  Collective on ``comm``.
@@ -309,7 +297,7 @@ def jeff_sweep(param: str, values: Sequence[float], *, path: str | None = None,
     valve_device(**swept, **dev_kw)  # bad parameters fail here, on every rank
     wall0 = _time.perf_counter()
     rows: list[tuple[int, JeffPoint | str]] = []
-    for i in distribute(len(values), rank, size):
+    for i in map(int, distribute(len(values), comm)):
         try:
             swept = {param: values[i]}
             with warnings.catch_warnings():

@@ -34,13 +34,13 @@ from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian
 from toolkit.config import config_from_dict
 from toolkit.device import Device, device_from_config
 from toolkit.io import FileExistsErrorQC, versions
-from toolkit.parallel import allreduce, barrier, bcast, gather_rows, get_comm
+from toolkit.parallel import allreduce, barrier, bcast, gather_rows, get_comm, round_robin
 
 from petsc4py import PETSc
 
 __all__ = ["Spectrum", "SpectrumSweep", "TrajectorySpectrum", "METHODS", "spectrum",
            "spectrum_vs_jsd", "with_coupling", "splitting", "gap", "dos", "layer_localization",
-           "trajectory_spectrum", "configuration_eigenvalues", "round_robin", "save_results",
+           "trajectory_spectrum", "configuration_eigenvalues", "save_results",
            "plot_sweep", "plot_spectrum", "fermi_level"]
 
 METHODS = ("auto", "lapack", "eps-lapack", "sinvert")
@@ -325,11 +325,6 @@ def with_coupling(device: Device, J_sd: float | None = None, config: str | None 
         layers.append(replace(layer, **kw))
     dev = device_from_config(replace(cfg, layers=tuple(layers)))
     return dev if config is not None else dev.with_spins(device.spins0)
-
-
-def round_robin(n_items: int, comm) -> np.ndarray:
-    """Indices of the items handled by this rank: rank, rank + size, ... (a task distribution)."""
-    return np.arange(comm.getRank(), n_items, comm.getSize())
 
 
 def _stack(parts: list[Spectrum], n: int, n_layers: int) -> list[np.ndarray]:

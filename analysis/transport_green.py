@@ -41,12 +41,11 @@ import scipy.linalg as sla
 
 import toolkit  # noqa: F401  (complex petsc4py)
 from analysis.spectrum import _frozen_arrays as _freeze
-from analysis.spectrum import round_robin
 from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian
 from operators.leads import Lead, pauli_on
 from toolkit import _petscenv
 from toolkit.device import Device
-from toolkit.parallel import bcast, first_message, gather_rows, get_comm
+from toolkit.parallel import bcast, first_message, gather_rows, get_comm, round_robin
 
 from petsc4py import PETSc
 

@@ -19,7 +19,6 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.special import psi
 
-from analysis.spectrum import round_robin
 from analysis.transport_green import (
     CURRENT_METHODS,
     EIG_CHECK_TOL,
@@ -42,7 +41,7 @@ from analysis.transport_green import (
 from operators.hamiltonian import dense_hamiltonian
 from operators.leads import Lead, fermi, pauli_on
 from toolkit.device import Device
-from toolkit.parallel import get_comm
+from toolkit.parallel import get_comm, round_robin
 
 __all__ = ["LandauerCurrent", "landauer_current", "steady_state_density", "bond_currents",
            "gauss_kronrod", "TAIL"]

@@ -6,7 +6,7 @@ J_ex = -1, K = 0), from macrospin fits of full QC-EOM runs.
                                                     [--plot-only] [--n-nm 10]
 
 Full grid J_sd = 0.25:6:0.25 (1.5 periods per run, cap t = 20000); --quick: 0.5:6:0.5 (1 period,
-cap 10000).  The points of each N_S are distributed over the MPI ranks (analysis.jeff.snake).
+cap 10000).  The points of each N_S are distributed over the MPI ranks (toolkit.parallel.snake).
 Writes DIR/fig04a.h5 (one table per N_S, groups "N_S=<n>") and DIR/fig04a.png.  Thin lines: the
 static (adiabatic) estimate (E_AP - E_P)/2 of analysis.jeff.jeff_static; open symbols: fits flagged
 invalid; grey band: N_S = 5 fits with rms residual > 0.02 (the paper's "high fitting
@@ -23,9 +23,9 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
-from analysis.jeff import jeff_static, jeff_sweep, read_sweep, snake, write_sweep  # noqa: E402
+from analysis.jeff import jeff_static, jeff_sweep, read_sweep, write_sweep  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from toolkit.parallel import barrier  # noqa: E402
+from toolkit.parallel import barrier, snake  # noqa: E402
 
 N_SPINS = (1, 5, 10)
 STYLE = {1: dict(color="tab:red", ls="--", marker=""), 5: dict(color="k", ls="-", marker="o"),

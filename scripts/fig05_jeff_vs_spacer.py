@@ -28,9 +28,10 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
-from analysis.jeff import jeff_sweep, read_sweep, snake, valve_device, write_sweep  # noqa: E402
+from analysis.jeff import jeff_sweep, read_sweep, valve_device, write_sweep  # noqa: E402
 from analysis.macrospin import fit_rkky_prefactor, rkky_reference  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
+from toolkit.parallel import snake  # noqa: E402
 
 COLORS = {"J_sd=1": "tab:red", "J_sd=5": "tab:blue", "weak": "tab:green"}
 PANEL_C = dict(N_S=5, N_NM=400, J_sd=3.3, B=(0.0, 0.0, 1.0), dt=0.1)

@@ -30,10 +30,10 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import round_robin, save_results, trajectory_spectrum  # noqa: E402
+from analysis.spectrum import save_results, trajectory_spectrum  # noqa: E402
 from integrators import Simulation  # noqa: E402
 from toolkit import DeviceBuilder  # noqa: E402
-from toolkit.parallel import barrier  # noqa: E402
+from toolkit.parallel import barrier, round_robin  # noqa: E402
 
 # petsc4py only after toolkit, which locates and initialises it
 from petsc4py import PETSc  # noqa: E402

@@ -179,6 +179,21 @@ def allgather_rows(local: np.ndarray, comm: PETSc.Comm, counts: np.ndarray,
     return out
 
 
+def round_robin(n_tasks: int, comm) -> np.ndarray:
+    """Task indices of this rank of ``comm``: rank, rank + size, ... (the default distribution
+    of independent tasks: sweep points, energies, J_sd values)."""
+    return np.arange(comm.getRank(), n_tasks, comm.getSize())
+
+
+def snake(n_tasks: int, comm) -> np.ndarray:
+    """Boustrophedon distribution 0, 1, .., size-1, size-1, .., 0, 0, ..: each rank gets
+    neighbours of both parities (round robin on 2 ranks gives one rank all even tasks)."""
+    rank, size = comm.getRank(), comm.getSize()
+    i = np.arange(n_tasks)
+    slot = np.where((i // size) % 2 == 0, i % size, size - 1 - i % size)
+    return i[slot == rank]
+
+
 def split_comm(comm: PETSc.Comm, group_size: int) -> tuple[PETSc.Comm, int, int]:
     """Split ``comm`` into consecutive groups of ``group_size`` ranks (the last may be smaller).
     Returns (the group's communicator, group index, number of groups).  Collective."""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import toolkit  # noqa: F401
-from analysis.jeff import jeff_point, jeff_static, jeff_sweep, read_sweep, round_robin, snake
+from analysis.jeff import jeff_point, jeff_static, jeff_sweep, read_sweep
 from analysis.jeff_cli import parse_sweep
 from analysis.macrospin import (
     fit_macrospin,
@@ -28,7 +28,7 @@ from integrators import Simulation
 from toolkit import DeviceBuilder
 from toolkit.config import ConfigError
 from toolkit.io import FileExistsErrorQC
-from toolkit.parallel import bcast
+from toolkit.parallel import bcast, round_robin, snake
 
 from petsc4py import PETSc
 
@@ -204,7 +204,7 @@ def test_jeff_sweep_distributed(comm, mpi_tmp_path):
     ref = bcast(tab, comm)
     for k in ("value", "J_eff", "omega", "rms", "valid"):
         assert np.array_equal(tab[k], ref[k])
-    for i in round_robin(2, comm.getRank(), comm.getSize()):
+    for i in round_robin(2, comm):
         p = jeff_point(J_sd=s.values[i], comm=PETSc.COMM_SELF, **kw)
         assert p.fit.J_eff == tab["J_eff"][i] and p.fit.rms == tab["rms"][i]
     disk = read_sweep(path)
@@ -275,7 +275,11 @@ def test_rkky_normalisation_single_spins():
 
 @pytest.mark.parametrize("size", [1, 2, 3])
 def test_distributions_cover_every_task_once(size):
+    class Comm:      # the rank and size of a communicator
+        def __init__(self, rank, size):
+            self.getRank, self.getSize = (lambda: rank), (lambda: size)
     for dist in (round_robin, snake):
-        got = sorted(i for r in range(size) for i in dist(11, r, size))
+        got = sorted(int(i) for r in range(size) for i in dist(11, Comm(r, size)))
         assert got == list(range(11))
-    assert snake(8, 0, 2) == [0, 3, 4, 7]
+    assert snake(8, Comm(0, 2)).tolist() == [0, 3, 4, 7]
+    assert snake(8, Comm(1, 2)).tolist() == [1, 2, 5, 6]
