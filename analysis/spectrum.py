@@ -22,7 +22,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, replace
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import h5py
 import numpy as np
@@ -35,6 +35,7 @@ from toolkit.config import config_from_dict
 from toolkit.device import Device, device_from_config
 from toolkit.io import FileExistsErrorQC, versions
 from toolkit.parallel import allreduce, barrier, bcast, gather_rows, get_comm, round_robin
+from toolkit.schema import fail as _fail
 
 from petsc4py import PETSc
 
@@ -121,10 +122,6 @@ class TrajectorySpectrum:
 
 
 # ----------------------------------------------------------------------------- validation
-def _fail(name: str, value, allowed: str) -> NoReturn:
-    raise ValueError(f"{name} = {value!r} is not allowed: {allowed}")
-
-
 def _check_spins(device: Device, spins) -> np.ndarray:
     if spins is None:
         return np.asarray(device.spins0, float)

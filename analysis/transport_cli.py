@@ -23,15 +23,16 @@ import numpy as np
 
 import toolkit
 from analysis.plots import png_on_root
-from analysis.transport_green import METHODS, Transmission, _fail, transmission
+from analysis.transport_green import METHODS, Transmission, transmission
 from analysis.transport_landauer import landauer_current
 from operators.leads import Lead, WideBandLead
-from operators.leads import _real as _option  # finite real, optional sign checks
 from toolkit.cli_args import check_outputs, number, range_arg
 from toolkit.config import Config, ConfigError
 from toolkit.device import Device
 from toolkit.io import FORMAT_VERSION
 from toolkit.parallel import get_comm
+from toolkit.schema import fail as _fail
+from toolkit.schema import real as _option  # finite real, optional sign checks
 
 __all__ = ["TransportLeads", "transport_leads", "plot_transmission", "plot_transport",
            "cmd_transport", "register", "CLI_DEFAULTS"]

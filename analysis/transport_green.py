@@ -46,6 +46,7 @@ from operators.leads import Lead, pauli_on
 from toolkit import _petscenv
 from toolkit.device import Device
 from toolkit.parallel import bcast, first_message, gather_rows, get_comm, round_robin
+from toolkit.schema import fail as _fail
 
 from petsc4py import PETSc
 
@@ -94,10 +95,6 @@ class Transmission:
 
 
 # ----------------------------------------------------------------------------- validation
-def _fail(name: str, value, allowed: str, exc=ValueError) -> None:
-    raise exc(f"{name} = {value!r} is not allowed: {allowed}")
-
-
 def _check_device(device) -> None:
     if not isinstance(device, Device):
         _fail("device", type(device).__name__, "expected a frozen Device (call .finalized() on "

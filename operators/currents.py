@@ -65,6 +65,7 @@ import scipy.sparse as sp
 
 from toolkit.device import Device
 from toolkit.parallel import SiteDistribution, allreduce, get_comm
+from toolkit.schema import fail as _fail
 
 from .spin import cross
 
@@ -76,10 +77,6 @@ __all__ = ["PlaneCurrent", "interface_plane", "site_moments", "monolayer_densiti
 _OPS = np.array([np.eye(2), [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], complex)
 # (Tr rho, Tr sigma_x rho, Tr sigma_y rho, Tr sigma_z rho) = Re(_W4 @ (uu, ud, du, dd))
 _W4 = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [0, 1j, -1j, 0], [1, 0, 0, -1]], complex)
-
-
-def _fail(name: str, value, allowed: str, exc=ValueError) -> None:
-    raise exc(f"{name} = {value!r} is not allowed: {allowed}")
 
 
 def _check_rho(rho_loc: np.ndarray, dist: SiteDistribution, n_orbitals: int) -> None:

@@ -67,7 +67,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from scipy.special import expit
@@ -82,6 +82,8 @@ from toolkit.lead_schema import (
     validate_lead_table,
 )
 from toolkit.schema import ConfigError
+from toolkit.schema import fail as _fail
+from toolkit.schema import real as _real
 
 if TYPE_CHECKING:
     from toolkit.config import LeadConfig
@@ -93,27 +95,6 @@ __all__ = ["Lead", "LeadModes", "WideBandCoupling", "ExtraSites", "AuxiliaryChan
 
 SIDES = ("left", "right")
 PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], complex)
-
-
-def _fail(name: str, value: Any, allowed: str, exc=ValueError) -> NoReturn:
-    raise exc(f"{name} = {value!r} is not allowed: {allowed}")
-
-
-def _real(name: str, value: Any, *, positive: bool = False, nonneg: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value):
-        _fail(name, value, "expected a finite real number")
-    if positive and value <= 0:
-        _fail(name, value, "expected a number > 0")
-    if nonneg and value < 0:
-        _fail(name, value, "expected a number >= 0")
-    return float(value)
-
-
-def _count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        _fail(name, value, "expected an integer >= 1")
-    return int(value)
 
 
 def _energy(z: Any) -> complex:
