@@ -325,7 +325,8 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
         f.attrs["protocol"] = protocols.pop()
         f.attrs["layers"] = json.dumps(list(res[0].layers))
         f.attrs["files"] = json.dumps([os.path.basename(r.path) for r in res])
-        f.attrs["description"] = __doc__.split("\n\n")[1]
+        f.attrs["description"] = (__doc__.split("\n\n")[1] if __doc__   # None under -OO
+                                  else "qcspin quench analysis")
     table["layers"] = tuple(res[0].layers)
     return table
 

@@ -361,7 +361,11 @@ class Lead(ABC):
     def shifted(self, delta: float) -> "Lead":
         """The lead under a bias potential ``delta``: a rigid shift of the whole lead, its
         band and its chemical potential together (for a wide-band lead the band is flat, so
-        only mu moves)."""
+        only mu moves).  NotImplementedError for a lead without ``replace`` (e.g. a
+        PrecalculatedLead: shift the lead it wraps, then precalculate)."""
+        if not hasattr(self, "replace"):
+            raise NotImplementedError(f"{type(self).__name__} {self.name!r} cannot be shifted by "
+                                      f"a bias: shift the lead it is built from instead")
         return self.replace(mu=self.mu + float(delta))
 
     def describe(self) -> dict:

@@ -67,7 +67,7 @@ def _help(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     import toolkit
 
-    p = argparse.ArgumentParser(prog="qcspin", description=_help(__doc__),
+    p = argparse.ArgumentParser(prog="qcspin", description=_help(__doc__ or ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version",
                    version=f"qcspin {toolkit.__version__}")

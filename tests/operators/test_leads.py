@@ -334,6 +334,8 @@ def test_spin_valve_against_dense_negf(comm, size):
     pre = tuple(PrecalculatedLead(l, E) for l in leads)
     same = transmission(dev, pre, E, comm=comm, method="mumps")
     assert np.abs(same.theta - ref[:, 0]).max() < 1e-10
+    with pytest.raises(NotImplementedError, match="cannot be shifted by a bias"):
+        pre[0].shifted(0.1)          # its cached Sigma(E) would need Sigma(E - V)
 
 
 def test_green_solver_evaluates_each_selfenergy_once(monkeypatch):

@@ -1,5 +1,6 @@
 """The documentation's examples: every complete TOML config shown in the README and docs/ is
-valid; the tutorial script runs (tests/toolkit/test_results.py); every sub-command is documented."""
+valid, every Python example runs, the tutorial script runs (tests/toolkit/test_results.py) and
+every sub-command is documented."""
 from __future__ import annotations
 
 import glob
@@ -44,3 +45,26 @@ def test_every_command_is_documented():
     guide = "".join(open(p, encoding="utf-8").read() for p in PAGES[1:])
     for ep in commands():
         assert f"qcspin {ep.name}" in readme and f"qcspin {ep.name}" in guide, ep.name
+
+
+PYTHON = list(_blocks("python"))
+
+
+def test_docs_have_python_examples():
+    assert PYTHON    # the README's Python API tour
+
+
+@pytest.mark.skip_in_parallel
+@pytest.mark.parametrize("page, line, block", PYTHON, ids=[f"{p}:{l}" for p, l, _ in PYTHON])
+def test_python_examples_run(page, line, block, tmp_path):
+    """A Python example of the docs runs as shown, in a directory with the repository's
+    examples/ (it writes its result files there)."""
+    import subprocess
+    import sys
+
+    os.symlink(os.path.join(ROOT, "examples"), tmp_path / "examples")
+    (tmp_path / "example.py").write_text(block)
+    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, f"{page}:{line}: {r.stderr[-2000:]}"
