@@ -175,9 +175,6 @@ def _check_png(path: str, png: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------- recognising files
-_kind = kind_of   # one recogniser of file kinds: toolkit.results
-
-
 def _open(path: str) -> h5py.File:
     try:
         return h5py.File(path, "r")
@@ -235,7 +232,7 @@ def file_kind(path: str) -> str:
     path = _check_path(path)
     with _open(path) as f:
         try:
-            kind = _kind(f)
+            kind = kind_of(f)   # one recogniser of file kinds: toolkit.results
         except (OSError, KeyError, RuntimeError) as exc:
             raise PlotError(f"'{path}' is damaged: {_one_line(exc)}") from None
         if not kind:

@@ -31,9 +31,7 @@ def _lead_keys(app) -> None:
     def table(schema) -> list[str]:
         rows = ["| key | type | constraint | default | meaning |", "|---|---|---|---|---|"]
         for k in schema.keys:
-            c = ("> 0" if k.positive else ">= 0" if k.nonneg else
-                 f">= {k.minimum}" if k.minimum is not None else
-                 " / ".join(f"`{x}`" for x in k.choices) if k.choices else "")
+            c = k.constraint
             d = "required" if k.required else ("" if k.default is None else f"`{k.default!r}`")
             rows.append(f"| `{k.name}` | {k.kind} | {c} | {d} | {k.doc} |")
         return rows
@@ -52,8 +50,7 @@ def _plain_docstring(app, what, name, obj, options, lines) -> None:
     """qcspin's docstrings are plain text (equations with |x|, aligned parameter lists), not
     reST: show them verbatim, as the code shows them."""
     if lines:
-        text = [l for l in lines]
-        lines[:] = ["::", ""] + ["    " + l for l in text] + [""]
+        lines[:] = ["::", ""] + ["    " + l for l in lines] + [""]
 
 
 def setup(app):

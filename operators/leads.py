@@ -549,7 +549,6 @@ class TightBindingLead(Lead):
     model: str               # set from ``schema`` by Lead.__init_subclass__
     # the key declares its choices (not None)
     representations = cast(tuple[str, ...], TIGHT_BINDING.schema["representation"].choices)
-    DEFAULT_SITES = TIGHT_BINDING.schema["sites"].default
 
     def __init__(self, device: Device, side: str, hopping: float | None = None,
                  onsite: float = 0.0, coupling: float | None = None, mu: float = 0.0,
@@ -810,10 +809,7 @@ def leads_from_config(device: Device, tables: Sequence[Mapping | LeadConfig]
     for i, t in enumerate(tables):
         key = f"config key 'leads[{i}]'"
         if dataclasses.is_dataclass(t) and not isinstance(t, type):   # a LeadConfig
-            t = {"side": t.side, "mu": t.mu, "temperature": t.temperature, "model": t.model,
-                 **({"name": t.name} if t.name else {}),
-                 **({"n_poles": t.n_poles} if t.n_poles is not None else {}),
-                 **dict(t.options)}
+            t = t.table()
         t = validate_lead_table(f"leads[{i}]", t, n_face)
         cls = LEAD_MODELS[t["model"]]
         try:

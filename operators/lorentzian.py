@@ -54,7 +54,7 @@ from scipy.optimize import nnls
 from .pade import PadePoles
 
 __all__ = ["LorentzianFit", "fit_lorentzians", "chain_fit", "damped_chain_poles", "LeadChannels",
-           "ModeTables", "AuxiliaryModes"]
+           "ModeTables", "AuxiliaryModes", "rk4"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -217,6 +217,22 @@ class ModeTables:
         r = -self.kap.imag
         return (r, -w, (-w[:, None] + r[None, :]).ravel(), (-w[:, None] - w[None, :]).ravel(),
                 (self.zeta.imag[:, None] - w[None, :]).ravel())
+
+
+
+def rk4(f, state: tuple, dt: float, n: int, t0: float = 0.0) -> tuple:
+    """n classic RK4 steps of ``f(t, state) -> d state/dt`` for a tuple of arrays (the dense
+    references of this module and their tests)."""
+    t = t0
+    for _ in range(n):
+        k1 = f(t, state)
+        k2 = f(t + dt / 2, tuple(s + dt / 2 * k for s, k in zip(state, k1)))
+        k3 = f(t + dt / 2, tuple(s + dt / 2 * k for s, k in zip(state, k2)))
+        k4 = f(t + dt, tuple(s + dt * k for s, k in zip(state, k3)))
+        state = tuple(s + dt / 6 * (a + 2 * b + 2 * c + d)
+                      for s, a, b, c, d in zip(state, k1, k2, k3, k4))
+        t += dt
+    return state
 
 
 class AuxiliaryModes:
@@ -441,17 +457,7 @@ class AuxiliaryModes:
     def evolve(self, state, dt: float, n: int, V: Callable[[float], np.ndarray] | None = None,
                t0: float = 0.0):
         """n classic RK4 steps (V(t): the leads' potentials); returns the new state."""
-        f = (lambda t, s: self.rhs(t, s, None if V is None else V(t)))
-        t = t0
-        for _ in range(n):
-            k1 = f(t, state)
-            k2 = f(t + dt / 2, tuple(s + dt / 2 * k for s, k in zip(state, k1)))
-            k3 = f(t + dt / 2, tuple(s + dt / 2 * k for s, k in zip(state, k2)))
-            k4 = f(t + dt, tuple(s + dt * k for s, k in zip(state, k3)))
-            state = tuple(s + dt / 6 * (a + 2 * b + 2 * c + d)
-                          for s, a, b, c, d in zip(state, k1, k2, k3, k4))
-            t += dt
-        return state
+        return rk4(lambda t, s: self.rhs(t, s, None if V is None else V(t)), state, dt, n, t0)
 
 
 def _gamma(fit: LorentzianFit, zz: complex) -> complex:

@@ -160,15 +160,23 @@ class LeadConfig:
             return dict(self.options).get(key)
         raise AttributeError(key)
 
+    def table(self) -> dict[str, Any]:
+        """The ``[[leads]]`` table of this lead: the common keys (``name`` if set, ``n_poles``
+        if given), then the model keys that were given."""
+        t: dict[str, Any] = {"side": self.side, "mu": self.mu, "temperature": self.temperature}
+        if self.name:
+            t["name"] = self.name
+        t["model"] = self.model
+        if self.n_poles is not None:
+            t["n_poles"] = self.n_poles
+        t.update(self.options)
+        return t
+
     def with_options(self, **changes: Any) -> "LeadConfig":
         """A copy with model keys changed (validated; a value None removes the key)."""
-        table = {k: v for k, v in dict(self.options).items()}
-        table.update(changes)
-        table = {k: v for k, v in table.items() if v is not None}
+        table = {**self.table(), **changes}
         return _lead_config(validate_lead_table(self.name or self.side, {
-            "side": self.side, "mu": self.mu, "temperature": self.temperature,
-            "model": self.model, **({"name": self.name} if self.name else {}),
-            **({"n_poles": self.n_poles} if self.n_poles is not None else {}), **table}))
+            k: v for k, v in table.items() if v is not None}))
 
 
 _MODEL_KEYS = frozenset(k for s in LEAD_SCHEMAS.values() for k in s.schema.names)
@@ -821,14 +829,8 @@ def config_to_dict(cfg: Config) -> dict:
         d["bias"]["table"] = [list(r) for r in cfg.bias.table]
     if d["output"]["planes"] is None:
         del d["output"]["planes"]
-    d["leads"] = []
-    for ld in cfg.leads:             # common keys, then the model keys that were given
-        lead = {k: getattr(ld, k) for k in ("side", "mu", "temperature", "name", "model",
-                                            "n_poles")}
-        if ld.n_poles is None:
-            del lead["n_poles"]
-        lead.update((k, list(v) if isinstance(v, tuple) else v) for k, v in ld.options)
-        d["leads"].append(lead)
+    d["leads"] = [{k: list(v) if isinstance(v, tuple) else v for k, v in ld.table().items()}
+                  for ld in cfg.leads]
     return d
 
 

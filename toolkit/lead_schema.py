@@ -60,7 +60,6 @@ class LeadSchema:
     schema: Schema
     time_domain: tuple[str, ...] = ()
     check: Callable[[str, Mapping[str, Any]], None] | None = None
-    per_orbital: tuple[str, ...] = ()   # 'reals' keys with one value per interface orbital
 
 
 def _tb_check(section: str, v: Mapping[str, Any]) -> None:
@@ -75,7 +74,7 @@ WIDE_BAND = LeadSchema("wide-band", Schema((
     Key("gamma", "reals", "broadening Gamma [E0]: one number > 0 for every spinor orbital of "
         "the face, or one value >= 0 per orbital (both spins of each face site, in site order)",
         required=True),
-)), per_orbital=("gamma",))
+)))
 
 TIGHT_BINDING = LeadSchema("tight-binding", Schema((
     Key("hopping", "real", "t_L on the lead's bonds [E0] (default: lattice.hopping)",
@@ -130,12 +129,9 @@ def validate_lead_table(section: str, table: Any, n_interface: int | None = None
              "'/' or ':' (it names the lead's state components in checkpoints)", ConfigError)
     if "n_poles" in out:
         out["n_poles"] = check_n_poles(f"config key '{section}.n_poles'", out["n_poles"])
-    for k in own.schema.required:
-        if k not in table:
-            fail(f"config key '{section}.{k}'", None, "missing required key", ConfigError)
-    values = {k.name: k.check(f"config key '{section}.{k.name}'", table[k.name], ConfigError,
-                              **({"length": n_interface} if k.name in own.per_orbital else {}))
-              for k in own.schema.keys if k.name in table}
+    # the model's keys ('reals' keys hold one number or one value per interface orbital)
+    values = own.schema.validate(section, {k: v for k, v in table.items()
+                                           if k in own.schema.names}, length=n_interface)
     if own.check is not None:
         own.check(section, values)
     out.update(values)

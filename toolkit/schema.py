@@ -117,6 +117,13 @@ class Key:
         if self.kind not in _KINDS:
             raise ValueError(f"Key {self.name!r}: kind {self.kind!r} not in {_KINDS}")
 
+    @property
+    def constraint(self) -> str:
+        """The constraint as text ('> 0', '>= 1', "in ['a', 'b']"; '' for none)."""
+        return ("> 0" if self.positive else ">= 0" if self.nonneg else
+                f">= {self.minimum}" if self.minimum is not None else
+                f"in {list(self.choices)}" if self.choices else "")
+
     def check(self, name: str, v: Any, exc: type[Exception] = ValueError, **context) -> Any:
         """The validated value of ``v`` (messages name ``name``); ``context``: ``length`` for
         'reals'."""
@@ -169,8 +176,6 @@ class Schema:
         for k in self.keys:
             d = " (required)" if k.required else ("" if k.default is None
                                                      else f" (default {k.default!r})")
-            c = (" > 0" if k.positive else " >= 0" if k.nonneg else
-                 f" >= {k.minimum}" if k.minimum is not None else
-                 f" in {list(k.choices)}" if k.choices else "")
+            c = f" {k.constraint}" if k.constraint else ""
             lines.append(f"{k.name} : {k.kind}{c}{d}  {k.doc}")
         return "\n".join(lines)

@@ -4,10 +4,9 @@ under mpirun -n 2: against the dense NumPy reference of the same equations
 exact closed-chain evolution, and the data-safety paths (checkpoints with small components)."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from helpers import assert_restart_is_exact
 from seed_valve import EF, T300, _closed_chain_currents, valve
 
 from integrators import Simulation
@@ -112,21 +111,7 @@ def test_restart_with_small_components(comm, mpi_tmp_path):
     """A run with auxiliary modes checkpoints its row-distributed and small (rank-0)
     components by name and restarts bitwise, serially and on 2 ranks."""
     d = _aux(L=6, n_poles=8, t_end=1.0)
-    ref_path = os.path.join(mpi_tmp_path, "ref.h5")
-    out = os.path.join(mpi_tmp_path, "aux.h5")
-    sim = Simulation(config_from_dict(d), comm)
-    sim.run(ref_path, progress=False)
-    ref = sim.state(root=None)[0]
-    small_ref = sim.layout.small_values(sim.y.getArray(readonly=True))
-    sim.destroy()
-    sim = Simulation(config_from_dict(d), comm)
-    sim.run(out, progress=False, max_steps=4)
-    sim.destroy()
-    sim = Simulation(config_from_dict(d), comm)
-    sim.run(out, progress=False, restart=True)
-    assert np.array_equal(sim.state(root=None)[0], ref)
-    assert np.array_equal(sim.layout.small_values(sim.y.getArray(readonly=True)), small_ref)
-    sim.destroy()
+    out, ref = assert_restart_is_exact(config_from_dict(d), comm, mpi_tmp_path, "aux.h5")
     sim = Simulation.from_checkpoint(out, comm=comm)
     assert np.array_equal(sim.state(root=None)[0], ref)
     sim.destroy()

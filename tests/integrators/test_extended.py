@@ -14,6 +14,7 @@ import os
 import h5py
 import numpy as np
 import pytest
+from helpers import assert_restart_is_exact
 from scipy.special import expit
 from seed_valve import EF, T300, _closed_chain_currents, _Extended, _landauer, valve
 
@@ -292,19 +293,7 @@ def test_restart_and_refusals_with_extended_leads(comm, mpi_tmp_path):
     restarts bitwise, and a state is refused by a run with another representation (other
     'sites') with a one-line message naming the key."""
     d = valve(L=8, n_poles=10, t_end=1.0)
-    out = os.path.join(mpi_tmp_path, "ext.h5")
-    ref_path = os.path.join(mpi_tmp_path, "ref.h5")
-    sim = Simulation(config_from_dict(d), comm)
-    sim.run(ref_path, progress=False)
-    ref = sim.state(root=None)[0]
-    sim.destroy()
-    sim = Simulation(config_from_dict(d), comm)
-    sim.run(out, progress=False, max_steps=4)
-    sim.destroy()
-    sim = Simulation(config_from_dict(d), comm)
-    sim.run(out, progress=False, restart=True)
-    assert np.array_equal(sim.state(root=None)[0], ref)
-    sim.destroy()
+    out, _ = assert_restart_is_exact(config_from_dict(d), comm, mpi_tmp_path, "ext.h5")
     if comm.getRank() == 0:
         with h5py.File(out, "r") as f:
             g = f["checkpoint"][f"slot{f['checkpoint'].attrs['slot']}"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from seed_valve import EF, T300
 
-from operators.lorentzian import AuxiliaryModes, LeadChannels, LorentzianFit, chain_fit
+from operators.lorentzian import AuxiliaryModes, LeadChannels, LorentzianFit, chain_fit, rk4
 from operators.pade import pade_poles
 
 pytestmark = pytest.mark.skip_in_parallel   # serial NumPy reference (identical on every rank)
@@ -84,18 +85,6 @@ def _pseudomode_rhs(H, leads, V):
     return start, rhs
 
 
-def _rk4(f, state, dt, n, t=0.0):
-    for _ in range(n):
-        k1 = f(t, state)
-        k2 = f(t + dt / 2, tuple(s + dt / 2 * k for s, k in zip(state, k1)))
-        k3 = f(t + dt / 2, tuple(s + dt / 2 * k for s, k in zip(state, k2)))
-        k4 = f(t + dt, tuple(s + dt * k for s, k in zip(state, k3)))
-        state = tuple(s + dt / 6 * (a + 2 * b + 2 * c + d)
-                      for s, a, b, c, d in zip(state, k1, k2, k3, k4))
-        t += dt
-    return state
-
-
 def _fit(eps, w, a):
     return LorentzianFit(np.array(eps, float), np.array(w, float), np.array(a, float), 0.0, 0.0)
 
@@ -135,7 +124,7 @@ def test_hierarchy_equals_the_pseudomode_model():
     p = start(rho0)
     for k in range(4):                                  # four segments of 1.0 each
         s = am.evolve(s, 0.002, 500, V, t0=float(k))
-        p = _rk4(rhs, p, 0.002, 500, t=float(k))
+        p = rk4(rhs, p, 0.002, 500, float(k))
         assert np.abs(s[0] - p[0][:N, :N]).max() < 1e-12
     assert abs(s[0][0, 0] - rho0[0, 0]) > 0.1        # the leads did something
 
@@ -194,6 +183,24 @@ def test_wide_lorentzians_give_the_wide_band_lead(comm):
     assert errs[1] < 2e-4 and errs[0] > 5 * errs[1], errs
 
 
+def _valve_currents(H, fit, rho0, poles, n_times):
+    """Lead currents of the 16-orbital seed valve H with one lead of channels ``fit`` (both
+    spins) on each end orbital pair, from the partitioned start rho0, every 0.5 (10 RK4 steps
+    of 0.05), n_times records."""
+    leads = []
+    for orbs in ((0, 1), (14, 15)):
+        B = np.zeros((16, 2))
+        B[orbs[0], 0] = B[orbs[1], 1] = 1.0
+        leads.append(LeadChannels(B, [fit, fit], EF, T300, poles))
+    am = AuxiliaryModes(H, leads)
+    s = am.partitioned(rho0)
+    cur = [am.currents(s)]
+    for _ in range(n_times - 1):
+        s = am.evolve(s, 0.05, 10)
+        cur.append(am.currents(s))
+    return np.array(cur)
+
+
 def test_partitioned_transient_of_the_valve_against_a_closed_chain():
     """Paper 000's seed valve with tight-binding leads in the Lorentzian representation
     (fit of t_c^2 g_s, 2 spin channels per lead, N_p = 20), partitioned start: the currents
@@ -202,7 +209,7 @@ def test_partitioned_transient_of_the_valve_against_a_closed_chain():
     of the exact self-energy are hard to fit with positive Lorentzians (measured 1.3e-2,
     7.3e-3 for N_L = 30, 60 up to t = 20; the currents are ~0.02)."""
     from scipy.special import expit
-    from seed_valve import EF, T300, _closed_chain_currents
+    from seed_valve import _closed_chain_currents
 
     times = np.arange(0, 20.0001, 0.5)
     ref, rho_closed = _closed_chain_currents(times, partitioned=True)
@@ -214,18 +221,7 @@ def test_partitioned_transient_of_the_valve_against_a_closed_chain():
     errs = []
     for n in (30, 60):
         fit = chain_fit(1.0, 1.0, n, width=1.0)
-        leads = []
-        for orbs in ((0, 1), (14, 15)):
-            B = np.zeros((16, 2))
-            B[orbs[0], 0] = B[orbs[1], 1] = 1.0
-            leads.append(LeadChannels(B, [fit, fit], EF, T300, P))
-        am = AuxiliaryModes(H, leads)
-        s = am.partitioned(rho0)
-        cur = [am.currents(s)]
-        for _ in times[1:]:
-            s = am.evolve(s, 0.05, 10)
-            cur.append(am.currents(s))
-        errs.append(np.abs(np.array(cur) - ref).max())
+        errs.append(np.abs(_valve_currents(H, fit, rho0, P, len(times)) - ref).max())
     assert np.abs(ref).max() > 0.02
     assert errs[1] < 1e-2 and errs[0] > errs[1], errs
 
@@ -270,7 +266,7 @@ def test_auxiliary_modes_of_the_extended_lead_against_a_closed_chain():
     3.1e-4 (L = 20) and 3.0e-6 (L = 40) up to t = 20, as accurate as the extended reservoir
     with ~6x fewer unknowns (109k instead of 594k at L = 40)."""
     from scipy.special import expit
-    from seed_valve import EF, T300, _closed_chain_currents
+    from seed_valve import _closed_chain_currents
 
     from operators.lorentzian import damped_chain_poles
 
@@ -283,16 +279,5 @@ def test_auxiliary_modes_of_the_extended_lead_against_a_closed_chain():
     errs = []
     for L in (20, 40):
         fit = damped_chain_poles(1.0, 1.0, (np.arange(1, L + 1) / L) ** 4)
-        leads = []
-        for orbs in ((0, 1), (14, 15)):
-            B = np.zeros((16, 2))
-            B[orbs[0], 0] = B[orbs[1], 1] = 1.0
-            leads.append(LeadChannels(B, [fit, fit], EF, T300, P))
-        am = AuxiliaryModes(H, leads)
-        s = am.partitioned(rho0)
-        cur = [am.currents(s)]
-        for _ in times[1:]:
-            s = am.evolve(s, 0.05, 10)
-            cur.append(am.currents(s))
-        errs.append(np.abs(np.array(cur) - ref).max())
+        errs.append(np.abs(_valve_currents(H, fit, rho0, P, len(times)) - ref).max())
     assert errs[0] < 1e-3 and errs[1] < 1e-5, errs
