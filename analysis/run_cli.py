@@ -189,20 +189,21 @@ def cmd_run(args) -> int:
             f"{sim.units.time}" + (" (initial; adaptive)" if sim.adaptive else "")
             + f", t_end = {cfg.time.t_end:g}")
         say(f"  memory: {sim.memory.summary()}")
-        if sim.problem.extended:
-            n_x = sim.edevice.n_orbitals - sim.device.n_orbitals
+        if sim.problem.extended or sim.problem.auxiliary:
+            notes = []
+            if sim.problem.extended:
+                n_x = sim.edevice.n_orbitals - sim.device.n_orbitals
+                notes.append(f"electron problem N_s = {sim.edevice.n_orbitals}: {n_x} lead "
+                             f"orbitals; observables on the device's {sim.device.n_orbitals}")
+            if sim.problem.auxiliary:
+                t = cast("AuxiliaryRHS", sim.rhs).t   # the right-hand side of the modes
+                notes.append(f"auxiliary modes: {t.nx} retarded and {t.ny} lesser vectors, "
+                             f"second tier {t.ny * t.nx + t.ny * t.ny + t.nu * t.ny} numbers "
+                             f"on rank 0")
             say("  leads: " + "; ".join(
                 f"{m.lead}: {m.model}, {m.representation}"
                 + (f", {m.sites.columns} explicit columns" if m.sites is not None else "")
-                for m in sim.problem.modes)
-                + f" (electron problem N_s = {sim.edevice.n_orbitals}: {n_x} lead orbitals; "
-                  f"observables on the device's {sim.device.n_orbitals})")
-        if sim.problem.auxiliary:
-            t = cast("AuxiliaryRHS", sim.rhs).t   # the right-hand side of the auxiliary modes
-            say("  leads: " + "; ".join(f"{m.lead}: {m.model}, {m.representation}"
-                                           for m in sim.problem.modes)
-                + f" (auxiliary modes: {t.nx} retarded and {t.ny} lesser vectors, "
-                  f"second tier {t.ny * t.nx + t.ny * t.ny + t.nu * t.ny} numbers on rank 0)")
+                for m in sim.problem.modes) + " (" + "; ".join(notes) + ")")
         if any(lc.model == "tight-binding" for lc in cfg.leads):
             from analysis.lead_check import representation_errors
 

@@ -1,6 +1,8 @@
 """Right-hand side of an open junction whose leads are auxiliary modes (operators/lorentzian.py:
 the equations, derived there; ``representation = "modes"`` or ``"lorentzian"`` of a
-tight-binding lead).
+tight-binding lead).  Wide-band couplings beside them (a wide-band lead, the absorbers of an
+``"extended"`` lead) are channels without poles (``ElectronProblem``); the explicit sites of an
+extended lead shift with its bias as -i V_l [P_l, rho], -i V_l P_l R and -i V_l P_l lambda.
 
 State components: ``rho``; ``aux:R`` (N_s x n_x: the retarded vectors R_x, rows distributed
 like rho) and ``aux:lambda`` (N_s x n_y), both column-major like every row-distributed
@@ -10,8 +12,8 @@ dense product of H with [R | lambda] (two products), the rank-m updates on the i
 one allreduce of the small projections B^dag R, B^dag lambda and one broadcast of the small
 matrices.  The real parts of all diagonal rates (Fermi poles xi_p/beta, Lorentzian widths) form
 the linear part L for the exponential integrator (``solver.stiff``), like the pole decay of
-wide-band leads.  Starts: the stationary state (:meth:`AuxiliaryRHS.stationary`, dense) or
-the partitioned start (all auxiliaries 0).
+wide-band leads.  Starts: the stationary state (:meth:`AuxiliaryRHS.stationary`, dense) or,
+without explicit lead sites, the partitioned start (all auxiliaries 0).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from petsc4py import PETSc
 from .electrons import ElectronProblem, per_lead_poles
 from .expint import DiagonalLinear
 from .layout import StateLayout
+from .open_rhs import rigid_shift
 from .rhs import ClosedRHS
 
 __all__ = ["AuxiliaryRHS", "aux_components"]
@@ -115,6 +118,8 @@ class AuxiliaryRHS(ClosedRHS):
         self.has_wide = bool(np.any(wide))
         self.Gw_I = (B * wide) @ B.conj().T            # (n_I, n_I) on the interface orbitals
         self.wide = wide
+        # explicit sites of extended leads: rigid shift with V_l(t) (rho, R and lambda)
+        self.shifts = problem.local_shifts(r0, nloc)
         rx, rl, ro, rt, rk = t.decay()
         self._decay = (rx, rl, ro, rt, rk)
         self._lin = {"aux:R": rx, "aux:lambda": rl}
@@ -208,6 +213,9 @@ class AuxiliaryRHS(ClosedRHS):
                 fR[rows] -= upd[:, :tt.nx]
                 flam[rows] -= upd[:, tt.nx:]
         flam += 1j * (rho[:, self.I] @ self.B_I[:, tt.yc])
+        if self.shifts:
+            rigid_shift(self.shifts, np.asarray(self.mu_of_t(t), float) - self.mu0, rho, frho,
+                        ((R, fR), (lam, flam)))
         # small matrices: projections B^dag R and B^dag lambda over all ranks
         BR = self.By_loc.conj().T @ R[rows] if len(rows) else np.zeros((ny, nx), complex)
         BL = self.By_loc.conj().T @ lam[rows] if len(rows) else np.zeros((ny, ny), complex)
@@ -235,12 +243,16 @@ class AuxiliaryRHS(ClosedRHS):
             self._rate_key, self._rate_val = key, (ro, rt, rk)
         return self._rate_val
 
-    def dense_reference(self):
+    def dense_reference(self, V: np.ndarray | None = None):
         """operators.lorentzian.AuxiliaryModes of the same H, channels and poles (the dense
-        serial reference of these equations).  Collective (gathers H)."""
+        serial reference of these equations); ``V`` (per lead): the bias shift of explicit
+        lead sites in H (default none).  Collective (gathers H)."""
         from operators.lorentzian import AuxiliaryModes, LeadChannels
 
         H = self.H.to_dense()
+        for k, sl in self.problem.shifts:
+            if V is not None and V[k] != 0.0:
+                H[np.arange(sl.start, sl.stop), np.arange(sl.start, sl.stop)] += V[k]
         leads = []
         for (k, I, C, ch) in self.problem.auxiliary:
             B = np.zeros((H.shape[0], C.shape[1]), complex)
@@ -254,7 +266,7 @@ class AuxiliaryRHS(ClosedRHS):
         (operators.lorentzian.AuxiliaryModes.stationary: closed forms plus bias-window
         integrals; dense, the same on every rank).  Collective (gathers H)."""
         V = None if mu is None else np.asarray(mu, float) - self.mu0
-        rho, R, lam, Om, Th, K = self.dense_reference().stationary(V)
+        rho, R, lam, Om, Th, K = self.dense_reference(V).stationary(V)
         return {"rho": rho, "aux:R": R, "aux:lambda": lam, "aux:Omega": Om.ravel(),
                 "aux:Theta": Th.ravel(), "aux:K": K.ravel()}
 

@@ -80,32 +80,30 @@ class ElectronProblem:
             raise ConfigError(f"config key 'leads[{k}].name' = {self.leads[k].name!r} is not "
                               f"allowed: its state component '{dup}' collides with another "
                               f"lead's; choose another name")
-        # auxiliary modes: (lead index, interface orbitals, channel coefficients, channels);
-        # beside them a wide-band lead runs as channels without poles (one per orbital)
+        # auxiliary modes: (lead index, interface orbitals, channel coefficients, channels).
+        # Beside them every wide-band coupling (a wide-band lead on the face, the absorbers of
+        # an extended lead) runs as channels without poles, one per orbital it couples to
+        interface: dict[int, np.ndarray] = {}
         if any(m.channels is not None for m in self.modes):
             from operators.leads import AuxiliaryChannels
             from operators.lorentzian import LorentzianFit
-            from toolkit.config import ConfigError
 
+            empty = np.zeros(0)
             for k, m in enumerate(self.modes):
-                if m.channels is not None:
+                if m.channels is not None:    # device orbitals -> orbitals of edevice
+                    interface[k] = np.asarray(self.leads[k].interface) + 2 * self.ext.offset
                     continue
-                if m.sites is not None or len(m.couplings) != 1 or m.couplings[0].columns != (0,):
-                    raise ConfigError(
-                        f"config key 'leads[{k}].representation' = {m.representation!r} is not "
-                        f"allowed here: a lead with explicit sites cannot run beside leads in "
-                        f"auxiliary modes; use representation 'modes' (the same self-energy)")
-                c = m.couplings[0]
-                n = len(self.leads[k].interface)
-                empty = np.zeros(0)
+                mine = [c for c in self.couplings if c.lead_index == k]
+                orb = np.concatenate([c.interface for c in mine])
+                gam = np.concatenate([c.gamma for c in mine])
                 fits = tuple(LorentzianFit(empty, empty, empty.astype(complex), 0.0, 0.0,
-                                           float(g)) for g in c.gamma)
-                ch = AuxiliaryChannels(np.eye(n), fits, c.mu, c.temperature)
+                                           float(g)) for g in gam)
+                ch = AuxiliaryChannels(np.eye(len(orb)), fits, mine[0].mu, mine[0].temperature)
                 self.modes[k] = dataclasses.replace(m, couplings=(), channels=ch)
+                interface[k] = orb
             self.couplings = []
-        self.auxiliary = [(k, np.asarray(l.interface), m.channels.coefficients, m.channels)
-                          for k, (l, m) in enumerate(zip(self.leads, self.modes))
-                          if m.channels is not None]
+        self.auxiliary = [(k, interface[k], m.channels.coefficients, m.channels)
+                          for k, m in enumerate(self.modes) if m.channels is not None]
 
     @property
     def extended(self) -> bool:
@@ -125,6 +123,13 @@ class ElectronProblem:
                              f"orbitals")
         order = np.argsort(orb, kind="stable")
         return Coupling(c.name, k, orb[order], gam[order], float(c.mu), float(c.temperature))
+
+    def local_shifts(self, row_start: int, n_local_rows: int) -> list[tuple[int, slice, slice]]:
+        """[(lead, local rows, columns)] of the explicit lead orbitals that shift with V_l(t),
+        for a rank owning rows [row_start, row_start + n_local_rows)."""
+        r0, r1 = row_start, row_start + n_local_rows
+        return [(k, slice(max(sl.start, r0) - r0, max(min(sl.stop, r1), r0) - r0), sl)
+                for k, sl in self.shifts]
 
     def interface_plane(self, k: int) -> tuple[int, float] | None:
         """(plane x, sign) of the bonds between lead k's explicit sites and the device (the

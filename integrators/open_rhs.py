@@ -42,7 +42,7 @@ from .expint import DiagonalLinear
 from .layout import StateLayout
 from .rhs import ClosedRHS
 
-__all__ = ["OpenRHS", "LeadBlock"]
+__all__ = ["OpenRHS", "LeadBlock", "rigid_shift"]
 
 
 def _runs(idx: np.ndarray) -> list[tuple[int, int]]:
@@ -53,6 +53,21 @@ def _runs(idx: np.ndarray) -> list[tuple[int, int]]:
     starts = np.concatenate([[0], cut])
     stops = np.concatenate([cut, [len(idx)]])
     return [(int(idx[a]), int(idx[b - 1]) + 1) for a, b in zip(starts, stops)]
+
+
+def rigid_shift(shifts, V: np.ndarray, rho: np.ndarray, frho: np.ndarray, pairs) -> None:
+    """Add the bias shift of explicit lead sites to a right-hand side: -i V_l [P_l, rho] to
+    d rho/dt and -i V_l P_l X to dX/dt for every row-distributed (X, dX/dt) in ``pairs`` (the
+    components that H multiplies from the left).  ``shifts``:
+    :meth:`ElectronProblem.local_shifts`; ``V``: V_l per lead."""
+    for k, rows, cols in shifts:
+        v = float(V[k])
+        if v == 0.0:
+            continue
+        frho[rows, :] -= (1j * v) * rho[rows, :]
+        frho[:, cols] += (1j * v) * rho[:, cols]
+        for X, fX in pairs:
+            fX[rows] -= (1j * v) * X[rows]
 
 
 class LeadBlock:
@@ -134,10 +149,8 @@ class OpenRHS(ClosedRHS):
         mus = self.mu0.copy()
         self.mu_of_t = mu_of_t or (lambda t: mus)
         self.poles = per_lead  # one PadePoles per lead
-        r0, r1 = H.dist.row_start, H.dist.row_start + nloc
         # explicit lead orbitals: (lead, local rows, all columns) that shift with V_l(t)
-        self.shifts = [(k, slice(max(sl.start, r0) - r0, max(min(sl.stop, r1), r0) - r0), sl)
-                       for k, sl in problem.shifts]
+        self.shifts = problem.local_shifts(H.dist.row_start, nloc)
 
     def lead_product(self, b: LeadBlock, x: np.ndarray) -> np.ndarray:
         """H Pi_l for the component of ``b`` stored in the local array ``x``."""
@@ -185,14 +198,8 @@ class OpenRHS(ClosedRHS):
             frho[:, b.I] += C
             C_full = allgather_rows(C, self.H.comm, b.counts, b.C_full)
             frho[b.loc_rows, :] += C_full[:, b.loc_k].conj().T
-        for k, rows, cols in self.shifts:    # rigid shift of the explicit lead sites
-            V = mu[k] - self.mu0[k]
-            if V == 0.0:
-                continue
-            frho[rows, :] -= (1j * V) * rho[rows, :]
-            frho[:, cols] += (1j * V) * rho[:, cols]
-            for b in self.blocks:
-                lay.view(f, b.name)[rows] -= (1j * V) * lay.view(x, b.name)[rows]
+        rigid_shift(self.shifts, np.asarray(mu, float) - self.mu0, rho, frho,
+                    [(lay.view(x, b.name), lay.view(f, b.name)) for b in self.blocks])
 
     def decay(self) -> DiagonalLinear:
         """The pole decay L = diag(-xi_p/beta_l) on the columns of each coupling's component."""

@@ -151,6 +151,12 @@ class Simulation:
             err = _components_mismatch(leads0, comps, self.problem, edev.n_orbitals, rho0,
                                        [n for n, _ in small])
             initial = self.config.electrons.initial
+            if (self.problem.extended and self.problem.auxiliary and rho0 is None
+                    and initial in ("partitioned", "partitioned-empty")):
+                err = (f"config key 'electrons.initial' = {initial!r} is not allowed with an "
+                       f"'extended' lead beside leads in auxiliary modes (its explicit sites "
+                       f"would start without their absorbers' memory); use 'stationary' (the "
+                       f"default) or representation 'modes' for every tight-binding lead")
             if self.problem.extended and initial == "ground" and rho0 is None:
                 err = ("config key 'electrons.initial' = 'ground' is not allowed with leads "
                        "that add explicit sites (representation 'extended'): n_electrons "
@@ -435,16 +441,17 @@ class Simulation:
         """
         if self.problem.auxiliary:                # per lead already
             charge, spin = cast("AuxiliaryRHS", self.rhs).lead_currents(a)
-            return {"lead_current": charge, "lead_spin_current": spin,
-                    "lead_mu": np.asarray(self.mu_of_t.value(self.time), float)}
-        open_rhs = cast(OpenRHS, self.rhs)        # leads, not as auxiliary modes
-        bc, bs = open_rhs.lead_currents(a)        # per wide-band coupling
-        n = len(self.leads)
-        charge, spin = np.zeros(n), np.zeros((n, 3))
-        for i, b in enumerate(open_rhs.blocks):
-            if self._lead_planes[b.index] is None:   # a wide-band lead on the face
-                charge[b.index] += bc[i]
-                spin[b.index] += bs[i]
+        else:
+            open_rhs = cast(OpenRHS, self.rhs)    # leads, not as auxiliary modes
+            bc, bs = open_rhs.lead_currents(a)    # per wide-band coupling
+            n = len(self.leads)
+            charge, spin = np.zeros(n), np.zeros((n, 3))
+            for i, b in enumerate(open_rhs.blocks):
+                if self._lead_planes[b.index] is None:   # a wide-band lead on the face
+                    charge[b.index] += bc[i]
+                    spin[b.index] += bs[i]
+        # leads with explicit sites: the current on their bonds to the device (not the
+        # current out of their absorbers)
         if self._interface_current is not None:
             I, J = self._interface_current(self.layout.rho(a))
             ks = [(k, p[1]) for k, p in enumerate(self._lead_planes) if p is not None]

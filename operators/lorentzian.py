@@ -329,7 +329,9 @@ class AuxiliaryModes:
 
         (Padé f_a, the same as in the equations; Gauss-Legendre of ``order`` points on panels
         no wider than ``panel``, default a third of the narrowest pole width and of T, over the
-        windows -/+ 40 T).  States no reservoir reaches keep f_ref.  Dense."""
+        windows -/+ 40 T; with a biased wide-band channel also panels growing by 1.2 out to
+        1000 xi_max T, where the Padé f_a - f_ref of the equations is not yet 0).  States no
+        reservoir reaches keep f_ref.  Dense."""
         t = self.tables
         nL = len(self.leads)
         V = np.zeros(nL) if V is None else np.asarray(V, float)
@@ -373,12 +375,33 @@ class AuxiliaryModes:
             Tmax = max(ld.temperature for ld in self.leads)
             lo = min(mus) - 40 * Tmax
             hi = max(mus) + 40 * Tmax
-            wmin = min(float(np.min(f.w)) for f in fits)
+            wmin = min((float(np.min(f.w)) for f in fits if len(f.w)), default=np.inf)
             h = panel or min(wmin, min(ld.temperature for ld in self.leads)) / 3
             n_pan = int(np.ceil((hi - lo) / h))
             xg, wg = np.polynomial.legendre.leggauss(order)
             edges = np.linspace(lo, hi, n_pan + 1)
             mid, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
+            if any(fits[c].wide > 0 for k in active for c in np.flatnonzero(self.chan_lead == k)):
+                # a wide-band channel's Gamma does not decay with E: the Padé f_a - f_ref,
+                # which reverts towards 1/2 far outside its window (|E - mu| ~ xi_max T),
+                # contributes there; panels growing by 1.2 from the window's panel width out
+                # to 1000 xi_max T on both sides (beyond: f_a - f_ref ~ V/E^2 and
+                # G Gamma G^dag ~ Gamma/E^2, negligible)
+                # (uniform panels of width h first over the whole spectrum, where G has its
+                # poles, then growing: a panel at distance d from every pole is 0.2 d wide)
+                g_lo, g_hi = self._pole_span(fits)
+                lo2, hi2 = min(lo, g_lo), max(hi, g_hi)
+                ext = [np.linspace(lo2, lo, max(int(np.ceil((lo - lo2) / h)), 1) + 1),
+                       np.linspace(hi, hi2, max(int(np.ceil((hi2 - hi) / h)), 1) + 1)]
+                for ed in ext:
+                    mid = np.concatenate([mid, 0.5 * (ed[1:] + ed[:-1])])
+                    half = np.concatenate([half, 0.5 * np.diff(ed)])
+                far = 1e3 * Tmax * max(float(np.max(ld.poles.xi)) for ld in self.leads)
+                n_tail = int(np.ceil(np.log(1 + 0.2 * far / h) / np.log(1.2)))
+                out = np.concatenate([[0.0], np.cumsum(h * 1.2 ** np.arange(n_tail))])
+                for ed in (lo2 - out[::-1], hi2 + out):
+                    mid = np.concatenate([mid, 0.5 * (ed[1:] + ed[:-1])])
+                    half = np.concatenate([half, 0.5 * np.diff(ed)])
             E = (mid[:, None] + half[:, None] * xg[None, :]).ravel()
             W = (half[:, None] * wg[None, :]).ravel() / (2 * np.pi)
             # reservoir-only records (no channels, B = None): _fpade reads mu, temperature, poles
@@ -410,6 +433,27 @@ class AuxiliaryModes:
         BR = By.conj().T @ R[:, t.ubar]
         K = BR.conj().T / (1j * (zeta[:, None] - np.conj(zy)[None, :]))
         return 0.5 * (rho + rho.conj().T), R, lam, Om, Th, K
+
+    def _pole_span(self, fits) -> tuple[float, float]:
+        """(min, max) of Re z -/+ 5 |Im z| over the poles z of G(z) = (z - H - Sigma(z))^-1
+        with the channels' ``fits``: the eigenvalues of H with every Lorentzian as a mode
+        (coupling sqrt(a_l) B_c, energy eps_l - i w_l) and the wide parts as -i Gamma/2."""
+        N = self.N
+        cols, rows, diag = [], [], []
+        for c, f in enumerate(fits):
+            for e, w, a in zip(f.eps, f.w, f.a):
+                r = np.sqrt(complex(a))
+                cols.append(r * self.B[:, c])
+                rows.append(r * self.B[:, c].conj())
+                diag.append(e - 1j * w)
+        n = len(diag)
+        M = np.zeros((N + n, N + n), complex)
+        M[:N, :N] = self.Heff
+        if n:       # Schur complement: z - Heff - sum_l a_l B_c B_c^dag / (z - eps_l + i w_l)
+            M[:N, N:], M[N:, :N] = np.array(cols).T, np.array(rows)
+            M[N:, N:] = np.diag(diag)
+        z = np.linalg.eigvals(M)
+        return float(np.min(z.real - 5 * abs(z.imag))), float(np.max(z.real + 5 * abs(z.imag)))
 
     def _shift(self, V, ch) -> np.ndarray | float:
         if V is None:
