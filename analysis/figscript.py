@@ -23,6 +23,7 @@ import time
 from typing import Callable
 
 import toolkit  # noqa: F401  (complex petsc4py, initialised before PETSc options are known)
+from toolkit import log
 from toolkit._petscenv import split_petsc_args
 from toolkit.parallel import bcast
 
@@ -53,6 +54,8 @@ def figure_main(name: str, compute: Callable, plot: Callable, *, doc: str, quick
     argv: the command line without the program name (default ``sys.argv[1:]``).
     """
     t0 = time.perf_counter()
+    log.ensure_configured()  # a program: its messages on rank 0 (kept if set up already)
+    _log = log.get_logger(__name__)
     ours, petsc = split_petsc_args(sys.argv[1:] if argv is None else list(argv))
     p = argparse.ArgumentParser(description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,14 +87,12 @@ def figure_main(name: str, compute: Callable, plot: Callable, *, doc: str, quick
             os.makedirs(args.outdir, exist_ok=True)
     error = bcast(error, comm)
     if error:
-        if rank0:
-            print(error, file=sys.stderr)
+        _log.error(error, extra={"label": ""})  # stderr, rank 0, as it is ("fig02: ...")
         return 2
     if not args.plot_only:
         compute(h5, args, comm)
     if rank0:
         plot(h5, png)
         data = f"{os.path.abspath(h5)} and " if os.path.exists(h5) else ""
-        print(f"{name}: wrote {data}{os.path.abspath(png)} ({time.perf_counter() - t0:.1f} s)",
-              flush=True)
+        _log.info(f"{name}: wrote {data}{os.path.abspath(png)} ({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -14,9 +14,7 @@ analysis/jeff_cli.py).
 """
 from __future__ import annotations
 
-import datetime
 import json
-import math
 import os
 import time as _time
 import warnings
@@ -27,15 +25,17 @@ import numpy as np
 
 import toolkit  # noqa: F401  (complex PETSc)
 from toolkit.config import Config, ConfigError, config_to_toml
-from toolkit.device import Device, DeviceBuilder, device_from_config
+from toolkit.device import Device
+from toolkit.io import write_table
 from toolkit.parallel import barrier, bcast, gather_rows, get_comm, round_robin
+from toolkit.presets import valve_device
 
 from petsc4py import PETSc
 
 from .macrospin import MacrospinFit, fit_macrospin, guess_omega
 
 __all__ = ["JeffPoint", "JeffSweep", "jeff_point", "jeff_static", "jeff_sweep", "plot_sweep",
-           "read_sweep", "valve_device", "write_sweep"]
+           "read_sweep", "write_sweep"]
 
 SWEEP_PARAMS = ("J_sd", "N_NM")
 #: defaults of the automatic run length (natural units, 1/gamma)
@@ -43,53 +43,6 @@ N_PERIODS = 1.5
 T_CAP = 2.0e4
 T_PILOT = 50.0
 SAMPLE_DT = 1.0
-
-
-# ----------------------------------------------------------------------------- the device
-def valve_device(*, N_S: int = 5, N_NM: int = 10, J_sd: float = 1.0, J_ex: float = -1.0,
-                 K: float = 0.0, B: Sequence[float] = (0.0, 0.0, 0.0), dt: float | None = None,
-                 base: Config | None = None) -> Device:
-    """The isolated valve of Sec. III A: PL (spins along x) | N_NM spacer sites | FL (along z).
-
-    Without ``base``: a 1D chain of 2 N_S + N_NM sites (``N_S``, ``N_NM``, ``J_ex``, ``K``, ``B``
-    used).  With ``base`` (a Config): its lattice, layers, electrons, solver and field are kept;
-    the two magnetic layers get ``J_sd`` and initial spins x (first) and z (second), as Eq. (21)
-    assumes; ``N_S``, ``N_NM``, ``J_ex``, ``K``, ``B`` are then ignored.  ``dt`` (default: the
-    base config's, else 0.1) is the fixed RK 3/8 step.
-    """
-    if base is not None:
-        return _device_from_base(base, J_sd, dt)
-    if N_S < 1 or N_NM < 0:
-        raise ConfigError(f"valve needs N_S >= 1 and N_NM >= 0, got N_S = {N_S}, N_NM = {N_NM}")
-    n = 2 * N_S + N_NM
-    b = DeviceBuilder(size=(n,))
-    common = dict(J_sd=float(J_sd), J_ex=float(J_ex), K=float(K))
-    b.add_layer("PL", (0, N_S), spin=(1.0, 0.0, 0.0), easy_axis=(1.0, 0.0, 0.0), **common)
-    if N_NM:
-        b.add_layer("SL", (N_S, N_S + N_NM))
-    b.add_layer("FL", (n - N_S, n), spin=(0.0, 0.0, 1.0), easy_axis=(0.0, 0.0, 1.0), **common)
-    b.set_field(tuple(float(x) for x in B))  # type: ignore[arg-type]  # length: config check
-    b.set("time", dt=0.1 if dt is None else float(dt), output_every=1)
-    b.set("output", spin_density=False)
-    return b.finalized()
-
-
-def _device_from_base(base: Config, J_sd: float, dt: float | None) -> Device:
-    mag = [i for i, layer in enumerate(base.layers) if layer.magnetic]
-    if len(mag) != 2:
-        raise ConfigError(f"the J_eff analysis needs exactly two magnetic layers; the config "
-                          f"has {len(mag)} ({[base.layers[i].name for i in mag]})")
-    layers = list(base.layers)
-    mag.sort(key=lambda i: layers[i].columns[0])
-    for i, s in zip(mag, ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0))):
-        layers[i] = replace(layers[i], J_sd=float(J_sd), spin=s, spins=None)
-    time_cfg = base.time if dt is None else replace(base.time, dt=float(dt))
-    cfg = replace(base, layers=tuple(layers), time=time_cfg)
-    dev = device_from_config(cfg)
-    counts = [len(dev.layer_spins(layers[i].name)) for i in mag]
-    if counts[0] != counts[1]:
-        raise ConfigError(f"Eq. (21) needs equal layers; the magnetic layers have {counts} spins")
-    return dev
 
 
 def _magnetic_pair(dev: Device) -> tuple[int, int, int]:
@@ -120,48 +73,6 @@ class JeffPoint:
         return self.fit.J_eff
 
 
-class _Recorder:
-    """Advances a Simulation and samples the two layer magnetizations."""
-
-    def __init__(self, sim, left: int, right: int, every: int) -> None:
-        self.sim, self.left, self.right, self.every = sim, left, right, every
-        self.t: list[float] = []
-        self.Ml: list[np.ndarray] = []
-        self.Mr: list[np.ndarray] = []
-        self.sample()
-
-    def sample(self) -> None:
-        obs = self.sim.observables(root=None)
-        M = obs["layer_magnetization"]
-        self.t.append(float(self.sim.time))  # internal units hbar/E0
-        self.Ml.append(M[self.left].copy())
-        self.Mr.append(M[self.right].copy())
-
-    def advance_to(self, t_target: float) -> None:
-        dt_out = self.every * self.sim.dt
-        while self.t[-1] + 0.5 * dt_out <= t_target:
-            self.sim.step(self.every, record=False)
-            self.sample()
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return np.array(self.t), np.array(self.Ml), np.array(self.Mr)
-
-
-def _run_length(rec: _Recorder, n_periods: float, t_cap: float, t_pilot: float) -> bool:
-    """Integrate until ``n_periods`` of the (re-)estimated precession are covered or ``t_cap``;
-    return whether the cap stopped the run."""
-    half = 0.5 * rec.every * rec.sim.dt
-    rec.advance_to(min(t_pilot, t_cap))
-    while True:
-        t, Ml, Mr = rec.arrays()
-        w, _ = guess_omega(t, Ml, Mr)
-        need = n_periods * 2 * math.pi / abs(w) if w != 0 else math.inf
-        target = min(max(need, t_pilot), t_cap)
-        if t[-1] + half >= target:
-            return need > t[-1] + half
-        rec.advance_to(min(target, t[-1] + max(0.25 * target, t_pilot)))
-
-
 def jeff_point(*, J_sd: float = 1.0, N_NM: int = 10, N_S: int = 5, J_ex: float = -1.0,
                dt: float | None = None, base: Config | None = None, t_end: float | None = None,
                n_periods: float = N_PERIODS, t_cap: float = T_CAP, t_pilot: float = T_PILOT,
@@ -178,6 +89,7 @@ def jeff_point(*, J_sd: float = 1.0, N_NM: int = 10, N_S: int = 5, J_ex: float =
     """
     dev = valve_device(N_S=N_S, N_NM=N_NM, J_sd=J_sd, J_ex=J_ex, dt=dt, base=base)
     left, right, n_s = _magnetic_pair(dev)
+    from integrators.campaign import Recorder, run_periods
     from integrators.simulation import Simulation
 
     wall0 = _time.perf_counter()
@@ -185,12 +97,13 @@ def jeff_point(*, J_sd: float = 1.0, N_NM: int = 10, N_S: int = 5, J_ex: float =
     notes = []
     try:
         every = max(1, int(round(sample_dt / sim.dt)))
-        rec = _Recorder(sim, left, right, every)
+        rec = Recorder(sim, left, right, every)
         capped = False
         if t_end is not None:
             rec.advance_to(float(t_end))
         else:
-            capped = _run_length(rec, n_periods, t_cap, t_pilot)
+            capped = run_periods(rec, n_periods, t_cap, t_pilot,
+                                 lambda t, Ml, Mr: guess_omega(t, Ml, Mr)[0])
         t, Ml, Mr = rec.arrays()
         steps = sim.step_number
     finally:
@@ -339,68 +252,34 @@ def jeff_sweep(param: str, values: Sequence[float], *, path: str | None = None,
 
 def write_sweep(sweep: JeffSweep, path: str, *, overwrite: bool = False,
                 base: Config | None = None, group: str | None = None) -> None:
-    """Write the sweep table to HDF5 (serial; called on one rank).
-
-    With ``group`` the table goes into that group of ``path`` (file opened in append mode, an
-    existing group is an error unless ``overwrite``); otherwise ``path`` is a new file.
-    """
-    import h5py
-
-    if group is None and os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"output file '{path}' exists")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with h5py.File(path, "w" if group is None else "a") as f:
-        if group is not None:
-            if group in f:
-                if not overwrite:
-                    raise FileExistsError(f"group '{group}' exists in '{path}'")
-                del f[group]
-            g = f.create_group(group)
-        else:
-            g = f
-        _write_table(g, sweep, base)
-
-
-def _write_table(f, sweep: JeffSweep, base: Config | None) -> None:
-    import h5py
-
-    from toolkit.io import versions
-
+    """Write the sweep table to HDF5 (:func:`toolkit.io.write_table`; serial, called on one
+    rank).  With ``group`` the table goes into that group of ``path`` (an existing group is an
+    error unless ``overwrite``); otherwise ``path`` is a new file."""
     tab = sweep.table()
-    from toolkit.io import FORMAT_VERSION
-
-    f.attrs["qcspin_table"] = "jeff_sweep"
-    f.attrs["kind"] = "jeff"
-    f.attrs["qcspin_format"] = FORMAT_VERSION
-    f.attrs["created"] = datetime.datetime.now().isoformat(timespec="seconds")
-    f.attrs["param"] = sweep.param
     E = sweep.points[0].params.get("energy_unit", "hopping")
-    f.attrs["param_units"] = E if sweep.param == "J_sd" else "sites"
+    param_units = E if sweep.param == "J_sd" else "sites"
+    attrs: dict[str, Any] = {"qcspin_table": "jeff_sweep", "param": sweep.param,
+                             "param_units": param_units}
     p0 = sweep.points[0].params
     for k in ("N_S", "N_NM", "J_sd", "J_ex", "dt", "n_sites"):
         if k != sweep.param and p0.get(k) is not None:
-            f.attrs[k] = p0[k]
-    f.attrs["units"] = json.dumps({"energy": E, "time": f"hbar/{E}",
-                                   "J_sd": E, "J_ex": E, "dt": f"hbar/{E}",
-                                   "N_S": "spins per layer", "N_NM": "spacer sites"})
-    f.attrs["settings"] = json.dumps(sweep.settings, default=str)
-    f.attrs["sign_convention"] = "H_MS = -J_eff M_l.M_r (paper 004 Eq. 19); J_eff > 0 ferromagnetic"
-    f.attrs["mpi_size"] = sweep.mpi_size
-    f.attrs["wall_time"] = sweep.wall_time
-    f.attrs["versions"] = json.dumps(versions())
+            attrs[k] = p0[k]
+    attrs["units"] = json.dumps({"energy": E, "time": f"hbar/{E}", "J_sd": E, "J_ex": E,
+                                 "dt": f"hbar/{E}", "N_S": "spins per layer",
+                                 "N_NM": "spacer sites"})
+    attrs["settings"] = json.dumps(sweep.settings, default=str)
+    attrs["sign_convention"] = ("H_MS = -J_eff M_l.M_r (paper 004 Eq. 19); J_eff > 0 "
+                                "ferromagnetic")
+    attrs["mpi_size"] = sweep.mpi_size
+    attrs["wall_time"] = sweep.wall_time
     if base is not None:
-        f.attrs["config"] = config_to_toml(base)
-    v = f.create_dataset("value", data=tab["value"])
-    v.attrs["units"] = f.attrs["param_units"]
-    v.attrs["description"] = f"swept parameter {sweep.param}"
-    v.make_scale(sweep.param)
-    str_t = h5py.string_dtype()
+        attrs["config"] = config_to_toml(base)
+    data: dict[str, Any] = {"value": (tab["value"], param_units,
+                                      f"swept parameter {sweep.param}")}
     for name, (unit, desc) in _UNITS.items():
-        data = tab[name]
-        ds = f.create_dataset(name, data=data.astype(str_t) if data.dtype == object else data)
-        ds.attrs["units"] = unit.format(E=E)
-        ds.attrs["description"] = desc
-        ds.dims[0].attach_scale(v)
+        data[name] = (tab[name], unit.format(E=E), desc)
+    write_table(path, data, attrs, kind="jeff", group=group, overwrite=overwrite,
+                scale="value", scale_name=sweep.param)
 
 
 def read_sweep(path: str, group: str | None = None) -> dict[str, Any]:

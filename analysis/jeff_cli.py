@@ -123,13 +123,9 @@ def cmd_jeff(args) -> int:
     """Handler of ``qcspin jeff``; prints on rank 0 only; returns the exit code.  Collective.
     Bad input raises ConfigError (``qcspin: error: ...``, exit status 2) on every rank before
     any run; a failed sweep point gives ``qcspin: run failed: ...`` and exit status 1."""
+    from toolkit.cli import error, result, say  # rank 0 prints
+
     comm = get_comm()
-    rank0 = comm.getRank() == 0
-
-    def say(*a):
-        if rank0:
-            print(*a, flush=True)
-
     name, values = parse_sweep(args.sweep)
     if args.config and name == "N_NM":
         raise ConfigError(f"CONFIG {args.config!r} is not allowed with --sweep {args.sweep!r}: "
@@ -153,30 +149,25 @@ def cmd_jeff(args) -> int:
     say(f"qcspin jeff: {len(values)} points of {name} on {comm.getSize()} rank(s) "
         f"({'config ' + args.config if base else 'fixed ' + str(shown)})")
 
-    def report(i, p):
-        if rank0:
-            f = p.fit
-            print(f"  [{i + 1}/{len(values)}] {name} = {values[i]:<6g} J_eff = {f.J_eff: .6e}  "
-                  f"rms = {f.rms:.2e}  periods = {f.n_periods:.2f}  t_end = {p.t_end:g}  "
-                  f"{p.wall_time:.1f} s{'' if f.valid else '  INVALID: ' + f.reason}", flush=True)
+    def report(i, p):  # the points of rank 0 (as before: the others' are in the table)
+        f = p.fit
+        say(f"  [{i + 1}/{len(values)}] {name} = {values[i]:<6g} J_eff = {f.J_eff: .6e}  "
+            f"rms = {f.rms:.2e}  periods = {f.n_periods:.2f}  t_end = {p.t_end:g}  "
+            f"{p.wall_time:.1f} s{'' if f.valid else '  INVALID: ' + f.reason}")
 
     try:
         sweep = jeff_sweep(name, values, path=out, overwrite=args.overwrite, comm=comm,
                            report=report, **fixed)
     except RuntimeError as exc:  # a point failed (on any rank): raised on every rank
-        import sys
-
-        say_err = " ".join(str(exc).split())
-        if rank0:
-            print(f"qcspin: run failed: {say_err}", file=sys.stderr, flush=True)
+        error(" ".join(str(exc).split()), label="run failed")
         return 1
-    tab = sweep.table()
-    say(f"{'value':>8} {'J_eff':>14} {'J_eff*N_S^2':>14} {'rms':>9} {'periods':>8} valid")
+    tab = sweep.table()  # the result: also with qcspin -q
+    result(f"{'value':>8} {'J_eff':>14} {'J_eff*N_S^2':>14} {'rms':>9} {'periods':>8} valid")
     for k in range(len(values)):
-        say(f"{tab['value'][k]:8g} {tab['J_eff'][k]:14.6e} {tab['J_eff_NS2'][k]:14.6e} "
-            f"{tab['rms'][k]:9.2e} {tab['n_periods'][k]:8.2f} {bool(tab['valid'][k])}"
-            + (f"  ({tab['reason'][k]})" if tab["reason"][k] else "")
-            + (f"  [{tab['notes'][k]}]" if tab["notes"][k] else ""))
+        result(f"{tab['value'][k]:8g} {tab['J_eff'][k]:14.6e} {tab['J_eff_NS2'][k]:14.6e} "
+               f"{tab['rms'][k]:9.2e} {tab['n_periods'][k]:8.2f} {bool(tab['valid'][k])}"
+               + (f"  ({tab['reason'][k]})" if tab["reason"][k] else "")
+               + (f"  [{tab['notes'][k]}]" if tab["notes"][k] else ""))
     say(f"wall time {sweep.wall_time:.1f} s; table: {os.path.abspath(out)}")
     png_on_root(lambda: args.png and plot_sweep(out, args.png), comm)
     return 0

@@ -23,11 +23,11 @@ class _Represented(Lead):
     """``lead`` with the self-energy of its time-domain representation, rigidly shifted by
     ``shift``."""
 
-    def __init__(self, lead: TightBindingLead, shift: float = 0.0) -> None:
+    def __init__(self, lead: TightBindingLead, shift: float = 0.0, modes=None) -> None:
         moved = lead.shifted(shift) if shift else lead
         super().__init__(moved.name, moved.interface, moved.mu, moved.temperature)
         self.side, self.lead, self.shift = lead.side, moved, shift
-        m = lead.time_domain()
+        m = lead.time_domain() if modes is None else modes   # (callers may pass it in)
         self.channels = m.channels
         if m.channels is not None:
             self.fits = [f.shifted(shift) for f in m.channels.fits]
@@ -55,12 +55,15 @@ def representation_errors(sim, *, max_orbitals: int = 400) -> dict | None:
     if not tb or sim.device.n_orbitals > max_orbitals:
         return None
     out = []
+    # the lead's own representation (not the ElectronProblem's modes: beside auxiliary modes
+    # an extended lead's absorbers are recast as channels there, its self-energy is the same)
+    modes = {id(l): l.time_domain() for l in tb}
     for l in tb:
         edges = l.band_edges()
         E = np.linspace(edges[0], edges[-1], 2001)[1:-1]
-        rep = _Represented(l)
+        rep = _Represented(l, modes=modes[id(l)])
         err = max(float(np.abs(rep.broadening(e) - l.broadening(e)).max()) for e in E)
-        out.append({"name": l.name, "representation": l.time_domain().representation,
+        out.append({"name": l.name, "representation": modes[id(l)].representation,
                     "gamma_error": err})
     res: dict[str, Any] = {"leads": out, "current_error": None, "V": None}
     sides = sorted(getattr(l, "side", "") for l in leads)
@@ -70,7 +73,8 @@ def representation_errors(sim, *, max_orbitals: int = 400) -> dict | None:
         exact, reps = [], []
         for l, v in zip(leads, V):
             exact.append(l.shifted(v))
-            reps.append(_Represented(l, v) if isinstance(l, TightBindingLead) else l.shifted(v))
+            reps.append(_Represented(l, v, modes[id(l)]) if isinstance(l, TightBindingLead)
+                        else l.shifted(v))
         order = [0, 1] if getattr(leads[0], "side", "") == "left" else [1, 0]
         kw = dict(method="quad", rtol=1e-8, comm=sim.comm)
         I0 = landauer_current(sim.device, tuple(exact[i] for i in order), **kw).current

@@ -33,7 +33,10 @@ import h5py
 import numpy as np
 
 from toolkit.errors import InputError
+from toolkit.log import get_logger
 from toolkit.results import kind_of
+
+_log = get_logger(__name__)
 
 __all__ = ["PlotError", "plot_file", "file_kind", "plot_run", "plot_sweep_summary",
            "plot_quench_table", "save_figure", "use_agg", "png_on_root", "PLOTTABLE"]
@@ -76,7 +79,7 @@ def save_figure(fig, png: str) -> str:
 
 # ----------------------------------------------------------------------------- small helpers
 def png_on_root(plot, comm) -> None:
-    """Call ``plot`` (returns the PNG path or None) on rank 0 and print the path; a PlotError
+    """Call ``plot`` (returns the PNG path or None) on rank 0 and log the path (INFO); a PlotError
     is raised on every rank (the same exit status everywhere, nobody left in a collective).
     Collective."""
     from toolkit.parallel import barrier, first_message
@@ -86,7 +89,7 @@ def png_on_root(plot, comm) -> None:
         try:
             png = plot()
             if png:
-                print(f"  figure:  {os.path.abspath(png)}", flush=True)
+                _log.info(f"  figure:  {os.path.abspath(png)}")
         except PlotError as exc:
             err = str(exc)
     err = first_message(err, comm)
@@ -558,7 +561,9 @@ def plot_sweep_summary(path: str, png: str | None = None) -> str:
         M = f["layer_magnetization"][...]
         proto = _attr(f, "protocol", "?")
         stage1 = _attr(f, "stage1")
-        files = [_text(x) for x in f.attrs.get("files", [])]
+        fa = f.attrs.get("files", [])      # JSON text (toolkit.io.write_table) or, in
+        files = (json.loads(_text(fa)) if isinstance(fa, (str, bytes))  # older files,
+                 else [_text(x) for x in fa])                          # an array
     if not len(V):
         raise PlotError(f"'{path}' is a 'qcspin sweep' summary without bias points")
     info = _sweep_dir_run(path, files + [stage1])

@@ -18,9 +18,10 @@ def register(subparsers) -> None:
 def cmd_plot(args) -> int:
     """Rank 0 plots; an error is raised on every rank (same exit status everywhere)."""
     from analysis.plots import PlotError, plot_file
+    from toolkit.cli import say
     from toolkit.parallel import get_comm, on_root
 
     def plot():
-        print(f"wrote {os.path.abspath(plot_file(args.result, args.output))}")
+        say(f"wrote {os.path.abspath(plot_file(args.result, args.output))}")
     on_root(plot, get_comm(), (PlotError,))
     return 0

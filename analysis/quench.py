@@ -30,16 +30,15 @@ Units: those of the files (natural: energy = hopping, time = hbar/hopping, spin 
 hbar per time unit).  Currents follow the project convention (README, "Conventions"): the
 recorded ``lead_current`` is Re Tr Pi_l, half the electron inflow.
 
-:func:`paper_valve` builds the config of the paper's 2D valve (12 x 4, N_S = 4 x 4, Gamma = 1,
-T = 0.025, J_ex = -1, K_l = 0.4 along x, K_r = 0.02 along z, N_p = 30), optionally extended by
-six metallic monolayers on each side (App. F, 24 x 4).
+The paper's valve is :func:`toolkit.presets.paper_valve`; the runs are made by
+``integrators.campaign`` (:func:`~integrators.campaign.bias_sweep`,
+:func:`~integrators.campaign.quench_sweeps`).
 """
 from __future__ import annotations
 
 import glob
 import json
 import os
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,60 +46,11 @@ import h5py
 import numpy as np
 
 from analysis.relaxation import RelaxationFit, fit_relaxation, oscillation_envelope
-from toolkit.config import Config, config_from_dict
+from toolkit.io import FileExistsErrorQC, ResultFileError, write_table
+from toolkit.results import load_result
 
-__all__ = ["paper_valve", "paper_valve_doc", "QuenchAnalysis", "analyze_quench",
-           "analyze_sweep", "read_analysis", "read_quench", "ensure_stage1", "quench_sweeps",
-           "relaxation_plan", "equilibrium_transmission"]
-
-PAPER = dict(size=(12, 4), gamma=1.0, temperature=0.025, J_ex=-1.0, K_l=0.4, K_r=0.02,
-             n_poles=30)
-
-
-def paper_valve_doc(J_sd: float = 2.0, *, extended: bool = False, n_poles: int = 30,
-                    gamma: float = 1.0, temperature: float = 0.025, dt: float = 0.2,
-                    damping: float = 0.0, output_every: int = 25, t_end: float = 100.0,
-                    mu: float = 0.0) -> dict:
-    """The TOML document (a dict) of paper 004's open 2D valve, Sec. III B.
-
-    ``extended``: App. F, six metallic monolayers before the PL and after the FL (24 x 4, PL at
-    columns 6-9, FL at 14-17).  ``damping``: extra Gilbert damping of both magnetic layers (it
-    changes the approach, not the stationary states).  ``mu``: chemical potential of both
-    leads at zero bias (the equilibrium mu-bar of Fig. 14).  Natural units, dt = 0.2 with the
-    exponential RK4 (the pole decay is treated exactly)."""
-    off = 6 if extended else 0
-    Lx = 12 + 2 * off
-    mag = dict(J_sd=float(J_sd), J_ex=-1.0, damping=float(damping))
-    layers: list[dict[str, Any]] = []
-    if extended:
-        layers.append({"name": "ML", "columns": [0, off]})
-    layers += [
-        {"name": "PL", "columns": [off, off + 4], "K": 0.4, "easy_axis": [1.0, 0.0, 0.0],
-         "spin": [1.0, 0.0, 0.0], **mag},
-        {"name": "SL", "columns": [off + 4, off + 8]},
-        {"name": "FL", "columns": [off + 8, off + 12], "K": 0.02, "easy_axis": [0.0, 0.0, 1.0],
-         "spin": [0.0, 0.0, 1.0], **mag},
-    ]
-    if extended:
-        layers.append({"name": "MR", "columns": [off + 12, Lx]})
-    leads = [{"side": side, "gamma": float(gamma), "temperature": float(temperature),
-              "mu": float(mu)} for side in ("left", "right")]
-    return {
-        "name": f"paper 004 valve {Lx}x4, J_sd = {J_sd:g}" + (" (extended)" if extended else ""),
-        "units": "natural",
-        "lattice": {"size": [Lx, 4]},
-        "layers": layers,
-        "leads": leads,
-        "bias": {"protocol": "none", "V": 0.0, "t_on": 0.0},
-        "electrons": {"initial": "stationary", "n_poles": int(n_poles)},
-        "time": {"dt": float(dt), "t_end": float(t_end), "output_every": int(output_every),
-                 "checkpoint_every": 2500},
-    }
-
-
-def paper_valve(J_sd: float = 2.0, **kw) -> Config:
-    """:func:`paper_valve_doc` as a validated :class:`toolkit.config.Config`."""
-    return config_from_dict(paper_valve_doc(J_sd, **kw))
+__all__ = ["QuenchAnalysis", "analyze_quench", "analyze_sweep", "read_analysis",
+           "read_quench", "equilibrium_transmission"]
 
 
 @dataclass(frozen=True)
@@ -129,10 +79,6 @@ class QuenchAnalysis:
     window: tuple[float, float]  # averaging window
     fit: RelaxationFit          # Eq. (22) on M_r^x / N_S
     t_end: float
-
-
-def _config_of(f: h5py.File) -> Config:
-    return config_from_dict(tomllib.loads(f.attrs["config"]))
 
 
 def _mean_window(t: np.ndarray, m: np.ndarray, tail: float) -> tuple[float, float]:
@@ -170,22 +116,24 @@ def read_quench(path: str, t_max: float | None = None) -> dict:
     the valve into the right lead ``J_r`` and ``I_r`` (Eqs. 11, 12 with the paper's minus sign),
     the anisotropy torque ``tau`` per layer, and the raw series (``I``, ``J``, ``IF``, ``Pz``,
     ``S``, ``mu``, ``cfg``).  Raises ValueError when the SL-FL plane was not recorded."""
-    with h5py.File(path, "r") as f:
-        cfg = _config_of(f)
-        t = f["time"][:]
-        n = len(t) if t_max is None else int(np.searchsorted(t, t_max * (1 + 1e-12), "right"))
-        t = t[:n]
-        d = {"cfg": cfg, "t": t, "M": f["layer_magnetization"][:n],
-             "planes": list(f["device"].attrs["planes"]),
-             "names": tuple(json.loads(f["device"].attrs["layer_names"])),
-             "spin_layer": f["device/spin_layer"][:], "S": f["spins"][:n],
-             "Pz": f["monolayer_polarization"][:n],
-             "IF": f["plane_current"][:n] if "plane_current" in f else np.zeros((n, 0)),
-             "I": f["lead_current"][:n] if "lead_current" in f else np.zeros((n, 0)),
-             "J": (f["lead_spin_current"][:n] if "lead_spin_current" in f
-                   else np.zeros((n, 0, 3))),
-             "mu": f["lead_mu"][n - 1] if "lead_mu" in f and n else np.zeros(0)}
-        JF = f["plane_spin_current"][:n] if "plane_spin_current" in f else None
+    r = load_result(path)
+    if r.kind != "run" or r.device is None:
+        raise ResultFileError(f"'{path}' is a {r.kind} file, not a run's result file")
+    cfg = r.config
+    t = r["time"]
+    n = len(t) if t_max is None else int(np.searchsorted(t, t_max * (1 + 1e-12), "right"))
+    t = t[:n]
+
+    def series(name: str, empty: tuple) -> np.ndarray:
+        return r[name, :n] if name in r else np.zeros((n,) + empty)
+
+    d = {"cfg": cfg, "t": t, "M": r["layer_magnetization", :n],
+         "planes": list(r.device.planes), "names": r.device.layer_names,
+         "spin_layer": r.device.spin_layer, "S": r["spins", :n],
+         "Pz": r["monolayer_polarization", :n], "IF": series("plane_current", (0,)),
+         "I": series("lead_current", (0,)), "J": series("lead_spin_current", (0, 3)),
+         "mu": r["lead_mu", n - 1] if "lead_mu" in r and n else np.zeros(0)}
+    JF = r["plane_spin_current", :n] if "plane_spin_current" in r else None
     if len(t) < 3:
         raise ValueError(f"{path}: {len(t)} output times; a quench analysis needs a record")
     layers = {l.name: l for l in cfg.layers}
@@ -268,8 +216,7 @@ def _stage1_of(outdir: str) -> str | None:
     summary = os.path.join(outdir, "sweep.h5")
     if not os.path.exists(summary):
         return None
-    with h5py.File(summary, "r") as f:
-        s1 = f.attrs.get("stage1")
+    s1 = load_result(summary).attrs.get("stage1")
     if not s1:
         return None
     base = os.path.basename(str(s1))
@@ -298,8 +245,6 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
         raise FileNotFoundError(f"no V_*.h5 quench files in '{outdir}'")
     output = output or os.path.join(outdir, "analysis.h5")
     if os.path.exists(output) and not overwrite:  # refuse before the work
-        from toolkit.io import FileExistsErrorQC
-
         raise FileExistsErrorQC(f"'{output}' exists; use --overwrite")
     kw.setdefault("equilibrium", _stage1_of(outdir))
     res = sorted((analyze_quench(p, **kw) for p in files), key=lambda r: r.V)
@@ -312,21 +257,12 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
         table[k] = np.array([d.get(k, np.nan) for d in fits],
                             dtype=bool if k in ("valid", "lower_bound") else float)
     table["reason"] = np.array([d.get("reason", "") for d in fits], dtype=object)
-    with h5py.File(output, "w") as f:
-        from toolkit.io import FORMAT_VERSION
-
-        f.attrs["kind"] = "quench"
-        f.attrs["qcspin_format"] = FORMAT_VERSION
-        for k, v in table.items():
-            if v.dtype == object:
-                f[k] = v.astype(h5py.string_dtype())
-            else:
-                f[k] = v
-        f.attrs["protocol"] = protocols.pop()
-        f.attrs["layers"] = json.dumps(list(res[0].layers))
-        f.attrs["files"] = json.dumps([os.path.basename(r.path) for r in res])
-        f.attrs["description"] = (__doc__.split("\n\n")[1] if __doc__   # None under -OO
-                                  else "qcspin quench analysis")
+    write_table(output, table,
+                {"protocol": protocols.pop(), "layers": json.dumps(list(res[0].layers)),
+                 "files": json.dumps([os.path.basename(r.path) for r in res]),
+                 "description": (__doc__.split("\n\n")[1] if __doc__   # None under -OO
+                                 else "qcspin quench analysis")},
+                kind="quench", overwrite=overwrite)
     table["layers"] = tuple(res[0].layers)
     return table
 
@@ -339,85 +275,17 @@ def read_analysis(path: str) -> dict:
     return out
 
 
-def ensure_stage1(runs_dir: str, J_sd: float, *, stage1_time: float, comm=None,
-                  config_kw: dict | None = None, stage1_damping: float = 0.0) -> str:
-    """``runs_dir/J<J_sd>_stage1.h5``: stage 1 of ``paper_valve(J_sd, **config_kw)`` (V = 0,
-    spins released from their easy axes, ``stage1_time`` long), run unless the file exists.
-    ``stage1_damping``: extra Gilbert damping in stage 1 only (same equilibrium, sooner).
-    Collective."""
-    from integrators.simulation import Simulation
-    from toolkit.parallel import barrier, bcast, get_comm
-
-    comm = get_comm(comm)
-    kw = dict(config_kw or {})
-    path = os.path.join(runs_dir, f"J{J_sd:g}_stage1.h5")
-    if comm.getRank() == 0:
-        os.makedirs(runs_dir, exist_ok=True)
-    if not bcast(os.path.exists(path) if comm.getRank() == 0 else None, comm):
-        cfg1 = paper_valve(J_sd, **{**kw, **({"damping": stage1_damping} if stage1_damping
-                                             else {})})
-        sim = Simulation(cfg1, comm)
-        try:
-            sim.run(path, t_end=stage1_time, progress=False, handle_signals=False)
-        finally:
-            sim.destroy()
-    barrier(comm)
-    return path
-
-
-def quench_sweeps(runs_dir: str, J_sd: float, grids: dict[str, np.ndarray], *,
-                  stage1_time: float, t_end: float | dict[str, float], comm=None,
-                  config_kw: dict | None = None,
-                  stage1_damping: float = 0.0, stage1: str | None = None,
-                  progress=None) -> dict[str, str]:
-    """Stage 1 once for ``paper_valve(J_sd, **config_kw)`` (:func:`ensure_stage1`, or the
-    given ``stage1`` file) and one sweep directory ``runs_dir/J<J_sd>_<protocol>`` per entry
-    of ``grids`` ({protocol: V values}), resuming whatever exists (finished quench files are
-    reused).  ``t_end``: stage-2 length, one value or {protocol: value}.  Returns {protocol:
-    sweep directory}.  Collective."""
-    from analysis.sweep import bias_sweep
-
-    kw = dict(config_kw or {})
-    cfg = paper_valve(J_sd, **kw)
-    stage1 = stage1 or ensure_stage1(runs_dir, J_sd, stage1_time=stage1_time, comm=comm,
-                                     config_kw=kw, stage1_damping=stage1_damping)
-    out = {}
-    for protocol, V in grids.items():
-        d = os.path.join(runs_dir, f"J{J_sd:g}_{protocol}")
-        T = t_end[protocol] if isinstance(t_end, dict) else t_end
-        bias_sweep(cfg, V, outdir=d, protocol=protocol, stage1_time=stage1_time, t_end=T,
-                   resume=True, stage1=stage1, comm=comm, progress=progress)
-        out[protocol] = d
-    return out
-
-
-def relaxation_plan(quick: bool) -> dict:
-    """The bias grids of Figs. 8 and 11 ({J_sd: {protocol: V values}}) and the stage lengths
-    (time units).  Full: V = 0.5:12:0.5 and V' = 0.25:6:0.25 (the same mu_l) at J_sd = 2,
-    V = 2:12:2 and V' = 1:6:1 at J_sd = 3; stage 1 3000, stage 2 3000 (symmetric, t_R up to
-    ~1e5) and 1500 (asymmetric, t_R of a few hundred); quick: J_sd = 2, three V per protocol,
-    600/800."""
-    if quick:
-        return {"grids": {2.0: {"symmetric": np.array([1.0, 4.0, 8.0]),
-                                "asymmetric": np.array([0.5, 2.0, 4.0])}},
-                "stage1": 600.0, "t_end": 800.0}
-    fine = {"symmetric": np.arange(1, 25) * 0.5, "asymmetric": np.arange(1, 25) * 0.25}
-    coarse = {"symmetric": np.arange(1, 7) * 2.0, "asymmetric": np.arange(1, 7) * 1.0}
-    return {"grids": {2.0: fine, 3.0: coarse}, "stage1": 3000.0,
-            "t_end": {"symmetric": 3000.0, "asymmetric": 1500.0}}
-
-
 def equilibrium_transmission(stage1: str, energies, *, comm=None):
     """Theta, P and DOSh (Eqs. 16-18, ``analysis.transport.transmission``) of the valve of the
     stage-1 file ``stage1`` with its final (equilibrium) spins and zero bias.  Collective."""
     from analysis.transport import transmission, transport_leads
     from toolkit.device import device_from_config
-    from toolkit.io import load_checkpoint
     from toolkit.parallel import bcast, get_comm
 
     comm = get_comm(comm)
-    ck = bcast(load_checkpoint(stage1) if comm.getRank() == 0 else None, comm)
-    cfg = config_from_dict(tomllib.loads(ck["config"]))
+    r = load_result(stage1)
+    ck = bcast(r.checkpoint() if comm.getRank() == 0 else None, comm)
+    cfg = r.config
     dev = device_from_config(cfg)
     leads = transport_leads(cfg, dev).leads
     return transmission(dev, leads, np.asarray(energies, float), ck["spins"], comm=comm)

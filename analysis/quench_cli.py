@@ -63,16 +63,18 @@ def cmd_quench(args) -> int:
 
 
 def _quench_dir(d: str, args) -> None:
+    from toolkit.cli import result  # the table: also with qcspin -q
+
     tab = analyze_sweep(d, overwrite=args.overwrite, t_min=args.t_min, tail=args.tail)
-    print(f"{d}: {len(tab['V'])} quench files -> {os.path.join(d, 'analysis.h5')}")
-    print(f"  {'V':>8} {'t_R':>12} {'valid':>5} {'dM_r^x/N':>11} {'T_cd^y':>11} "
-          f"{'T_eff^y(FL)':>11} {'I_l':>11}")
+    result(f"{d}: {len(tab['V'])} quench files -> {os.path.join(d, 'analysis.h5')}")
+    result(f"  {'V':>8} {'t_R':>12} {'valid':>5} {'dM_r^x/N':>11} {'T_cd^y':>11} "
+           f"{'T_eff^y(FL)':>11} {'I_l':>11}")
     fl = tab["layers"].index("FL")
     for i, V in enumerate(tab["V"]):
         n = tab["n_spins"][i][fl]
-        print(f"  {V:8.4g} {tab['t_R'][i]:12.5g} {str(tab['valid'][i]):>5} "
-              f"{tab['dM'][i][fl][0] / max(n, 1):11.4e} {tab['T_cd'][i][1]:11.4e} "
-              f"{tab['T_eff'][i][fl][1]:11.4e} {tab['lead_current'][i][0]:11.4e}")
+        result(f"  {V:8.4g} {tab['t_R'][i]:12.5g} {str(tab['valid'][i]):>5} "
+               f"{tab['dM'][i][fl][0] / max(n, 1):11.4e} {tab['T_cd'][i][1]:11.4e} "
+               f"{tab['T_eff'][i][fl][1]:11.4e} {tab['lead_current'][i][0]:11.4e}")
 
 
 def register(subparsers) -> None:

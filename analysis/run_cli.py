@@ -74,8 +74,9 @@ def _restart_config(args, petsc: list[str]):
     """The config stored in the restarted file with the allowed overrides applied."""
     import tomllib
 
-    from toolkit.config import ConfigError, apply_overrides, config_from_dict
+    from toolkit.config import ConfigError, config_from_dict
     from toolkit.io import load_checkpoint
+    from toolkit.overrides import apply_overrides
     from toolkit.parallel import bcast, get_comm, on_root
 
     def stored():

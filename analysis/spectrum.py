@@ -17,8 +17,6 @@ nearest ``target``).  The SLEPc solvers read options under ``-qcspin_spectrum_ep
 """
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import tomllib
 from dataclasses import dataclass, replace
@@ -30,11 +28,12 @@ import scipy.linalg as sla
 
 import toolkit  # noqa: F401  (complex petsc4py/slepc4py)
 from operators.eigen import DENSE_LIMIT, eigs_slepc
-from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian
+from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian, sd_blocks
 from toolkit.config import config_from_dict
 from toolkit.device import Device, device_from_config
-from toolkit.io import FileExistsErrorQC, versions
-from toolkit.parallel import allreduce, barrier, bcast, gather_rows, get_comm, round_robin
+from toolkit.io import save_table
+from toolkit.parallel import allreduce, bcast, gather_rows, get_comm, round_robin
+from toolkit.petsc_options import DEFAULT_PREFIX, sub_prefix
 from toolkit.schema import fail as _fail
 
 from petsc4py import PETSc
@@ -47,7 +46,7 @@ __all__ = ["Spectrum", "SpectrumSweep", "TrajectorySpectrum", "METHODS", "spectr
 METHODS = ("auto", "lapack", "eps-lapack", "sinvert")
 CONFIGS = ("parallel", "perpendicular")
 VECTOR_LIMIT = 2 ** 22  # complex entries (64 MiB) up to which eigenvectors are gathered by default
-PREFIX = "qcspin_spectrum_"
+PREFIX = sub_prefix(DEFAULT_PREFIX, "spectrum")   # qcspin_spectrum_: H and its eigensolvers
 
 
 def _frozen_arrays(obj) -> None:
@@ -173,7 +172,7 @@ def _solve_eps_lapack(H: ElectronHamiltonian, nev, target) -> tuple[np.ndarray, 
 
     eps = SLEPc.EPS().create(comm=H.comm)
     try:
-        eps.setOptionsPrefix(PREFIX + "eps_")
+        eps.setOptionsPrefix(sub_prefix(PREFIX, "eps"))
         eps.setOperators(H.mat)
         eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
         eps.setType(SLEPc.EPS.Type.LAPACK)
@@ -200,7 +199,8 @@ def _solve_eps_lapack(H: ElectronHamiltonian, nev, target) -> tuple[np.ndarray, 
 
 def _solve_sinvert(H: ElectronHamiltonian, nev, target) -> tuple[np.ndarray, np.ndarray]:
     try:
-        return eigs_slepc(H.mat, nev, which="target", target=target, prefix=PREFIX + "eps_")
+        return eigs_slepc(H.mat, nev, which="target", target=target,
+                          prefix=sub_prefix(PREFIX, "eps"))
     except PETSc.Error as exc:
         raise RuntimeError(f"shift-and-invert at target = {target} failed ({exc}); if the "
                            f"target is an eigenvalue, move it slightly") from None
@@ -308,6 +308,8 @@ def with_coupling(device: Device, J_sd: float | None = None, config: str | None 
         _fail("config", config, f"expected one of {list(CONFIGS)} or None")
     if J_sd is not None and not np.isfinite(J_sd):
         _fail("J_sd", J_sd, "expected a finite real number")
+    if config is None:
+        return device if J_sd is None else device.with_params(J_sd=float(J_sd))
     cfg = device.config
     mags = [i for i, l in enumerate(cfg.layers) if l.magnetic]
     first = min(mags, key=lambda i: cfg.layers[i].columns[0]) if mags else -1
@@ -320,8 +322,7 @@ def with_coupling(device: Device, J_sd: float | None = None, config: str | None 
             kw.update(spins=None, spin=(1.0, 0.0, 0.0) if config == "perpendicular" and i == first
                       else (0.0, 0.0, 1.0))
         layers.append(replace(layer, **kw))
-    dev = device_from_config(replace(cfg, layers=tuple(layers)))
-    return dev if config is not None else dev.with_spins(device.spins0)
+    return device_from_config(replace(cfg, layers=tuple(layers)))
 
 
 def _stack(parts: list[Spectrum], n: int, n_layers: int) -> list[np.ndarray]:
@@ -344,7 +345,8 @@ def spectrum_vs_jsd(device: Device, jsd_values, config: str | None = "parallel",
     jsd = np.atleast_1d(np.asarray(jsd_values, float))
     if jsd.ndim != 1 or not len(jsd) or not np.all(np.isfinite(jsd)):
         _fail("jsd_values", jsd_values, "expected a non-empty 1D sequence of finite numbers")
-    devs = [with_coupling(device, J, config) for J in jsd]
+    base = with_coupling(device, None, config)
+    devs = [base.with_params(J_sd=float(J)) for J in jsd]   # the geometry shared
     nev, method = _check_solver(device.n_orbitals, nev, target, method)
     comm = get_comm(comm)
     n = device.n_orbitals if nev is None else nev
@@ -442,15 +444,14 @@ def layer_localization(eigenvectors: np.ndarray, device: Device) -> np.ndarray:
 def _batched_eigvalsh(device: Device, spins: np.ndarray, chunk: int = 128) -> np.ndarray:
     """Eigenvalues of H(S_k) for a stack of configurations (nt, n_spin, 3), vectorised."""
     H0 = dense_hamiltonian(device, np.zeros((device.n_spins, 3)))
-    j, h = device.spin_sites, 0.5 * np.asarray(device.J_sd)
+    j = device.spin_sites
     out = np.empty((len(spins), device.n_orbitals))
     for a in range(0, len(spins), chunk):
         S = spins[a:a + chunk]
         H = np.repeat(H0[None], len(S), axis=0)
-        H[:, 2 * j, 2 * j] += h * S[..., 2]
-        H[:, 2 * j + 1, 2 * j + 1] -= h * S[..., 2]
-        H[:, 2 * j, 2 * j + 1] += h * (S[..., 0] - 1j * S[..., 1])
-        H[:, 2 * j + 1, 2 * j] += h * (S[..., 0] + 1j * S[..., 1])
+        blk = sd_blocks(device.J_sd, S)                 # the s-d entries of dense_hamiltonian
+        for k, (r, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            H[:, 2 * j + r, 2 * j + c] += blk[:, k]
         out[a:a + chunk] = np.linalg.eigvalsh(H)
     return out
 
@@ -524,43 +525,13 @@ def trajectory_spectrum(result_h5: str, *, comm=None, stride: int = 1,
 
 
 # ----------------------------------------------------------------------------- output
-def _check_new_files(paths, overwrite: bool, comm) -> None:
-    """Raise FileExistsErrorQC on every rank if one of ``paths`` exists.  Collective."""
-    err = None
-    if comm.getRank() == 0 and not overwrite:
-        taken = [p for p in paths if p and os.path.exists(p)]
-        if taken:
-            err = f"output file '{taken[0]}' exists; use --overwrite to replace it"
-    err = bcast(err, comm)
-    if err:
-        raise FileExistsErrorQC(err)
-
-
 def save_results(path: str, datasets: dict, attrs: dict | None = None, *, comm=None,
                  overwrite: bool = False) -> str:
-    """Write a self-describing HDF5 file on rank 0 and return its absolute path.  Collective.
-
-    datasets: {name: array | (array, units, description)}; names may contain '/' (groups).
-    attrs: root attributes (str/int/float/bool, anything else stored as JSON).  The file also
-    gets 'created' and 'versions'.  An existing file is kept unless ``overwrite``.
-    """
-    comm = get_comm(comm)
-    _check_new_files([path], overwrite, comm)
-    if comm.getRank() == 0:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with h5py.File(path, "w") as f:
-            f.attrs["created"] = datetime.datetime.now().isoformat(timespec="seconds")
-            f.attrs["versions"] = json.dumps(versions())
-            for k, v in (attrs or {}).items():
-                ok = isinstance(v, (str, int, float, bool, np.number))
-                f.attrs[k] = v if ok else json.dumps(v)
-            for name, item in datasets.items():
-                arr, units, desc = item if isinstance(item, tuple) else (item, "", "")
-                ds = f.create_dataset(name, data=np.asarray(arr))
-                ds.attrs["units"] = units
-                ds.attrs["description"] = desc
-    barrier(comm)
-    return os.path.abspath(path)
+    """:func:`toolkit.io.save_table` of a figure's data (kind ``attrs["kind"]``, default
+    ``"figure"``).  Collective."""
+    a = dict(attrs or {})
+    kind = str(a.pop("kind", "figure"))
+    return save_table(path, datasets, a, kind=kind, comm=comm, overwrite=overwrite)
 
 
 def _result_datasets(res: Spectrum | SpectrumSweep, E: str, n_e: int) -> dict:

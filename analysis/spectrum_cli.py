@@ -17,7 +17,6 @@ from analysis.spectrum import (
     _result_datasets,
     gap,
     plot_spectrum,
-    save_results,
     spectrum,
     spectrum_vs_jsd,
     splitting,
@@ -26,7 +25,7 @@ from analysis.spectrum import (
 from toolkit.cli_args import check_outputs, number, range_arg
 from toolkit.config import config_to_toml
 from toolkit.device import Device, device_from_config
-from toolkit.io import FORMAT_VERSION
+from toolkit.io import save_table
 from toolkit.parallel import get_comm
 
 __all__ = ["register", "cmd_spectrum"]
@@ -105,22 +104,24 @@ def cmd_spectrum(args) -> int:
     attrs = {"config": config_to_toml(cfg), "spin_config": args.spin_config or "from config",
              "method": res.method, "n_sites": dev.n_sites, "n_orbitals": dev.n_orbitals,
              "n_electrons": int(n_e), "complete": bool(res.complete), "energy_unit": E,
-             "layers": json.dumps(list(res.layer_names)), "mpi_size": comm.getSize(),
-             "qcspin_format": FORMAT_VERSION, "kind": "spectrum"}
+             "layers": json.dumps(list(res.layer_names)), "mpi_size": comm.getSize()}
     if args.target is not None:
         attrs["target"] = float(args.target)
-    path = save_results(out, _result_datasets(res, E, n_e), attrs, comm=comm, overwrite=True)
-    if rank0:
+    path = save_table(out, _result_datasets(res, E, n_e), attrs, kind="spectrum", comm=comm,
+                      overwrite=True)
+    if rank0:  # the numbers are the result (also with qcspin -q); the path is not
+        from toolkit.cli import result, say
+
         w = res.eigenvalues
         n_jsd = (" x %d J_sd values" % len(res.jsd)
                  if isinstance(res, SpectrumSweep) and w.ndim == 2 else "")
-        print(f"qcspin spectrum: {cfg.name}: N_s = {dev.n_orbitals}, {w.shape[-1]} eigenvalues"
-              f"{n_jsd} ({res.method}), "
-              f"range [{w.min():.6g}, {w.max():.6g}] {E}")
+        result(f"qcspin spectrum: {cfg.name}: N_s = {dev.n_orbitals}, {w.shape[-1]} eigenvalues"
+               f"{n_jsd} ({res.method}), "
+               f"range [{w.min():.6g}, {w.max():.6g}] {E}")
         if res.complete and w.ndim == 1 and 2 <= n_e < len(w):
-            print(f"  n_e = {n_e}: splitting {float(splitting(w, n_e)):.6g}, gap "
-                  f"{float(gap(w, n_e)):.6g} {E}")
-        print(f"  results: {path}")
+            result(f"  n_e = {n_e}: splitting {float(splitting(w, n_e)):.6g}, gap "
+                   f"{float(gap(w, n_e)):.6g} {E}")
+        say(f"  results: {path}")
     png_on_root(lambda: plot_spectrum(res, args.png, title=cfg.name) if args.png else None, comm)
     return 0
 

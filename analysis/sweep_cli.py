@@ -1,17 +1,30 @@
 """``qcspin sweep CONFIG.toml --V start:stop:step``: a bias sweep of an open junction
-(analysis/sweep.py does the work).  Registered in pyproject.toml (``qcspin.commands``)."""
+(integrators/campaign.py does the work).  Registered in pyproject.toml (``qcspin.commands``)."""
 from __future__ import annotations
 
 import argparse
 import os
 
-from analysis import sweep
-from analysis.sweep import _v_name, bias_sweep
+from integrators.campaign import bias_file_name, bias_sweep
 from toolkit.cli_args import number, values_arg
 from toolkit.config import ConfigError, load_config
 from toolkit.parallel import bcast, get_comm
 
 __all__ = ["register", "cmd_sweep"]
+
+_DESCRIPTION = """\
+Bias sweep of an open junction (paper 004, Sec. III B protocol).
+
+Stage 1 (V = 0, spins released from their initial directions) is run once and stored as
+stage1.h5; if that file exists it is reused.  Stage 2 is a bias quench at t = 0 from the
+stage-1 end state, one run per V, each written to V_<value>.h5; the V points are shared round
+robin over groups of --group-size MPI ranks, and rank 0 writes the summary table sweep.h5.
+With --resume finished V files are reused and unfinished ones continue from their last
+checkpoint.
+
+    qcspin sweep examples/valve_2d_open.toml --V 0.5:4:0.5 --protocol symmetric \\
+        --stage1 500 --t-end 2000 -o sweep_dir
+"""
 
 
 def _check_cli(args, comm) -> None:
@@ -24,7 +37,7 @@ def _check_cli(args, comm) -> None:
     if not 1 <= args.group_size <= size:
         raise ConfigError(f"--group-size = {args.group_size} is not allowed: expected an integer "
                           f"1 <= group size <= {size} (the number of MPI ranks)")
-    names = [_v_name(v) for v in args.V]
+    names = [bias_file_name(v) for v in args.V]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ConfigError(f"--V = {', '.join(f'{v:g}' for v in args.V)} is not allowed: two "
@@ -51,16 +64,18 @@ def _check_cli(args, comm) -> None:
 def cmd_sweep(args) -> int:
     """Handler of ``qcspin sweep``.  Collective.  Bad input raises ConfigError (exit status 2)
     on every rank before any run."""
+    from toolkit.cli import say  # rank 0 prints
+
     comm = get_comm()
-    say = print if comm.getRank() == 0 else (lambda *a, **k: None)
     _check_cli(args, comm)
     cfg = load_config(args.config, args.set)
     if not cfg.leads:
         raise ConfigError(f"config '{args.config}' is not allowed: it has no [[leads]]; a bias "
                           f"sweep needs an open junction (e.g. examples/valve_2d_open.toml)")
 
-    def report(i, v, obs, wall):
-        print(f"  V = {v:<8g} I_l = {obs['lead_current'][0]: .6e}  ({wall:.1f} s)", flush=True)
+    def report(i, v, obs, wall):  # on the first rank of the group that ran V (any rank)
+        say(f"  V = {v:<8g} I_l = {obs['lead_current'][0]: .6e}  ({wall:.1f} s)",
+            any_rank=True)
 
     say(f"qcspin sweep: {len(args.V)} bias values, {args.protocol}, stage 1 for "
         f"{args.stage1} -> {args.output}")
@@ -75,7 +90,7 @@ def cmd_sweep(args) -> int:
 def register(subparsers) -> None:
     """Add ``qcspin sweep``."""
     p = subparsers.add_parser("sweep", help="bias sweep of an open junction (stage 1 once, "
-                              "then one bias quench per V)", description=sweep.__doc__,
+                              "then one bias quench per V)", description=_DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="TOML config with [[leads]]")
     p.add_argument("--V", type=values_arg, required=True,

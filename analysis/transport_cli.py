@@ -16,7 +16,6 @@ file always describes the calculation.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +28,7 @@ from operators.leads import Lead, WideBandLead
 from toolkit.cli_args import check_outputs, number, range_arg
 from toolkit.config import Config, ConfigError
 from toolkit.device import Device
-from toolkit.io import FORMAT_VERSION
+from toolkit.io import save_table
 from toolkit.parallel import get_comm
 from toolkit.schema import fail as _fail
 from toolkit.schema import real as _option  # finite real, optional sign checks
@@ -179,7 +178,8 @@ def _lead_table(setup: TransportLeads) -> list[dict]:
 def cmd_transport(args) -> int:
     """Handler of ``qcspin transport``; returns the exit code.  Collective.  Bad input gives
     ``qcspin: error: ...`` (exit status 2) on every rank before any work."""
-    from analysis.spectrum import save_results, with_coupling
+    from analysis.spectrum import with_coupling
+    from toolkit.cli import error, result, say  # rank 0 prints
     from toolkit.config import config_to_toml, load_config
     from toolkit.device import device_from_config
 
@@ -200,8 +200,7 @@ def cmd_transport(args) -> int:
         setup = transport_leads(cfg, dev, gamma=args.gamma, mu_l=args.mu_l, mu_r=args.mu_r,
                                 temperature=args.temperature)
     except ValueError as exc:
-        if rank0:
-            print(f"qcspin: error: {exc}", file=sys.stderr, flush=True)
+        error(str(exc))
         return 2
     check_outputs({"-o": out, "--png": args.png}, args.overwrite, comm)
     left, right = setup.leads
@@ -209,8 +208,7 @@ def cmd_transport(args) -> int:
         res = transmission(dev, setup.leads, args.energies, comm=comm, method=args.method)
         cur = landauer_current(dev, setup.leads, comm=comm)
     except ValueError as exc:
-        if rank0:
-            print(f"qcspin: error: {exc}", file=sys.stderr, flush=True)
+        error(str(exc))
         return 2
     E = toolkit.get_units(cfg.units).energy
     d = {"energies": (res.energies, E, "energy grid"),
@@ -232,25 +230,26 @@ def cmd_transport(args) -> int:
              "temperature_l": left.temperature, "temperature_r": right.temperature,
              "method": res.method, "current_method": cur.method,
              "spin_config": args.spin_config or "from config", "energy_unit": E,
-             "mpi_size": comm.getSize(), "qcspin_format": FORMAT_VERSION, "kind": "transport"}
+             "mpi_size": comm.getSize()}
     for key, lead in (("gamma_l", left), ("gamma_r", right)):
         if lead.model == "wide-band":
             assert isinstance(lead, WideBandLead)  # the class of model 'wide-band'
             attrs[key] = (float(lead.gamma) if np.ndim(lead.gamma) == 0
                           else lead.gamma_diagonal().tolist())
-    path = save_results(out, d, attrs, comm=comm, overwrite=True)
-    if rank0:
-        print(f"qcspin transport: {cfg.name}: N_s = {dev.n_orbitals}, {len(res.energies)} "
-              f"energies ({res.method}); max theta {res.theta.max():.6g}")
+    path = save_table(out, d, attrs, kind="transport", comm=comm,
+                      overwrite=True)
+    if rank0:  # the numbers are the result (also with qcspin -q); leads and path are not
+        result(f"qcspin transport: {cfg.name}: N_s = {dev.n_orbitals}, {len(res.energies)} "
+               f"energies ({res.method}); max theta {res.theta.max():.6g}")
         bias = (f", bias {setup.protocol} V = {setup.V:g}" if setup.protocol != "none" else "")
-        print(f"  leads ({setup.source}{bias}): " + "; ".join(
+        say(f"  leads ({setup.source}{bias}): " + "; ".join(
             f"{l.name}: " + ", ".join(f"{k} {_num(v)}" for k, v in l.describe().items()
                                       if k not in ("model", "side")) + f" ({l.model}), "
             f"mu {l.mu:g}, T {l.temperature:g}"
             for l in setup.leads))
-        print(f"  particle current {cur.particle:.10g} (+- {cur.error:.1e}; lead_current = "
-              f"{cur.current:.10g}), spin_r {np.array2string(cur.spin_r, precision=6)}")
-        print(f"  results: {path}")
+        result(f"  particle current {cur.particle:.10g} (+- {cur.error:.1e}; lead_current = "
+               f"{cur.current:.10g}), spin_r {np.array2string(cur.spin_r, precision=6)}")
+        say(f"  results: {path}")
     png_on_root(lambda: args.png and plot_transmission(res, args.png, title=cfg.name, mu=setup.mu,
                                                       energy_unit=E), comm)
     return 0

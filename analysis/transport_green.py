@@ -46,6 +46,7 @@ from operators.leads import Lead, pauli_on
 from toolkit import _petscenv
 from toolkit.device import Device
 from toolkit.parallel import bcast, first_message, gather_rows, get_comm, round_robin
+from toolkit.petsc_options import DEFAULT_PREFIX, sub_prefix
 from toolkit.schema import fail as _fail
 
 from petsc4py import PETSc
@@ -58,7 +59,7 @@ CURRENT_METHODS = ("auto", "poles", "quad")
 EIG_LIMIT = 1000       # N_s up to which transmission(method='auto') uses 'eig' (~2 s set-up)
 POLE_LIMIT = 3000      # N_s up to which landauer_current(method='auto') uses 'poles' (~1 min)
 EIG_CHECK_TOL = 1e-9   # relative agreement of the eig Green function with a direct solve
-PREFIX = "qcspin_transport_"
+PREFIX = sub_prefix(DEFAULT_PREFIX, "transport")   # qcspin_transport_
 _DENSE_CHUNK = 1 << 22  # complex entries per batch of dense inverses (64 MiB)
 
 
@@ -220,12 +221,19 @@ def _sigma_full(device: Device, iface: _Interface, energy: float,
     return S
 
 
+def _effective_hamiltonian(device: Device, spins: np.ndarray, iface: _Interface,
+                           energy: float = 0.0) -> np.ndarray:
+    """The dense non-Hermitian H_eff = H(spins) + Sigma_l(energy) + Sigma_r(energy) (wide-band
+    leads: H - i Gamma/2, energy-independent): the one construction used by the eigen-
+    decompositions and the resonance breakpoints of the current integrals."""
+    return dense_hamiltonian(device, spins) + _sigma_full(device, iface, energy)
+
+
 # ----------------------------------------------------------------------------- Green solvers
 class _EigDecomposition:
     """H_eff = H + Sigma = V diag(lam) V^-1 (energy-independent leads), with an accuracy check."""
 
-    def __init__(self, H: np.ndarray, Sigma: np.ndarray, I: np.ndarray) -> None:
-        Heff = H + Sigma
+    def __init__(self, Heff: np.ndarray, I: np.ndarray) -> None:
         self.lam, self.V = sla.eig(Heff)
         self.W = sla.solve(self.V, np.eye(len(Heff)))
         # check: G^R[:, I] at two energies against a direct LU solve
@@ -288,9 +296,8 @@ class GreenSolver:
             if self.iface.fixed:
                 self._sig_fixed = _sigma_full(device, self.iface, 0.0)
         else:
-            self.eig = eig or _EigDecomposition(dense_hamiltonian(device, self.spins),
-                                                _sigma_full(device, self.iface, 0.0),
-                                                self.orbitals)
+            self.eig = eig or _EigDecomposition(
+                _effective_hamiltonian(device, self.spins, self.iface), self.orbitals)
             self.check_error = self.eig.check_error
             if self.check_error > EIG_CHECK_TOL:
                 raise RuntimeError(
@@ -547,8 +554,8 @@ class _Evaluator:
             iface = _Interface(leads[0], leads[1], params)
 
             def build():
-                return _EigDecomposition(dense_hamiltonian(device, S),
-                                         _sigma_full(device, iface, 0.0), iface.orbitals)
+                return _EigDecomposition(_effective_hamiltonian(device, S, iface),
+                                         iface.orbitals)
             eig = _on_root(build, comm)
         self.solver = _collective(lambda: GreenSolver(device, leads, S, method=method,
                                                       params=params, eig=eig), comm)

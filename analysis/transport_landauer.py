@@ -30,16 +30,17 @@ from analysis.transport_green import (
     _check_method,
     _check_params,
     _check_spins,
+    _effective_hamiltonian,
     _EigDecomposition,
     _evaluator,
     _fail,
     _freeze,
     _Interface,
     _on_root,
-    _sigma_full,
 )
+from operators.fermi import fermi
 from operators.hamiltonian import dense_hamiltonian
-from operators.leads import Lead, fermi, pauli_on
+from operators.leads import Lead, pauli_on
 from toolkit.device import Device
 from toolkit.parallel import get_comm, round_robin
 
@@ -260,8 +261,7 @@ def landauer_current(device: Device, leads, mu_l: float | None = None, mu_r: flo
     iface = _Interface(left, right, params)
     if meth == "poles":
         def build():
-            eig = _EigDecomposition(dense_hamiltonian(device, S), _sigma_full(device, iface, 0.0),
-                                    iface.orbitals)
+            eig = _EigDecomposition(_effective_hamiltonian(device, S, iface), iface.orbitals)
             return eig, (_poles_current(eig, iface, mus, temps)
                          if eig.check_error <= EIG_CHECK_TOL else None)
         eig, res = _on_root(build, comm)
@@ -273,8 +273,7 @@ def landauer_current(device: Device, leads, mu_l: float | None = None, mu_r: flo
                                f"error {eig.check_error:.1e}); use method='quad'")
         bp = np.concatenate([bp, eig.lam.real])
     elif solver in ("auto", "eig") and iface.fixed and device.n_orbitals <= POLE_LIMIT:
-        lam = _on_root(lambda: sla.eigvals(dense_hamiltonian(device, S)
-                                           + _sigma_full(device, iface, 0.0)), comm)
+        lam = _on_root(lambda: sla.eigvals(_effective_hamiltonian(device, S, iface)), comm)
         bp = np.concatenate([bp, lam.real])
     # band edges of finite-band leads (square-root kinks of theta): panel edges
     bp = np.concatenate([bp] + [np.asarray(l.band_edges(), float) for l in (left, right)])
@@ -319,8 +318,7 @@ def steady_state_density(device: Device, leads, mu_l: float | None = None,
     iface = _Interface(left, right, None)
 
     def build():
-        eig = _EigDecomposition(dense_hamiltonian(device, S), _sigma_full(device, iface, 0.0),
-                                iface.orbitals)
+        eig = _EigDecomposition(_effective_hamiltonian(device, S, iface), iface.orbitals)
         if eig.check_error > EIG_CHECK_TOL:
             raise RuntimeError(f"H + Sigma is ill-conditioned (relative error "
                                f"{eig.check_error:.1e}); no closed-form steady state")

@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from operators.currents import PlaneCurrent, monolayer_polarization, spin_balance
-from operators.hamiltonian import ElectronHamiltonian
 from operators.observables import diag_block_indices, layer_magnetization, spin_density_local
-from operators.spin import ClassicalSpinHamiltonian
 from toolkit.config import Config, ConfigError, config_to_toml, with_changes
 from toolkit.device import Device, device_from_config
 from toolkit.errors import RunFailedError
@@ -34,7 +32,6 @@ from toolkit.io import (
     load_checkpoint,
     versions,
 )
-from toolkit.memory import MemoryLimitError, StateSize, check_memory
 from toolkit.parallel import (
     allreduce,
     barrier,
@@ -42,21 +39,17 @@ from toolkit.parallel import (
     first_message,
     gather_rows,
     get_comm,
-    ranks_on_node,
 )
 from toolkit.petsc_options import OptionError
 from toolkit.progress import ProgressBar
-from toolkit.units import get_units
 
 from petsc4py import PETSc
 
-from .bias import bias_function
+from .assembly import GivenState, _make_leads, build_simulation, resolve_initial, start
+from .bias import BiasProtocol
 from .electrons import ElectronProblem
-from .initial import initial_density
-from .layout import StateLayout
 from .open_rhs import OpenRHS
 from .rhs import ClosedRHS
-from .stationary import partitioned_state, stationary_state
 from .ts import (
     DEFAULT_PREFIX,
     call_monitors,
@@ -96,88 +89,18 @@ class Simulation:
     def __init__(self, config: Config | Device, comm: PETSc.Comm | None = None, *,
                  rho0: np.ndarray | None = None, spins0: np.ndarray | None = None,
                  leads0: list | dict | None = None, prefix: str = DEFAULT_PREFIX) -> None:
-        comm = get_comm(comm)
-        cfg0 = config.config if isinstance(config, Device) else config
-        from operators.leads import time_domain_models
-
-        for i, lc in enumerate(cfg0.leads):
-            if lc.model not in time_domain_models():
-                raise ConfigError(f"config key 'leads[{i}].model' = {lc.model!r} is not "
-                                  f"allowed: qcspin run integrates only "
-                                  f"{list(time_domain_models())} leads in time so far; use "
-                                  f"qcspin transport for '{lc.model}' leads")
-        self.device = config if isinstance(config, Device) else device_from_config(config)
-        if spins0 is not None:
-            self.device = self.device.with_spins(spins0)
-        self.config = self.device.config
-        self.units = get_units(self.config.units)
-        self.comm = get_comm(comm)
-        self.prefix = prefix
-        dev = self.device
-        self.leads = _make_leads(dev, self.config)
-        # the electron problem: the device plus what the leads' representations add
-        self.problem = ElectronProblem(dev, self.leads)
-        edev = self.edevice = self.problem.edevice
-        self.extension = self.problem.ext
-        comps: tuple = ()
-        small: list = []
+        given = None if rho0 is None else GivenState(np.asarray(rho0), leads0)
+        asm = self.assembly = build_simulation(config, comm, spins0=spins0, given=given,
+                                               prefix=prefix)
+        self.device, self.config, self.units = asm.device, asm.config, asm.units
+        self.comm, self.prefix = asm.comm, prefix
+        self.leads, self.problem, self.poles = asm.leads, asm.problem, asm.poles
+        self.edevice, self.extension = asm.problem.edevice, asm.problem.ext
+        self.memory = asm.memory
+        self.H, self.spinH, self.layout, self.rhs = asm.H, asm.spinH, asm.layout, asm.rhs
         if self.leads:
-            from operators.pade import pade_poles
-
-            self.poles = lead_poles(self.config, pade_poles)  # one PadePoles per lead
-            if self.problem.auxiliary:   # leads as auxiliary modes
-                from .aux_rhs import aux_components
-
-                comps_l, small, _ = aux_components(self.problem, self.poles)
-                comps = tuple(comps_l)
-            else:
-                comps = tuple((c.name, self.poles[c.lead_index].n_poles * len(c.interface))
-                              for c in self.problem.couplings)
-        size = StateSize(edev.n_orbitals, sum(c for _, c in comps), sum(n for _, n in small),
-                         tuple((k, m.sites.columns) for k, m in enumerate(self.problem.modes)
-                               if m.sites is not None))
-        try:   # before anything large is allocated
-            self.memory = check_memory(cfg0, comm.getSize(), ranks_on_node(comm), size)
-            err = None
-        except MemoryLimitError as exc:
-            err = str(exc)
-        err = first_message(err, comm)
-        if err:
-            raise MemoryLimitError(err)
-        self.H = ElectronHamiltonian(edev, self.comm, prefix=prefix)
-        d = self.H.dist
-        self.spinH = ClassicalSpinHamiltonian(edev, d.spin_start, d.spin_stop)
-        if self.leads:
-            err = _components_mismatch(leads0, comps, self.problem, edev.n_orbitals, rho0,
-                                       [n for n, _ in small])
-            initial = self.config.electrons.initial
-            if (self.problem.extended and self.problem.auxiliary and rho0 is None
-                    and initial in ("partitioned", "partitioned-empty")):
-                err = (f"config key 'electrons.initial' = {initial!r} is not allowed with an "
-                       f"'extended' lead beside leads in auxiliary modes (its explicit sites "
-                       f"would start without their absorbers' memory); use 'stationary' (the "
-                       f"default) or representation 'modes' for every tight-binding lead")
-            if self.problem.extended and initial == "ground" and rho0 is None:
-                err = ("config key 'electrons.initial' = 'ground' is not allowed with leads "
-                       "that add explicit sites (representation 'extended'): n_electrons "
-                       "would count the lead sites too; use 'stationary' (the default), "
-                       "'partitioned' or 'fermi'")
-            if err:  # before the state and the TS exist
-                self.H.destroy()
-                raise ConfigError(err)
-            self.layout = StateLayout(d, edev.n_orbitals, self.comm, comps, small)
-            self.mu_of_t = bias_function(self.config, self.leads, self.units)
-            if self.problem.auxiliary:
-                from .aux_rhs import AuxiliaryRHS
-
-                self.rhs = AuxiliaryRHS(self.H, self.spinH, self.layout, self.problem,
-                                        self.poles, self.mu_of_t)
-            else:
-                self.rhs = OpenRHS(self.H, self.spinH, self.layout, self.problem, self.poles,
-                                   self.mu_of_t)
-        else:
-            self.layout = StateLayout(d, edev.n_orbitals, self.comm)
-            self.rhs = ClosedRHS(self.H, self.spinH, self.layout)
+            self.mu_of_t = cast(BiasProtocol, asm.mu_of_t)
+        dev, edev, d = self.device, self.edevice, self.H.dist
         self.y = self.layout.create_vec()
         self.F = self.y.duplicate()
         self.dt = self.units.time_to_internal(self.config.time.dt)
@@ -203,34 +126,9 @@ class Simulation:
                 "dt": float(self.units.time_from_internal(dt_ts))})
         a = self.y.getArray()
         self.layout.spins(a)[...] = dev.spins0[d.spin_start:d.spin_stop]
-        initial = self.config.electrons.initial
-        if initial == "auto":
-            initial = "stationary" if self.leads else "ground"
-        self.origin = "rho0 given" if rho0 is not None else initial
-        if rho0 is None and initial == "stationary" and self.problem.auxiliary:
-            # dense, the same on every rank
-            eq = cast("AuxiliaryRHS", self.rhs).stationary(self.mu_of_t.initial)
-            self.layout.rho(a)[...] = eq.pop("rho")[d.row_start:d.row_start + d.n_local_rows]
-            self.layout.fill(a, eq.items())
-        elif rho0 is None and initial == "stationary":
-            rho, blocks = stationary_state(self.H, self.problem, self.poles,
-                                           self.mu_of_t.initial)
-            self.layout.rho(a)[...] = rho
-            self.layout.fill(a, blocks.items(), local=True)
-        elif rho0 is None and initial in ("partitioned", "partitioned-empty"):
-            rho, blocks = partitioned_state(self.H, self.problem, self.poles,
-                                            self.mu_of_t.initial,
-                                            empty=initial == "partitioned-empty")
-            self.layout.rho(a)[...] = rho
-            self.layout.fill(a, blocks.items(), local=True)
-        elif rho0 is None:
-            self.layout.rho(a)[...] = initial_density(self.H, self.config.electrons)
-        else:
-            self.layout.rho(a)[...] = np.asarray(rho0)[d.row_start:d.row_start + d.n_local_rows]
-            if self.leads and leads0 is None:
-                raise ValueError("rho0 given for an open junction without leads0 (the lead "
-                                 "blocks Pi_l); pass both, e.g. via Simulation.from_checkpoint")
-            self.layout.fill(a, _by_name(leads0, self.layout.aux_names).items())
+        initial = resolve_initial(asm, given)
+        self.origin = "rho0 given" if given is not None else initial
+        start(asm, a, initial, given)
         self.ts.setSolution(self.y)
         self.ts.setTime(0.0)
         self.ts.setStepNumber(0)
@@ -820,18 +718,6 @@ class Simulation:
         self.H.destroy()
 
 
-def lead_poles(cfg: Config, make) -> list:
-    """The Pade pole set of each lead: its own ``n_poles`` or ``electrons.n_poles``."""
-    cache: dict[int, object] = {}
-    out = []
-    for lc in cfg.leads:
-        n = lc.n_poles or cfg.electrons.n_poles
-        if n not in cache:
-            cache[n] = make(n)
-        out.append(cache[n])
-    return out
-
-
 def check_t_end(t_end) -> float:
     """``t_end`` as a float, or ConfigError naming ``time.t_end``."""
     try:
@@ -895,15 +781,6 @@ def _planes(device: Device, cfg: Config) -> tuple[int, ...]:
     return tuple(x - 1 for x in starts)
 
 
-def _make_leads(device: Device, cfg: Config) -> list:
-    """The leads of ``cfg`` from the one registry (operators.leads.LEAD_MODELS)."""
-    if not cfg.leads:
-        return []
-    from operators.leads import leads_from_config
-
-    return list(leads_from_config(device, cfg.leads))
-
-
 def _checkpoint_components(ck: dict, names) -> dict:
     """{component name: array} of a checkpoint (files before the named components store
     ``lead_k``, the k-th wide-band lead's Pi block, which is ``names[k]``)."""
@@ -917,43 +794,6 @@ def _checkpoint_components(ck: dict, names) -> dict:
             return {k: ck[k] for k in legacy}       # resolved by position in __init__
         out.update({names[int(k[5:])]: ck[k] for k in legacy if int(k[5:]) < len(names)})
     return out
-
-
-def _by_name(leads0, names) -> dict:
-    """Initial auxiliary components by name from a dict (by name, or legacy ``lead_k``) or a
-    list in layout order."""
-    if leads0 is None:
-        return {}
-    if isinstance(leads0, dict):
-        return {(names[int(k[5:])] if k.startswith("lead_") and k[5:].isdigit()
-                 and int(k[5:]) < len(names) else k): v for k, v in leads0.items()}
-    return dict(zip(names, leads0))
-
-
-def _components_mismatch(leads0, comps, problem, n_orbitals, rho0,
-                         small=()) -> str | None:
-    """A one-line message if an initial state (rho0, leads0) does not fit this run's
-    components ``comps`` [(name, columns)], else None."""
-    if rho0 is not None and np.shape(rho0) != (n_orbitals, n_orbitals):
-        return (f"the initial state has rho of shape {np.shape(rho0)} but this run's electron "
-                f"problem has {n_orbitals} orbitals (device plus explicit lead sites): it "
-                f"belongs to other leads or another lead representation")
-    if leads0 is None:
-        return None
-    names = [n for n, _ in comps] + list(small)
-    given = _by_name(leads0, names)
-    if set(given) != set(names):
-        return (f"the initial state has the lead components {sorted(given)} but this run "
-                f"needs {names}: another lead model or representation")
-    for (name, cols), c in zip(comps, problem.couplings):
-        have = np.shape(given[name])[1]
-        if have != cols:
-            lead = problem.leads[c.lead_index]
-            k = problem.leads.index(lead)
-            return (f"config key 'leads[{k}].n_poles' does not match the initial state: its "
-                    f"component '{name}' has {have} columns, this config needs {cols} "
-                    f"(n_poles x coupled orbitals); use the n_poles the state was computed with")
-    return None
 
 
 #: lead attributes that fix the shape of a state (compared when a run starts from another

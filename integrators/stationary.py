@@ -43,9 +43,10 @@ from typing import Sequence
 import numpy as np
 import scipy.linalg as sla
 
-from operators.hamiltonian import ElectronHamiltonian
+from operators.hamiltonian import ElectronHamiltonian, gather_dense
 from operators.pade import PadePoles
 from toolkit.parallel import RowHermitianTranspose, allgather_rows
+from toolkit.petsc_options import sub_prefix
 
 from petsc4py import PETSc
 
@@ -57,7 +58,8 @@ __all__ = ["stationary_state", "equilibrium_density", "effective_matrix", "parti
 def effective_matrix(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
                      shifts: Sequence[float] | None = None) -> PETSc.Mat:
     """H + sum_l V_l P_l - i Gamma/2 as a new AIJ matrix (same layout as H); ``shifts``: V_l per
-    lead (default 0)."""
+    lead (default 0).  The one construction of H_eff: the pole solves factor it and the dense
+    Sylvester solve of :func:`stationary_state` gathers it (``gather_dense``).  Collective."""
     A = H.mat.duplicate(copy=True)
     d = A.createVecLeft()
     d.set(0.0)
@@ -107,6 +109,12 @@ class _Solver:
         self.ksp.destroy()
         self.A.destroy()
 
+    def __enter__(self) -> "_Solver":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()
+
 
 def _unit_columns(comm, nloc: int, N: int, r0: int, cols: np.ndarray) -> PETSc.Mat:
     """Dense (N x len(cols)) matrix with the identity columns ``cols`` (rows distributed)."""
@@ -153,12 +161,12 @@ def _pole_sum(solver: _Solver, H: ElectronHamiltonian, mu: float, beta: float,
 def equilibrium_density(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
                         poles: PadePoles, mu: float, temperature: float,
                         shifts: Sequence[float] | None = None,
-                        prefix: str = "qcspin_stationary_") -> np.ndarray:
+                        prefix: str | None = None) -> np.ndarray:
     """Local rows (n_loc, N_s) of the grand-canonical equilibrium density matrix of the
     electron problem at ``mu`` and ``temperature`` (pole sum over ``poles``, module docstring)
     for the spins currently in ``H``.  Collective."""
     A0 = effective_matrix(H, problem, shifts)
-    solver = _Solver(A0, prefix)
+    solver = _Solver(A0, prefix or sub_prefix(H.prefix, "stationary"))
     try:
         rho, _ = _pole_sum(solver, H, mu, 1.0 / temperature, poles)
     finally:
@@ -169,14 +177,14 @@ def equilibrium_density(H: ElectronHamiltonian, problem: ElectronProblem | _Part
 
 def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
                      poles: PadePoles | Sequence, mu: Sequence[float] | np.ndarray | None = None,
-                     prefix: str = "qcspin_stationary_") -> tuple[np.ndarray, dict]:
+                     prefix: str | None = None) -> tuple[np.ndarray, dict]:
     """Local rows of the stationary rho (n_loc, N_s) and {component name: local rows of its
     Pi block (n_loc, N_p n_c, column p n_c + k)} for the spins currently in ``H``.
     Collective.
 
     ``mu``: chemical potentials of the leads (default ``lead.mu``); a lead's explicit sites
-    shift with mu - lead.mu.  KSP options can be changed under ``-qcspin_stationary_``
-    (default: preonly + LU + MUMPS).
+    shift with mu - lead.mu.  KSP options can be changed under ``-<prefix>``, default the
+    Hamiltonian's prefix + ``stationary_`` (``-qcspin_stationary_``; preonly + LU + MUMPS).
     """
     comm = H.comm
     N = H.device.n_orbitals
@@ -187,7 +195,7 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
     shifts = [m - l.mu for m, l in zip(mus, leads)]
     per_lead = per_lead_poles(poles, len(leads))
     A0 = effective_matrix(H, problem, shifts)
-    solver = _Solver(A0, prefix)
+    solver = _Solver(A0, prefix or sub_prefix(H.prefix, "stationary"))
     counts = np.array([2 * (b - a) for a, b in d.site_ranges])
     blocks, S = {}, []
     try:
@@ -210,6 +218,8 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
                    and _same_poles(per_lead[c.lead_index], ref[2]) for c in problem.couplings)
         keep = [] if same else [np.asarray(c.interface) for c in problem.couplings]
         rho, S_ref = _pole_sum(solver, H, ref[0], 1.0 / ref[1], ref[2], keep)
+        # the dense H_eff of the Sylvester equation: the same matrix as the solves, gathered
+        Heff = None if same else gather_dense(A0, N, comm)
     finally:
         solver.destroy()
         A0.destroy()
@@ -225,9 +235,7 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
         gamma[I] += c.gamma
         Q[:, I] += D
         Q[I, :] += D.conj().T
-    Heff = H.to_dense() - 0.5j * np.diag(gamma)
-    for k, sl in problem.shifts:
-        Heff[np.arange(sl.start, sl.stop), np.arange(sl.start, sl.stop)] += shifts[k]
+    assert Heff is not None  # gathered above when not ``same``
     drho = _sylvester(Heff, -1j * Q, BOUND_RATE * max(1.0, float(gamma.max(initial=0.0))))
     drho = 0.5 * (drho + drho.conj().T)  # Hermitian to round-off
     return rho + drho[r0:r0 + nloc], blocks
@@ -275,7 +283,7 @@ class _Part:
 
 def partitioned_state(H: ElectronHamiltonian, problem: ElectronProblem, poles,
                       mu: Sequence[float] | np.ndarray | None = None, *, empty: bool = False,
-                      prefix: str = "qcspin_stationary_") -> tuple[np.ndarray, dict]:
+                      prefix: str | None = None) -> tuple[np.ndarray, dict]:
     """Paper 000's initial state: device and leads disconnected, each in its own equilibrium
     (stationary state) for t < 0, to be connected at t = 0.  Collective.
 
@@ -287,13 +295,14 @@ def partitioned_state(H: ElectronHamiltonian, problem: ElectronProblem, poles,
     """
     import dataclasses
 
+    prefix = prefix or sub_prefix(H.prefix, "stationary")
     edev = problem.edevice
     lead_layers = [i for i, n in enumerate(edev.layer_names) if n.startswith("lead:")]
     in_lead = np.isin(edev.layer_of_site, lead_layers)
     cut = in_lead[edev.bonds[:, 0]] != in_lead[edev.bonds[:, 1]]
     hop = np.where(cut, 0.0, edev.hopping)
     H0 = ElectronHamiltonian(dataclasses.replace(edev, hopping=hop), H.comm,
-                             prefix="qcspin_partitioned_")
+                             prefix=sub_prefix(H.prefix, "partitioned"))
     try:
         if H.device.n_spins:
             H0.set_spins(np.asarray(edev.spins0)[H.dist.spin_start:H.dist.spin_stop])

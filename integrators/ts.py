@@ -12,12 +12,14 @@ two treatments of a stiff diagonal linear part L (the pole decay of open junctio
 from __future__ import annotations
 
 import ctypes
+import logging
 import warnings
 
 import numpy as np
 
 from toolkit import _petscenv
 from toolkit.config import SolverConfig
+from toolkit.log import get_logger
 from toolkit.petsc_options import (
     DEFAULT_PREFIX,
     OptionError,
@@ -38,6 +40,7 @@ __all__ = ["register_rk38", "create_ts", "effective_options", "DEFAULT_PREFIX", 
            "IMEX_DEFAULTS", "call_monitors", "view_from_options", "ts_settings", "adapt_type",
            "explicit_rk_types", "OptionError"]
 
+_log = get_logger(__name__)
 _RK38: bool | None = None
 STIFF_TS_TYPE = {"expint": "python", "imex": "arkimex"}
 # code defaults of the imex scheme (config [solver.options] and the command line win)
@@ -185,6 +188,11 @@ def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec, dt: float, solver: SolverConf
         if decay is not None:
             decay.destroy()
         raise
+    if _log.isEnabledFor(logging.DEBUG):  # qcspin -v
+        _log.debug(f"TS {ts.getType()}, options prefix -{prefix}, dt = {ts.getTimeStep():g} "
+                   f"(internal units), stiff = {stiff}; options applied from the config and "
+                   f"code defaults: " + (" ".join(f"-{n} {v}".rstrip()
+                                                  for n, v in applied.items()) or "none"))
     return ts, applied
 
 

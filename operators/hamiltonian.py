@@ -14,11 +14,12 @@ import numpy as np
 
 from toolkit import _petscenv
 from toolkit.device import Device
-from toolkit.parallel import SiteDistribution, get_comm
+from toolkit.parallel import SiteDistribution, gather_rows, get_comm
+from toolkit.petsc_options import sub_prefix
 
 from petsc4py import PETSc
 
-__all__ = ["ElectronHamiltonian", "sd_blocks", "dense_hamiltonian"]
+__all__ = ["ElectronHamiltonian", "sd_blocks", "dense_hamiltonian", "gather_dense"]
 
 
 # rows: (uu, ud, du, dd) entries of sigma.S as linear maps of (Sx, Sy, Sz)
@@ -26,13 +27,21 @@ SIGMA_DOT = np.array([[0, 0, 1], [1, -1j, 0], [1, 1j, 0], [0, 0, -1]], complex)
 
 
 def sd_blocks(J_sd: np.ndarray, S: np.ndarray) -> np.ndarray:
-    """The four entries (uu, ud, du, dd) of J_sd/2 sigma.S for each spin, shape (4, n)."""
-    return (SIGMA_DOT @ np.asarray(S).T) * (0.5 * np.asarray(J_sd))
+    """The four entries (uu, ud, du, dd) of J_sd/2 sigma.S for each spin, shape (4, n); for a
+    stack of configurations S (..., n, 3): shape (..., 4, n)."""
+    return (SIGMA_DOT @ np.swapaxes(np.asarray(S), -1, -2)) * (0.5 * np.asarray(J_sd))
 
 
 def _local_csr(device: Device, dist: SiteDistribution, spins: np.ndarray):
     """Local rows of H in CSR form (global column indices, sorted)."""
-    r0, r1 = 2 * dist.site_start, 2 * dist.site_stop
+    return _csr_rows(device, spins, 2 * dist.site_start, 2 * dist.site_stop)
+
+
+def _csr_rows(device: Device, spins: np.ndarray, r0: int,
+              r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows [r0, r1) of H in CSR form (indptr, global column indices sorted, values): the one
+    construction of Eq. (1).  The PETSc matrix (:func:`_local_csr`) and
+    :func:`dense_hamiltonian` both come from these triplets, so they agree bitwise."""
     b = device.bonds
     t = device.hopping
     rows, cols, vals = [], [], []
@@ -65,19 +74,28 @@ def _local_csr(device: Device, dist: SiteDistribution, spins: np.ndarray):
 
 
 def dense_hamiltonian(device: Device, spins: np.ndarray | None = None) -> np.ndarray:
-    """Full dense H (N_s x N_s) as NumPy array, serial; for tests and small analyses."""
-    spins = device.spins0 if spins is None else np.asarray(spins)
+    """Full dense H (N_s x N_s) as NumPy array, serial; for tests and small analyses.
+
+    The serially assembled CSR of :func:`_csr_rows` (the triplets of the PETSc matrix) scattered
+    into a dense array: equal bitwise to ``ElectronHamiltonian(device, spins=spins).to_dense()``
+    on any number of ranks."""
+    spins = device.spins0 if spins is None else np.asarray(spins, float)
     N = 2 * device.n_sites
-    H = np.zeros((N, N), complex)
-    for s in (0, 1):
-        H[2 * device.bonds[:, 0] + s, 2 * device.bonds[:, 1] + s] -= device.hopping
-        H[2 * device.bonds[:, 1] + s, 2 * device.bonds[:, 0] + s] -= device.hopping
-    H[np.arange(N), np.arange(N)] += np.repeat(device.site_onsite, 2)
-    j = device.spin_sites
-    blk = sd_blocks(device.J_sd, spins)
-    for k, (a, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        H[2 * j + a, 2 * j + c] += blk[k]
-    return H
+    return _csr_to_dense(*_csr_rows(device, spins, 0, N), N)
+
+
+def _csr_to_dense(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, N: int) -> np.ndarray:
+    """The (len(indptr) - 1, N) complex array of CSR rows (distinct entries per row)."""
+    out = np.zeros((len(indptr) - 1, N), complex)
+    out[np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)), cols] = vals
+    return out
+
+
+def gather_dense(mat: PETSc.Mat, N: int, comm: PETSc.Comm) -> np.ndarray:
+    """The full (N, N) row-distributed AIJ ``mat`` as a dense array on every rank (its stored
+    values, bitwise; small systems only).  Collective."""
+    ai, aj, av = mat.getValuesCSR()
+    return gather_rows(_csr_to_dense(ai, aj, av, N), comm, root=None)
 
 
 class ElectronHamiltonian:
@@ -96,7 +114,8 @@ class ElectronHamiltonian:
         nloc = self.dist.n_local_rows
         csr = _local_csr(device, self.dist, spins)
         self.mat = PETSc.Mat().createAIJ([(nloc, N), (nloc, N)], csr=csr, comm=self.comm)
-        self.mat.setOptionsPrefix(prefix + "H_")
+        self.prefix = prefix      # the owner's prefix: sub-solvers derive theirs from it
+        self.mat.setOptionsPrefix(sub_prefix(prefix, "H"))
         self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
         self.mat.assemble()
         sl = slice(self.dist.spin_start, self.dist.spin_stop)
@@ -177,15 +196,15 @@ class ElectronHamiltonian:
         self.set_spins(np.asarray(S_all)[self.dist.spin_start:self.dist.spin_stop])
 
     def to_dense(self) -> np.ndarray:
-        """Gather the full matrix as a dense NumPy array on every rank (small systems only)."""
-        from toolkit.parallel import gather_rows
-
-        ai, aj, av = self.mat.getValuesCSR()
-        N = self.device.n_orbitals
-        loc = np.zeros((self.dist.n_local_rows, N), complex)
-        rows = np.repeat(np.arange(len(ai) - 1), np.diff(ai))
-        loc[rows, aj] = av
-        return gather_rows(loc, self.comm, root=None)
+        """Gather the full matrix as a dense NumPy array on every rank (small systems only).
+        Collective."""
+        return gather_dense(self.mat, self.device.n_orbitals, self.comm)
 
     def destroy(self) -> None:
         self.mat.destroy()
+
+    def __enter__(self) -> "ElectronHamiltonian":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()

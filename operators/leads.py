@@ -70,7 +70,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from scipy.special import expit
 
 from toolkit.device import Device, lattice_bonds
 from toolkit.lead_schema import (
@@ -84,6 +83,8 @@ from toolkit.lead_schema import (
 from toolkit.schema import ConfigError
 from toolkit.schema import fail as _fail
 from toolkit.schema import real as _real
+
+from .fermi import fermi  # re-exported: the one Fermi function (operators/fermi.py)
 
 if TYPE_CHECKING:
     from toolkit.config import LeadConfig
@@ -111,18 +112,6 @@ def _energy(z: Any) -> complex:
         _fail("energy", z, "the retarded self-energy is defined for Im energy >= 0 (upper "
               "half-plane; use the conjugate transpose for the advanced one)")
     return complex(z.real, abs(z.imag))   # -0.0 -> +0.0: the real axis is approached from above
-
-
-def fermi(energy, mu: float, temperature: float):
-    """Exact Fermi function f(eps) = 1/(1 + exp((eps - mu)/T)); T = 0: step, f(mu) = 1/2.
-
-    Broadcasts ``energy``; overflow-safe (scipy.special.expit).  T = k_B T in E0.
-    """
-    e = np.asarray(energy, float)
-    if temperature > 0:
-        with np.errstate(over="ignore"):
-            return expit(-(e - mu) / temperature)
-    return np.where(e < mu, 1.0, np.where(e > mu, 0.0, 0.5))
 
 
 def pauli_on(interface: np.ndarray, alpha: int) -> np.ndarray:

@@ -52,7 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import eigh_tridiagonal
 from scipy.optimize import minimize_scalar
-from scipy.special import expit
+
+from .fermi import fermi
 
 __all__ = ["PadePoles", "pade_poles", "fermi_pade", "fermi_exact", "pade_error",
            "choose_n_poles", "METHODS", "N_POLES_MAX", "TOL_FLOOR"]
@@ -190,10 +191,10 @@ def pade_poles(n_poles: int, method: str = "psd") -> PadePoles:
 
 # ----------------------------------------------------------------------------- Fermi functions
 def fermi_exact(eps, mu, beta):
-    """f(eps) = 1/(1 + exp(beta (eps - mu))), overflow-safe (scipy.special.expit); broadcasts."""
+    """f(eps) = 1/(1 + exp(beta (eps - mu))), overflow-safe; broadcasts.  The checked front of
+    :func:`operators.fermi.fermi` (beta finite > 0, real eps and mu; a float for scalars)."""
     beta = _check_beta(beta)
-    with np.errstate(over="ignore"):                          # beta*(eps-mu) -> +/-inf is fine
-        out = expit(-beta * (_real_array("eps", eps) - _real_array("mu", mu)))
+    out = fermi(_real_array("eps", eps), _real_array("mu", mu), beta=beta)
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -224,7 +225,7 @@ def fermi_pade(eps, mu, beta, poles):
 # ----------------------------------------------------------------------------- accuracy
 def _abs_err_x(x, poles: PadePoles):
     x = np.asarray(x, dtype=float)
-    return np.abs(0.5 - _pole_sum(x, poles) - expit(-x))
+    return np.abs(0.5 - _pole_sum(x, poles) - fermi(x, beta=1.0))     # beta x = x exactly
 
 
 def _max_error_x(lo: float, hi: float, poles: PadePoles) -> float:

@@ -53,8 +53,9 @@ import numpy as np  # noqa: E402
 import toolkit  # noqa: E402,F401  (initialises complex PETSc)
 from integrators import Simulation  # noqa: E402
 from operators.pade import pade_poles  # noqa: E402
-from toolkit.config import apply_overrides, config_from_dict, with_changes  # noqa: E402
+from toolkit.config import config_from_dict, with_changes  # noqa: E402
 from toolkit.device import device_from_config  # noqa: E402
+from toolkit.overrides import apply_overrides  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_2D = os.path.join(ROOT, "examples", "valve_2d_open.toml")

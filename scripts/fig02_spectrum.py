@@ -20,9 +20,9 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
-from analysis.jeff import valve_device  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import plot_sweep, save_results, spectrum_vs_jsd  # noqa: E402
+from toolkit.presets import valve_device  # noqa: E402
 
 N_S, N_NM = 5, 10
 DETAIL = (-0.6, 0.6)  # energy window of the right-hand panels [hopping]

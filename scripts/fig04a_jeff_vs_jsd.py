@@ -26,6 +26,7 @@ from analysis.figscript import figure_main  # noqa: E402
 from analysis.jeff import jeff_static, jeff_sweep, read_sweep, write_sweep  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from toolkit.parallel import barrier, snake  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 N_SPINS = (1, 5, 10)
 STYLE = {1: dict(color="tab:red", ls="--", marker=""), 5: dict(color="k", ls="-", marker="o"),
@@ -70,9 +71,9 @@ def compute(path: str, args, comm) -> None:
 def plot(path: str, png: str) -> None:
     plt = use_agg()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    with h5py.File(path, "r") as f:
-        groups = sorted(f, key=lambda k: int(k.split("=")[1]))
-        static = {g: f[g]["J_static"][...] for g in groups}
+    r = load_result(path)
+    groups = sorted(r.tables, key=lambda k: int(k.split("=")[1]))
+    static = {g: r[f"{g}/J_static"] for g in groups}
     for g in groups:
         N_S = int(g.split("=")[1])
         tab = read_sweep(path, g)

@@ -23,9 +23,9 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
-from analysis.jeff import valve_device  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import dos, save_results, spectrum_vs_jsd, splitting  # noqa: E402
+from toolkit.presets import valve_device  # noqa: E402
 
 N_NM, SIZES = 10, (1, 5, 10)
 ETA, WINDOW = 0.02, (-1.0, 1.0)  # DOS broadening and energy window [hopping]

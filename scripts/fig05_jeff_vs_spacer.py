@@ -18,20 +18,20 @@ Plot: DIR/fig05.png.  Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagn
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
-from analysis.jeff import jeff_sweep, read_sweep, valve_device, write_sweep  # noqa: E402
+from analysis.jeff import jeff_sweep, read_sweep, write_sweep  # noqa: E402
 from analysis.macrospin import fit_rkky_prefactor, rkky_reference  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from toolkit.parallel import snake  # noqa: E402
+from toolkit.presets import valve_device  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 COLORS = {"J_sd=1": "tab:red", "J_sd=5": "tab:blue", "weak": "tab:green"}
 PANEL_C = dict(N_S=5, N_NM=400, J_sd=3.3, B=(0.0, 0.0, 1.0), dt=0.1)
@@ -55,8 +55,7 @@ def existing(path: str, args) -> list[str]:
     """Sweep groups of ``path`` and the panel (c) file that this run would replace."""
     panels, have = set(args.panels.split(",")), set()
     if os.path.exists(path):
-        with h5py.File(path, "r") as f:
-            have = set(f)
+        have = set(load_result(path).tables)
     h5c = os.path.join(args.outdir, "fig05c.h5")
     return ([f"{path}:{g}" for g in sorted(have & set(sweeps(panels, args.n_spins)))]
             + ([h5c] if "c" in panels and os.path.exists(h5c) else []))
@@ -126,8 +125,7 @@ def plot(ab: str, png: str) -> None:
     c = os.path.join(os.path.dirname(ab), "fig05c.h5")
     tabs = {}
     if os.path.exists(ab):
-        with h5py.File(ab, "r") as f:
-            tabs = {g: read_sweep(ab, g) for g in f}
+        tabs = {g: read_sweep(ab, g) for g in load_result(ab).tables}
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
     (a, b), (cc, d) = axes
     main = {k: v for k, v in tabs.items() if k.startswith("J_sd=")}
@@ -204,15 +202,12 @@ def _plot_d(tab: dict, ax) -> None:
 
 
 def _plot_c(path: str, ax) -> None:
-    with h5py.File(path, "r") as f:
-        t = f["time"][...]
-        M = f["layer_magnetization"][...]
-        names = json.loads(f["device"].attrs["layer_names"])
-        counts = np.bincount(f["device/spin_layer"][...], minlength=len(names))
-    il, ir = names.index("PL"), names.index("FL")
-    ax.plot(t, M[:, il, 0] / counts[il], color="tab:red", lw=0.8, label="$M_l^x/N_S$")
-    ax.plot(t, M[:, il, 2] / counts[il], color="tab:orange", lw=0.8, label="$M_l^z/N_S$")
-    ax.plot(t, M[:, ir, 0] / counts[ir], color="tab:blue", lw=0.8, label="$M_r^x/N_S$")
+    r = load_result(path)
+    t, M, dev = r["time"], r["layer_magnetization"], r.device
+    (il, nl), (ir, nr) = ((dev.layer(k), dev.n_spins(k)) for k in ("PL", "FL"))
+    ax.plot(t, M[:, il, 0] / nl, color="tab:red", lw=0.8, label="$M_l^x/N_S$")
+    ax.plot(t, M[:, il, 2] / nl, color="tab:orange", lw=0.8, label="$M_l^z/N_S$")
+    ax.plot(t, M[:, ir, 0] / nr, color="tab:blue", lw=0.8, label="$M_r^x/N_S$")
     ax.axvline(PANEL_C["N_NM"] / 2, color="0.5", ls=":", lw=0.8, label=r"$t = N_{NM}/2\gamma$")
     ax.set_xlabel(r"$t$ [$\hbar/\gamma$]")
     ax.set_title(r"(c) $N_{NM}$ = 400, $J_{sd}$ = 3.3, $B_z$ = 1", fontsize=9)

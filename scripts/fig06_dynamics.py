@@ -11,7 +11,7 @@ M_r^z / N_S.  (The paper's caption names J_sd = 1 and 5, its text and Figs. 7 an
     mpirun -n 2 python scripts/fig06_dynamics.py [--quick] [--outdir DIR] [--overwrite]
 
 Full: stage 1 and stage 2 3000 time units (hbar/hopping) each; --quick: 300 and 300.  The runs
-live in DIR/valve_runs (shared with Figs. 7-14: ``analysis.quench.quench_sweeps``, resumable);
+live in DIR/valve_runs (shared with Figs. 7-14: ``integrators.campaign.quench_sweeps``, resumable);
 data DIR/fig06.h5, plot DIR/fig06.png.
 """
 from __future__ import annotations
@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import quench_sweeps  # noqa: E402
+from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 CASES = (2.0, 6.0)
 V = 1.0
@@ -35,13 +36,11 @@ def runs_dir(args) -> str:
     return os.path.join(args.outdir, "valve_runs" + ("_quick" if args.quick else ""))
 
 
-def _fl(f) -> tuple[np.ndarray, np.ndarray]:
-    import json
-
-    names = json.loads(f["device"].attrs["layer_names"])
-    k = names.index("FL")
-    n = int(np.sum(f["device/spin_layer"][:] == k))
-    return f["time"][:], f["layer_magnetization"][:, k] / n
+def _fl(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Time and free-layer magnetization M_r / N_S of the run file ``path``."""
+    r = load_result(path)
+    k = r.device.layer("FL")
+    return r["time"], r["layer_magnetization", :, k] / r.device.n_spins("FL")
 
 
 def compute(h5, args, comm):
@@ -61,10 +60,8 @@ def compute(h5, args, comm):
         g.attrs["units"] = "time: hbar/hopping; M: normalized (M_r / N_S)"
         for J_sd, (s1, s2) in out.items():
             grp = g.create_group(f"J_sd={J_sd:g}")
-            with h5py.File(s1, "r") as f:
-                t1, m1 = _fl(f)
-            with h5py.File(s2, "r") as f:
-                t2, m2 = _fl(f)
+            t1, m1 = _fl(s1)
+            t2, m2 = _fl(s2)
             grp["stage1/time"] = t1 - t1[-1]
             grp["stage1/M_r"] = m1
             grp["stage2/time"] = t2

@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import ensure_stage1, quench_sweeps, read_quench  # noqa: E402
+from analysis.quench import read_quench  # noqa: E402
+from integrators.campaign import ensure_stage1, quench_sweeps  # noqa: E402
 
 PANELS = (("a", 2.0, "symmetric", 1.0), ("b", 6.0, "symmetric", 1.0),
           ("c", 2.0, "asymmetric", 0.5), ("d", 6.0, "asymmetric", 0.5))

@@ -10,7 +10,7 @@ rough estimate (open markers: t_R longer than ten times the fitted envelope span
 
     mpirun -n 2 python scripts/fig08_relaxation.py [--quick] [--outdir DIR] [--overwrite]
 
-Full (``analysis.quench.relaxation_plan``): stage 1 3000, stage 2 3000 (symmetric) and 1500
+Full (``toolkit.presets.relaxation_plan``): stage 1 3000, stage 2 3000 (symmetric) and 1500
 (asymmetric) time units (hbar/hopping); V = 0.5:12:0.5 and V' = 0.25:6:0.25 at J_sd = 2,
 V = 2:12:2 and V' = 1:6:1 at J_sd = 3.  --quick: J_sd = 2, 3 bias values per protocol, stage 1
 600 and stage 2 800.  Runs: DIR/valve_runs/J<J_sd>_<protocol>/V_*.h5 (shared with Figs. 6-14,
@@ -27,7 +27,9 @@ import h5py  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import analyze_sweep, quench_sweeps, relaxation_plan  # noqa: E402
+from analysis.quench import analyze_sweep  # noqa: E402
+from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.presets import relaxation_plan  # noqa: E402
 
 COLORS = {2.0: "tab:red", 3.0: "tab:blue"}
 

@@ -29,7 +29,8 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import quench_sweeps, read_quench  # noqa: E402
+from analysis.quench import read_quench  # noqa: E402
+from integrators.campaign import quench_sweeps  # noqa: E402
 
 CASES = (("a", "symmetric", 8.0), ("b", "asymmetric", 4.0))
 J_SD = 2.0
@@ -99,7 +100,7 @@ def plot(h5, png):
         ax.set_ylabel("$\\Delta M / N_S$")
 
     _panels(h5, png, currents)
-    _panels(h5, png.replace("fig09", "fig10"), magnet)
+    _panels(h5, os.path.join(os.path.dirname(png), "fig10.png"), magnet)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ band edges (states localized on the magnetic layers).
 
     mpirun -n 2 python scripts/fig11_rates_dos.py [--quick] [--outdir DIR] [--overwrite]
 
-The quench runs are those of Fig. 8 (DIR/valve_runs, ``analysis.quench.relaxation_plan``,
+The quench runs are those of Fig. 8 (DIR/valve_runs, ``toolkit.presets.relaxation_plan``,
 computed if missing); data DIR/fig11.h5, plot DIR/fig11.png.
 """
 from __future__ import annotations
@@ -24,7 +24,9 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import analyze_sweep, equilibrium_transmission, quench_sweeps, relaxation_plan  # noqa: E402
+from analysis.quench import analyze_sweep, equilibrium_transmission  # noqa: E402
+from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.presets import relaxation_plan  # noqa: E402
 
 J_SD = 2.0
 SCALE = {"symmetric": 0.5, "asymmetric": 1.0}  # mu_l = SCALE * V

@@ -26,7 +26,9 @@ import h5py  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import analyze_sweep, quench_sweeps, relaxation_plan  # noqa: E402
+from analysis.quench import analyze_sweep  # noqa: E402
+from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.presets import relaxation_plan  # noqa: E402
 
 K_L, K_R = 0.4, 0.02
 
@@ -87,7 +89,7 @@ def _fig(h5, png, protocol, comps):
 
 def plot(h5, png):
     _fig(h5, png, "symmetric", (1,))
-    _fig(h5, png.replace("fig12", "fig13"), "asymmetric", (0, 1))
+    _fig(h5, os.path.join(os.path.dirname(png), "fig13.png"), "asymmetric", (0, 1))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ DIR/valve_runs/fig14 (resumable); data DIR/fig14.h5, plot DIR/fig14.png.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -26,8 +25,10 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import analyze_sweep, ensure_stage1, quench_sweeps  # noqa: E402
+from analysis.quench import analyze_sweep  # noqa: E402
+from integrators.campaign import ensure_stage1, quench_sweeps  # noqa: E402
 from toolkit.parallel import get_comm, split_comm  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 J_SD = 3.0
 ALPHA = 0.5
@@ -35,10 +36,8 @@ ALPHA = 0.5
 
 def _mr_x(path: str, tail: float = 0.2) -> float:
     """M_r^x / N_S averaged over the last ``tail`` of a (converged) record."""
-    with h5py.File(path, "r") as f:
-        k = json.loads(f["device"].attrs["layer_names"]).index("FL")
-        n = int(np.sum(f["device/spin_layer"][:] == k))
-        m = f["layer_magnetization"][:, k, 0] / n
+    r = load_result(path)
+    m = r["layer_magnetization", :, r.device.layer("FL"), 0] / r.device.n_spins("FL")
     return float(m[int((1 - tail) * len(m)):].mean())
 
 

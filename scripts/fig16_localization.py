@@ -29,9 +29,9 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
-from analysis.jeff import valve_device  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.spectrum import save_results, spectrum_vs_jsd, splitting  # noqa: E402
+from toolkit.presets import valve_device  # noqa: E402
 
 N_S, N_NM = 5, 10
 PAPER_REGIME = (3.0, 4.5)

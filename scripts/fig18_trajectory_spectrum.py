@@ -34,6 +34,7 @@ from analysis.spectrum import save_results, trajectory_spectrum  # noqa: E402
 from integrators import Simulation  # noqa: E402
 from toolkit import DeviceBuilder  # noqa: E402
 from toolkit.parallel import barrier, round_robin  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 # petsc4py only after toolkit, which locates and initialises it
 from petsc4py import PETSc  # noqa: E402
@@ -81,8 +82,8 @@ def compute(path: str, args, comm) -> None:
     data = {}
     for J in jsd:
         tr = trajectory_spectrum(run_file(outdir, J), comm=comm)
-        with h5py.File(run_file(outdir, J), "r") as f:
-            S1, E = f["spins"][:, 0, :], f["energy/total"][...]
+        run = load_result(run_file(outdir, J))
+        S1, E = run["spins", :, 0, :], run["energy/total"]
         g = f"J_sd={J:g}"
         data.update({f"{g}/time": (tr.time, tr.time_unit, "time"),
                      f"{g}/S1": (S1, "hbar", "first PL spin S_1(t)"),

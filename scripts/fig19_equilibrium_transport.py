@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import ensure_stage1, equilibrium_transmission  # noqa: E402
+from analysis.quench import equilibrium_transmission  # noqa: E402
+from integrators.campaign import ensure_stage1  # noqa: E402
 
 CASES = (2.0, 6.0)
 COLORS = {2.0: "tab:red", 6.0: "tab:blue"}

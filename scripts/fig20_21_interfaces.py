@@ -2,7 +2,7 @@
 """Figs. 20 and 21 of paper 004 (App. F): the valve with metallic valve-lead interfaces.
 
 Two valves at J_sd = 2, otherwise the parameters of Sec. III B (Gamma = 1, T = 0.025, J_ex = -1,
-K_l = 0.4 along x, K_r = 0.02 along z, N_p = 30; ``analysis.quench.paper_valve``):
+K_l = 0.4 along x, K_r = 0.02 along z, N_p = 30; ``toolkit.presets.paper_valve``):
 
 * bare:     12 x 4, PL = monolayers N_l = 1-4, SL 5-8, FL 9-12;
 * extended: 24 x 4, six metallic monolayers on each side, PL = N_l 7-10, FL = 15-18
@@ -70,7 +70,9 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import analyze_quench, analyze_sweep, quench_sweeps  # noqa: E402
+from analysis.quench import analyze_quench, analyze_sweep  # noqa: E402
+from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 J_SD = 2.0
 DAMPING = 0.5
@@ -104,18 +106,13 @@ def negf_limit(path: str) -> tuple[np.ndarray, np.ndarray, float]:
     the exact NEGF steady state (wide-band leads, exact Fermi functions) ->
     (P (Lx, 3) of Eq. F1, spin current into the right lead (3,), charge current Re Tr Pi
     into the right lead).  Serial (PETSc.COMM_SELF)."""
-    import tomllib
-
     from analysis.transport import landauer_current, steady_state_density, transport_leads
-    from toolkit.config import config_from_dict
     from toolkit.device import device_from_config
 
     from petsc4py import PETSc
 
-    with h5py.File(path, "r") as f:
-        cfg = config_from_dict(tomllib.loads(f.attrs["config"]))
-        S = f["checkpoint/spins"][:]
-        mu = f["lead_mu"][-1]
+    r = load_result(path)
+    cfg, S, mu = r.config, r.checkpoint()["spins"], r["lead_mu", -1]
     dev = device_from_config(cfg)
     leads = transport_leads(cfg, dev).leads
     rho = steady_state_density(dev, leads, mu_l=mu[0], mu_r=mu[1], spins=S,
@@ -187,9 +184,8 @@ def compute(h5, args, comm):
                        description=__doc__.split("\n\n")[0])
         for valve, dd in dirs.items():
             stage1 = os.path.join(runs, valve, f"J{J_SD:g}_stage1.h5")
-            with h5py.File(stage1, "r") as s1:
-                P_eq = s1["monolayer_polarization"][-1]
-                Lx = int(s1["device"].attrs["size"][0])
+            s1 = load_result(stage1)
+            P_eq, Lx = s1["monolayer_polarization", -1], s1.device.size[0]
             gv = f.create_group(valve)
             gv.attrs["Lx"] = Lx
             gv.attrs["N_l_offset"] = 0 if valve == "extended" else SHIFT

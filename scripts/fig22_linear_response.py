@@ -2,7 +2,7 @@
 """Fig. 22 of paper 004 (App. G): I-V characteristics at small voltages, symmetric vs asymmetric.
 
 Open 2D valve of Sec. III B (Gamma = 1, T = 0.025, J_ex = -1, K_l = 0.4 along x, K_r = 0.02
-along z, N_p = 30; ``analysis.quench.paper_valve``):
+along z, N_p = 30; ``toolkit.presets.paper_valve``):
 (a) J_sd = 2, bare (12 x 4) and extended valve (24 x 4, six metallic monolayers on each side,
     App. F);  (b) J_sd = 1 and 3, bare valve.
 Stage 1 (V = 0, spins released) once per valve, then one bias quench per V: symmetric drop
@@ -57,7 +57,10 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.quench import analyze_quench, analyze_sweep, paper_valve, quench_sweeps  # noqa: E402
+from analysis.quench import analyze_quench, analyze_sweep  # noqa: E402
+from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.presets import paper_valve  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 DAMPING = 0.5
 PROTOCOLS = ("symmetric", "asymmetric")
@@ -91,14 +94,13 @@ def landauer(J_sd: float, kw: dict, stage1: str, V_line: np.ndarray) -> dict:
     ``stage1``.  Serial (PETSc.COMM_SELF)."""
     from analysis.transport import landauer_current, transmission, transport_leads
     from toolkit.device import device_from_config
-    from toolkit.io import load_checkpoint
 
     from petsc4py import PETSc
 
     cfg = paper_valve(J_sd, **kw)
     dev = device_from_config(cfg)
     leads = transport_leads(cfg, dev).leads          # mu = 0 on both sides (no bias)
-    S = load_checkpoint(stage1)["spins"]
+    S = load_result(stage1).checkpoint()["spins"]
     T = leads[0].temperature
     beta = 1.0 / T
     e = np.arange(-30 * T, 30 * T + 1e-12, T / 40)  # -f' < 4e-13 outside
@@ -121,18 +123,13 @@ def landauer(J_sd: float, kw: dict, stage1: str, V_line: np.ndarray) -> dict:
 def final_landauer(path: str) -> float:
     """Landauer current (Eq. 11 normalisation) at the final spins and lead mu of the quench
     file ``path``: the t -> infinity limit of the electrons for those spins.  Serial."""
-    import tomllib
-
     from analysis.transport import landauer_current, transport_leads
-    from toolkit.config import config_from_dict
     from toolkit.device import device_from_config
 
     from petsc4py import PETSc
 
-    with h5py.File(path, "r") as f:
-        cfg = config_from_dict(tomllib.loads(f.attrs["config"]))
-        S = f["checkpoint/spins"][:]
-        mu = f["lead_mu"][-1]
+    r = load_result(path)
+    cfg, S, mu = r.config, r.checkpoint()["spins"], r["lead_mu", -1]
     dev = device_from_config(cfg)
     leads = transport_leads(cfg, dev).leads
     return landauer_current(dev, leads, mu_l=mu[0], mu_r=mu[1], spins=S,

@@ -1,5 +1,6 @@
 """The ``qcspin`` command line.
 
+  qcspin [-v | -q] COMMAND ...   (-v: also debug messages; -q: only warnings, errors, results)
   qcspin run CONFIG.toml [-o OUT.h5] [--overwrite] [--set KEY=VALUE ...] [PETSc options]
   qcspin run --restart OUT.h5 [--t-end T] [--set time.t_end=T]
   qcspin info OUT.h5
@@ -18,17 +19,20 @@ Exit status: 0 finished, 1 failed (e.g. the state became non-finite), 2 bad inpu
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
+import time
 import warnings
 
-from . import _petscenv
+from . import _petscenv, log
 from ._petscenv import _NEGATIVE, join_negative_values, split_petsc_args
 from .errors import InputError, RunFailedError
 
 __all__ = ["main", "split_petsc_args", "join_negative_values", "build_parser", "commands",
-           "say", "warn", "petsc_pairs", "CommandInputError", "COMMAND_GROUP"]
+           "say", "result", "warn", "error", "petsc_pairs", "CommandInputError",
+           "COMMAND_GROUP"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: entry-point group of the sub-commands, and the order ``qcspin -h`` lists them in
@@ -36,20 +40,38 @@ COMMAND_GROUP = "qcspin.commands"
 COMMAND_ORDER = ("run", "info", "plot", "spectrum", "jeff", "transport", "sweep", "quench")
 
 
-def _rank0() -> bool:
-    from petsc4py import PETSc
+# The output of the sub-commands (toolkit.log: rank 0 only, -q/-v); called without the driver
+# (a command handler from a test) they install the default handler first.
+def _cli_log():
+    log.ensure_configured()
+    return log.get_logger("cli")
 
-    return PETSc.COMM_WORLD.getRank() == 0
+
+def say(*args: object, sep: str = " ", any_rank: bool = False) -> None:
+    """Progress and headers on stdout (INFO: not with ``-q``); ``any_rank``: also printed on
+    a rank other than 0 (e.g. the rank of a sweep group that computed a point)."""
+    _cli_log().info(sep.join(map(str, args)), extra={"any_rank": any_rank})
 
 
-def say(*args, **kw) -> None:
-    if _rank0():
-        print(*args, flush=True, **kw)
+def result(*args: object, sep: str = " ") -> None:
+    """What the command was asked to print (a table, a summary of the numbers) on stdout,
+    also with ``-q`` (level RESULT)."""
+    _cli_log().log(log.RESULT, sep.join(map(str, args)))
 
 
 def warn(text: str) -> None:
-    if _rank0():
-        print(f"qcspin: warning: {text}", file=sys.stderr, flush=True)
+    """``qcspin: warning: TEXT`` on stderr."""
+    _cli_log().warning(text)
+
+
+def error(text: str, label: str = "error") -> None:
+    """``qcspin: LABEL: TEXT`` on stderr (e.g. label 'run failed')."""
+    _cli_log().error(text, extra={"label": label})
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the driver: a library warning as ``qcspin: warning: ...``."""
+    log.get_logger("warnings").warning("%s", message)
 
 
 class CommandInputError(InputError):
@@ -71,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version",
                    version=f"qcspin {toolkit.__version__}")
+    loud = p.add_mutually_exclusive_group()   # dest 'verbosity': no sub-command uses it
+    loud.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                      default=0, help="also debug messages (PETSc options, timings) on stderr")
+    loud.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                      help="only warnings, errors and the results a command prints (no "
+                           "progress, run header or progress bar)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for ep in commands():
         ep.load()(sub)    # an import error in a command module surfaces here
@@ -116,24 +144,33 @@ def main(argv: list[str] | None = None) -> int:
             opts.setValue(name, value)
     args = build_parser().parse_args(ours)
     args.petsc = petsc
+    log.configure(args.verbosity)
+    if args.verbosity < 0 and isinstance(getattr(args, "quiet", None), bool):
+        args.quiet = True  # qcspin -q run: no progress bar either (run's own -q)
+    _log = log.get_logger("cli")
+    if _log.isEnabledFor(logging.DEBUG):
+        db = PETSc.Options().getAll()  # getAll marks no option used
+        _log.debug(f"qcspin {args.command}: PETSc {'.'.join(map(str, PETSc.Sys.getVersion()))}"
+                   f", {PETSc.COMM_WORLD.getSize()} MPI rank(s), scalar "
+                   f"{PETSc.ScalarType.__name__}; PETSc options database: "
+                   + (" ".join(f"-{k}" + (f" {v}" if v not in (None, "") else "")
+                               for k, v in sorted(db.items())) or "empty"))
+    t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
-            warnings.formatwarning = lambda msg, *a, **k: f"qcspin: warning: {msg}\n"
+            warnings.showwarning = _show_warning  # qcspin: warning: ... (rank 0)
             return int(args.func(args) or 0)
     except (InputError, FileExistsError, FileNotFoundError) as exc:
-        if _rank0():
-            print(f"qcspin: error: {exc}", file=sys.stderr, flush=True)
+        error(str(exc))
         return EXIT_INPUT
     except ValueError as exc:  # bad values reaching the physics code
         if os.environ.get("QCSPIN_DEBUG"):
             raise
-        if _rank0():
-            print(f"qcspin: error: {exc}", file=sys.stderr, flush=True)
+        error(str(exc))
         return EXIT_INPUT
     except RunFailedError as exc:
-        if _rank0():
-            print(f"qcspin: run failed: {exc}", file=sys.stderr, flush=True)
+        error(str(exc), label="run failed")
         return EXIT_FAILED
     except Exception:
         if PETSc.COMM_WORLD.getSize() > 1:  # an error on some ranks only: do not hang the rest
@@ -145,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 
             MPI.COMM_WORLD.Abort(EXIT_FAILED)
         raise
+    finally:
+        _log.debug(f"qcspin {args.command}: {time.perf_counter() - t0:.2f} s wall time")
 
 
 def petsc_pairs(petsc: list[str]) -> list[tuple[str, str]]:

@@ -1,5 +1,9 @@
 """TOML configuration -> validated, frozen dataclasses.
 
+The schema is the dataclasses below; every value check is one of :mod:`toolkit.schema`'s (the
+lead keys are declared with their models in :mod:`toolkit.lead_schema`); the ``--set``
+language is :mod:`toolkit.overrides` and the TOML syntax :mod:`toolkit.tomlio`.
+
 Every key is checked: unknown keys, bad values and keys that would have no effect raise
 :class:`ConfigError` with a one-line message that names the key, the value and what is allowed;
 :func:`config_warnings` lists what is allowed but probably not meant (e.g. columns in no
@@ -9,7 +13,6 @@ times to the internal natural units.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from dataclasses import field as dc_field
 from typing import Any, NoReturn
@@ -21,14 +24,16 @@ from .lead_schema import (
     check_n_poles,
     validate_lead_table,
 )
+from .overrides import apply_overrides
 from .schema import ConfigError, boolean, fail, integer, real, string
+from .tomlio import read_toml, toml_document
 
 __all__ = [
     "ConfigError", "Config", "LatticeConfig", "LeadConfig", "BiasConfig", "LayerConfig",
     "BondConfig", "ExchangeConfig",
     "ElectronsConfig", "TimeConfig", "SolverConfig", "OutputConfig", "load_config",
     "LEAD_COMMON_KEYS",
-    "config_from_dict", "config_to_toml", "apply_overrides", "config_warnings", "N_POLES_LIMIT",
+    "config_from_dict", "config_to_toml", "config_warnings", "N_POLES_LIMIT",
 ]
 
 
@@ -630,116 +635,11 @@ def config_from_dict(d: dict) -> Config:
     return cfg
 
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def _read_toml(path: str) -> dict:
-    """The parsed TOML document of ``path``; anything else (a directory, binary data, non-UTF-8
-    text, invalid TOML) is a ConfigError naming the path."""
-    want = "expected a TOML config file"
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise ConfigError(f"config file '{path}' does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file '{path}' is a directory: {want}") from None
-    except OSError as exc:
-        raise ConfigError(f"config file '{path}' cannot be read ({exc.strerror}): {want}") from None
-    if data.startswith(_HDF5_SIGNATURE):
-        raise ConfigError(f"config file '{path}' is an HDF5 file (a result file?): {want}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file '{path}' is not UTF-8 text (byte {exc.start} = "
-                          f"{data[exc.start]:#04x}): {want}") from None
-    if "\x00" in text:
-        raise ConfigError(f"config file '{path}' contains binary data (NUL bytes): {want}")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
 
 
 def load_config(path: str, overrides: list[str] | None = None) -> Config:
     """Read a TOML file, apply ``key=value`` overrides (``--set``), validate."""
-    return config_from_dict(apply_overrides(_read_toml(path), overrides or []))
-
-
-_ARRAYS = ("layers", "bonds", "exchange", "leads")   # arrays of tables at the top level
-
-
-def _entry_names(section: str, items: list) -> list:
-    """Names that select entries of [[layers]] (``name``, default 'layer<i>') and [[leads]]
-    (``name``, default the ``side``), as :func:`config_from_dict` assigns them."""
-    if section not in ("layers", "leads"):
-        return []
-    names: list[Any] = []
-    for i, it in enumerate(items):
-        if not isinstance(it, dict):
-            names.append(None)
-        else:
-            names.append(it.get("name", f"layer{i}" if section == "layers" else it.get("side")))
-    return names
-
-
-def _index(node: list, k: str, where: str, item: str, value: Any) -> int:
-    """The list position that the override path part ``k`` selects in ``node`` (= ``where``)."""
-    names = _entry_names(where, node)
-    if k.isdigit() and k.isascii() and int(k) < len(node):
-        return int(k)
-    if not k.isdigit() and k in names:
-        return names.index(k)
-    if not node:
-        _fail(item, value, f"'{where}' is empty; set the whole array, e.g. --set '{where}=[...]'")
-    if names:
-        listed = ", ".join(f"{i} = {n!r}" for i, n in enumerate(names))
-        _fail(item, value, f"there are {len(node)} [[{where}]] ({listed}); select one by index "
-              f"0..{len(node) - 1} or by name")
-    _fail(item, value, f"'{where}' has {len(node)} entries; expected an index 0..{len(node) - 1}")
-    return -1  # unreachable
-
-
-def _child(node: Any, k: str, where: str, item: str, value: Any, last: bool) -> tuple[Any, Any]:
-    """(container, key) for path part ``k`` below ``node`` (the value at ``where``)."""
-    if isinstance(node, list):
-        return node, _index(node, k, where, item, value)
-    if not isinstance(node, dict):
-        _fail(item, value, f"'{where}' = {node!r} is a value, not a table, so it has no key '{k}'")
-    if not last and k not in node:
-        if not where and k in _ARRAYS:
-            _fail(item, value, f"the config has no [[{k}]]; add them to the file or set the "
-                  f"whole array, e.g. --set '{k}=[{{...}}]'")
-        node[k] = {}
-    return node, k
-
-
-def apply_overrides(d: dict, overrides: list[str]) -> dict:
-    """Apply ``section.key=value`` strings (value parsed as TOML, else taken as a string) to a
-    config dict.  Entries of an array are selected by index (``layers.0.J_sd=3``) or, for
-    [[layers]] and [[leads]], by name (``layers.PL.J_sd=3``, ``leads.left.mu=0.1``; a lead's
-    name defaults to its side); a number always means an index."""
-    import copy
-
-    d = copy.deepcopy(d)
-    for item in overrides:
-        path, _, text = item.partition("=")
-        keys = [k.strip() for k in path.split(".")]
-        if "=" not in item or not all(keys):
-            raise ConfigError(f"override '{item}' is not allowed: expected section.key=value")
-        try:
-            value = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text
-        node: Any = d
-        for n, k in enumerate(keys):
-            where = ".".join(keys[:n])
-            parent, key = _child(node, k, where, ".".join(keys), value, n == len(keys) - 1)
-            if n == len(keys) - 1:
-                parent[key] = value
-            else:
-                node = parent[key]
-    return d
+    return config_from_dict(apply_overrides(read_toml(path), overrides or []))
 
 
 # ----------------------------------------------------------------------------- warnings
@@ -795,18 +695,6 @@ def config_warnings(cfg: Config) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- writing
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(v)
-
-
 def config_to_dict(cfg: Config) -> dict:
     """Plain-dict form of a config (the resolved config written to result files)."""
     d = asdict(cfg)
@@ -837,22 +725,10 @@ def config_to_dict(cfg: Config) -> dict:
 def config_to_toml(cfg: Config) -> str:
     """The resolved configuration as TOML text (round-trips through :func:`config_from_dict`)."""
     d = config_to_dict(cfg)
-    lines = [f"name = {_toml_value(d['name'])}", f"units = {_toml_value(d['units'])}", ""]
-    for sec in ("lattice", "field", "electrons", "bias", "time", "output"):
-        lines.append(f"[{sec}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in d[sec].items()]
-        lines.append("")
-    lines.append("[solver]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in d["solver"].items() if k != "options"]
-    lines.append("[solver.options]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in d["solver"]["options"].items()]
-    lines.append("")
-    for arr in ("layers", "bonds", "exchange", "leads"):
-        for item in d[arr]:
-            lines.append(f"[[{arr}]]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
-            lines.append("")
-    return "\n".join(lines)
+    return toml_document({"name": d["name"], "units": d["units"]},
+                         [(sec, d[sec]) for sec in ("lattice", "field", "electrons", "bias",
+                                                    "time", "output", "solver")],
+                         [(arr, d[arr]) for arr in ("layers", "bonds", "exchange", "leads")])
 
 
 def with_changes(cfg: Config, **sections: Any) -> Config:

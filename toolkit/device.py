@@ -7,7 +7,7 @@ consume.  Site index = x*Ly*Lz + y*Lz + z; spinor index = 2*site + spin (0 = up,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -117,6 +117,51 @@ class Device:
     @property
     def magnetic_layers(self) -> tuple[str, ...]:
         return tuple(n for i, n in enumerate(self.layer_names) if np.any(self.spin_layer == i))
+
+    #: the parameters :meth:`with_params` changes (Kwant's ``params``): per magnetic layer
+    #: J_sd and K (one value for all, or {layer name: value}), the field B (3,)  [E0]
+    PARAMS = ("J_sd", "K", "B")
+
+    def with_params(self, **params: Any) -> "Device":
+        """A copy with other parameter values, the geometry shared (no config to rebuild):
+        ``J_sd`` / ``K`` = a number for every magnetic layer or {layer name: number}; ``B`` =
+        [Bx, By, Bz].  The copy's ``config`` is updated to match, so a run stores what it
+        used.  Unknown names or layers raise ConfigError."""
+        from .schema import ConfigError, fail, real
+
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:
+            fail(f"parameter '{unknown[0]}'", params[unknown[0]],
+                 f"expected one of {list(self.PARAMS)}", ConfigError)
+        kw = dict(vars(self))
+        layers = list(self.config.layers)
+        cfg_kw: dict[str, Any] = {}
+        for name in ("J_sd", "K"):
+            if name not in params:
+                continue
+            value = params[name]
+            per = value if isinstance(value, dict) else {
+                n: value for n in self.magnetic_layers}
+            arr = np.array(getattr(self, name), float)
+            for layer, v in per.items():
+                if layer not in self.magnetic_layers:
+                    fail(f"parameter '{name}'", value, f"layer {layer!r} has no classical "
+                         f"spins; magnetic layers are {list(self.magnetic_layers)}", ConfigError)
+                x = real(f"parameter '{name}' of layer {layer!r}", v, exc=ConfigError)
+                arr[self.spin_layer == self.layer_index(layer)] = x
+                i = next(i for i, lc in enumerate(layers) if lc.name == layer)
+                layers[i] = (replace(layers[i], J_sd=x) if name == "J_sd"
+                             else replace(layers[i], K=x))
+            kw[name] = arr
+        if "B" in params:
+            B = params["B"]
+            if np.shape(B) != (3,):
+                fail("parameter 'B'", B, "expected [Bx, By, Bz]", ConfigError)
+            kw["B"] = np.array([real(f"parameter 'B'[{i}]", b, exc=ConfigError)
+                                for i, b in enumerate(B)])
+            cfg_kw["field"] = tuple(float(b) for b in kw["B"])
+        kw["config"] = replace(self.config, layers=tuple(layers), **cfg_kw)
+        return Device(**kw)
 
     def with_spins(self, spins: np.ndarray) -> "Device":
         """A copy with other initial spins (shape (n_spin, 3))."""

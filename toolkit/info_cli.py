@@ -22,10 +22,11 @@ def cmd_info(args) -> int:
 
 
 def _print_info(args, st) -> None:
+    from toolkit.cli import result  # the command's result: also with qcspin -q
     from toolkit.io import fmt_history
 
-    print(f"{args.result}: qcspin run file (format {st['format']}), status: {st['status']}"
-          + (f" - {st['message']}" if st["message"] else ""))
+    result(f"{args.result}: qcspin run file (format {st['format']}), status: {st['status']}"
+           + (f" - {st['message']}" if st["message"] else ""))
     import tomllib
 
     from toolkit.lead_schema import TIGHT_BINDING
@@ -42,24 +43,25 @@ def _print_info(args, st) -> None:
                f"{l.get('sites', tb['sites'].default)}"
                if l.get("model") == "tight-binding" else "") + ")"
             for l in c.get("leads", []))
-        print(f"  config: {c.get('name', '')!r}, lattice {lat.get('size')}, layers "
-              f"{layers or '-'}, leads {leads or 'none'}, dt = {t.get('dt')}, t_end = "
-              f"{t.get('t_end')} {st['units']}, bias {c.get('bias', {}).get('protocol', 'none')}")
+        result(f"  config: {c.get('name', '')!r}, lattice {lat.get('size')}, layers "
+               f"{layers or '-'}, leads {leads or 'none'}, dt = {t.get('dt')}, t_end = "
+               f"{t.get('t_end')} {st['units']}, bias "
+               f"{c.get('bias', {}).get('protocol', 'none')}")
     except tomllib.TOMLDecodeError:
-        print("  config: (cannot be read)")
+        result("  config: (cannot be read)")
     last = f", last t = {st['t_last']:.6g} {st['units']}" if st["t_last"] is not None else ""
-    print(f"  records: {st['n_output']}{last}; created {st['created']}, {st['mpi_size']} "
-          f"rank(s)")
+    result(f"  records: {st['n_output']}{last}; created {st['created']}, {st['mpi_size']} "
+           f"rank(s)")
     ck = st.get("checkpoint")
     if ck:
-        print(f"  checkpoint: step {ck.get('step')}, t = {ck.get('t', ck.get('time')):.6g} "
-              f"{st['units']}, {ck.get('n_output')} records")
+        result(f"  checkpoint: step {ck.get('step')}, t = {ck.get('t', ck.get('time')):.6g} "
+               f"{st['units']}, {ck.get('n_output')} records")
     else:
-        print("  checkpoint: none")
+        result("  checkpoint: none")
     for k, entry in enumerate(st["history"]):
-        print(f"  segment {k}: {fmt_history(entry)}")
+        result(f"  segment {k}: {fmt_history(entry)}")
         if entry.get("message"):
-            print(f"             {entry['message']}")
+            result(f"             {entry['message']}")
     v = st["versions"]
     if v:
-        print("  versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
+        result("  versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))

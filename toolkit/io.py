@@ -52,7 +52,7 @@ from .errors import InputError
 
 __all__ = ["ResultFile", "load_checkpoint", "read_status", "FileExistsErrorQC",
            "ResultFileError", "OutputLock", "versions", "git_revision", "FORMAT_VERSION",
-           "STATUSES", "open_result"]
+           "STATUSES", "open_result", "write_table", "save_table"]
 
 FORMAT_VERSION = 2
 STATUSES = ("running", "finished", "interrupted", "failed")
@@ -472,6 +472,103 @@ class ResultFile:
             self.f.close()
         if not self.published and os.path.exists(self.write_path):
             os.unlink(self.write_path)  # never published: no valid first record
+
+
+def write_table(path: str, datasets: dict, attrs: dict | None = None, *, kind: str,
+                group: str | None = None, overwrite: bool = False,
+                scale: str | None = None, scale_name: str | None = None) -> str:
+    """Write a table (sweeps, spectra, analyses: everything that is not a run file) and return
+    its absolute path.  Serial: call it on one rank.
+
+    datasets : {name: array | (array, units, description)}; names may contain '/' (groups);
+               arrays of Python strings (dtype object or str) are stored as HDF5 strings
+    attrs    : root (or ``group``) attributes: str/int/float/bool/NumPy numbers as they are,
+               anything else as JSON text
+    kind     : the table's kind (``toolkit.results.kind_of`` reads it); with ``qcspin_format``,
+               ``created`` and ``versions`` always written
+    group    : write into this group of ``path`` (the file is created or appended to; an
+               existing group is replaced only with ``overwrite``); otherwise ``path`` is a new
+               file, written under a temporary name and renamed into place when complete, so
+               an interrupted write leaves no half-written table and ``overwrite`` never
+               destroys the old one before the new one exists
+    scale    : the name of a 1D dataset to make the dimension scale (named ``scale_name``,
+               default its own name) of dimension 0 of every other dataset of the same length
+    """
+    path = os.path.abspath(path)
+    if group is None and os.path.exists(path) and not overwrite:
+        raise FileExistsErrorQC(f"output file '{path}' exists; use --overwrite to replace it")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    target = path if group is not None else f"{path}.part{os.getpid()}"
+    try:
+        with h5py.File(target, "a" if group is not None else "w") as f:
+            g: h5py.Group = f
+            if group is not None:
+                if group in f:
+                    if not overwrite:
+                        raise FileExistsErrorQC(f"group '{group}' exists in '{path}'; use "
+                                                f"--overwrite to replace it")
+                    del f[group]
+                g = f.create_group(group)
+            g.attrs["kind"] = kind
+            g.attrs["qcspin_format"] = FORMAT_VERSION
+            g.attrs["created"] = _now()
+            g.attrs["versions"] = json.dumps(versions())
+            for k, v in (attrs or {}).items():
+                ok = isinstance(v, (str, int, float, bool, np.number))
+                g.attrs[k] = v if ok else json.dumps(v)
+            for name, item in datasets.items():
+                arr, units, desc = item if isinstance(item, tuple) else (item, None, None)
+                a = np.asarray(arr)
+                if a.dtype.kind in "OU":
+                    a = a.astype(h5py.string_dtype())
+                ds = g.create_dataset(name, data=a)
+                if units is not None:
+                    ds.attrs["units"] = units
+                if desc is not None:
+                    ds.attrs["description"] = desc
+            if scale is not None:
+                sc = g[scale]
+                sc.make_scale(scale_name or scale.rsplit("/", 1)[-1])
+                for name in datasets:
+                    ds = g[name]
+                    if name != scale and ds.ndim and ds.shape[0] == sc.shape[0]:
+                        ds.dims[0].attach_scale(sc)
+        if group is None:
+            os.replace(target, path)
+    except BaseException:
+        if group is None and os.path.exists(target):
+            os.unlink(target)
+        raise
+    return path
+
+
+def save_table(path: str, datasets: dict, attrs: dict | None = None, *, kind: str,
+               comm=None, **kw) -> str:
+    """:func:`write_table` on rank 0 of ``comm`` (an existing file is refused on every rank
+    before anything is written; the file is complete when this returns).  Collective."""
+    from .parallel import barrier, bcast, first_message, get_comm
+
+    comm = get_comm(comm)
+    err = None
+    if comm.getRank() == 0 and kw.get("group") is None and not kw.get("overwrite") \
+            and os.path.exists(path):
+        err = f"output file '{os.path.abspath(path)}' exists; use --overwrite to replace it"
+    err = bcast(err, comm)
+    if err:
+        raise FileExistsErrorQC(err)
+    failed: Exception | None = None
+    if comm.getRank() == 0:
+        try:
+            write_table(path, datasets, attrs, kind=kind, **kw)
+        except Exception as exc:    # raised below, after the other ranks know
+            failed = exc
+    msg = first_message(f"{type(failed).__name__}: {failed}" if failed else None, comm)
+    if failed is not None:
+        raise failed
+    if msg:
+        raise OSError(f"writing '{path}' on rank 0 failed: {msg}")
+    barrier(comm)
+    return os.path.abspath(path)
 
 
 def _text(v) -> str:

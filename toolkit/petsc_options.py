@@ -32,9 +32,10 @@ from .config import ConfigError
 _petscenv.init()
 from petsc4py import PETSc  # noqa: E402
 
-__all__ = ["OptionError", "DEFAULT_PREFIX", "unused_options", "unused_report", "check_unused",
-           "suggest", "known_options", "in_database", "not_ours", "ts_types", "rk_types",
-           "arkimex_types", "ADAPT_TYPES", "check_choice", "check_ts_options", "petsc_message"]
+__all__ = ["OptionError", "DEFAULT_PREFIX", "sub_prefix", "unused_options", "unused_report",
+           "check_unused", "suggest", "known_options", "in_database", "not_ours", "ts_types",
+           "rk_types", "arkimex_types", "ADAPT_TYPES", "check_choice", "check_ts_options",
+           "petsc_message"]
 
 DEFAULT_PREFIX = "qcspin_"
 
@@ -66,6 +67,17 @@ class OptionError(ConfigError):
 
 
 # ----------------------------------------------------------------------------- ctypes
+def sub_prefix(prefix: str, name: str) -> str:
+    """The options prefix of a PETSc object that belongs to the object of ``prefix``:
+    ``prefix + name + "_"`` (``qcspin_`` -> ``qcspin_stationary_``, ``stage2_`` ->
+    ``stage2_stationary_``).  Every qcspin object has a prefix (PETSc's global options never
+    reach it by accident); ``prefix`` must be non-empty and end with '_'."""
+    if not prefix or not prefix.endswith("_") or not prefix.replace("_", "").isalnum():
+        raise ValueError(f"PETSc options prefix {prefix!r} is not allowed: expected letters "
+                         f"and digits ending with '_' (e.g. 'qcspin_')")
+    return f"{prefix}{name}_"
+
+
 def _lib() -> ctypes.CDLL:
     return _petscenv.libpetsc()
 

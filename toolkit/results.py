@@ -5,6 +5,8 @@
     >>> t, M = r["time"], r["layer_magnetization"]   # NumPy arrays, read when asked for
     >>> M[:, r.device.layer("FL")]                   # the free layer's magnetization
     >>> r.unit("lead_current"), r.config.time.dt     # a dataset's unit; the resolved Config
+    >>> r["layer_magnetization", -1], r["spins", :, 0]   # a part only: the last record, spin 0
+    >>> r.device.n_spins("FL"), r.checkpoint()["spins"]  # N_S of a layer; the final state
 
 Schema (``qcspin_format`` 2; the writers are toolkit/io.py for runs and the analysis commands
 for the others).  Every file has the root attributes ``kind`` and ``qcspin_format``:
@@ -26,7 +28,8 @@ Run files: the root attributes ``config`` (the resolved TOML), ``status``/``stat
 ``time_unit``, ``energy_unit``, ``leads`` (JSON), ...; the group ``device`` with
 ``coords``, ``layer_of_site``, ``spin_sites``, ``spin_layer`` and the attributes
 ``layer_names``, ``lead_names`` (JSON), ``planes``, ``size``; each series dataset has ``units``
-and ``description``.  The full table is in docs/guide/results.md.  Files of format 1 (runs
+and ``description``.  Jeff files hold one table per group (``Result.tables``; '' for a table at
+the root).  The full table is in docs/guide/results.md.  Files of format 1 (runs
 without ``kind``/status, sweep and analysis files without ``kind``) are recognised by their
 content and read the same way.
 """
@@ -40,7 +43,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .io import ResultFileError, is_locked, open_result
+from .io import ResultFileError, is_locked, load_checkpoint, open_result
 
 __all__ = ["load_result", "Result", "DeviceInfo", "kind_of", "KINDS"]
 
@@ -131,11 +134,17 @@ class DeviceInfo:
                                   f"{list(self.layer_names)}")
         return self.layer_names.index(name)
 
+    def n_spins(self, name: str) -> int:
+        """The number of classical spins of layer ``name`` (N_S; 0 for a spacer)."""
+        return int(np.count_nonzero(self.spin_layer == self.layer(name)))
+
 
 @dataclass(frozen=True)
 class Result:
     """A qcspin file, opened by :func:`load_result`.  Datasets are read when indexed
-    (``r["time"]``, ``r["energy/total"]``, ``r["N_S=5/J_eff"]``); ``names`` lists them."""
+    (``r["time"]``, ``r["energy/total"]``, ``r["N_S=5/J_eff"]``), a part of one with an index
+    after the name (``r["spins", -1]``); ``names`` lists them, ``tables`` the J_eff tables of a
+    jeff file."""
 
     path: str
     kind: str
@@ -143,6 +152,7 @@ class Result:
     attrs: dict[str, Any]
     names: tuple[str, ...]
     device: DeviceInfo | None = None
+    tables: tuple[str, ...] = ()
     _units: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -186,10 +196,30 @@ class Result:
     def __contains__(self, name: str) -> bool:
         return name in self.names
 
-    def __getitem__(self, name: str) -> np.ndarray:
+    def __getitem__(self, key: str | tuple) -> np.ndarray:
+        """``r[name]``: the whole dataset; ``r[name, i, ...]``: only that part, read from the
+        file without the rest (integers, negative ones too, slices, ``...``: h5py's simple
+        selections), e.g. ``r["lead_mu", -1]``, ``r["layer_magnetization", :, k, 0]``."""
+        name, sel = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
         self._check(name)
         with _open(self.path) as f:
-            return f[name][()]
+            ds = f[name]
+            if not sel:
+                return ds[()]
+            try:
+                return ds[sel]
+            except (IndexError, TypeError, ValueError) as exc:
+                raise IndexError(f"index {sel!r} of dataset {name!r} (shape {ds.shape}) in "
+                                 f"'{self.path}': {exc}") from None
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The checkpoint of a run file, i.e. its last complete state (``rho``, ``spins``, the
+        auxiliary components by name, ``t``, ``step``, ...: :func:`toolkit.io.load_checkpoint`,
+        verified, from the previous slot if the current one is damaged; both formats)."""
+        if self.kind != "run":
+            raise ResultFileError(f"'{self.path}' is a {self.kind} file: only run files have "
+                                  f"a checkpoint")
+        return load_checkpoint(self.path)
 
     def read(self, *names: str) -> dict[str, np.ndarray]:
         """Several datasets in one opening of the file."""
@@ -253,10 +283,16 @@ def load_result(path: str) -> Result:
             attrs = {k: _value(v) for k, v in f.attrs.items()}
             names, units = _datasets(f)
             device = _device(f) if kind == "run" else None
+            tables: tuple[str, ...] = ()
+            if kind == "jeff":
+                root = (_text(f.attrs.get("qcspin_table", "")) == "jeff_sweep"
+                        or _text(f.attrs.get("kind", "")) in ("jeff", "jeff_sweep"))
+                tables = ("",) if root else tuple(_jeff_groups(f))
         except (OSError, KeyError, RuntimeError) as exc:
             raise ResultFileError(f"'{path}' is damaged: {' '.join(str(exc).split())}") from None
     if not kind:
         raise ResultFileError(f"'{path}' is an HDF5 file but not one qcspin wrote (no qcspin "
                               f"attributes)")
     return Result(path=str(path), kind=kind, format=int(attrs.get("qcspin_format", 1)),
-                  attrs=attrs, names=tuple(names), device=device, _units=units)
+                  attrs=attrs, names=tuple(names), device=device, tables=tables,
+                  _units=units)

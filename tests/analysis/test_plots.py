@@ -44,8 +44,8 @@ def files():
     """Every kind of qcspin file, made once for the module.  Collective."""
     from analysis.jeff import jeff_sweep, write_sweep
     from analysis.quench import analyze_sweep
-    from analysis.sweep import bias_sweep
     from integrators import Simulation
+    from integrators.campaign import bias_sweep
     from toolkit.cli import main
 
     comm = PETSc.COMM_WORLD

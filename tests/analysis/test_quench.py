@@ -4,9 +4,10 @@ import os
 import numpy as np
 import pytest
 
-from analysis.quench import analyze_quench, analyze_sweep, paper_valve, read_analysis
-from analysis.sweep import bias_sweep
+from analysis.quench import analyze_quench, analyze_sweep, read_analysis
+from integrators.campaign import bias_sweep
 from toolkit import DeviceBuilder
+from toolkit.presets import paper_valve
 
 
 def _damped_valve(alpha=0.5):

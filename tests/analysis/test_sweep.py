@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.sweep import bias_sweep
 from integrators import Simulation
+from integrators.campaign import bias_sweep
 from toolkit import DeviceBuilder
 from toolkit.config import with_changes
 from toolkit.io import FileExistsErrorQC

@@ -164,6 +164,41 @@ def test_extended_stationary_state_is_exact_for_its_representation(comm):
         sim.destroy()
 
 
+def test_effective_matrix_is_h_plus_shifts_minus_i_gamma_half(comm):
+    """integrators.stationary.effective_matrix, the one H_eff of the stationary solves (the
+    dense Sylvester step gathers the same matrix), is H + sum_l V_l P_l - i Gamma/2 entry for
+    entry, bitwise: a wide-band lead on the left face (Gamma/2 on its orbitals), an extended
+    tight-binding lead on the right (absorber Gamma on the outer sites, bias shift V on its
+    explicit sites).  The reference adds the same numbers with NumPy (exact: one addition per
+    entry of the diagonal real and imaginary parts)."""
+    from integrators.stationary import effective_matrix
+    from operators.hamiltonian import gather_dense
+
+    d = valve(L=6, n_poles=10)
+    d["leads"][0] = {"side": "left", "gamma": 0.8, "mu": EF, "temperature": T300,
+                     "n_poles": 10}
+    sim = Simulation(config_from_dict(d), comm)
+    try:
+        prob, N = sim.problem, sim.edevice.n_orbitals
+        assert prob.shifts and [c.lead_index for c in prob.couplings] == [0, 1]
+        V = [0.0, 0.35]
+        A = effective_matrix(sim.H, prob, V)
+        got = gather_dense(A, N, comm)
+        A.destroy()
+        gam = np.zeros(N)
+        for c in prob.couplings:
+            np.add.at(gam, np.asarray(c.interface), c.gamma)
+        shift = np.zeros(N)
+        for k, sl in prob.shifts:
+            shift[sl] = V[k]
+        ref = sim.H.to_dense()
+        ref[np.diag_indices(N)] += shift - 0.5j * gam
+        assert np.count_nonzero(gam[:16]) and np.count_nonzero(gam[16:])
+        assert np.array_equal(got, ref)
+    finally:
+        sim.destroy()
+
+
 def test_equilibrium_fills_isolated_sites_by_the_fermi_function(comm):
     """At zero bias the stationary state is the pole-sum equilibrium: a fixed point, no
     current, and the density of two sites cut off from everything (zero hopping, as inside

@@ -1,4 +1,9 @@
-"""The figure scripts and the benchmark run (in their --quick forms) and write their files."""
+"""The figure scripts and the benchmark run (in their --quick forms) and write their files.
+
+Every ``scripts/fig*.py`` runs serially; those that share their runs (or J_sd points) over the
+MPI ranks also under ``mpirun -n 2``, started from a serial test (as tests/toolkit/test_safety.py
+does), so that the sharing is exercised whether or not the suite itself runs under mpirun."""
+import glob
 import os
 import subprocess
 import sys
@@ -6,20 +11,59 @@ import sys
 import pytest
 from helpers import ROOT
 
-QUICK = ["fig02_spectrum.py", "fig04bc_splitting_dos.py", "fig16_localization.py",
-         "fig18_trajectory_spectrum.py", "fig_leads.py"]
+SCRIPTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "scripts", "fig*.py")))
+#: the scripts that distribute their runs or J_sd points over the ranks (the others compute
+#: serially, fig_leads refuses mpirun)
+PARALLEL = ["fig02_spectrum.py", "fig03_macrospin_fit.py", "fig04a_jeff_vs_jsd.py",
+            "fig04bc_splitting_dos.py", "fig05_jeff_vs_spacer.py", "fig06_dynamics.py",
+            "fig07_currents.py", "fig08_relaxation.py", "fig09_10_detail.py",
+            "fig11_rates_dos.py", "fig12_13_torques.py", "fig14_mu_mapping.py",
+            "fig16_localization.py", "fig18_trajectory_spectrum.py",
+            "fig20_21_interfaces.py", "fig22_linear_response.py"]
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+for _k in [k for k in ENV if k.startswith(("OMPI_COMM_WORLD", "PMIX_", "OMPI_MCA_"))]:
+    del ENV[_k]  # a subprocess of an MPI test rank must not believe it is that rank
+
+
+def _quick(script, outdir, mpi=0):
+    pre = ["mpirun", "--oversubscribe", "-n", str(mpi)] if mpi else []
+    cmd = pre + [sys.executable, os.path.join(ROOT, "scripts", script), "--quick", "--outdir",
+                 str(outdir)]
+    r = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    pngs = [f for f in os.listdir(outdir) if f.endswith(".png")]
+    h5s = [f for f in os.listdir(outdir) if f.endswith(".h5")]
+    assert pngs and h5s, os.listdir(outdir)
+
+
+#: quick modes of more than ~40 s serially on the 2-core test machine (fig05 216 s, fig04a
+#: 171 s, fig11 134 s, fig12 127 s, fig08 106 s, fig20 60 s, fig14 54 s; 15 min together, 9 min
+#: more under mpirun): marked ``figures`` and run by ``make test-figures``, not by ``make test``
+LONG = {"fig04a_jeff_vs_jsd.py", "fig05_jeff_vs_spacer.py", "fig08_relaxation.py",
+        "fig11_rates_dos.py", "fig12_13_torques.py", "fig14_mu_mapping.py",
+        "fig20_21_interfaces.py"}
+
+
+def _params(names):
+    return [pytest.param(n, marks=pytest.mark.figures) if n in LONG else n for n in names]
+
+
+def test_every_figure_script_is_listed():
+    assert len(SCRIPTS) >= 19 and set(PARALLEL) <= set(SCRIPTS), set(PARALLEL) - set(SCRIPTS)
+    assert LONG <= set(SCRIPTS), LONG - set(SCRIPTS)
 
 
 @pytest.mark.skip_in_parallel
-@pytest.mark.parametrize("script", QUICK)
+@pytest.mark.parametrize("script", _params(SCRIPTS))
 def test_figure_script_quick(script, tmp_path):
-    cmd = [sys.executable, os.path.join(ROOT, "scripts", script), "--quick", "--outdir",
-           str(tmp_path)]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    pngs = [f for f in os.listdir(tmp_path) if f.endswith(".png")]
-    h5s = [f for f in os.listdir(tmp_path) if f.endswith(".h5")]
-    assert pngs and h5s, os.listdir(tmp_path)
+    _quick(script, tmp_path)
+
+
+@pytest.mark.skip_in_parallel
+@pytest.mark.parametrize("script", _params(PARALLEL))
+def test_figure_script_quick_mpirun(script, tmp_path):
+    _quick(script, tmp_path, mpi=2)
 
 
 @pytest.mark.skip_in_parallel

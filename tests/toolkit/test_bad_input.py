@@ -13,11 +13,11 @@ from helpers import EXAMPLES
 from toolkit import ConfigError, DeviceBuilder, load_config
 from toolkit.config import (
     N_POLES_LIMIT,
-    apply_overrides,
     config_from_dict,
     config_to_toml,
     config_warnings,
 )
+from toolkit.overrides import apply_overrides
 
 VALVE = {
     "lattice": {"size": [10, 2]},

@@ -54,6 +54,60 @@ def test_run_file_reads_like_h5py(comm, mpi_tmp_path):
     barrier(comm)
 
 
+def test_parts_of_datasets_and_the_checkpoint(comm, mpi_tmp_path):
+    """``r[name, index]`` reads what h5py's ``f[name][index]`` reads; ``n_spins`` counts the
+    spins of ``device/spin_layer``; the checkpoint is the state of the last record (the run
+    ends on an output step: t_end = 1.0 = 5 x output_every x dt), so its spins equal the last
+    row of the series exactly (both are copies of the same array)."""
+    path = os.path.join(mpi_tmp_path, "r.h5")
+    _run(path, comm)
+    barrier(comm)
+    r = load_result(path)
+    with h5py.File(path, "r") as f:
+        for name, sel in (("spins", (-1,)), ("spins", (slice(None), 0)),
+                          ("layer_magnetization", (slice(None), 2, 0)),
+                          ("energy/total", (slice(1, None, 2),)), ("time", (Ellipsis,))):
+            assert np.array_equal(r[(name, *sel)], f[name][sel]), (name, sel)
+        assert np.array_equal(r["spins", 0, 1], f["spins"][0, 1])
+        assert r.device.n_spins("FL") == 3 == int(np.sum(f["device/spin_layer"][:] == 2))
+    assert r.device.n_spins("PL") == 3 and r.device.n_spins("SP") == 0
+    ck = r.checkpoint()
+    assert ck["t"] == pytest.approx(1.0) and np.array_equal(ck["spins"], r["spins", -1])
+    with pytest.raises(IndexError, match=r"index \(99,\) of dataset 'time' \(shape \(6,\)\)"):
+        r["time", 99]
+    with pytest.raises(ResultFileError, match="'nope' is not in"):
+        r["nope", 0]
+    barrier(comm)
+
+
+@pytest.mark.skip_in_parallel
+def test_jeff_tables(tmp_path):
+    """A jeff file lists its tables: the groups marked as J_eff tables (in the file's order),
+    or '' for a table at the root; their datasets read by path.  Other kinds have none and
+    no checkpoint."""
+    path = str(tmp_path / "j.h5")
+    with h5py.File(path, "w") as f:
+        for n_s in (10, 5):
+            g = f.create_group(f"N_S={n_s}")
+            g.attrs.update(qcspin_table="jeff_sweep", kind="jeff", qcspin_format=2)
+            g["value"], g["J_eff"] = np.arange(3.0), n_s * np.arange(3.0)
+        f["N_S=5/J_static"] = [1.0, 2.0, 3.0]
+        f.create_group("notes")["text"] = "not a table"
+    r = load_result(path)
+    assert r.kind == "jeff" and r.tables == ("N_S=10", "N_S=5")
+    assert np.array_equal(r["N_S=5/J_eff"], 5 * np.arange(3.0))
+    assert np.array_equal(r["N_S=10/J_eff", -1], 20.0)
+    assert list(r.read("N_S=5/J_static")["N_S=5/J_static"]) == [1.0, 2.0, 3.0]
+    with pytest.raises(ResultFileError, match="is a jeff file: only run files have a checkpoint"):
+        r.checkpoint()
+    for k, marks in enumerate(({"qcspin_table": "jeff_sweep", "kind": "jeff"}, {"kind": "jeff"})):
+        root = str(tmp_path / f"root{k}.h5")
+        with h5py.File(root, "w") as f:
+            f.attrs.update(qcspin_format=2, **marks)
+            f["value"], f["J_eff"] = np.arange(2.0), np.ones(2)
+        assert load_result(root).tables == ("",), marks
+
+
 @pytest.mark.skip_in_parallel
 def test_bad_files_give_one_line(tmp_path):
     with pytest.raises(ResultFileError, match="does not exist"):

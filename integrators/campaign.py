@@ -1,0 +1,225 @@
+"""Run campaigns: several coupled runs organised as one study (paper 004, Sec. III B).
+
+* :func:`bias_sweep`: stage 1 (V = 0, spins released from their initial directions) once,
+  stored as ``stage1.h5`` and reused if it exists, then one stage-2 bias quench per V from the
+  stage-1 end state (:meth:`integrators.Simulation.from_checkpoint`).  The V points are shared
+  round robin over groups of MPI ranks (``group_size`` ranks per run), every run writes
+  ``V_<value>.h5``, and rank 0 writes the summary table ``sweep.h5``.  Nothing is lost when a
+  sweep is interrupted: with ``resume`` (``--resume``) finished V files are reused as they are
+  and unfinished ones continue from their last checkpoint.  ``stage1`` may point to a stage-1
+  file shared by several sweeps (e.g. the symmetric and asymmetric protocols of one valve).
+* :func:`ensure_stage1` / :func:`quench_sweeps`: the resumable cache of the Sec. III B figure
+  runs (``results/figures/valve_runs``: ``J<J_sd>_stage1.h5`` and one sweep directory per J_sd
+  and protocol) for :func:`toolkit.presets.paper_valve`.
+* :class:`Recorder` / :func:`run_periods`: advance a run while sampling two layer
+  magnetizations, for as many precession periods as an estimator asks (the J_eff points of
+  ``analysis.jeff``).
+
+    qcspin sweep examples/valve_2d_open.toml --V 0.5:4:0.5 --protocol symmetric \\
+        --stage1 500 --t-end 2000 -o sweep_dir
+"""
+from __future__ import annotations
+
+import math
+import os
+import time as _time
+from dataclasses import dataclass
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from toolkit.config import Config, ConfigError, with_changes
+from toolkit.io import FileExistsErrorQC, write_table
+from toolkit.parallel import barrier, bcast, gather_rows, get_comm, split_comm
+from toolkit.presets import paper_valve
+
+from .simulation import Simulation
+
+__all__ = ["bias_sweep", "SweepResult", "bias_file_name", "ensure_stage1", "quench_sweeps",
+           "Recorder", "run_periods"]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    V: np.ndarray
+    files: tuple[str, ...]
+    lead_current: np.ndarray          # (n_V, n_leads), last output
+    layer_magnetization: np.ndarray   # (n_V, n_layers, 3), last output
+    stage1: str
+
+
+def _has_checkpoint(path: str) -> bool:
+    """An existing result file that holds a checkpoint (a run killed before its first
+    checkpoint is started again)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return "checkpoint" in f
+    except OSError:
+        return False
+
+
+def bias_file_name(v: float) -> str:
+    """The stage-2 file name of bias ``v`` in a sweep directory."""
+    return f"V_{v:+.6g}.h5"
+
+
+def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
+               stage1_time: float = 100.0, t_end: float | None = None, group_size: int = 1,
+               overwrite: bool = False, resume: bool = False, stage1: str | None = None,
+               stage1_config: Config | None = None, comm=None, progress=None) -> SweepResult:
+    """Run stage 1 once (or reuse ``stage1``, default ``outdir/stage1.h5``) and one stage-2 run
+    per bias V.  Times in the config's units; ``t_end``: stage-2 length (default ``[time]
+    t_end``).  ``resume``: reuse finished V files, continue unfinished ones from their
+    checkpoint.  ``stage1_config``: the config of stage 1 (default: ``cfg`` without bias), e.g.
+    with extra Gilbert damping to reach equilibrium faster.  Collective."""
+    if not cfg.leads:
+        raise ConfigError("config key 'leads' = [] is not allowed: a bias sweep needs [[leads]]")
+    if protocol not in ("symmetric", "asymmetric"):
+        raise ValueError(f"protocol = {protocol!r} is not allowed: expected 'symmetric' or "
+                         f"'asymmetric'")
+    comm = get_comm(comm)
+    rank0 = comm.getRank() == 0
+    V = np.atleast_1d(np.asarray(V, float))
+    if rank0:
+        os.makedirs(outdir, exist_ok=True)
+    barrier(comm)
+    stage1 = stage1 or os.path.join(outdir, "stage1.h5")
+    files = [os.path.join(outdir, bias_file_name(v)) for v in V]
+    clash = bcast([f for f in files + [os.path.join(outdir, "sweep.h5")] if os.path.exists(f)]
+                  if rank0 else None, comm)
+    if clash and not (overwrite or resume):
+        raise FileExistsErrorQC(f"{clash[0]} exists (and {len(clash) - 1} more); use --overwrite "
+                                f"or --resume")
+    cfg1 = with_changes(stage1_config or cfg, bias={"protocol": "none", "V": 0.0, "t_on": 0.0,
+                                                  "t_off": None, "ramp": 0.0, "table": None})
+    if not bcast(os.path.exists(stage1) if rank0 else None, comm):
+        Simulation(cfg1, comm).run(stage1, t_end=stage1_time, progress=False,
+                                   handle_signals=False)
+    barrier(comm)  # the file is closed by rank 0 before anyone reads it
+    group, color, n_groups = split_comm(comm, group_size)
+    mine = list(range(color, len(V), n_groups))
+    rows = []
+    for i in mine:
+        cfg2 = with_changes(cfg, bias={"protocol": protocol, "V": float(V[i]), "t_on": 0.0,
+                                       "table": None})
+        cont = resume and bcast(_has_checkpoint(files[i]) if group.getRank() == 0 else None, group)
+        sim = Simulation.from_checkpoint(files[i] if cont else stage1, cfg2, group)
+        t0 = _time.perf_counter()
+        sim.run(files[i], t_end=t_end, overwrite=(overwrite or resume) and not cont, restart=cont,
+                progress=False, handle_signals=False)
+        obs = sim.observables(root=0)  # the final state (the last output may be earlier)
+        if obs is not None:
+            rows.append((i, obs["lead_current"], obs["layer_magnetization"]))
+            if progress:
+                progress(i, float(V[i]), obs, _time.perf_counter() - t0)
+        sim.destroy()
+    allrows = gather_rows(np.array(rows, dtype=object).reshape(-1, 3), comm, root=None)
+    order = np.argsort([int(r[0]) for r in allrows])
+    result = SweepResult(V=V, files=tuple(files),
+                         lead_current=np.array([allrows[k][1] for k in order]),
+                         layer_magnetization=np.array([allrows[k][2] for k in order]),
+                         stage1=stage1)
+    if rank0:
+        write_table(os.path.join(outdir, "sweep.h5"),
+                    {"V": (V, "energy", None), "lead_current": result.lead_current,
+                     "layer_magnetization": result.layer_magnetization},
+                    {"protocol": protocol, "stage1": stage1,
+                     "files": [os.path.basename(x) for x in files]}, kind="sweep",
+                    overwrite=True)
+    barrier(comm)
+    return result
+
+
+def ensure_stage1(runs_dir: str, J_sd: float, *, stage1_time: float, comm=None,
+                  config_kw: dict | None = None, stage1_damping: float = 0.0) -> str:
+    """``runs_dir/J<J_sd>_stage1.h5``: stage 1 of ``paper_valve(J_sd, **config_kw)`` (V = 0,
+    spins released from their easy axes, ``stage1_time`` long), run unless the file exists.
+    ``stage1_damping``: extra Gilbert damping in stage 1 only (same equilibrium, sooner).
+    Collective."""
+    comm = get_comm(comm)
+    kw = dict(config_kw or {})
+    path = os.path.join(runs_dir, f"J{J_sd:g}_stage1.h5")
+    if comm.getRank() == 0:
+        os.makedirs(runs_dir, exist_ok=True)
+    if not bcast(os.path.exists(path) if comm.getRank() == 0 else None, comm):
+        cfg1 = paper_valve(J_sd, **{**kw, **({"damping": stage1_damping} if stage1_damping
+                                             else {})})
+        sim = Simulation(cfg1, comm)
+        try:
+            sim.run(path, t_end=stage1_time, progress=False, handle_signals=False)
+        finally:
+            sim.destroy()
+    barrier(comm)
+    return path
+
+
+def quench_sweeps(runs_dir: str, J_sd: float, grids: dict[str, np.ndarray], *,
+                  stage1_time: float, t_end: float | dict[str, float], comm=None,
+                  config_kw: dict | None = None,
+                  stage1_damping: float = 0.0, stage1: str | None = None,
+                  progress=None) -> dict[str, str]:
+    """Stage 1 once for ``paper_valve(J_sd, **config_kw)`` (:func:`ensure_stage1`, or the
+    given ``stage1`` file) and one sweep directory ``runs_dir/J<J_sd>_<protocol>`` per entry
+    of ``grids`` ({protocol: V values}), resuming whatever exists (finished quench files are
+    reused).  ``t_end``: stage-2 length, one value or {protocol: value}.  Returns {protocol:
+    sweep directory}.  Collective."""
+    kw = dict(config_kw or {})
+    cfg = paper_valve(J_sd, **kw)
+    stage1 = stage1 or ensure_stage1(runs_dir, J_sd, stage1_time=stage1_time, comm=comm,
+                                     config_kw=kw, stage1_damping=stage1_damping)
+    out = {}
+    for protocol, V in grids.items():
+        d = os.path.join(runs_dir, f"J{J_sd:g}_{protocol}")
+        T = t_end[protocol] if isinstance(t_end, dict) else t_end
+        bias_sweep(cfg, V, outdir=d, protocol=protocol, stage1_time=stage1_time, t_end=T,
+                   resume=True, stage1=stage1, comm=comm, progress=progress)
+        out[protocol] = d
+    return out
+
+
+class Recorder:
+    """Advances a Simulation by ``every`` steps at a time and samples the magnetizations of
+    layers ``left`` and ``right`` (internal time units).  Collective."""
+
+    def __init__(self, sim, left: int, right: int, every: int) -> None:
+        self.sim, self.left, self.right, self.every = sim, left, right, every
+        self.t: list[float] = []
+        self.Ml: list[np.ndarray] = []
+        self.Mr: list[np.ndarray] = []
+        self.sample()
+
+    def sample(self) -> None:
+        obs = self.sim.observables(root=None)
+        M = obs["layer_magnetization"]
+        self.t.append(float(self.sim.time))  # internal units hbar/E0
+        self.Ml.append(M[self.left].copy())
+        self.Mr.append(M[self.right].copy())
+
+    def advance_to(self, t_target: float) -> None:
+        dt_out = self.every * self.sim.dt
+        while self.t[-1] + 0.5 * dt_out <= t_target:
+            self.sim.step(self.every, record=False)
+            self.sample()
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.array(self.t), np.array(self.Ml), np.array(self.Mr)
+
+
+def run_periods(rec: Recorder, n_periods: float, t_cap: float, t_pilot: float,
+                omega: Callable) -> bool:
+    """Integrate until ``n_periods`` of the precession are covered or ``t_cap`` (internal
+    time units): a pilot run to ``t_pilot``, then chunks, re-estimating the angular frequency
+    with ``omega(t, M_l, M_r)`` after each.  Returns whether the cap stopped the run."""
+    half = 0.5 * rec.every * rec.sim.dt
+    rec.advance_to(min(t_pilot, t_cap))
+    while True:
+        t, Ml, Mr = rec.arrays()
+        w = omega(t, Ml, Mr)
+        need = n_periods * 2 * math.pi / abs(w) if w != 0 else math.inf
+        target = min(max(need, t_pilot), t_cap)
+        if t[-1] + half >= target:
+            return need > t[-1] + half
+        rec.advance_to(min(target, t[-1] + max(0.25 * target, t_pilot)))
