@@ -29,6 +29,7 @@ from toolkit.device import Device
 from toolkit.io import write_table
 from toolkit.parallel import barrier, bcast, gather_rows, get_comm, round_robin
 from toolkit.presets import valve_device
+from toolkit.results import load_result
 
 from petsc4py import PETSc
 
@@ -284,16 +285,12 @@ def write_sweep(sweep: JeffSweep, path: str, *, overwrite: bool = False,
 
 def read_sweep(path: str, group: str | None = None) -> dict[str, Any]:
     """The table of a sweep file (or of one ``group`` in it) as a dict of arrays plus its
-    attributes under 'attrs'."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        g = f if group is None else f[group]
-        out: dict[str, Any] = {}
-        for name in ["value"] + list(_UNITS):
-            ds = g[name]
-            out[name] = ds.asstr()[...] if h5py.check_string_dtype(ds.dtype) else ds[...]
-        out["attrs"] = dict(g.attrs)
+    attributes under 'attrs' (as stored: JSON texts undecoded)."""
+    r = load_result(path)
+    pre = "" if not group else f"{group}/"
+    out: dict[str, Any] = r.read(*(pre + name for name in ["value"] + list(_UNITS)))
+    out = {k[len(pre):]: v for k, v in out.items()}
+    out["attrs"] = r.group_attrs(group or "", raw=True)
     return out
 
 
@@ -301,18 +298,12 @@ def read_sweep(path: str, group: str | None = None) -> dict[str, Any]:
 def _tables(path: str, group: str | None) -> dict[str, dict]:
     """{name: read_sweep table} of the file's root table, the given ``group`` or all groups
     holding a J_eff table (figure files such as fig05.h5 keep one table per group)."""
-    import h5py
-
     if group is not None:
         return {group: read_sweep(path, group)}
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("qcspin_table") == "jeff_sweep":
-            return {"": read_sweep(path)}
-        groups = [k for k in f if isinstance(f[k], h5py.Group)
-                  and f[k].attrs.get("qcspin_table") == "jeff_sweep"]
-    if not groups:
+    r = load_result(path)
+    if r.kind != "jeff" or not r.tables:
         raise ValueError(f"'{path}' holds no J_eff sweep table")
-    return {g: read_sweep(path, g) for g in groups}
+    return {g: read_sweep(path, g or None) for g in r.tables}
 
 
 def _rkky(tab: dict) -> tuple[np.ndarray, np.ndarray, str] | None:

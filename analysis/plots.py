@@ -610,8 +610,7 @@ def plot_quench_table(path: str, png: str | None = None) -> str:
     V = np.asarray(tab["V"], float)
     if not len(V):
         raise PlotError(f"'{path}' is a 'qcspin quench' table without bias points")
-    layers = json.loads(_text(a_.get("layers", "[]")) or "[]")
-    files = json.loads(_text(a_.get("files", "[]")) or "[]")
+    layers, files = a_.get("layers", []), a_.get("files", [])   # decoded by load_result
     info = _sweep_dir_run(path, files)
     tu, eu = info.get("time_unit", ""), info.get("energy_unit", "")
     fl = (layers.index("FL") if "FL" in layers

@@ -42,7 +42,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import h5py
 import numpy as np
 
 from analysis.relaxation import RelaxationFit, fit_relaxation, oscillation_envelope
@@ -268,10 +267,13 @@ def analyze_sweep(outdir: str, *, output: str | None = None, overwrite: bool = F
 
 
 def read_analysis(path: str) -> dict:
-    """The table written by :func:`analyze_sweep` (strings decoded, attrs under '_attrs')."""
-    with h5py.File(path, "r") as f:
-        out = {k: (f[k].asstr()[()] if f[k].dtype.kind == "O" else f[k][()]) for k in f}
-        out["_attrs"] = dict(f.attrs)
+    """The table written by :func:`analyze_sweep` (strings decoded, the attributes under
+    '_attrs')."""
+    r = load_result(path)
+    if r.kind != "quench":
+        raise ResultFileError(f"'{path}' is a {r.kind} file, not a quench analysis table")
+    out: dict[str, Any] = r.read(*r.names)
+    out["_attrs"] = dict(r.attrs)        # JSON texts decoded (layers, files: lists)
     return out
 
 

@@ -199,11 +199,12 @@ class Result:
     def __getitem__(self, key: str | tuple) -> np.ndarray:
         """``r[name]``: the whole dataset; ``r[name, i, ...]``: only that part, read from the
         file without the rest (integers, negative ones too, slices, ``...``: h5py's simple
-        selections), e.g. ``r["lead_mu", -1]``, ``r["layer_magnetization", :, k, 0]``."""
+        selections), e.g. ``r["lead_mu", -1]``, ``r["layer_magnetization", :, k, 0]``.
+        String datasets come as Python ``str`` (arrays of dtype object)."""
         name, sel = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
         self._check(name)
         with _open(self.path) as f:
-            ds = f[name]
+            ds = _strings(f[name])
             if not sel:
                 return ds[()]
             try:
@@ -211,6 +212,15 @@ class Result:
             except (IndexError, TypeError, ValueError) as exc:
                 raise IndexError(f"index {sel!r} of dataset {name!r} (shape {ds.shape}) in "
                                  f"'{self.path}': {exc}") from None
+
+    def group_attrs(self, group: str = "", *, raw: bool = False) -> dict[str, Any]:
+        """The attributes of ``group`` ('' = the root; e.g. one J_eff table of a figure
+        file), JSON texts decoded unless ``raw``."""
+        with _open(self.path) as f:
+            if group and group not in f:
+                raise ResultFileError(f"group {group!r} is not in '{self.path}'")
+            a = dict((f[group] if group else f).attrs)
+        return a if raw else {k: _value(v) for k, v in a.items()}
 
     def checkpoint(self) -> dict[str, Any]:
         """The checkpoint of a run file, i.e. its last complete state (``rho``, ``spins``, the
@@ -226,13 +236,18 @@ class Result:
         for n in names:
             self._check(n)
         with _open(self.path) as f:
-            return {n: f[n][()] for n in names}
+            return {n: _strings(f[n])[()] for n in names}
 
     def _check(self, name: str) -> None:
         if name not in self.names:
             shown = ", ".join(self.names[:12]) + (", ..." if len(self.names) > 12 else "")
             raise ResultFileError(f"dataset {name!r} is not in '{self.path}' ({self.kind} "
                                   f"file): it holds {shown}")
+
+
+def _strings(ds: h5py.Dataset):
+    """``ds``, or for an HDF5 string dataset its ``asstr()`` view (str instead of bytes)."""
+    return ds.asstr() if h5py.check_string_dtype(ds.dtype) is not None else ds
 
 
 def _open(path: str) -> h5py.File:
@@ -284,7 +299,7 @@ def load_result(path: str) -> Result:
             names, units = _datasets(f)
             device = _device(f) if kind == "run" else None
             tables: tuple[str, ...] = ()
-            if kind == "jeff":
+            if kind != "run":   # J_eff tables: a jeff file, or groups of a figure's file
                 root = (_text(f.attrs.get("qcspin_table", "")) == "jeff_sweep"
                         or _text(f.attrs.get("kind", "")) in ("jeff", "jeff_sweep"))
                 tables = ("",) if root else tuple(_jeff_groups(f))
