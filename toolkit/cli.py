@@ -22,6 +22,7 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
 import time
 import warnings
@@ -131,9 +132,14 @@ def commands() -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
+    program = argv is None           # the qcspin program itself, not a call from Python
     argv = sys.argv[1:] if argv is None else list(argv)
     ours, petsc = split_petsc_args(join_negative_values(argv))
     _petscenv.init(petsc)
+    if program and hasattr(signal, "SIGPIPE"):
+        # PETSc's handler turns a closed pipe (qcspin info ... | head) into an MPI_ABORT with
+        # a PETSc error report; a command-line tool just stops quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     from petsc4py import PETSc
 
     from .petsc_options import in_database

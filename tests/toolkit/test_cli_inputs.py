@@ -452,3 +452,23 @@ def test_good_sweep_and_quench(files, mpi_tmp_path, capsys):
     # ranks return 0
     _agree(problem if RANK0 else None)
     _ok(["quench", d, "--t-min", "0", "--overwrite", "--tail", "1"], capsys)
+
+
+@pytest.mark.skip_in_parallel
+def test_closed_pipe_stops_quietly(tmp_path):
+    """``qcspin info FILE | head -1``: the reader closing the pipe stops qcspin like any
+    command-line tool (SIGPIPE), without PETSc's signal report and MPI_ABORT."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.h5"
+    assert main(["run", os.path.join(EX, "valve_1d.toml"), "-o", str(out), "--t-end", "1",
+                 "-q"]) == 0
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    for k in [k for k in env if k.startswith(("OMPI_COMM_WORLD", "PMIX_", "OMPI_MCA_"))]:
+        del env[k]
+    r = subprocess.run(f"'{sys.executable}' -m toolkit.cli -v info '{out}' | head -c 10",
+                       shell=True, capture_output=True, text=True, env=env, timeout=120,
+                       cwd=os.path.dirname(EX))
+    assert "PETSC ERROR" not in r.stderr and "MPI_ABORT" not in r.stderr, r.stderr[-500:]
+    assert r.stdout.startswith(str(out)[:10])
