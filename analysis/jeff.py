@@ -286,7 +286,11 @@ def write_sweep(sweep: JeffSweep, path: str, *, overwrite: bool = False,
 def read_sweep(path: str, group: str | None = None) -> dict[str, Any]:
     """The table of a sweep file (or of one ``group`` in it) as a dict of arrays plus its
     attributes under 'attrs' (as stored: JSON texts undecoded)."""
-    r = load_result(path)
+    return _read_table(load_result(path), group)
+
+
+def _read_table(r, group: str | None) -> dict[str, Any]:
+    """:func:`read_sweep` of an opened Result."""
     pre = "" if not group else f"{group}/"
     out: dict[str, Any] = r.read(*(pre + name for name in ["value"] + list(_UNITS)))
     out = {k[len(pre):]: v for k, v in out.items()}
@@ -303,7 +307,7 @@ def _tables(path: str, group: str | None) -> dict[str, dict]:
     r = load_result(path)
     if r.kind != "jeff" or not r.tables:
         raise ValueError(f"'{path}' holds no J_eff sweep table")
-    return {g: read_sweep(path, g or None) for g in r.tables}
+    return {g: _read_table(r, g or None) for g in r.tables}
 
 
 def _rkky(tab: dict) -> tuple[np.ndarray, np.ndarray, str] | None:

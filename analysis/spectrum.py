@@ -31,7 +31,6 @@ from operators.eigen import DENSE_LIMIT, eigs_slepc
 from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian, sd_blocks
 from toolkit.config import config_from_dict
 from toolkit.device import Device, device_from_config
-from toolkit.io import save_table
 from toolkit.parallel import allreduce, bcast, gather_rows, get_comm, round_robin
 from toolkit.petsc_options import DEFAULT_PREFIX, sub_prefix
 from toolkit.schema import fail as _fail
@@ -40,7 +39,7 @@ from petsc4py import PETSc
 
 __all__ = ["Spectrum", "SpectrumSweep", "TrajectorySpectrum", "METHODS", "spectrum",
            "spectrum_vs_jsd", "with_coupling", "splitting", "gap", "dos", "layer_localization",
-           "trajectory_spectrum", "configuration_eigenvalues", "save_results",
+           "trajectory_spectrum", "configuration_eigenvalues",
            "plot_sweep", "plot_spectrum", "fermi_level"]
 
 METHODS = ("auto", "lapack", "eps-lapack", "sinvert")
@@ -525,15 +524,6 @@ def trajectory_spectrum(result_h5: str, *, comm=None, stride: int = 1,
 
 
 # ----------------------------------------------------------------------------- output
-def save_results(path: str, datasets: dict, attrs: dict | None = None, *, comm=None,
-                 overwrite: bool = False) -> str:
-    """:func:`toolkit.io.save_table` of a figure's data (kind ``attrs["kind"]``, default
-    ``"figure"``).  Collective."""
-    a = dict(attrs or {})
-    kind = str(a.pop("kind", "figure"))
-    return save_table(path, datasets, a, kind=kind, comm=comm, overwrite=overwrite)
-
-
 def _result_datasets(res: Spectrum | SpectrumSweep, E: str, n_e: int) -> dict:
     d = {"eigenvalues": (res.eigenvalues, E, "eigenvalues of H(S), ascending, incl. mu_bar"),
          "polarization": (res.polarization, "", "<n|sigma_a|n>, last axis a = x, y, z"),

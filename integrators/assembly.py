@@ -136,6 +136,7 @@ def build_simulation(config: Config | Device, comm: PETSc.Comm | None = None, *,
     if spins0 is not None:
         dev = dev.with_spins(spins0)
     cfg = dev.config
+    units = get_units(cfg.units)
     leads = _make_leads(dev, cfg)
     # the electron problem: the device plus what the leads' representations add
     problem = ElectronProblem(dev, leads)
@@ -169,7 +170,7 @@ def build_simulation(config: Config | Device, comm: PETSc.Comm | None = None, *,
     rhs: ClosedRHS
     if leads:
         layout = StateLayout(d, edev.n_orbitals, comm, comps, small)
-        mu_of_t = bias_function(cfg, leads, get_units(cfg.units))
+        mu_of_t = bias_function(cfg, leads, units)
         if problem.auxiliary:
             from .aux_rhs import AuxiliaryRHS
 
@@ -179,7 +180,7 @@ def build_simulation(config: Config | Device, comm: PETSc.Comm | None = None, *,
     else:
         layout = StateLayout(d, edev.n_orbitals, comm)
         rhs = ClosedRHS(H, spinH, layout)
-    return Assembly(cfg, dev, get_units(cfg.units), comm, prefix, leads, problem, poles, memory,
+    return Assembly(cfg, dev, units, comm, prefix, leads, problem, poles, memory,
                     H, spinH, layout, rhs, mu_of_t)
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from operators.hamiltonian import ElectronHamiltonian
+from operators.hamiltonian import ElectronHamiltonian, gather_dense
 from operators.lorentzian import ModeTables
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allgather_rows, allreduce
@@ -34,6 +34,7 @@ from .expint import DiagonalLinear
 from .layout import StateLayout
 from .open_rhs import rigid_shift
 from .rhs import ClosedRHS
+from .stationary import effective_matrix
 
 __all__ = ["AuxiliaryRHS", "aux_components"]
 
@@ -144,9 +145,10 @@ class AuxiliaryRHS(ClosedRHS):
         return self.ys[name]
 
     def _shifts(self, t: float):
+        """V_l(t) per lead and per mode of each kind (x, y, u)."""
         V = np.asarray(self.mu_of_t(t), float) - self.mu0
         tt, cl = self.t, self.chan_lead
-        return V[cl[tt.xc]], V[cl[tt.yc]], V[cl[tt.uc]]
+        return V, V[cl[tt.xc]], V[cl[tt.yc]], V[cl[tt.uc]]
 
     def __call__(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
         self._evaluate(ts, t, X, F, True)
@@ -178,7 +180,7 @@ class AuxiliaryRHS(ClosedRHS):
         Om = small[:ny * nx].reshape(ny, nx)
         Th = small[ny * nx:ny * nx + ny * ny].reshape(ny, ny)
         K = small[ny * nx + ny * ny:].reshape(nu, ny)
-        Vx, Vy, Vu = self._shifts(t)
+        V, Vx, Vy, Vu = self._shifts(t)
         kap = tt.kap + Vx
         zy = tt.z + Vy
         zeta = tt.zeta + Vu
@@ -214,7 +216,7 @@ class AuxiliaryRHS(ClosedRHS):
                 flam[rows] -= upd[:, tt.nx:]
         flam += 1j * (rho[:, self.I] @ self.B_I[:, tt.yc])
         if self.shifts:
-            rigid_shift(self.shifts, np.asarray(self.mu_of_t(t), float) - self.mu0, rho, frho,
+            rigid_shift(self.shifts, V, rho, frho,
                         ((R, fR), (lam, flam)))
         # small matrices: projections B^dag R and B^dag lambda over all ranks
         BR = self.By_loc.conj().T @ R[rows] if len(rows) else np.zeros((ny, nx), complex)
@@ -249,10 +251,12 @@ class AuxiliaryRHS(ClosedRHS):
         lead sites in H (default none).  Collective (gathers H)."""
         from operators.lorentzian import AuxiliaryModes, LeadChannels
 
-        H = self.H.to_dense()
-        for k, sl in self.problem.shifts:
-            if V is not None and V[k] != 0.0:
-                H[np.arange(sl.start, sl.stop), np.arange(sl.start, sl.stop)] += V[k]
+        if V is None or not self.problem.shifts:
+            H = self.H.to_dense()
+        else:      # H + sum_l V_l P_l: the one construction (no couplings here: no Gamma)
+            A = effective_matrix(self.H, self.problem, V)
+            H = gather_dense(A, self.layout.N, self.H.comm)
+            A.destroy()
         leads = []
         for (k, I, C, ch) in self.problem.auxiliary:
             B = np.zeros((H.shape[0], C.shape[1]), complex)

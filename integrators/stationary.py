@@ -56,7 +56,7 @@ __all__ = ["stationary_state", "equilibrium_density", "effective_matrix", "parti
 
 
 def effective_matrix(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
-                     shifts: Sequence[float] | None = None) -> PETSc.Mat:
+                     shifts: Sequence[float] | np.ndarray | None = None) -> PETSc.Mat:
     """H + sum_l V_l P_l - i Gamma/2 as a new AIJ matrix (same layout as H); ``shifts``: V_l per
     lead (default 0).  The one construction of H_eff: the pole solves factor it and the dense
     Sylvester solve of :func:`stationary_state` gathers it (``gather_dense``).  Collective."""

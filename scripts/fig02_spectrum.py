@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import plot_sweep, save_results, spectrum_vs_jsd  # noqa: E402
+from analysis.spectrum import plot_sweep, spectrum_vs_jsd  # noqa: E402
+from toolkit.io import save_table  # noqa: E402
 from toolkit.presets import valve_device  # noqa: E402
 
 N_S, N_NM = 5, 10
@@ -45,7 +46,7 @@ def compute(path: str, args, comm) -> None:
     attrs = {"figure": "paper 004 Fig. 2", "N_S": N_S, "N_NM": N_NM, "layers": "PL, SL, FL",
              "configs": "parallel: PL +z, FL +z; perpendicular: PL +x, FL +z",
              "wall_time": time.perf_counter() - t0}
-    save_results(path, data, attrs, comm=comm, overwrite=args.overwrite)
+    save_table(path, data, attrs, kind="figure", comm=comm, overwrite=args.overwrite)
 
 
 def plot(path: str, png: str) -> None:

@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import dos, save_results, spectrum_vs_jsd, splitting  # noqa: E402
+from analysis.spectrum import dos, spectrum_vs_jsd, splitting  # noqa: E402
+from toolkit.io import save_table  # noqa: E402
 from toolkit.presets import valve_device  # noqa: E402
 
 N_NM, SIZES = 10, (1, 5, 10)
@@ -59,7 +60,7 @@ def compute(path: str, args, comm) -> None:
              "dos_broadening": ETA, "dos_shape": "lorentzian",
              "note": "N_NM = 10 as in the text of Sec. III A 3 (Fig. 4 caption: 12)",
              "wall_time": time.perf_counter() - t0}
-    save_results(path, data, attrs, comm=comm, overwrite=args.overwrite)
+    save_table(path, data, attrs, kind="figure", comm=comm, overwrite=args.overwrite)
 
 
 def plot(path: str, png: str) -> None:

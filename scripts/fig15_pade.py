@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import save_results  # noqa: E402
 from operators.pade import fermi_exact, fermi_pade, pade_error, pade_poles  # noqa: E402
+from toolkit.io import save_table  # noqa: E402
 
 BETA, MU = 40.0, 0.0           # T = 0.025, as in paper 004
 N_POLES = (10, 20, 30, 50)
@@ -59,7 +59,7 @@ def compute(path: str, args, comm) -> None:
     attrs = {"figure": "paper 004 Fig. 15", "beta": BETA, "temperature": 1 / BETA, "mu": MU,
              "method": "[N-1/N] Pade spectrum decomposition (Hu, Xu, Yan, JCP 133, 101106)",
              "window": WINDOW, "tol": TOL, "wall_time": time.perf_counter() - t0}
-    save_results(path, data, attrs, comm=comm, overwrite=args.overwrite)
+    save_table(path, data, attrs, kind="figure", comm=comm, overwrite=args.overwrite)
 
 
 def plot(path: str, png: str) -> None:

@@ -30,7 +30,8 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import save_results, spectrum_vs_jsd, splitting  # noqa: E402
+from analysis.spectrum import spectrum_vs_jsd, splitting  # noqa: E402
+from toolkit.io import save_table  # noqa: E402
 from toolkit.presets import valve_device  # noqa: E402
 
 N_S, N_NM = 5, 10
@@ -71,7 +72,7 @@ def compute(path: str, args, comm) -> None:
     attrs = {"figure": "paper 004 Fig. 16", "N_S": N_S, "N_NM": N_NM, "layers": "PL, SL, FL",
              "spins": "PL +x, FL +z", "paper_regime": list(PAPER_REGIME),
              "wall_time": time.perf_counter() - t0}
-    save_results(path, data, attrs, comm=comm, overwrite=args.overwrite)
+    save_table(path, data, attrs, kind="figure", comm=comm, overwrite=args.overwrite)
 
 
 def _panel(ax, J, P, names, jmax, jmin) -> None:

@@ -30,9 +30,10 @@ import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import save_results, trajectory_spectrum  # noqa: E402
+from analysis.spectrum import trajectory_spectrum  # noqa: E402
 from integrators import Simulation  # noqa: E402
 from toolkit import DeviceBuilder  # noqa: E402
+from toolkit.io import save_table  # noqa: E402
 from toolkit.parallel import barrier, round_robin  # noqa: E402
 from toolkit.results import load_result  # noqa: E402
 
@@ -97,7 +98,7 @@ def compute(path: str, args, comm) -> None:
     attrs = {"figure": "paper 004 Fig. 18", "N_S": N_S, "N_NM": N_NM, "J_ex": -1.0, "K": 0.0,
              "dt": dt, "t_end": t_end, "J_sd": list(map(float, jsd)),
              "spins0": "PL +x, FL +z", "filling": "half (20 electrons)", "integrator": "RK 3/8"}
-    save_results(path, data, attrs, comm=comm, overwrite=overwrite)
+    save_table(path, data, attrs, kind="figure", comm=comm, overwrite=overwrite)
 
 
 def plot(path: str, png: str) -> None:

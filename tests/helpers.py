@@ -66,3 +66,26 @@ def assert_restart_is_exact(cfg, comm, directory: str, name: str = "run.h5", ste
     assert np.array_equal(rho, ref) and np.array_equal(small, small_ref)
     return out, ref
 
+
+
+def rhs_norm(sim, t: float) -> float:
+    """max |F| of the full right-hand side of ``sim``'s current state at time ``t`` (a
+    stationary state has F = 0).  Collective."""
+    F = sim.y.duplicate()
+    try:
+        sim.rhs(None, t, sim.y, F)
+        return F.norm(3)          # NORM_INFINITY
+    finally:
+        F.destroy()
+
+
+def record_lead_currents(sim, n: int, every: int = 5):
+    """The lead currents now and after each of ``n`` chunks of ``every`` steps, (n + 1,
+    n_leads).  Collective."""
+    import numpy as np
+
+    cur = [sim.observables(root=None)["lead_current"].copy()]
+    for _ in range(n):
+        sim.step(every, record=False)
+        cur.append(sim.observables(root=None)["lead_current"].copy())
+    return np.array(cur)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_restart_is_exact
+from helpers import assert_restart_is_exact, record_lead_currents, rhs_norm
 from seed_valve import EF, T300, _closed_chain_currents, valve
 
 from integrators import Simulation
@@ -78,13 +78,10 @@ def test_modes_follow_the_closed_chain(comm):
     sim = Simulation(config_from_dict(d), comm)
     try:
         assert sim.layout.n_global < 120_000
-        cur = [sim.observables(root=None)["lead_current"].copy()]
-        for _ in times[1:]:
-            sim.step(5, record=False)
-            cur.append(sim.observables(root=None)["lead_current"].copy())
+        cur = record_lead_currents(sim, len(times) - 1)
     finally:
         sim.destroy()
-    err = np.abs(np.array(cur) - ref).max()
+    err = np.abs(cur - ref).max()
     assert err < 3e-5, err
 
 
@@ -128,10 +125,7 @@ def test_equilibrium_start(comm):
     sim = Simulation(config_from_dict(d), comm)
     ext = Simulation(config_from_dict(valve(L=20, n_poles=20, t_on=0.0)), comm)
     try:
-        F = sim.y.duplicate()
-        sim.rhs(None, -1.0, sim.y, F)          # before the bias
-        assert F.norm(3) < 1e-12
-        F.destroy()
+        assert rhs_norm(sim, -1.0) < 1e-12          # before the bias
         rho = sim.state(root=None)[0]
         r2 = ext.state(root=None)[0]
         o = 2 * ext.extension.offset
@@ -160,10 +154,7 @@ def test_biased_stationary_state(comm):
     own = _landauer(d, comm, _Extended).current
     sim = Simulation(config_from_dict(d), comm)
     try:
-        F = sim.y.duplicate()
-        sim.rhs(None, 0.0, sim.y, F)
-        assert F.norm(3) < 1e-9
-        F.destroy()
+        assert rhs_norm(sim, 0.0) < 1e-9
         I = sim.observables(root=None)["lead_current"]
         assert I[0] == pytest.approx(own, rel=1e-8) and I[1] == pytest.approx(-own, rel=1e-8)
     finally:
@@ -205,10 +196,7 @@ def test_extended_lead_beside_modes(comm, t_on):
         oa, ob = 2 * a.extension.offset, 2 * b.extension.offset
         assert oa == ob > 0           # the same explicit sites on the left
         n = a.layout.N
-        F = a.y.duplicate()
-        a.rhs(None, 0.0 if t_on < 0 else -1.0, a.y, F)
-        assert F.norm(3) < (1e-11 if t_on < 0 else 1e-12)
-        F.destroy()
+        assert rhs_norm(a, 0.0 if t_on < 0 else -1.0) < (1e-11 if t_on < 0 else 1e-12)
         for _ in range(4):
             ra, rb = a.state(root=None)[0], b.state(root=None)[0][:n, :n]
             assert np.abs(ra - rb).max() < 1e-9
@@ -248,10 +236,8 @@ def test_wide_band_lead_beside_modes(comm, initial):
     try:
         o = 2 * b.extension.offset
         if initial != "partitioned":
-            F = a.y.duplicate()
-            a.rhs(None, 0.0 if initial == "biased" else -1.0, a.y, F)
-            assert F.norm(3) < (1e-11 if initial == "biased" else 1e-12)
-            F.destroy()
+            biased = initial == "biased"
+            assert rhs_norm(a, 0.0 if biased else -1.0) < (1e-11 if biased else 1e-12)
         for _ in range(4):
             ra, rb = a.state(root=None)[0], b.state(root=None)[0][o:o + 16, o:o + 16]
             assert np.abs(ra - rb).max() < 1e-8
@@ -305,10 +291,7 @@ def test_modes_on_a_2d_strip_equal_the_reference(comm):
          "time": {"dt": 0.02, "t_end": 1.0}}
     sim = Simulation(config_from_dict(d), comm)
     try:
-        F = sim.y.duplicate()
-        sim.rhs(None, -1.0, sim.y, F)
-        assert F.norm(3) < 1e-12
-        F.destroy()
+        assert rhs_norm(sim, -1.0) < 1e-12
         am, _ = _reference(sim)
         s = tuple(np.array(v) for v in am.equilibrium())
         assert np.abs(s[0] - sim.state(root=None)[0]).max() < 1e-13

@@ -14,7 +14,7 @@ import os
 import h5py
 import numpy as np
 import pytest
-from helpers import assert_restart_is_exact
+from helpers import assert_restart_is_exact, record_lead_currents, rhs_norm
 from scipy.special import expit
 from seed_valve import EF, T300, _closed_chain_currents, _Extended, _landauer, valve
 
@@ -145,10 +145,7 @@ def test_extended_stationary_state_is_exact_for_its_representation(comm):
     d = valve(L=20, n_poles=30, t_on=-1.0)
     sim = Simulation(config_from_dict(d), comm)
     try:
-        F = sim.y.duplicate()
-        sim.rhs(None, 0.0, sim.y, F)
-        assert F.norm(3) < 1e-10          # NORM_INFINITY
-        F.destroy()
+        assert rhs_norm(sim, 0.0) < 1e-10
         obs = sim.observables(root=None)
         I = obs["lead_current"]
         assert I[0] == pytest.approx(-I[1], rel=1e-10)
@@ -217,10 +214,7 @@ def test_equilibrium_fills_isolated_sites_by_the_fermi_function(comm):
             lead["mu"] = 0.0
         sim = Simulation(config_from_dict(d), comm)
         try:
-            F = sim.y.duplicate()
-            sim.rhs(None, 0.0, sim.y, F)
-            assert F.norm(3) < 1e-10
-            F.destroy()
+            assert rhs_norm(sim, 0.0) < 1e-10
             rho = sim.state(root=None)[0]
             off = 2 * sim.extension.offset
             for site in (3, 4):
@@ -249,13 +243,10 @@ def test_transient_after_a_bias_step_matches_a_long_closed_chain(comm):
     for L in (20, 40):
         sim = Simulation(config_from_dict(valve(L=L, t_end=30.0)), comm)
         try:
-            cur = [sim.observables(root=None)["lead_current"].copy()]
-            for _ in times[1:]:
-                sim.step(5, record=False)
-                cur.append(sim.observables(root=None)["lead_current"].copy())
+            cur = record_lead_currents(sim, len(times) - 1)
         finally:
             sim.destroy()
-        errs.append(np.abs(np.array(cur) - ref).max())
+        errs.append(np.abs(cur - ref).max())
     assert ref[:, 0].max() > 0.035                 # a real transient, not zeros
     assert errs[1] < 2e-5 and errs[0] > 5 * errs[1], errs
 
@@ -281,13 +272,10 @@ def test_partitioned_start_matches_a_long_closed_chain(comm):
             dv = slice(o, o + 16)
             assert np.abs(rho[dv, dv] - rho_closed[600:616, 600:616]).max() < 1e-10
             assert np.abs(rho[dv, :o]).max() == 0 and np.abs(rho[dv, o + 16:]).max() == 0
-            cur = [sim.observables(root=None)["lead_current"].copy()]
-            for _ in times[1:]:
-                sim.step(5, record=False)
-                cur.append(sim.observables(root=None)["lead_current"].copy())
+            cur = record_lead_currents(sim, len(times) - 1)
         finally:
             sim.destroy()
-        errs.append(np.abs(np.array(cur) - ref).max())
+        errs.append(np.abs(cur - ref).max())
     assert np.abs(ref).max() > 0.02
     assert errs[0] < 1e-3 and errs[1] < 5e-5 and errs[0] > 10 * errs[1], errs
     d = valve(L=6)
@@ -448,10 +436,7 @@ def test_equilibrium_with_bound_states_matches_the_exact_lead(comm):
         cfg = config_from_dict(d)
         sim = Simulation(cfg, comm)
         try:
-            F = sim.y.duplicate()
-            sim.rhs(None, 0.0, sim.y, F)
-            assert F.norm(3) < 1e-10
-            F.destroy()
+            assert rhs_norm(sim, 0.0) < 1e-10
             rho = sim.state(root=None)[0]
             o = 2 * sim.extension.offset
             rho_dev = rho[o:o + 10, o:o + 10]
