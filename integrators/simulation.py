@@ -287,7 +287,8 @@ class Simulation:
             "spins": S_all,
             "spin_density": s_all,
             "layer_magnetization": layer_magnetization(dev, S_all),
-            "angular_momentum": S_all.sum(axis=0) + s_all.sum(axis=0),
+            "angular_momentum": (dev.angular_momentum_per_vector * S_all.sum(axis=0)
+                                 + s_all.sum(axis=0)),
             "electron_number": np.float64(n_el),
             "energy/electronic": np.float64(e_el),
             "energy/classical": np.float64(e_cl),

@@ -260,7 +260,11 @@ def external_torque(spinH, S_all: np.ndarray, s_local: np.ndarray, dS_local: np.
     g_ext = -spinH.B - 2.0 * spinH.K * np.einsum("ij,ij->i", S, e)[:, None] * e
     move = ~np.asarray(spinH.frozen, bool)
     norm = np.sqrt(np.einsum("ij,ij->i", S, S))[:, None]
-    tau = -cross(S, g_ext) - spinH.alpha * cross(S, np.asarray(dS_local).real) / norm
+    # the same for spins and moments (L = c M, c = angular_momentum_per_vector): the
+    # Hamiltonian part gives dL/dt = -S x g either way, the Gilbert term -s c alpha S x dS/dt
+    c = spinH.device.angular_momentum_per_vector
+    tau = -cross(S, g_ext) - (spinH.sense * c) * spinH.alpha * cross(
+        S, np.asarray(dS_local).real) / norm
     tot = tau[move].sum(axis=0)
     if not move.all():
         g = spinH.gradient(np.asarray(S_all, float), np.asarray(s_local, float))
@@ -297,7 +301,8 @@ def spin_balance(rhs, X, F) -> dict[str, np.ndarray]:
     x, f = X.getArray(readonly=True), F.getArray(readonly=True)
     ds = electron_spin_total(lay.rho(f), dist, comm)
     dS_loc = lay.spins(f).real
-    dS = allreduce(dS_loc.sum(axis=0), comm)
+    # classical angular momentum: S for spins, -M/gyro for moments
+    dS = allreduce(rhs.spinH.device.angular_momentum_per_vector * dS_loc.sum(axis=0), comm)
     leads = (rhs.lead_currents(x)[1].sum(axis=0) if hasattr(rhs, "lead_currents")
              else np.zeros(3))
     S_all = np.array(rhs.spins_all(X, x)) if lay.n_spins_total else np.zeros((0, 3))

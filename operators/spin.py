@@ -8,6 +8,17 @@ Gilbert damping alpha, written in explicit Landau-Lifshitz form:
     dS/dt = [ -S x g + alpha S x (S x g)/|S| ] / (1 + alpha^2),   g = dH_C/dS
 
 (the damping term drives S towards -g, i.e. lowers H_C; |S| is conserved exactly).
+
+Magnetic moments (config ``[llg] equation = "moment"``, paper 000 Eq. 2): unit vectors M with
+B = -(1/mu_M) dH/dM and rate gamma = g/mu_M (internal units: x hbar),
+
+    dM/dt = -gamma/(1 + lambda^2) [M x B' + lambda M x (M x B')] mu_M
+          = gamma [ M x g + lambda M x (M x g) ] / (1 + lambda^2),
+
+the same form with the precession reversed and scaled by gamma (a moment M = -(g/mu_M) L of
+angular momentum L precesses opposite to a spin); the damping again lowers H_C.  Written as
+P = s gamma (g x S) with s = +1 (spin, gamma = 1) or -1 (moment), dS/dt = (P - s alpha S x P /
+|S|) / (1 + alpha^2).
 """
 from __future__ import annotations
 
@@ -55,6 +66,10 @@ class ClassicalSpinHamiltonian:
         self.any_damping = bool(np.any(self.alpha != 0))
         self.any_field = bool(np.any(device.B != 0))
         self.any_anisotropy = bool(np.any(self.K != 0))
+        #: precession sense s and rate gamma (module docstring): spins +1, 1; moments -1, gyro
+        self.sense = 1.0 if device.equation == "spin" else -1.0
+        self.rate = float(device.gyro)
+        self._scale = self.sense * self.rate
 
     def gradient(self, S_all: np.ndarray, s_local: np.ndarray | None) -> np.ndarray:
         """g_j = dH_C/dS_j for the local spins (n_local, 3)."""
@@ -76,9 +91,11 @@ class ClassicalSpinHamiltonian:
         S = S_all[self.start:self.stop]
         g = self.gradient(S_all, s_local)
         dS = cross(g, S)
+        if self._scale != 1.0:
+            dS *= self._scale
         if self.any_damping:
             norm = np.sqrt(np.einsum("ij,ij->i", S, S))[:, None]
-            dS = (dS - self.alpha * cross(S, dS) / norm) / (1.0 + self.alpha ** 2)
+            dS = (dS - (self.sense * self.alpha) * cross(S, dS) / norm) / (1.0 + self.alpha ** 2)
         if self.any_frozen:
             dS[self.frozen] = 0.0
         if out is not None:

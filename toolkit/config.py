@@ -27,11 +27,12 @@ from .lead_schema import (
 from .overrides import apply_overrides
 from .schema import ConfigError, boolean, fail, integer, real, string
 from .tomlio import read_toml, toml_document
+from .units import get_units
 
 __all__ = [
     "ConfigError", "Config", "LatticeConfig", "LeadConfig", "BiasConfig", "LayerConfig",
     "BondConfig", "ExchangeConfig",
-    "ElectronsConfig", "TimeConfig", "SolverConfig", "OutputConfig", "load_config",
+    "ElectronsConfig", "TimeConfig", "SolverConfig", "OutputConfig", "LLGConfig", "load_config",
     "LEAD_COMMON_KEYS",
     "config_from_dict", "config_to_toml", "config_warnings", "N_POLES_LIMIT",
 ]
@@ -291,6 +292,70 @@ class OutputConfig:
     spin_balance: bool = True
 
 
+#: g_e, the electron's g-factor (CODATA 2018, |g_e|)
+G_ELECTRON = 2.00231930436
+
+LLG_EQUATIONS = ("spin", "moment")
+LLG_DRIVES = ("full", "current-driven")
+
+
+@dataclass(frozen=True)
+class LLGConfig:
+    """What the classical vectors are and which electron spin density drives them.
+
+    ``equation = "spin"`` (default; paper 004 Eq. 10): angular momenta S (length
+    ``spin_length``, units of hbar), dS/dt = -S x dH/dS + Gilbert damping.
+    ``equation = "moment"`` (paper 000 Eq. 2): unit vectors M of localized magnetic moments,
+
+        dM/dt = -g/(1 + lambda^2) [M x B + lambda M x (M x B)],   B = -(1/mu_M) dH/dM,
+
+    precessing in the opposite sense to a spin; ``g`` and ``mu_M`` enter only as g/mu_M, in
+    1/(energy x time) of the config's units.  Default g/mu_M = g_e/hbar (a moment of one
+    electron spin: 3.0420 /(eV fs) in eV-fs, 2.0023 in natural units); a moment then carries
+    the angular momentum -(mu_M/g) M = -(hbar/g_e) M, and electrons plus moments conserve the
+    total angular momentum (tested).  ``drive``: the electron spin density in the LLG's
+    s-d field: ``"full"`` (Tr rho sigma, paper 004) or ``"current-driven"`` (paper 000 Eqs.
+    6-7: Tr (rho - rho_eq(M(t))) sigma with rho_eq the grand-canonical equilibrium of the
+    instantaneous moments for the leads of the run); default "current-driven" for moments
+    with leads, else "full".
+    """
+
+    equation: str = "spin"
+    g: float = G_ELECTRON
+    mu_M: float = 1.0
+    drive: str = "full"
+
+    @property
+    def rate(self) -> float:
+        """g/mu_M in the config's units."""
+        return self.g / self.mu_M
+
+
+def _llg(d: Any, units: str, layers: tuple[LayerConfig, ...], has_leads: bool) -> LLGConfig:
+    d = _check_keys("llg", d, {"equation", "g", "mu_M", "drive"})
+    eq = _str("llg.equation", d.get("equation", "spin"), LLG_EQUATIONS)
+    if eq == "spin":
+        for k in ("g", "mu_M"):
+            if k in d:
+                _fail(f"llg.{k}", d[k], "only with llg.equation = 'moment' (spins precess "
+                      "with hbar = 1)")
+    hbar = get_units(units).hbar
+    g = (_real("llg.g", d["g"], positive=True) if "g" in d
+         else G_ELECTRON / hbar if eq == "moment" else G_ELECTRON)
+    mu = _real("llg.mu_M", d.get("mu_M", 1.0), positive=True)
+    default = "current-driven" if eq == "moment" and has_leads else "full"
+    drive = _str("llg.drive", d.get("drive", default), LLG_DRIVES)
+    if eq == "moment":
+        for i, lc in enumerate(layers):
+            if lc.magnetic and lc.spin_length != 1.0:
+                _fail(f"layers[{i}].spin_length", lc.spin_length,
+                      "llg.equation = 'moment' evolves unit vectors M: expected 1")
+    if drive == "current-driven" and not has_leads:
+        _fail("llg.drive", drive, "the equilibrium rho_eq(M(t)) is that of the reservoirs: "
+              "needs [[leads]] (or use 'full')")
+    return LLGConfig(equation=eq, g=g, mu_M=mu, drive=drive)
+
+
 @dataclass(frozen=True)
 class Config:
     lattice: LatticeConfig
@@ -304,6 +369,7 @@ class Config:
     time: TimeConfig = dc_field(default_factory=TimeConfig)
     solver: SolverConfig = dc_field(default_factory=SolverConfig)
     output: OutputConfig = dc_field(default_factory=OutputConfig)
+    llg: LLGConfig = dc_field(default_factory=LLGConfig)
     units: str = "natural"
     name: str = "qcspin run"
 
@@ -571,7 +637,7 @@ def _bias(d: Any) -> BiasConfig:
 def config_from_dict(d: dict) -> Config:
     """Validate a parsed TOML document and return a frozen :class:`Config`."""
     top = {"name", "units", "lattice", "layers", "bonds", "exchange", "field", "electrons",
-           "time", "solver", "output", "leads", "bias"}
+           "time", "solver", "output", "leads", "bias", "llg"}
     d = _check_keys("", d, top)
     if "lattice" not in d:
         _fail("lattice", None, "a [lattice] table with 'size' is required")
@@ -620,6 +686,7 @@ def config_from_dict(d: dict) -> Config:
         units=_str("units", d.get("units", "natural"), ("natural", "eV-fs")),
         name=_str("name", d.get("name", "qcspin run")),
     )
+    cfg = replace(cfg, llg=_llg(d.get("llg", {}), cfg.units, layers, bool(cfg.leads)))
     if cfg.bias.protocol != "none":
         sides = {l.side for l in cfg.leads}
         if sides != {"left", "right"}:
@@ -727,7 +794,8 @@ def config_to_toml(cfg: Config) -> str:
     d = config_to_dict(cfg)
     return toml_document({"name": d["name"], "units": d["units"]},
                          [(sec, d[sec]) for sec in ("lattice", "field", "electrons", "bias",
-                                                    "time", "output", "solver")],
+                                                    "time", "output", "solver", "llg")
+                          if sec != "llg" or cfg.llg != LLGConfig()],
                          [(arr, d[arr]) for arr in ("layers", "bonds", "exchange", "leads")])
 
 

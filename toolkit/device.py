@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, _fail, config_from_dict
+from .units import get_units
 
 __all__ = ["Device", "DeviceBuilder", "device_from_config", "lattice_bonds", "Extension",
            "extend_device"]
@@ -65,6 +66,16 @@ class Device:
     B: np.ndarray
     parameters: dict = field(default_factory=dict)
     onsite: np.ndarray | None = None   # per-site on-site energy [E0]; None: mu_bar everywhere
+    #: the classical vectors' equation of motion (config [llg]): "spin" (paper 004) or
+    #: "moment" (paper 000 Eq. 2) with ``gyro`` = g/mu_M in internal units (x hbar)
+    equation: str = "spin"
+    gyro: float = 1.0
+
+    @property
+    def angular_momentum_per_vector(self) -> float:
+        """The angular momentum [hbar] one classical vector of length 1 carries along itself:
+        1 for a spin S, -mu_M/(g hbar) = -1/gyro for a moment M (-1/g_e by default)."""
+        return 1.0 if self.equation == "spin" else -1.0 / self.gyro
 
     @property
     def site_onsite(self) -> np.ndarray:
@@ -313,7 +324,9 @@ def device_from_config(cfg: Config) -> Device:
         mu_bar=cfg.lattice.mu_bar, layer_names=names, layer_of_site=layer_of_site,
         spin_sites=spin_sites, spin_layer=spin_layer, spins0=spins0, J_sd=J_sd, K=Kk,
         easy_axis=easy, damping=damp, frozen=frz, exchange_bonds=ex_bonds, J_ex=Jx[keep],
-        B=np.asarray(cfg.field, float),
+        B=np.asarray(cfg.field, float), equation=cfg.llg.equation,
+        gyro=(cfg.llg.rate * get_units(cfg.units).hbar if cfg.llg.equation == "moment"
+              else 1.0),
     )
 
 
