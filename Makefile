@@ -5,7 +5,7 @@
 PY := .venv/bin/python
 OUT := results/demo
 
-.PHONY: install demo test lint test-serial test-mpi test-figures docs bench clean
+.PHONY: install demo test lint test-serial test-mpi docs bench clean
 
 install:
 	@bash scripts/install.sh
@@ -26,10 +26,6 @@ test-serial:
 
 test-mpi:
 	bash scripts/mpi_pytest.sh 2 tests
-
-# the long figure-script --quick runs (about 25 min on 2 cores), serially and under mpirun -n 2
-test-figures: install
-	$(PY) -m pytest -q -p no:cacheprovider -m figures tests/scripts/test_scripts.py
 
 docs:
 	cd docs && ../$(PY) -m sphinx -W --keep-going -q -b html . _build/html

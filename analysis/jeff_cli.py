@@ -7,7 +7,7 @@ import os
 import toolkit
 from analysis.jeff import N_PERIODS, SAMPLE_DT, SWEEP_PARAMS, T_CAP, jeff_sweep, plot_sweep
 from analysis.plots import png_on_root
-from toolkit.cli_args import check_outputs, number
+from toolkit.cli_args import add_output_args, add_set_arg, check_outputs, number
 from toolkit.cli_args import values as parse_values
 from toolkit.config import Config, ConfigError, load_config
 from toolkit.parallel import get_comm
@@ -68,11 +68,8 @@ def register(subparsers) -> None:
     p.add_argument("--t-cap", type=float, default=None, help=f"auto run length cap ({T_CAP:g})")
     p.add_argument("--t-min", type=float, default=0.0, help="fit only t >= T_MIN (transients)")
     p.add_argument("--fit-phase", action="store_true", help="also fit the phase phi")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a value of CONFIG (repeatable)")
-    p.add_argument("-o", "--output", help="HDF5 table (default: jeff_<NAME>.h5)")
-    p.add_argument("--png", help="also plot the table to this PNG")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_set_arg(p, what="a value of CONFIG")
+    add_output_args(p, "HDF5 table (default: jeff_<NAME>.h5)", png="the table")
     p.set_defaults(func=cmd_jeff)
 
 

@@ -11,7 +11,7 @@ records.  The kinds, how each is recognised, and what draws it:
 * ``transport``: ``qcspin transport``; ``kind = "transport"`` ->
   :func:`analysis.transport_cli.plot_transport`.
 * ``spectrum``: ``qcspin spectrum``; ``kind = "spectrum"`` ->
-  :func:`analysis.spectrum.plot_spectrum`.
+  :func:`analysis.spectrum_plots.plot_spectrum`.
 * ``jeff``: ``qcspin jeff`` tables; ``qcspin_table = "jeff_sweep"`` on the root or on groups
   (scripts/fig04a, fig05) -> :func:`analysis.jeff.plot_sweep`.
 * ``sweep``: the ``qcspin sweep`` summary ``sweep.h5``; no marker: datasets ``V``,
@@ -20,6 +20,7 @@ records.  The kinds, how each is recognised, and what draws it:
 * ``quench``: the ``qcspin quench`` table ``analysis.h5``; no marker: datasets ``V``, ``t_R``,
   ``T_cd``, ``dM`` -> :func:`plot_quench_table`.
 
+Every file is read with :func:`toolkit.results.load_result` (which also recognises the kinds).
 Serial: call on one rank (``qcspin plot`` uses rank 0).
 """
 from __future__ import annotations
@@ -29,12 +30,12 @@ import json
 import os
 import tomllib
 
-import h5py
 import numpy as np
 
 from toolkit.errors import InputError
+from toolkit.io import ResultFileError
 from toolkit.log import get_logger
-from toolkit.results import kind_of
+from toolkit.results import Result, ResultReadError, is_hdf5, load_result
 
 _log = get_logger(__name__)
 
@@ -116,13 +117,23 @@ def _text(v, default: str = "") -> str:
     return str(v)
 
 
-def _attr(obj, key: str, default: str = "") -> str:
-    return _text(obj.attrs.get(key), default)
+def _attr(r: Result, key: str, default: str = "") -> str:
+    """Root attribute ``key`` of ``r`` as text (``default`` when it is absent)."""
+    return _text(r.attrs.get(key), default)
 
 
-def _units(ds, default: str = "") -> str:
-    u = _attr(ds, "units")
+def _units(r: Result, name: str, default: str = "") -> str:
+    """The unit of dataset ``name`` (``default`` when it has none or is dimensionless)."""
+    u = r.unit(name)
     return u if u not in ("", "1") else default
+
+
+def _json_list(v, default: str = "[]") -> list:
+    """A list attribute: JSON text as load_result decodes it (a list), or text it could not
+    decode (parsed here: ValueError when it is not JSON), or an array (older files)."""
+    if isinstance(v, (str, bytes)):
+        return json.loads(_text(v) or default)
+    return [_text(x) for x in v] if isinstance(v, np.ndarray) else list(v)
 
 
 def _per_time(time_unit: str) -> str:
@@ -145,9 +156,9 @@ def _label(name: str, unit: str) -> str:
     return f"{name} [{unit}]" if unit else name
 
 
-def _config(f) -> dict:
+def _config(r: Result) -> dict:
     try:
-        return tomllib.loads(_attr(f, "config"))
+        return tomllib.loads(r.config_text)
     except (tomllib.TOMLDecodeError, TypeError):
         return {}
 
@@ -168,7 +179,7 @@ def _check_png(path: str, png: str | None) -> str:
                         f"name with -o")
     if os.path.isdir(png):
         raise PlotError(f"the PNG path '{png}' is a directory; give a file name with -o")
-    if os.path.isfile(png) and h5py.is_hdf5(png):
+    if is_hdf5(png):
         raise PlotError(f"'{png}' exists and is an HDF5 file; it is not replaced by a PNG (give "
                         f"another name with -o)")
     d = os.path.dirname(os.path.abspath(png))
@@ -178,26 +189,31 @@ def _check_png(path: str, png: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------- recognising files
-def _open(path: str) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        msg = _one_line(exc)
-        if "truncated" in msg:
-            size = os.path.getsize(path)
-            stored = msg.split("stored_eof = ")[-1].rstrip(")") if "stored_eof" in msg else "?"
-            raise PlotError(f"'{path}' is damaged: the HDF5 file is truncated ({size} of "
-                            f"{stored} bytes; an incomplete copy or a full disk?)") from None
-        if "lock" in msg and ("errno = 11" in msg or "unavailable" in msg):
-            raise PlotError(f"'{path}' is open for writing by another process (HDF5 file "
-                            f"lock): plot it when the run has finished, or now with "
-                            f"HDF5_USE_FILE_LOCKING=FALSE") from None
-        if "lock" in msg:
-            raise PlotError(f"'{path}' cannot be locked for reading ({msg}); on file systems "
-                            f"without locking set HDF5_USE_FILE_LOCKING=FALSE") from None
-        if "signature" in msg:
-            raise PlotError(f"'{path}' is not an HDF5 file") from None
-        raise PlotError(f"'{path}' is damaged: HDF5 cannot open it ({msg})") from None
+def _unreadable(path: str, exc: ResultReadError) -> PlotError:
+    """The PlotError for a file :func:`toolkit.results.load_result` cannot read."""
+    if exc.reason == "foreign":
+        return _foreign(path, exc.members)
+    if exc.reason == "damaged":
+        return PlotError(f"'{path}' is damaged: HDF5 cannot read part of it "
+                         f"({exc.hdf5_message})")
+    if exc.reason != "open":
+        return PlotError(_one_line(exc))
+    msg = exc.hdf5_message
+    if "truncated" in msg:
+        size = os.path.getsize(path)
+        stored = msg.split("stored_eof = ")[-1].rstrip(")") if "stored_eof" in msg else "?"
+        return PlotError(f"'{path}' is damaged: the HDF5 file is truncated ({size} of "
+                         f"{stored} bytes; an incomplete copy or a full disk?)")
+    if "lock" in msg and ("errno = 11" in msg or "unavailable" in msg):
+        return PlotError(f"'{path}' is open for writing by another process (HDF5 file "
+                         f"lock): plot it when the run has finished, or now with "
+                         f"HDF5_USE_FILE_LOCKING=FALSE")
+    if "lock" in msg:
+        return PlotError(f"'{path}' cannot be locked for reading ({msg}); on file systems "
+                         f"without locking set HDF5_USE_FILE_LOCKING=FALSE")
+    if "signature" in msg:
+        return PlotError(f"'{path}' is not an HDF5 file")
+    return PlotError(f"'{path}' is damaged: HDF5 cannot open it ({msg})")
 
 
 def _not_hdf5(path: str) -> PlotError:
@@ -217,8 +233,7 @@ def _not_hdf5(path: str) -> PlotError:
     return PlotError(f"'{path}' is not an HDF5 file: {what}{damaged}")
 
 
-def _foreign(path: str, f) -> PlotError:
-    top = sorted(f.keys())
+def _foreign(path: str, top: tuple[str, ...]) -> PlotError:
     shown = ", ".join(top[:6]) + (", ..." if len(top) > 6 else "") if top else "nothing"
     stem = os.path.splitext(os.path.basename(path))[0]
     scripts = sorted(glob.glob(os.path.join(ROOT, "scripts", f"{stem}_*.py"))) if \
@@ -233,13 +248,10 @@ def file_kind(path: str) -> str:
     """What :func:`plot_file` takes ``path`` for ('run', 'transport', 'spectrum', 'jeff',
     'sweep', 'quench'); PlotError for anything it cannot plot."""
     path = _check_path(path)
-    with _open(path) as f:
-        try:
-            kind = kind_of(f)   # one recogniser of file kinds: toolkit.results
-        except (OSError, KeyError, RuntimeError) as exc:
-            raise PlotError(f"'{path}' is damaged: {_one_line(exc)}") from None
-        if not kind:
-            raise _foreign(path, f)
+    try:
+        kind = load_result(path).kind   # one reader and recogniser of file kinds
+    except ResultReadError as exc:
+        raise _unreadable(path, exc) from None
     if kind.startswith("other:"):
         raise PlotError(f"'{path}' is a qcspin file of kind '{kind[6:]}', which qcspin plot "
                         f"does not draw. It draws: " + "; ".join(PLOTTABLE))
@@ -261,7 +273,7 @@ def _check_path(path) -> str:
         raise PlotError(f"'{path}' cannot be read (permission denied)")
     if os.path.getsize(path) == 0:
         raise PlotError(f"'{path}' is empty (0 bytes), not an HDF5 file")
-    if not h5py.is_hdf5(path):
+    if not is_hdf5(path):
         raise _not_hdf5(path)
     return path
 
@@ -289,6 +301,9 @@ def plot_file(path: str, png: str | None = None) -> str:
         return plot_quench_table(path, png)
     except PlotError:
         raise
+    except ResultFileError as exc:  # a dataset of the kind is missing (toolkit.results)
+        raise PlotError(f"'{path}' is damaged or incomplete: it is a qcspin {kind} file but "
+                        f"{_one_line(exc)}") from None
     except (OSError, KeyError, RuntimeError) as exc:  # what h5py raises for damaged parts
         raise PlotError(f"'{path}' is damaged: it is a qcspin {kind} file but HDF5 cannot read "
                         f"part of it ({_one_line(exc)})") from None
@@ -304,48 +319,53 @@ _SERIES = ("time", "layer_magnetization", "energy/total", "energy/electronic",
 
 
 def _read_run(path: str) -> dict:
-    with h5py.File(path, "r") as f:
-        status = _attr(f, "status")
-        lengths = {k: f[k].shape[0] for k in _SERIES if k in f}
-        if not lengths or min(lengths.values()) == 0:  # killed before the first record
-            cont = ("; 'qcspin run --restart' continues it from its checkpoint"
-                    if "checkpoint" in f else "")
-            raise PlotError(f"'{path}' is a qcspin run file without records (status "
-                            f"'{status or 'unknown'}'): the run stopped before its first "
-                            f"output, nothing to plot{cont}")
-        missing = [k for k in _SERIES + ("device", "device/spin_layer") if k not in f]
-        if missing or "layer_names" not in f["device"].attrs:
-            raise PlotError(f"'{path}' is an incomplete run file: "
-                            f"{', '.join(missing) or 'device/layer_names'} missing")
-        n = min(lengths.values())
-        tu = _units(f["time"], _attr(f, "time_unit"))
-        d = {"n": n, "n_records": max(lengths.values()), "status": status, "time_unit": tu,
-             "energy_unit": _units(f["energy/total"], _attr(f, "energy_unit")),
-             "spin_unit": _units(f["layer_magnetization"], "hbar"),
-             "L_unit": _units(f["angular_momentum"], "hbar"),
-             "names": json.loads(_attr(f["device"], "layer_names")),
-             "spin_layer": f["device/spin_layer"][...],
-             "cfg": _config(f)}
-        for k in _SERIES:
-            d[k] = f[k][:n]
-        d["S_len"] = (float(np.nanmax(np.linalg.norm(f["spins"][0], axis=-1)))
-                      if "spins" in f and f["spins"].shape[0] and f["spins"].shape[1] else 1.0)
-        currents, cunit = {}, ""
-        leads = json.loads(_attr(f["device"], "lead_names", "[]") or "[]")
-        if "lead_current" in f and f["lead_current"].ndim == 2 and f["lead_current"].shape[1]:
-            cunit = _units(f["lead_current"])
-            for j in range(f["lead_current"].shape[1]):
-                name = leads[j] if j < len(leads) else f"{j}"
-                currents[f"lead {name} (Eq. 11)"] = f["lead_current"][:n, j]
-        if "plane_current" in f and f["plane_current"].ndim == 2:
-            cunit = cunit or _units(f["plane_current"])
-            planes = list(f["device"].attrs.get("planes", []))
-            for j in range(f["plane_current"].shape[1]):
-                x = int(planes[j]) if j < len(planes) else j
-                currents[f"plane {x}|{x + 1} (Eq. 13)"] = f["plane_current"][:n, j]
-        d["currents"] = currents
-        d["current_unit"] = _clean_units(cunit, tu) or _per_time(tu)
-        d["n_leads"] = sum(1 for k in currents if k.startswith("lead "))
+    r = load_result(path)
+    status = _attr(r, "status")
+    lengths = {k: r.shape(k)[0] for k in _SERIES if k in r}
+    if not lengths or min(lengths.values()) == 0:  # killed before the first record
+        cont = ("; 'qcspin run --restart' continues it from its checkpoint"
+                if "checkpoint" in r.groups else "")
+        raise PlotError(f"'{path}' is a qcspin run file without records (status "
+                        f"'{status or 'unknown'}'): the run stopped before its first "
+                        f"output, nothing to plot{cont}")
+    missing = [k for k in _SERIES + ("device", "device/spin_layer")
+               if k not in r and k not in r.groups]
+    dev = r.group_attrs("device") if "device" in r.groups else {}
+    if missing or "layer_names" not in dev:
+        raise PlotError(f"'{path}' is an incomplete run file: "
+                        f"{', '.join(missing) or 'device/layer_names'} missing")
+    n = min(lengths.values())
+    tu = _units(r, "time", _attr(r, "time_unit"))
+    d = {"n": n, "n_records": max(lengths.values()), "status": status, "time_unit": tu,
+         "energy_unit": _units(r, "energy/total", _attr(r, "energy_unit")),
+         "spin_unit": _units(r, "layer_magnetization", "hbar"),
+         "L_unit": _units(r, "angular_momentum", "hbar"),
+         "names": _json_list(dev["layer_names"], ""),
+         "spin_layer": r["device/spin_layer"],
+         "cfg": _config(r)}
+    for k, v in r.read(*_SERIES).items():
+        d[k] = v[:n]
+    d["S_len"] = (float(np.nanmax(np.linalg.norm(r["spins", 0], axis=-1)))
+                  if "spins" in r and r.shape("spins")[0] and r.shape("spins")[1] else 1.0)
+    currents, cunit = {}, ""
+    leads = _json_list(dev.get("lead_names", "[]"))
+    if "lead_current" in r and len(r.shape("lead_current")) == 2 \
+            and r.shape("lead_current")[1]:
+        cunit = _units(r, "lead_current")
+        I = r["lead_current"]
+        for j in range(I.shape[1]):
+            name = leads[j] if j < len(leads) else f"{j}"
+            currents[f"lead {name} (Eq. 11)"] = I[:n, j]
+    if "plane_current" in r and len(r.shape("plane_current")) == 2:
+        cunit = cunit or _units(r, "plane_current")
+        planes = list(np.atleast_1d(dev.get("planes", [])))
+        Ip = r["plane_current"]
+        for j in range(Ip.shape[1]):
+            x = int(planes[j]) if j < len(planes) else j
+            currents[f"plane {x}|{x + 1} (Eq. 13)"] = Ip[:n, j]
+    d["currents"] = currents
+    d["current_unit"] = _clean_units(cunit, tu) or _per_time(tu)
+    d["n_leads"] = sum(1 for k in currents if k.startswith("lead "))
     return d
 
 
@@ -466,15 +486,16 @@ def plot_run(path: str, png: str | None = None) -> str:
 def _plot_transport_file(path: str, png: str) -> str:
     from analysis.transport_cli import plot_transport
 
-    with h5py.File(path, "r") as f:
-        E = f["energies"][...]
-        theta, P = f["theta"][...], f["polarization"][...]
-        dos = f["dos"][...] if "dos" in f else None
-        eu = _units(f["energies"], _attr(f, "energy_unit"))
-        mu = tuple(float(f.attrs[k]) for k in ("mu_l", "mu_r") if k in f.attrs)
-        cfg = _config(f)
-        cur = float(f["current/particle"][()]) if "current/particle" in f else None
-        proto, V = _attr(f, "bias_protocol", "none"), float(f.attrs.get("bias_V", 0.0))
+    r = load_result(path)
+    d = r.read("energies", "theta", "polarization", *[k for k in ("dos", "current/particle")
+                                                      if k in r])
+    E, theta, P = d["energies"], d["theta"], d["polarization"]
+    dos = d.get("dos")
+    eu = _units(r, "energies", _attr(r, "energy_unit"))
+    mu = tuple(float(r.attrs[k]) for k in ("mu_l", "mu_r") if k in r.attrs)
+    cfg = _config(r)
+    cur = float(d["current/particle"]) if "current/particle" in d else None
+    proto, V = _attr(r, "bias_protocol", "none"), float(r.attrs.get("bias_V", 0.0))
     if dos is not None and (dos.shape != E.shape or not np.isfinite(dos).any()):
         dos = None
     title = str(cfg.get("name") or os.path.basename(path))
@@ -487,24 +508,26 @@ def _plot_transport_file(path: str, png: str) -> str:
 
 
 def _plot_spectrum_file(path: str, png: str) -> str:
-    from analysis.spectrum import Spectrum, SpectrumSweep, plot_spectrum
+    from analysis.spectrum import Spectrum, SpectrumSweep
+    from analysis.spectrum_plots import plot_spectrum
 
-    with h5py.File(path, "r") as f:
-        w = f["eigenvalues"][...]
-        pol = f["polarization"][...]
-        n = w.shape[-1]
-        sm = f["sigma_m"][...] if "sigma_m" in f else np.zeros(w.shape)
-        loc = f["localization"][...] if "localization" in f else np.zeros(w.shape[:-1] + (0, n))
-        layers = tuple(json.loads(_attr(f, "layers", "[]") or "[]"))
-        cfg = _config(f)
-        n_sites = int(f.attrs.get("n_sites", n // 2))
-        n_e = int(f.attrs.get("n_electrons", n_sites))
-        complete = bool(f.attrs.get("complete", n == 2 * n_sites))
-        method = _attr(f, "method", "?")
-        target = float(f.attrs["target"]) if "target" in f.attrs else None
-        eu = _units(f["eigenvalues"], _attr(f, "energy_unit"))
-        jsd = f["J_sd"][...] if "J_sd" in f else None
-        spin_config = _attr(f, "spin_config")
+    r = load_result(path)
+    d = r.read("eigenvalues", "polarization", *[k for k in ("sigma_m", "localization", "J_sd")
+                                                 if k in r])
+    w, pol = d["eigenvalues"], d["polarization"]
+    n = w.shape[-1]
+    sm = d["sigma_m"] if "sigma_m" in d else np.zeros(w.shape)
+    loc = d["localization"] if "localization" in d else np.zeros(w.shape[:-1] + (0, n))
+    layers = tuple(_json_list(r.attrs.get("layers", "[]")))
+    cfg = _config(r)
+    n_sites = int(r.attrs.get("n_sites", n // 2))
+    n_e = int(r.attrs.get("n_electrons", n_sites))
+    complete = bool(r.attrs.get("complete", n == 2 * n_sites))
+    method = _attr(r, "method", "?")
+    target = float(r.attrs["target"]) if "target" in r.attrs else None
+    eu = _units(r, "eigenvalues", _attr(r, "energy_unit"))
+    jsd = d.get("J_sd")
+    spin_config = _attr(r, "spin_config")
     mu_bar = float(cfg.get("lattice", {}).get("mu_bar", 0.0)) if cfg else None
     if not complete and target is None:
         target = mu_bar  # the default target of qcspin spectrum --nev
@@ -527,14 +550,14 @@ def _plot_spectrum_file(path: str, png: str) -> str:
 def _run_info(path: str) -> dict:
     """Layer names, spins per layer, lead names and units of a run file (empty if unreadable)."""
     try:
-        with h5py.File(path, "r") as f:
-            return {"names": json.loads(_attr(f["device"], "layer_names")),
-                    "counts": np.bincount(f["device/spin_layer"][...],
-                                          minlength=len(json.loads(_attr(f["device"],
-                                                                         "layer_names")))),
-                    "leads": json.loads(_attr(f["device"], "lead_names", "[]") or "[]"),
-                    "time_unit": _attr(f, "time_unit"), "energy_unit": _attr(f, "energy_unit")}
-    except (OSError, KeyError, ValueError, RuntimeError):
+        r = load_result(path)
+        dev = r.group_attrs("device")
+        names = _json_list(dev.get("layer_names", ""), "")
+        return {"names": names,
+                "counts": np.bincount(r["device/spin_layer"], minlength=len(names)),
+                "leads": _json_list(dev.get("lead_names", "[]")),
+                "time_unit": _attr(r, "time_unit"), "energy_unit": _attr(r, "energy_unit")}
+    except (OSError, KeyError, ValueError, RuntimeError):   # ResultFileError is a ValueError
         return {}
 
 
@@ -555,15 +578,14 @@ def plot_sweep_summary(path: str, png: str | None = None) -> str:
     magnetizations at the end of each bias run versus V.  Serial; returns the PNG path."""
     plt = use_agg()
     png = png or os.path.splitext(path)[0] + ".png"
-    with h5py.File(path, "r") as f:
-        V = f["V"][...].astype(float)
-        I = f["lead_current"][...]
-        M = f["layer_magnetization"][...]
-        proto = _attr(f, "protocol", "?")
-        stage1 = _attr(f, "stage1")
-        fa = f.attrs.get("files", [])      # JSON text (toolkit.io.write_table) or, in
-        files = (json.loads(_text(fa)) if isinstance(fa, (str, bytes))  # older files,
-                 else [_text(x) for x in fa])                          # an array
+    r = load_result(path)
+    d = r.read("V", "lead_current", "layer_magnetization")
+    V = d["V"].astype(float)
+    I, M = d["lead_current"], d["layer_magnetization"]
+    proto = _attr(r, "protocol", "?")
+    stage1 = _attr(r, "stage1")
+    # JSON text (toolkit.io.write_table; decoded by load_result) or, in older files, an array
+    files = _json_list(r.attrs.get("files", []), "")
     if not len(V):
         raise PlotError(f"'{path}' is a 'qcspin sweep' summary without bias points")
     info = _sweep_dir_run(path, files + [stage1])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from toolkit.cli_args import add_output_args
+
 __all__ = ["register", "cmd_plot"]
 
 
@@ -11,7 +13,7 @@ def register(subparsers) -> None:
     """Add ``qcspin plot``."""
     pl = subparsers.add_parser("plot", help="plot a qcspin HDF5 file to PNG")
     pl.add_argument("result", help="HDF5 file written by qcspin")
-    pl.add_argument("-o", "--output", help="PNG path (default: RESULT.png)")
+    add_output_args(pl, "PNG path (default: RESULT.png)", overwrite=False)
     pl.set_defaults(func=cmd_plot)
 
 

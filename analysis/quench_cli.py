@@ -8,7 +8,7 @@ import os
 
 from analysis import quench
 from analysis.quench import analyze_sweep
-from toolkit.cli_args import number
+from toolkit.cli_args import add_output_args, number
 from toolkit.parallel import get_comm
 
 __all__ = ["register", "cmd_quench"]
@@ -87,6 +87,6 @@ def register(subparsers) -> None:
                    "Eq. (22) fit (200)")
     p.add_argument("--tail", type=float, default=0.5, help="fraction of the record averaged "
                    "for the steady state (0.5)")
-    p.add_argument("--overwrite", action="store_true", help="replace analysis.h5")
+    add_output_args(p, None, overwrite="replace analysis.h5")
     p.set_defaults(func=cmd_quench)
 

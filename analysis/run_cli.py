@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, cast
 
 from toolkit.cli import EXIT_INTERRUPTED, EXIT_OK, CommandInputError, petsc_pairs, say, warn
-
-if TYPE_CHECKING:
-    from integrators.aux_rhs import AuxiliaryRHS
+from toolkit.cli_args import add_output_args, add_set_arg
 
 __all__ = ["register", "cmd_run", "petsc_config_options", "database_options"]
 
@@ -29,15 +26,13 @@ def register(subparsers) -> None:
     r = subparsers.add_parser("run", help="time evolution of a junction (HDF5 result, checkpoints)",
                        formatter_class=d)
     r.add_argument("config", nargs="?", help="TOML config")
-    r.add_argument("-o", "--output", help="HDF5 result file (default: CONFIG name + .h5)")
-    r.add_argument("--overwrite", action="store_true",
-                   help="replace an existing result file (once the new one has its first record)")
+    add_output_args(r, "HDF5 result file (default: CONFIG name + .h5)",
+                    overwrite="replace an existing result file (once the new one has its "
+                              "first record)")
     r.add_argument("--restart", metavar="OUT.h5", help="continue the run stored in OUT.h5 "
                    "from its last checkpoint, to its stored t_end (or --t-end)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set time.dt=0.05 or "
-                        "--set layers.FL.K=0.05 (repeatable; with --restart only "
-                        "time.t_end and time.checkpoint_every)")
+    add_set_arg(r, example="time.dt=0.05 or --set layers.FL.K=0.05",
+                note="with --restart only time.t_end and time.checkpoint_every")
     r.add_argument("--t-end", default=None, metavar="T",
                    help="override [time] t_end (config time units); with --restart: extend")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -197,7 +192,9 @@ def cmd_run(args) -> int:
                 notes.append(f"electron problem N_s = {sim.edevice.n_orbitals}: {n_x} lead "
                              f"orbitals; observables on the device's {sim.device.n_orbitals}")
             if sim.problem.auxiliary:
-                t = cast("AuxiliaryRHS", sim.rhs).t   # the right-hand side of the modes
+                from integrators.aux_rhs import AuxiliaryLeads
+
+                t = sim.rhs.term(AuxiliaryLeads).t   # the term of the modes
                 notes.append(f"auxiliary modes: {t.nx} retarded and {t.ny} lesser vectors, "
                              f"second tier {t.ny * t.nx + t.ny * t.ny + t.nu * t.ny} numbers "
                              f"on rank 0")

@@ -1,10 +1,15 @@
-"""Electronic spectrum of H(S) (paper 004, Eq. 1): eigenpairs, spin polarizations, magnetic
-splitting, DOS, layer localization, spectra along a trajectory, and ``qcspin spectrum``.
+"""Electronic spectrum of H(S) (paper 004, Eq. 1): the eigensolvers, eigenpairs with their spin
+polarizations and layer localization, spectra versus J_sd (Fig. 2) and static spin
+configurations.
 
     >>> sp = spectrum(device)                         # all eigenpairs (LAPACK)
     >>> sp = spectrum(device, nev=20, target=0.0)     # 20 nearest E_F (SLEPc shift-and-invert)
     >>> sw = spectrum_vs_jsd(device, np.linspace(0, 10, 101), "parallel")    # paper Fig. 2
-    >>> splitting(sw.eigenvalues, device.n_sites)    # Delta-epsilon at half filling (Fig. 4b)
+
+Elsewhere: level analysis of the eigenvalues (splitting, gap, DOS, Fermi level) in
+:mod:`analysis.levels`, spectra along a run (Fig. 18) in :mod:`analysis.trajectory_spectrum`,
+their plots in :mod:`analysis.spectrum_plots`, the command ``qcspin spectrum`` in
+:mod:`analysis.spectrum_cli`.
 
 Units: energies are in the energy unit E0 of the device (the hopping gamma for ``natural``
 units; eV for ``eV-fs``) and include the +mu_bar of Eq. (1); polarizations are dimensionless.
@@ -17,19 +22,15 @@ nearest ``target``).  The SLEPc solvers read options under ``-qcspin_spectrum_ep
 """
 from __future__ import annotations
 
-import os
-import tomllib
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-import h5py
 import numpy as np
 import scipy.linalg as sla
 
 import toolkit  # noqa: F401  (complex petsc4py/slepc4py)
 from operators.eigen import DENSE_LIMIT, eigs_slepc
-from operators.hamiltonian import ElectronHamiltonian, dense_hamiltonian, sd_blocks
-from toolkit.config import config_from_dict
+from operators.hamiltonian import ElectronHamiltonian
 from toolkit.device import Device, device_from_config
 from toolkit.parallel import allreduce, bcast, gather_rows, get_comm, round_robin
 from toolkit.petsc_options import DEFAULT_PREFIX, sub_prefix
@@ -37,10 +38,8 @@ from toolkit.schema import fail as _fail
 
 from petsc4py import PETSc
 
-__all__ = ["Spectrum", "SpectrumSweep", "TrajectorySpectrum", "METHODS", "spectrum",
-           "spectrum_vs_jsd", "with_coupling", "splitting", "gap", "dos", "layer_localization",
-           "trajectory_spectrum", "configuration_eigenvalues",
-           "plot_sweep", "plot_spectrum", "fermi_level"]
+__all__ = ["Spectrum", "SpectrumSweep", "METHODS", "CONFIGS", "spectrum", "spectrum_vs_jsd",
+           "with_coupling", "layer_localization"]
 
 METHODS = ("auto", "lapack", "eps-lapack", "sinvert")
 CONFIGS = ("parallel", "perpendicular")
@@ -98,22 +97,6 @@ class SpectrumSweep:
     config: str | None
     method: str
     complete: bool
-
-    def __post_init__(self) -> None:
-        _frozen_arrays(self)
-
-
-@dataclass(frozen=True, eq=False)
-class TrajectorySpectrum:
-    """Instantaneous spectra of H(S(t)) along a run (paper 004, Fig. 18)."""
-
-    time: np.ndarray         # (nt,) [time unit of the run]
-    eigenvalues: np.ndarray  # (nt, N_s) [E0]
-    splitting: np.ndarray    # (nt,) eps_{n_e-1} - eps_{n_e-2} [E0]
-    gap: np.ndarray          # (nt,) eps_{n_e} - eps_{n_e-1} [E0]
-    n_electrons: int
-    time_unit: str
-    energy_unit: str
 
     def __post_init__(self) -> None:
         _frozen_arrays(self)
@@ -368,62 +351,6 @@ def spectrum_vs_jsd(device: Device, jsd_values, config: str | None = "parallel",
                          config=config, method=method, complete=n == device.n_orbitals)
 
 
-def _level_index_check(eigenvalues, n_electrons: int, lo: int, hi_offset: int,
-                       what: str) -> np.ndarray:
-    e = np.asarray(eigenvalues, float)
-    n = e.shape[-1] if e.ndim else 0
-    if isinstance(n_electrons, bool) or not isinstance(n_electrons, (int, np.integer)) \
-            or not lo <= n_electrons <= n - hi_offset:
-        _fail("n_electrons", n_electrons, f"{what} needs an integer {lo} <= n_electrons <= "
-              f"{n - hi_offset} for {n} levels")
-    return e
-
-
-def splitting(eigenvalues, n_electrons: int) -> np.ndarray:
-    """Delta-epsilon = eps_{n_e-1} - eps_{n_e-2} [E0]: the two highest occupied levels (Fig. 4b).
-
-    ``eigenvalues`` (..., n) ascending, starting at the lowest level (a complete spectrum or
-    its lowest part); leading axes (e.g. J_sd, time) are kept.
-    """
-    e = _level_index_check(eigenvalues, n_electrons, 2, 0, "splitting")
-    return e[..., n_electrons - 1] - e[..., n_electrons - 2]
-
-
-def gap(eigenvalues, n_electrons: int) -> np.ndarray:
-    """HOMO-LUMO gap eps_{n_e} - eps_{n_e-1} [E0] at filling ``n_electrons`` (Fig. 18c)."""
-    e = _level_index_check(eigenvalues, n_electrons, 1, 1, "gap")
-    return e[..., n_electrons] - e[..., n_electrons - 1]
-
-
-def dos(eigenvalues, energies, broadening: float, *, n_sites: int | None = None,
-        shape: str = "lorentzian") -> np.ndarray:
-    """Broadened density of states per site, DOS(E) = (1/n_sites) sum_n delta_eta(E - eps_n).
-
-    Units: states per site per E0.  Each level has weight 1 (one spin orbital), so for a
-    complete spectrum (2 n_sites levels) the DOS integrates to 2 over all energies.
-    eigenvalues (..., n) [E0]; energies (m,) [E0]; broadening eta > 0 [E0]: the half width of
-    the Lorentzian (eta/pi)/((E-eps)^2 + eta^2) or the standard deviation of the Gaussian.
-    n_sites defaults to n/2 (complete spectrum).  Returns (..., m).
-    """
-    e = np.asarray(eigenvalues, float)
-    E = np.asarray(energies, float)
-    if not (np.isfinite(broadening) and broadening > 0):
-        _fail("broadening", broadening, "expected a finite energy > 0")
-    if shape not in ("lorentzian", "gaussian"):
-        _fail("shape", shape, "expected 'lorentzian' or 'gaussian'")
-    if E.ndim != 1:
-        _fail("energies", f"array of shape {E.shape}", "expected a 1D array")
-    sites: float = e.shape[-1] / 2 if n_sites is None else n_sites
-    if not sites > 0:
-        _fail("n_sites", sites, "expected a number of sites > 0")
-    x = E[:, None] - e[..., None, :]
-    if shape == "lorentzian":
-        k = (broadening / np.pi) / (x * x + broadening ** 2)
-    else:
-        k = np.exp(-0.5 * (x / broadening) ** 2) / (np.sqrt(2 * np.pi) * broadening)
-    return k.sum(axis=-1) / sites
-
-
 def layer_localization(eigenvectors: np.ndarray, device: Device) -> np.ndarray:
     """P_l^n = sum_{j in l} |phi_n(r_j)|^2, spin summed (paper 004, Appendix B, Fig. 16).
 
@@ -437,178 +364,3 @@ def layer_localization(eigenvectors: np.ndarray, device: Device) -> np.ndarray:
               f"expected shape ({device.n_orbitals}, n): one column per eigenstate")
     _, w_site = _site_blocks(V)
     return _layer_weights(w_site, np.asarray(device.layer_of_site), len(device.layer_names))
-
-
-# ----------------------------------------------------------------------------- trajectories
-def _batched_eigvalsh(device: Device, spins: np.ndarray, chunk: int = 128) -> np.ndarray:
-    """Eigenvalues of H(S_k) for a stack of configurations (nt, n_spin, 3), vectorised."""
-    H0 = dense_hamiltonian(device, np.zeros((device.n_spins, 3)))
-    j = device.spin_sites
-    out = np.empty((len(spins), device.n_orbitals))
-    for a in range(0, len(spins), chunk):
-        S = spins[a:a + chunk]
-        H = np.repeat(H0[None], len(S), axis=0)
-        blk = sd_blocks(device.J_sd, S)                 # the s-d entries of dense_hamiltonian
-        for k, (r, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-            H[:, 2 * j + r, 2 * j + c] += blk[:, k]
-        out[a:a + chunk] = np.linalg.eigvalsh(H)
-    return out
-
-
-def configuration_eigenvalues(device: Device, spins_t, *, comm=None,
-                              distribute: Callable[[int, object], np.ndarray] = round_robin
-                              ) -> np.ndarray:
-    """All eigenvalues [E0] of H(S_k) for a stack of spin configurations ``spins_t``
-    (nt, n_spin, 3), shape (nt, N_s).  The configurations are shared out over ``comm`` by
-    ``distribute`` and diagonalised densely (stacked LAPACK); every rank gets all.  Collective.
-    """
-    S = np.asarray(spins_t, float)
-    if S.ndim != 3 or S.shape[1:] != (device.n_spins, 3):
-        _fail("spins_t", f"array of shape {S.shape}",
-              f"expected shape (nt, {device.n_spins}, 3)")
-    comm = get_comm(comm)
-    mine = np.asarray(distribute(len(S), comm), dtype=np.int64)
-    w = _batched_eigvalsh(device, S[mine])
-    idx = gather_rows(mine, comm, root=None)
-    w = gather_rows(w, comm, root=None)
-    order = np.argsort(idx, kind="stable")
-    if not np.array_equal(idx[order], np.arange(len(S))):
-        raise ValueError("distribute must assign every configuration to exactly one rank")
-    return w[order]
-
-
-def _read_run(path: str, stride: int) -> dict:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"result file '{path}' does not exist")
-    with h5py.File(path, "r") as f:
-        if "spins" not in f or "config" not in f.attrs:
-            _fail("result_h5", path, "expected a qcspin run file with /spins and a config")
-        return {"time": f["time"][::stride], "spins": f["spins"][::stride],
-                "time_unit": str(f["time"].attrs.get("units", "")),
-                "energy_unit": str(f.attrs.get("energy_unit", "")),
-                "config": str(f.attrs["config"])}
-
-
-def trajectory_spectrum(result_h5: str, *, comm=None, stride: int = 1,
-                        n_electrons: int | None = None,
-                        distribute: Callable[[int, object], np.ndarray] = round_robin
-                        ) -> TrajectorySpectrum:
-    """Spectrum, Delta-epsilon and gap of H(S(t)) for each stored spin configuration of a run
-    (paper 004, Appendix D, Fig. 18).  Collective on ``comm``.
-
-    Rank 0 reads every ``stride``-th record of ``result_h5``; the time points are shared out
-    by ``distribute`` and diagonalised densely (LAPACK, stacked); all ranks get all results.
-    n_electrons defaults to the run's ``[electrons] n_electrons`` or half filling (n_sites).
-    """
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
-        _fail("stride", stride, "expected an integer >= 1")
-    comm = get_comm(comm)
-    data, err = None, None
-    if comm.getRank() == 0:
-        try:
-            data = _read_run(result_h5, int(stride))
-        except (OSError, ValueError) as exc:
-            err = exc
-    err = bcast(err, comm)
-    if err is not None:
-        raise err
-    data = bcast(data, comm)
-    device = device_from_config(config_from_dict(tomllib.loads(data["config"])))
-    n_e = device.n_sites if n_electrons is None else n_electrons
-    if n_electrons is None and device.config.electrons.n_electrons is not None:
-        n_e = device.config.electrons.n_electrons
-    w = configuration_eigenvalues(device, data["spins"], comm=comm, distribute=distribute)
-    return TrajectorySpectrum(time=np.asarray(data["time"], float), eigenvalues=w,
-                              splitting=splitting(w, n_e), gap=gap(w, n_e), n_electrons=int(n_e),
-                              time_unit=data["time_unit"], energy_unit=data["energy_unit"])
-
-
-# ----------------------------------------------------------------------------- output
-def _result_datasets(res: Spectrum | SpectrumSweep, E: str, n_e: int) -> dict:
-    d = {"eigenvalues": (res.eigenvalues, E, "eigenvalues of H(S), ascending, incl. mu_bar"),
-         "polarization": (res.polarization, "", "<n|sigma_a|n>, last axis a = x, y, z"),
-         "sigma_m": (res.sigma_m, "", "<n|sigma.m_j|n> summed over magnetic sites, m = S/|S|"),
-         "localization": (res.localization, "", "P_l^n = sum_{j in l} |phi_n(r_j)|^2; axis -2 "
-                          "= layers (attribute 'layers')")}
-    if isinstance(res, SpectrumSweep):
-        d["J_sd"] = (res.jsd, E, "s-d coupling of all magnetic layers")
-    if res.complete and 2 <= n_e < res.eigenvalues.shape[-1]:
-        d["splitting"] = (splitting(res.eigenvalues, n_e), E, "eps_{n_e-1} - eps_{n_e-2}")
-        d["gap"] = (gap(res.eigenvalues, n_e), E, "eps_{n_e} - eps_{n_e-1} (HOMO-LUMO)")
-    return d
-
-
-# ----------------------------------------------------------------------------- plots
-def plot_sweep(ax, sweep: SpectrumSweep, *, component: int = 2, ylim=None, size: float = 2.0):
-    """Scatter the levels of a sweep versus J_sd, coloured by <sigma_component> (red = up)."""
-    n = sweep.eigenvalues.shape[1]
-    x, y = np.repeat(sweep.jsd, n), sweep.eigenvalues.ravel()
-    c = sweep.polarization[..., component].ravel()
-    if ylim is not None:
-        sel = (y >= ylim[0]) & (y <= ylim[1])
-        x, y, c = x[sel], y[sel], c[sel]
-        ax.set_ylim(*ylim)
-    sc = ax.scatter(x, y, c=c, s=size, cmap="bwr", vmin=-1, vmax=1, lw=0, rasterized=True)
-    ax.set_xlabel(r"$J_{sd}$")
-    ax.set_ylabel(r"$\varepsilon$")
-    return sc
-
-
-def fermi_level(res: Spectrum | SpectrumSweep, n_electrons: int | None = None,
-                mu_bar: float | None = None) -> tuple[np.ndarray | float | None, str]:
-    """The Fermi level that ``qcspin spectrum`` implies, for marking it in a plot, and how it
-    was found: with a complete spectrum the middle of the gap, (eps_{n_e-1} + eps_{n_e})/2,
-    at filling ``n_electrons`` (default half filling, n_sites; per J_sd for a sweep); for an
-    incomplete spectrum at half filling ``mu_bar`` (the band centre of the bipartite lattice);
-    otherwise (None, why not).  [E0]"""
-    n_e = res.n_sites if n_electrons is None else int(n_electrons)
-    w = np.asarray(res.eigenvalues, float)
-    n = w.shape[-1]
-    if res.complete and 1 <= n_e < n:
-        return 0.5 * (w[..., n_e - 1] + w[..., n_e]), (f"$E_F$ (mid-gap, $n_e$ = {n_e})")
-    if res.complete and n_e == n:
-        return w[..., -1], f"$E_F$ = top level (all {n} levels filled)"
-    if n_e == res.n_sites and mu_bar is not None:
-        return float(mu_bar), r"$E_F = \bar\mu$ (half filling)"
-    return None, (f"E_F not marked: {n} of {2 * res.n_sites} levels at n_e = {n_e}"
-                  if not res.complete else f"E_F not marked: n_e = {n_e}")
-
-
-def plot_spectrum(res: Spectrum | SpectrumSweep, png: str, *, title: str = "",
-                  n_electrons: int | None = None, mu_bar: float | None = None,
-                  energy_unit: str = "") -> str:
-    """PNG of a sweep (levels vs J_sd) or of one spectrum (levels vs index), coloured by
-    <sigma_z>, with the Fermi level of :func:`fermi_level` (filling ``n_electrons``, default
-    half filling; ``mu_bar`` for incomplete spectra).  Serial (call on one rank); returns the
-    path."""
-    from analysis.plots import save_figure, use_agg
-
-    plt = use_agg()
-    u = f" [{energy_unit}]" if energy_unit else ""
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    EF, how = fermi_level(res, n_electrons, mu_bar)
-    if isinstance(res, SpectrumSweep):
-        sc = plot_sweep(ax, res, size=4)
-        ax.set_xlabel(r"$J_{sd}$" + u)
-        if EF is not None:
-            ax.plot(res.jsd, np.broadcast_to(EF, res.jsd.shape), "k--", lw=0.9, label=how)
-    else:
-        sc = ax.scatter(np.arange(len(res.eigenvalues)), res.eigenvalues, s=12, cmap="bwr",
-                        c=res.polarization[:, 2], vmin=-1, vmax=1)
-        ax.set_xlabel("level index n")
-        if EF is not None:
-            w = np.asarray(res.eigenvalues, float)
-            ef = float(EF) if abs(float(EF)) > 1e-10 * max(1.0, np.abs(w).max()) else 0.0
-            ax.axhline(ef, color="k", ls="--", lw=0.9, label=f"{how}: {ef:.6g}")
-        if not res.complete:
-            ax.set_xlabel(f"index among the {len(res.eigenvalues)} computed levels"
-                          + (f" nearest {res.target:g}" if res.target is not None else ""))
-    ax.set_ylabel(r"$\varepsilon_n$" + u)
-    if EF is not None:
-        ax.legend(fontsize=8, loc="upper left")
-    else:
-        ax.text(0.02, 0.98, how, transform=ax.transAxes, va="top", fontsize=8, color="0.3")
-    fig.colorbar(sc, ax=ax, label=r"$\langle\sigma_z\rangle$")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, png)

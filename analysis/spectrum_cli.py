@@ -1,5 +1,7 @@
 """``qcspin spectrum``: eigenvalues and spin polarizations of H(S), optionally swept over J_sd
-(analysis/spectrum.py does the work).  Registered in pyproject.toml (``qcspin.commands``)."""
+(analysis/spectrum.py does the work, analysis/levels.py the splitting and gap,
+analysis/spectrum_plots.py the PNG); the datasets of its file.  Registered in pyproject.toml
+(``qcspin.commands``)."""
 from __future__ import annotations
 
 import json
@@ -8,27 +10,41 @@ import os
 import numpy as np
 
 import toolkit
+from analysis.levels import gap, splitting
 from analysis.plots import png_on_root
 from analysis.spectrum import (
     CONFIGS,
     METHODS,
     Spectrum,
     SpectrumSweep,
-    _result_datasets,
-    gap,
-    plot_spectrum,
     spectrum,
     spectrum_vs_jsd,
-    splitting,
     with_coupling,
 )
-from toolkit.cli_args import check_outputs, number, range_arg
+from analysis.spectrum_plots import plot_spectrum
+from toolkit.cli_args import add_output_args, add_set_arg, check_outputs, number, range_arg
 from toolkit.config import config_to_toml
 from toolkit.device import Device, device_from_config
 from toolkit.io import save_table
 from toolkit.parallel import get_comm
 
 __all__ = ["register", "cmd_spectrum"]
+
+
+def _result_datasets(res: Spectrum | SpectrumSweep, E: str, n_e: int) -> dict:
+    """The datasets of a ``qcspin spectrum`` file (kind 'spectrum'), as
+    :func:`toolkit.io.write_table` takes them: name -> (array, units, description)."""
+    d = {"eigenvalues": (res.eigenvalues, E, "eigenvalues of H(S), ascending, incl. mu_bar"),
+         "polarization": (res.polarization, "", "<n|sigma_a|n>, last axis a = x, y, z"),
+         "sigma_m": (res.sigma_m, "", "<n|sigma.m_j|n> summed over magnetic sites, m = S/|S|"),
+         "localization": (res.localization, "", "P_l^n = sum_{j in l} |phi_n(r_j)|^2; axis -2 "
+                          "= layers (attribute 'layers')")}
+    if isinstance(res, SpectrumSweep):
+        d["J_sd"] = (res.jsd, E, "s-d coupling of all magnetic layers")
+    if res.complete and 2 <= n_e < res.eigenvalues.shape[-1]:
+        d["splitting"] = (splitting(res.eigenvalues, n_e), E, "eps_{n_e-1} - eps_{n_e-2}")
+        d["gap"] = (gap(res.eigenvalues, n_e), E, "eps_{n_e} - eps_{n_e-1} (HOMO-LUMO)")
+    return d
 
 
 def _check_target(target: float, device: Device, jsd=None) -> None:
@@ -144,9 +160,6 @@ def register(subparsers) -> None:
     p.add_argument("--target", type=float, default=None,
                    help="energy the nev eigenpairs are nearest to (default: mu_bar)")
     p.add_argument("--method", choices=METHODS, default="auto", help="eigensolver")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (repeatable)")
-    p.add_argument("-o", "--output", help="HDF5 output (default: CONFIG name + _spectrum.h5)")
-    p.add_argument("--png", help="also write a PNG of the spectrum")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_set_arg(p)
+    add_output_args(p, "HDF5 output (default: CONFIG name + _spectrum.h5)", png="the spectrum")
     p.set_defaults(func=cmd_spectrum)

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from integrators.campaign import bias_file_name, bias_sweep
-from toolkit.cli_args import number, values_arg
+from toolkit.cli_args import add_output_args, add_set_arg, number, values_arg
 from toolkit.config import ConfigError, load_config
 from toolkit.parallel import bcast, get_comm
 
@@ -73,6 +73,9 @@ def cmd_sweep(args) -> int:
         raise ConfigError(f"config '{args.config}' is not allowed: it has no [[leads]]; a bias "
                           f"sweep needs an open junction (e.g. examples/valve_2d_open.toml)")
 
+    if args.durations is not None:
+        return _pulse_sweep(args, cfg, comm)
+
     def report(i, v, obs, wall):  # on the first rank of the group that ran V (any rank)
         say(f"  V = {v:<8g} I_l = {obs['lead_current'][0]: .6e}  ({wall:.1f} s)",
             any_rank=True)
@@ -84,6 +87,42 @@ def cmd_sweep(args) -> int:
                      overwrite=args.overwrite, resume=args.resume, comm=comm, progress=report)
     say(f"summary: {os.path.join(os.path.abspath(args.output), 'sweep.h5')} "
         f"(stage 1: {res.stage1})")
+    return 0
+
+
+def _pulse_sweep(args, cfg, comm) -> int:
+    """``--durations``: the pulse sweep of paper 000 Fig. 2(d).  Collective."""
+    from integrators.campaign import pulse_sweep
+    from integrators.switching import SwitchingCriterion
+    from toolkit.cli import say
+    from toolkit.device import device_from_config
+    from toolkit.schema import ConfigError as _CE
+
+    number("--t0", args.t0, ge=0)
+    number("--t-after", args.t_after, ge=0)
+    try:
+        crit = SwitchingCriterion(threshold=args.threshold, dwell=args.dwell)
+    except ValueError as exc:
+        raise _CE(f"--{str(exc)}") from None
+    dev = device_from_config(cfg)
+    moving = [n for n in dev.magnetic_layers
+              if not dev.frozen[dev.layer_spins(n)].all()]
+    layer = args.layer or (moving[-1] if moving else None)
+    if layer not in moving:
+        raise _CE(f"--layer = {layer!r} is not allowed: expected a layer with moving moments, "
+                  f"one of {moving}")
+
+    def report(vh, vd, ts, mz, wall):
+        state = "switched at %g" % ts if ts is not None else "no switching"
+        say(f"  V_H = {vh:<7g} V_D = {vd:<8g} {state}, final M_z = {mz:+.3f} ({wall:.0f} s)",
+            any_rank=True)
+
+    say(f"qcspin sweep: {len(args.V)} x {len(args.durations)} pulses, layer {layer!r} "
+        f"-> {args.output}")
+    pulse_sweep(cfg, args.V, args.durations, outdir=args.output, layer=layer, t0=args.t0,
+                t_after=args.t_after, criterion=crit, group_size=args.group_size,
+                overwrite=args.overwrite, resume=args.resume, comm=comm, progress=report)
+    say(f"summary: {os.path.join(os.path.abspath(args.output), 'pulse_sweep.h5')}")
     return 0
 
 
@@ -99,9 +138,22 @@ def register(subparsers) -> None:
     p.add_argument("--stage1", type=float, default=100.0, help="stage-1 length (config units)")
     p.add_argument("--t-end", type=float, default=None, help="stage-2 length ([time] t_end)")
     p.add_argument("--group-size", type=int, default=1, help="MPI ranks per run (1)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("-o", "--output", default="sweep", help="output directory (sweep)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing V_*.h5/sweep.h5")
+    add_set_arg(p)
+    add_output_args(p, "output directory (sweep)", default="sweep",
+                    overwrite="replace existing V_*.h5/sweep.h5")
     p.add_argument("--resume", action="store_true", help="reuse finished V_*.h5, continue "
                    "unfinished ones from their checkpoint")
+    g = p.add_argument_group("pulse sweep (paper 000 Fig. 2d): --V are the pulse heights")
+    g.add_argument("--durations", type=values_arg, default=None, metavar="VD",
+                   help="pulse durations start:stop:step or d1,d2 (config time units): one "
+                   "run per (V, duration) from the config's initial state instead of stage 1/2")
+    g.add_argument("--t0", type=float, default=0.0, help="pulse start (0)")
+    g.add_argument("--t-after", type=float, default=3000.0,
+                   help="run length after the pulse (3000)")
+    g.add_argument("--layer", default=None, help="the layer whose switching (M_z: +1 -> -1) "
+                   "is detected (default: the last layer with moving moments)")
+    g.add_argument("--threshold", type=float, default=-0.9, help="M_z at or below which the "
+                   "layer counts as switched (-0.9)")
+    g.add_argument("--dwell", type=float, default=500.0, help="how long it must stay there "
+                   "(500, config time units)")
     p.set_defaults(func=cmd_sweep)

@@ -25,7 +25,7 @@ from analysis.plots import png_on_root
 from analysis.transport_green import METHODS, Transmission, transmission
 from analysis.transport_landauer import landauer_current
 from operators.leads import Lead, WideBandLead
-from toolkit.cli_args import check_outputs, number, range_arg
+from toolkit.cli_args import add_output_args, add_set_arg, check_outputs, number, range_arg
 from toolkit.config import Config, ConfigError
 from toolkit.device import Device
 from toolkit.io import save_table
@@ -280,9 +280,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", dest="spin_config", choices=("parallel", "perpendicular"),
                    default=None, help="static spins instead of the config's")
     p.add_argument("--method", choices=METHODS, default="auto", help="Green-function solver")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (repeatable), e.g. bias.V=0.2")
-    p.add_argument("-o", "--output", help="HDF5 output (default: CONFIG name + _transport.h5)")
-    p.add_argument("--png", help="also write a PNG (DOSh, theta, P)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_set_arg(p, example="bias.V=0.2")
+    add_output_args(p, "HDF5 output (default: CONFIG name + _transport.h5)",
+                    png="DOSh, theta and P")
     p.set_defaults(func=cmd_transport)

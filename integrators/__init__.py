@@ -5,9 +5,9 @@ import toolkit  # noqa: F401
 
 from .initial import fermi, initial_density
 from .layout import StateLayout
-from .rhs import ClosedRHS
+from .rhs import ClosedRHS, CoupledRHS
 from .simulation import Simulation, run
 from .ts import create_ts, register_rk38
 
-__all__ = ["ClosedRHS", "Simulation", "StateLayout", "create_ts", "fermi", "initial_density",
-           "register_rk38", "run"]
+__all__ = ["ClosedRHS", "CoupledRHS", "Simulation", "StateLayout", "create_ts", "fermi",
+           "initial_density", "register_rk38", "run"]

@@ -34,11 +34,12 @@ import numpy as np
 
 from operators.hamiltonian import ElectronHamiltonian, gather_dense, sd_blocks
 from operators.pade import PadePoles
+from toolkit.blas import single_thread
 
 from .electrons import ElectronProblem, per_lead_poles
 from .stationary import effective_matrix
 
-__all__ = ["AdiabaticEquilibrium"]
+__all__ = ["AdiabaticEquilibrium", "CurrentDrivenSpinDensity", "current_driven_source"]
 
 _SIGMA = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], complex)
 
@@ -54,8 +55,9 @@ def _reference(problem: ElectronProblem, poles) -> tuple[float, float, PadePoles
         if (l.mu, l.temperature) != (l0.mu, l0.temperature) or not np.array_equal(p.xi, p0.xi):
             raise ValueError(
                 f"lead '{l.name}': mu = {l.mu}, temperature = {l.temperature}, {p.n_poles} "
-                f"poles is not allowed with llg.drive = 'current-driven': rho_eq(M) is one "
-                f"equilibrium, every lead needs the mu, temperature and Pade poles of lead "
+                f"poles is not allowed for rho_eq(M) (llg.drive = 'current-driven', the "
+                f"current-driven observables): it is one equilibrium, every lead needs "
+                f"the mu, temperature and Pade poles of lead "
                 f"'{l0.name}' ({l0.mu}, {l0.temperature}, {p0.n_poles}); bias the run with "
                 f"[bias] instead")
         if l.temperature <= 0:
@@ -94,7 +96,7 @@ class AdiabaticEquilibrium:
         # the Hamiltonian without the s-d blocks of the moving vectors
         S_all = np.asarray(S_all, float)
         Heff -= self._potential(S_all, full=N)
-        self._fits = []
+        self._fits: list[tuple] = []
         for _k, I, C, ch in problem.auxiliary:
             B = np.zeros((N, C.shape[1]), complex)
             B[np.asarray(I)] = C
@@ -108,7 +110,30 @@ class AdiabaticEquilibrium:
             Az = z * eye - Heff - self._selfenergy(z)
             self._G0[p] = np.linalg.inv(Az)
         self._D = np.linalg.inv(self._G0[:, m][:, :, m])       # (N_p, 2n, 2n)
+        self._groups = self._coupled_groups()
         self.n_evaluations = 0
+
+    def _coupled_groups(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The moving vectors in groups that D couples (paper 000's AFI: its 18 interior
+        sites have no hopping, so each is a group of its own): [(moments (c, k), D blocks
+        (N_p, c, 2k, 2k))] per group size k.  Entries below 1e-13 of the largest count as 0
+        (an error of that relative size)."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        n = len(self.moving)
+        if n == 0:
+            return []
+        mag = np.abs(self._D).max(axis=0)
+        site = (mag > 1e-13 * mag.max()).reshape(n, 2, n, 2).any(axis=(1, 3))
+        _, label = connected_components(csr_matrix(site), directed=False)
+        comps = [np.flatnonzero(label == c) for c in range(label.max() + 1)]
+        out = []
+        for k in sorted({len(c) for c in comps}):
+            mom = np.array([c for c in comps if len(c) == k])           # (c, k)
+            orb = np.stack([2 * mom, 2 * mom + 1], axis=-1).reshape(len(mom), 2 * k)
+            out.append((mom, self._D[:, orb[:, :, None], orb[:, None, :]]))
+        return out
 
     def _selfenergy(self, z: complex) -> np.ndarray:
         S = np.zeros((self.N, self.N), complex)
@@ -132,18 +157,28 @@ class AdiabaticEquilibrium:
 
     def _green_mm(self, S_all: np.ndarray) -> np.ndarray:
         self.n_evaluations += 1
-        return np.linalg.inv(self._D - self._potential(S_all)[None])
+        with single_thread():          # small batched inverses: threads only cost
+            return np.linalg.inv(self._D - self._potential(S_all)[None])
 
     def spin_density(self, S_all: np.ndarray) -> np.ndarray:
-        """s_eq,j = Tr(rho_eq,jj sigma)/2 of every moving vector, (n_moving, 3)."""
-        G = self._green_mm(S_all)
+        """s_eq,j = Tr(rho_eq,jj sigma)/2 of every moving vector, (n_moving, 3): one batched
+        inverse per group of coupled vectors (:meth:`_coupled_groups`)."""
+        self.n_evaluations += 1
         n = len(self.moving)
-        i = 2 * np.arange(n)
-        # 2x2 diagonal blocks (N_p, n, 2, 2) of sum_p eta_p/beta (G + G^dag); the 1/2 of rho
-        # has no spin
-        blocks = np.stack([np.stack([G[:, i, i], G[:, i, i + 1]], -1),
-                           np.stack([G[:, i + 1, i], G[:, i + 1, i + 1]], -1)], -2)
-        R = np.einsum("p,pnab->nab", self.eta / self.beta, blocks)
+        blk = sd_blocks(self.J_sd, np.asarray(S_all, float)[self.moving])   # (4, n)
+        v = blk.T.reshape(n, 2, 2)                                        # V_jj per vector
+        R = np.zeros((n, 2, 2), complex)
+        w = self.eta / self.beta
+        with single_thread():          # small batched inverses: threads only cost
+            for mom, D in self._groups:
+                c, k = mom.shape
+                V = np.zeros((c, k, 2, k, 2), complex)
+                j = np.arange(k)
+                V[:, j, :, j, :] = np.swapaxes(v[mom], 0, 1)
+                G = np.linalg.inv(D - V.reshape(1, c, 2 * k, 2 * k))        # (N_p, c, 2k, 2k)
+                Gd = G.reshape(-1, c, k, 2, k, 2)[:, :, j, :, j, :]          # (k, N_p, c, 2, 2)
+                R[mom] = np.swapaxes(np.einsum("p,kpcab->kcab", w, Gd), 0, 1)
+        # 2x2 diagonal blocks of sum_p eta_p/beta (G + G^dag); the 1/2 of rho has no spin
         R = R + np.conj(np.swapaxes(R, -1, -2))
         # s_a = Tr(rho sigma_a)/2 = sum_bc rho_bc sigma_a,cb / 2
         return 0.5 * np.einsum("nbc,acb->na", R, _SIGMA).real
@@ -161,3 +196,38 @@ class AdiabaticEquilibrium:
             G = G0 + G0[:, m] @ T @ G0[m, :]
             rho += (self.eta[p] / self.beta) * (G + G.conj().T)
         return rho
+
+
+class CurrentDrivenSpinDensity:
+    """The :class:`integrators.rhs.SpinDensitySource` of ``[llg] drive = "current-driven"``:
+    s_CD,j = Tr((rho - rho_eq(M(t))) sigma)/2 on this rank's moving vectors (paper 000 Eq. 6,
+    halved), rho_eq recomputed from the spins of every evaluation (every stage of the
+    integrator).  Frozen vectors get the full s (their equation of motion is not used)."""
+
+    def __init__(self, H: ElectronHamiltonian, equilibrium: AdiabaticEquilibrium) -> None:
+        from operators.observables import diag_block_indices
+
+        d = H.dist
+        self.eq = equilibrium
+        sites = H.device.spin_sites[d.spin_start:d.spin_stop]
+        self.idx = diag_block_indices(sites, d.site_start, d.n_local_rows)
+        mv = equilibrium.moving
+        mine = (mv >= d.spin_start) & (mv < d.spin_stop)
+        self.rows = mv[mine] - d.spin_start            # local spin rows that move
+        self.pick = np.flatnonzero(mine)               # their place in eq.moving
+
+    def __call__(self, t: float, x: np.ndarray, S_all: np.ndarray) -> np.ndarray:
+        from operators.observables import spin_density_local
+
+        s = spin_density_local(x, self.idx)
+        s[self.rows] -= self.eq.spin_density(S_all)[self.pick]
+        return s
+
+
+def current_driven_source(H: ElectronHamiltonian, layout, problem: ElectronProblem, poles,
+                          mu_of_t=None) -> CurrentDrivenSpinDensity:
+    """The ``build_simulation(spin_density=...)`` factory of ``[llg] drive =
+    "current-driven"``: rho_eq of the spins H holds now (the device's initial spins).
+    Collective."""
+    S0 = np.asarray(H.device.spins0, float)
+    return CurrentDrivenSpinDensity(H, AdiabaticEquilibrium(H, problem, poles, S0))

@@ -6,9 +6,13 @@ operators, the state layout and the right-hand side, and the initial state.
     >>> start(asm, arr, "stationary")                  # fill a local state array
 
 :class:`integrators.Simulation` is the run loop on top of an :class:`Assembly`.  The right-hand
-side follows from the electron problem: :class:`~integrators.rhs.ClosedRHS` (hopping, s-d and
-LLG) without leads, :class:`~integrators.open_rhs.OpenRHS` (plus one Padé block per wide-band
-coupling) or :class:`~integrators.aux_rhs.AuxiliaryRHS` (plus auxiliary modes) with leads.
+side (``integrators.rhs.CoupledRHS``) is composed from its terms by :func:`rhs_terms`, from the
+electron problem: the coherent term -i[H(S), rho] always; with leads one lead term, the Padé
+blocks of the wide-band couplings (``open_rhs.PadeLeads``) or the auxiliary modes
+(``aux_rhs.AuxiliaryLeads``, when ``problem.auxiliary``); the rigid shift of explicit lead sites
+under a bias (``open_rhs.RigidShift``) when a lead adds sites; and the LLG equation of the
+spins (``rhs.LLG``), coupled to the spin density of a pluggable source (default: that of the
+evolved rho, ``rhs.LocalSpinDensity``; ``build_simulation(spin_density=...)``).
 
 Initial states come from a registry, :data:`INITIAL_STATES` (``[electrons] initial``):
 ``ground`` / ``fermi`` (diagonalisation of H, integrators.initial), ``stationary`` (the
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Callable, cast
+from typing import Callable
 
 import numpy as np
 
@@ -40,23 +44,24 @@ from .bias import BiasProtocol, bias_function
 from .electrons import ElectronProblem
 from .initial import initial_density
 from .layout import StateLayout
-from .open_rhs import OpenRHS
-from .rhs import ClosedRHS
+from .open_rhs import PadeLeads, RigidShift
+from .rhs import LLG, Coherent, CoupledRHS, LocalSpinDensity, SpinDensitySource, Term
 from .stationary import partitioned_state, stationary_state
 from .ts import DEFAULT_PREFIX
 
-if TYPE_CHECKING:
-    from .aux_rhs import AuxiliaryRHS
-
 __all__ = ["Assembly", "build_simulation", "INITIAL_STATES", "initial_state", "start",
-           "resolve_initial", "GivenState", "lead_poles"]
+           "resolve_initial", "GivenState", "lead_poles", "rhs_terms", "SpinDensityFactory"]
+
+#: builds the spin density source of the LLG term from (H, layout, problem, poles, mu_of_t)
+SpinDensityFactory = Callable[[ElectronHamiltonian, StateLayout, ElectronProblem, list,
+                               BiasProtocol | None], SpinDensitySource]
 
 
 @dataclasses.dataclass(eq=False)
 class Assembly:
-    """What a run is made of (every field built by :func:`build_simulation`).  ``rhs`` is
-    ClosedRHS, or with leads OpenRHS / AuxiliaryRHS (``problem.auxiliary``); ``poles`` one
-    PadePoles per lead; ``mu_of_t`` the leads' chemical potentials under the bias protocol."""
+    """What a run is made of (every field built by :func:`build_simulation`).  ``rhs`` is the
+    CoupledRHS of the terms :func:`rhs_terms` composes; ``poles`` one PadePoles per lead;
+    ``mu_of_t`` the leads' chemical potentials under the bias protocol."""
 
     config: Config
     device: Device
@@ -70,7 +75,7 @@ class Assembly:
     H: ElectronHamiltonian
     spinH: ClassicalSpinHamiltonian
     layout: StateLayout
-    rhs: ClosedRHS
+    rhs: CoupledRHS
     mu_of_t: BiasProtocol | None = None
 
     @property
@@ -110,13 +115,35 @@ class GivenState:
     leads: list | dict | None
 
 
+def rhs_terms(problem: ElectronProblem, poles: list,
+              spin_density: SpinDensitySource | None = None) -> list[Term]:
+    """The terms of the right-hand side of ``problem``, in evaluation order (fresh objects,
+    for one CoupledRHS): Coherent; with leads their representation, AuxiliaryLeads
+    (``problem.auxiliary``) or PadeLeads (the wide-band couplings); RigidShift if a lead adds
+    explicit sites; LLG with ``spin_density`` (default: LocalSpinDensity of the evolved rho)."""
+    terms: list[Term] = [Coherent()]
+    if problem.auxiliary:
+        from .aux_rhs import AuxiliaryLeads
+
+        terms.append(AuxiliaryLeads(problem, poles))
+    elif problem.leads:
+        terms.append(PadeLeads(problem, poles))
+    if problem.shifts:
+        terms.append(RigidShift(problem))
+    terms.append(LLG(spin_density))
+    return terms
+
+
 def build_simulation(config: Config | Device, comm: PETSc.Comm | None = None, *,
                      spins0: np.ndarray | None = None, given: GivenState | None = None,
-                     prefix: str = DEFAULT_PREFIX) -> Assembly:
+                     prefix: str = DEFAULT_PREFIX,
+                     spin_density: SpinDensityFactory | None = None) -> Assembly:
     """Build the device, leads, electron problem, operators, layout and right-hand side of a
     run (no time stepper, no initial state).  ``spins0`` replaces the device's initial spins;
-    ``given`` is checked against the components this run needs (one-line ConfigError).  The
-    memory estimate is checked before anything large is allocated.  Collective."""
+    ``given`` is checked against the components this run needs (one-line ConfigError);
+    ``spin_density`` builds the source of the spin density the LLG term couples to
+    (default: ``rhs.LocalSpinDensity``, that of the evolved rho).  The memory estimate is
+    checked before anything large is allocated.  Collective."""
     comm = get_comm(comm)
     cfg0 = config.config if isinstance(config, Device) else config
     from operators.leads import time_domain_models
@@ -167,19 +194,25 @@ def build_simulation(config: Config | Device, comm: PETSc.Comm | None = None, *,
     d = H.dist
     spinH = ClassicalSpinHamiltonian(edev, d.spin_start, d.spin_stop)
     mu_of_t = None
-    rhs: ClosedRHS
+    mu0 = None
     if leads:
         layout = StateLayout(d, edev.n_orbitals, comm, comps, small)
         mu_of_t = bias_function(cfg, leads, units)
-        if problem.auxiliary:
-            from .aux_rhs import AuxiliaryRHS
-
-            rhs = AuxiliaryRHS(H, spinH, layout, problem, poles, mu_of_t)
-        else:
-            rhs = OpenRHS(H, spinH, layout, problem, poles, mu_of_t)
+        mu0 = np.array([l.mu for l in leads], float)
     else:
         layout = StateLayout(d, edev.n_orbitals, comm)
-        rhs = ClosedRHS(H, spinH, layout)
+    if spin_density is None and cfg.llg.drive == "current-driven" and dev.n_spins:
+        from .adiabatic import current_driven_source  # paper 000 Eqs. 6-7
+
+        spin_density = current_driven_source
+    elif spin_density is None and cfg.llg.drive == "steady-state" and dev.n_spins:
+        from .steady_state import steady_state_source  # paper 000 Fig. 3c,d
+
+        spin_density = steady_state_source
+    source = (LocalSpinDensity(H) if spin_density is None
+              else spin_density(H, layout, problem, poles, mu_of_t))
+    rhs = CoupledRHS(H, spinH, layout, rhs_terms(problem, poles, source), mu0=mu0,
+                     mu_of_t=mu_of_t)
     return Assembly(cfg, dev, units, comm, prefix, leads, problem, poles, memory,
                     H, spinH, layout, rhs, mu_of_t)
 
@@ -320,7 +353,7 @@ def _mu0(asm: Assembly) -> np.ndarray:
 def _stationary(asm: Assembly, a: np.ndarray, given: GivenState | None) -> None:
     """The stationary state for the initial spins and the leads' potentials at t = 0."""
     if asm.problem.auxiliary:   # dense, the same on every rank
-        eq = cast("AuxiliaryRHS", asm.rhs).stationary(_mu0(asm))
+        eq = asm.rhs.stationary(_mu0(asm))
         asm.layout.rho(a)[...] = _local(asm, eq.pop("rho"))
         asm.layout.fill(a, eq.items())
         return

@@ -12,12 +12,16 @@ dense product of H with [R | lambda] (two products), the rank-m updates on the i
 one allreduce of the small projections B^dag R, B^dag lambda and one broadcast of the small
 matrices.  The real parts of all diagonal rates (Fermi poles xi_p/beta, Lorentzian widths) form
 the linear part L for the exponential integrator (``solver.stiff``), like the pole decay of
-wide-band leads.  Starts: the stationary state (:meth:`AuxiliaryRHS.stationary`, dense) or,
+wide-band leads.  Starts: the stationary state (:meth:`AuxiliaryLeads.stationary`, dense) or,
 without explicit lead sites, the partitioned start (all auxiliaries 0).
+
+One term of :class:`integrators.rhs.CoupledRHS`, :class:`AuxiliaryLeads`: sets every ``aux:*``
+component, adds Pi + Pi^dag to rho; the bias of explicit lead sites is the separate term
+``open_rhs.RigidShift`` (on rho, R and lambda).  :func:`AuxiliaryRHS` is the standard
+composition Coherent + AuxiliaryLeads (+ RigidShift) + LLG.
 """
 from __future__ import annotations
 
-import ctypes
 from typing import Callable
 
 import numpy as np
@@ -27,16 +31,13 @@ from operators.lorentzian import ModeTables
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allgather_rows, allreduce
 
-from petsc4py import PETSc
-
 from .electrons import ElectronProblem, per_lead_poles
-from .expint import DiagonalLinear
 from .layout import StateLayout
-from .open_rhs import rigid_shift
-from .rhs import ClosedRHS
+from .open_rhs import RigidShift
+from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term
 from .stationary import effective_matrix
 
-__all__ = ["AuxiliaryRHS", "aux_components"]
+__all__ = ["AuxiliaryLeads", "AuxiliaryRHS", "aux_components"]
 
 
 def _tables(problem: ElectronProblem):
@@ -71,16 +72,18 @@ class _Reservoir:
         self.mu, self.temperature, self.poles = lead.mu, lead.temperature, poles
 
 
-class AuxiliaryRHS(ClosedRHS):
-    """Callable ``(ts, t, X, F)``; :meth:`nonstiff` leaves out :meth:`decay`.  Collective.
+class AuxiliaryLeads(Term):
+    """The auxiliary modes of every lead (module docstring); :meth:`decay` is the real part of
+    their diagonal rates.  Collective.
 
-    ``mu_of_t``: the leads' chemical potentials at t (bias protocol); every pole of lead alpha
-    moves with V_alpha(t) = mu_alpha(t) - mu_alpha (a rigid shift of the lead)."""
+    ``problem``: the ElectronProblem (``problem.auxiliary``); ``poles``: one PadePoles per lead
+    (or one for all).  Every pole of lead alpha moves with V_alpha(t) = mu_alpha(t) - mu_alpha
+    (``Evaluation.V``: a rigid shift of the lead)."""
 
-    def __init__(self, H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian,
-                 layout: StateLayout, problem: ElectronProblem, poles,
-                 mu_of_t: Callable[[float], np.ndarray] | None = None) -> None:
-        super().__init__(H, spinH, layout)
+    name = "auxiliary-leads"
+    offers = ("lead_currents", "stationary", "dense_reference")
+
+    def __init__(self, problem: ElectronProblem, poles) -> None:
         leads = problem.leads
         per_lead = per_lead_poles(poles, len(leads))
         for l in leads:
@@ -89,19 +92,24 @@ class AuxiliaryRHS(ClosedRHS):
                                  f"allowed: the pole expansion needs temperature > 0")
         self.problem, self.poles = problem, per_lead
         fits, chan_lead, I, B = _tables(problem)
-        t = self.t = ModeTables(fits, chan_lead, [_Reservoir(l, p)
-                                                  for l, p in zip(leads, per_lead)])
+        self.t = ModeTables(fits, chan_lead, [_Reservoir(l, p) for l, p in zip(leads, per_lead)])
+        self._fits, self.I, self.B_I = fits, I, B  # B_I (n_I, channels): B on the interface
+
+    def bind(self, rhs: CoupledRHS) -> None:
+        super().bind(rhs)
+        if rhs.mu0 is None:
+            raise ValueError("the auxiliary modes of the leads need the leads' mu0")
+        H, layout, t, problem = rhs.H, rhs.layout, self.t, self.problem
+        fits, I, B = self._fits, self.I, self.B_I
+        self.sets = ("aux:R", "aux:lambda", "aux:Omega", "aux:Theta", "aux:K")
+        self.adds = ("rho",)
+        self.products = ("aux:R", "aux:lambda")
         self.chan_lead = t.chan_lead              # the lead of every channel
-        self.mu0 = np.array([l.mu for l in leads], float)
-        mus = self.mu0.copy()
-        self.mu_of_t = mu_of_t or (lambda tt: mus)
         d = H.dist
         r0, nloc, N = d.row_start, d.n_local_rows, layout.N
-        self.I = I
         mine = (I >= r0) & (I < r0 + nloc)
         self.loc_rows = I[mine] - r0              # local interface rows
         self.loc_k = np.flatnonzero(mine)         # their position in I
-        self.B_I = B                              # (n_I, channels): B on the interface orbitals
         self.B_loc = B[self.loc_k]                # local interface rows of B
         self.Bx_loc = self.B_loc[:, t.xc]
         self.By_loc = self.B_loc[:, t.yc]
@@ -119,46 +127,19 @@ class AuxiliaryRHS(ClosedRHS):
         self.has_wide = bool(np.any(wide))
         self.Gw_I = (B * wide) @ B.conj().T            # (n_I, n_I) on the interface orbitals
         self.wide = wide
-        # explicit sites of extended leads: rigid shift with V_l(t) (rho, R and lambda)
-        self.shifts = problem.local_shifts(r0, nloc)
         rx, rl, ro, rt, rk = t.decay()
         self._decay = (rx, rl, ro, rt, rk)
         self._lin = {"aux:R": rx, "aux:lambda": rl}
         self._small_lin = {"aux:Omega": ro, "aux:Theta": rt, "aux:K": rk}
-        # the dense placeholders of the two products
-        self.mats, self.Ys, self.ys, self.handles = {}, {}, {}, {}
-        for name, cols in (("aux:R", t.nx), ("aux:lambda", t.ny)):
-            m = PETSc.Mat().createDense([(nloc, N), (PETSc.DECIDE, cols)], comm=H.comm)
-            m.setUp()
-            m.assemble()
-            self.mats[name] = m
-            self.Ys[name] = H.mat.matMult(m)
-            self.ys[name] = self.Ys[name].getDenseArray()
-            self.handles[name] = ctypes.c_void_p(m.handle)
 
-    def _product(self, x: np.ndarray, name: str) -> np.ndarray:
-        self._place(self.handles[name], self.layout.address(x, name))
-        try:
-            self.H.mat.matMult(self.mats[name], self.Ys[name])
-        finally:
-            self._reset(self.handles[name])
-        return self.ys[name]
-
-    def _shifts(self, t: float):
-        """V_l(t) per lead and per mode of each kind (x, y, u)."""
-        V = np.asarray(self.mu_of_t(t), float) - self.mu0
+    def _shifts(self, V: np.ndarray):
+        """V_l(t) per mode of each kind (x, y, u)."""
         tt, cl = self.t, self.chan_lead
-        return V, V[cl[tt.xc]], V[cl[tt.yc]], V[cl[tt.uc]]
-
-    def __call__(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
-        self._evaluate(ts, t, X, F, True)
-
-    def nonstiff(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
-        self._evaluate(ts, t, X, F, False)
+        return V[cl[tt.xc]], V[cl[tt.yc]], V[cl[tt.uc]]
 
     def pi_columns(self, x: np.ndarray) -> np.ndarray:
         """Local rows of Pi (the sum over leads) on the interface columns, (n_loc, n_I)."""
-        lay, tt = self.layout, self.t
+        lay, tt = self.rhs.layout, self.t
         R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
         C = (R * tt.cx) @ self.Bx_I.T + (lam * tt.ca) @ self.By_I.T
         if self.has_wide:
@@ -167,11 +148,9 @@ class AuxiliaryRHS(ClosedRHS):
             C[self.loc_rows] += 0.25 * self.Gw_I[self.loc_k]
         return C
 
-    def _evaluate(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec, full: bool) -> None:
-        super().__call__(ts, t, X, F)
-        lay, tt = self.layout, self.t
-        x = X.getArray(readonly=True)
-        f = F.getArray()
+    def evaluate(self, ev: Evaluation) -> None:
+        rhs, tt, full = self.rhs, self.t, ev.full
+        lay, comm, x, f = rhs.layout, rhs.H.comm, ev.x, ev.f
         rho, frho = lay.rho(x), lay.rho(f)
         R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
         fR, flam = lay.view(f, "aux:R"), lay.view(f, "aux:lambda")
@@ -180,7 +159,8 @@ class AuxiliaryRHS(ClosedRHS):
         Om = small[:ny * nx].reshape(ny, nx)
         Th = small[ny * nx:ny * nx + ny * ny].reshape(ny, ny)
         K = small[ny * nx + ny * ny:].reshape(nu, ny)
-        V, Vx, Vy, Vu = self._shifts(t)
+        assert ev.V is not None    # CoupledRHS with mu0 (checked in bind)
+        Vx, Vy, Vu = self._shifts(ev.V)
         kap = tt.kap + Vx
         zy = tt.z + Vy
         zeta = tt.zeta + Vu
@@ -190,16 +170,16 @@ class AuxiliaryRHS(ClosedRHS):
         # rho: Pi + Pi^dag on the interface columns and rows
         C = self.pi_columns(x)
         frho[:, self.I] += C
-        Cf = allgather_rows(C, self.H.comm, self.counts, self.C_full)
+        Cf = allgather_rows(C, comm, self.counts, self.C_full)
         frho[self.loc_rows, :] += Cf[:, self.loc_k].conj().T
         # R and lambda
-        Y = self._product(x, "aux:R")
+        Y = rhs.times_h(x, "aux:R")
         np.multiply(Y, -1j, out=fR)
         fR += R * kx
         rows = self.loc_rows
         if len(rows):
             fR[rows] += -1j * self.Bx_loc - self.aBy_loc @ Om
-        Y = self._product(x, "aux:lambda")
+        Y = rhs.times_h(x, "aux:lambda")
         np.multiply(Y, -1j, out=flam)
         flam += lam * kl
         if len(rows):
@@ -209,19 +189,16 @@ class AuxiliaryRHS(ClosedRHS):
             if len(rows):
                 RI[self.loc_k, :tt.nx] = R[rows]
                 RI[self.loc_k, tt.nx:] = lam[rows]
-            RI = allreduce(RI, self.H.comm)
+            RI = allreduce(RI, comm)
             if len(rows):
                 upd = 0.5 * (self.Gw_I[self.loc_k] @ RI)
                 fR[rows] -= upd[:, :tt.nx]
                 flam[rows] -= upd[:, tt.nx:]
         flam += 1j * (rho[:, self.I] @ self.B_I[:, tt.yc])
-        if self.shifts:
-            rigid_shift(self.shifts, V, rho, frho,
-                        ((R, fR), (lam, flam)))
         # small matrices: projections B^dag R and B^dag lambda over all ranks
         BR = self.By_loc.conj().T @ R[rows] if len(rows) else np.zeros((ny, nx), complex)
         BL = self.By_loc.conj().T @ lam[rows] if len(rows) else np.zeros((ny, ny), complex)
-        both = allreduce(np.concatenate([BR.ravel(), BL.ravel()]), self.H.comm)
+        both = allreduce(np.concatenate([BR.ravel(), BL.ravel()]), comm)
         BR, BL = both[:ny * nx].reshape(ny, nx), both[ny * nx:].reshape(ny, ny)
         if lay.rank == 0:
             ro, rt, rk = self._rates(full, Vx, Vy, Vu, kap, zy, zeta)
@@ -251,11 +228,12 @@ class AuxiliaryRHS(ClosedRHS):
         lead sites in H (default none).  Collective (gathers H)."""
         from operators.lorentzian import AuxiliaryModes, LeadChannels
 
+        Hp = self.rhs.H
         if V is None or not self.problem.shifts:
-            H = self.H.to_dense()
+            H = Hp.to_dense()
         else:      # H + sum_l V_l P_l: the one construction (no couplings here: no Gamma)
-            A = effective_matrix(self.H, self.problem, V)
-            H = gather_dense(A, self.layout.N, self.H.comm)
+            A = effective_matrix(Hp, self.problem, V)
+            H = gather_dense(A, self.rhs.layout.N, Hp.comm)
             A.destroy()
         leads = []
         for (k, I, C, ch) in self.problem.auxiliary:
@@ -269,19 +247,21 @@ class AuxiliaryRHS(ClosedRHS):
         (default: their mu; a lead's poles move with mu - lead.mu): {component: full array}
         (operators.lorentzian.AuxiliaryModes.stationary: closed forms plus bias-window
         integrals; dense, the same on every rank).  Collective (gathers H)."""
-        V = None if mu is None else np.asarray(mu, float) - self.mu0
+        mu0 = self.rhs.mu0
+        assert mu0 is not None     # checked in bind
+        V = None if mu is None else np.asarray(mu, float) - mu0
         rho, R, lam, Om, Th, K = self.dense_reference(V).stationary(V)
         return {"rho": rho, "aux:R": R, "aux:lambda": lam, "aux:Omega": Om.ravel(),
                 "aux:Theta": Th.ravel(), "aux:K": K.ravel()}
 
-    def decay(self) -> DiagonalLinear:
+    def decay(self) -> tuple[dict, dict]:
         """The real parts of the diagonal rates (module docstring) as the linear part L."""
-        return DiagonalLinear(self.layout, self._lin, self._small_lin)
+        return self._lin, self._small_lin
 
     def lead_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Re Tr Pi_alpha and Re Tr(sigma_a Pi_alpha) of every lead (positive into the
         device).  Collective."""
-        lay, tt = self.layout, self.t
+        lay, tt = self.rhs.layout, self.t
         R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
         n_leads = len(self.problem.leads)
         lead_x = self.chan_lead[tt.xc]
@@ -304,7 +284,7 @@ class AuxiliaryRHS(ClosedRHS):
                 Ck = -0.5 * rho[:, self.I] @ Gk
                 Ck[self.loc_rows] += 0.25 * Gk[self.loc_k]
                 out[k][self.loc_k] += Ck[self.loc_rows]
-        out = allreduce(out, self.H.comm)
+        out = allreduce(out, self.rhs.H.comm)
         charge = np.zeros(n_leads)
         spin = np.zeros((n_leads, 3))
         for k, _Ik, _, _ in self.problem.auxiliary:
@@ -318,7 +298,17 @@ class AuxiliaryRHS(ClosedRHS):
             spin[k, 2] = (blk[:, 0, 0] - blk[:, 1, 1]).sum().real
         return charge, spin
 
-    def destroy(self) -> None:
-        for m in list(self.mats.values()) + list(self.Ys.values()):
-            m.destroy()
-        super().destroy()
+
+
+def AuxiliaryRHS(H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian, layout: StateLayout,
+                 problem: ElectronProblem, poles,
+                 mu_of_t: Callable[[float], np.ndarray] | None = None) -> CoupledRHS:
+    """The right-hand side of an open junction with auxiliary-mode leads: Coherent,
+    AuxiliaryLeads, RigidShift (explicit lead sites, if any) and LLG.  ``mu_of_t``: the
+    leads' chemical potentials at t (bias protocol; default the constant ``lead.mu``)."""
+    terms: list[Term] = [Coherent(), AuxiliaryLeads(problem, poles)]
+    if problem.shifts:
+        terms.append(RigidShift(problem))
+    terms.append(LLG())
+    return CoupledRHS(H, spinH, layout, terms, mu0=np.array([l.mu for l in problem.leads],
+                                                             float), mu_of_t=mu_of_t)

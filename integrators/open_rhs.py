@@ -19,13 +19,17 @@ rows only.  A bias V_l(t) = mu_l(t) - mu_l shifts lead l rigidly: the reservoirs
 on-site energy of its explicit sites P_l, i.e. -i V_l [P_l, rho] in d rho/dt and -i V_l P_l Pi
 in every d Pi/dt.
 
-For the stiff integrators (``solver.stiff``) the right-hand side is split as dy/dt = L y + N(t, y):
-:meth:`OpenRHS.decay` is the pole decay L = -(xi_p/beta_l) (the real part of i chi^+_p, diagonal)
-and :meth:`OpenRHS.nonstiff` evaluates N, everything else.
+Three terms of :class:`integrators.rhs.CoupledRHS` (the composition in its module docstring):
+:class:`PadeLeads` (all wide-band couplings: their blocks share Gamma = sum_l Gamma_l in
+H - i Gamma/2) and :class:`RigidShift` (the bias of explicit lead sites, shared with the
+auxiliary-mode leads of integrators/aux_rhs.py); :func:`OpenRHS` is the standard composition
+Coherent + PadeLeads + RigidShift + LLG.  For the stiff integrators (``solver.stiff``) the
+right-hand side is split as dy/dt = L y + N(t, y): :meth:`PadeLeads.decay` is the pole decay
+L = -(xi_p/beta_l) (the real part of i chi^+_p, diagonal) and ``CoupledRHS.nonstiff`` evaluates
+N, everything else.
 """
 from __future__ import annotations
 
-import ctypes
 from typing import Callable
 
 import numpy as np
@@ -35,14 +39,11 @@ from operators.pade import PadePoles
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allgather_rows
 
-from petsc4py import PETSc
-
 from .electrons import Coupling, ElectronProblem, per_lead_poles
-from .expint import DiagonalLinear
 from .layout import StateLayout
-from .rhs import ClosedRHS
+from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term
 
-__all__ = ["OpenRHS", "LeadBlock", "rigid_shift"]
+__all__ = ["PadeLeads", "RigidShift", "OpenRHS", "LeadBlock", "rigid_shift"]
 
 
 def _runs(idx: np.ndarray) -> list[tuple[int, int]]:
@@ -70,8 +71,39 @@ def rigid_shift(shifts, V: np.ndarray, rho: np.ndarray, frho: np.ndarray, pairs)
             fX[rows] -= (1j * v) * X[rows]
 
 
+class RigidShift(Term):
+    """The bias V_l(t) = mu_l(t) - mu_l of the explicit sites P_l of lead l (a rigid shift of
+    the lead: their on-site energy moves with its reservoirs' mu): -i V_l [P_l, rho] in
+    d rho/dt and -i V_l P_l X in dX/dt for every row-distributed lead component X (Padé blocks,
+    auxiliary vectors: H multiplies them from the left).  Adds to rho and every X."""
+
+    name = "rigid-shift"
+
+    def __init__(self, problem: ElectronProblem) -> None:
+        self.problem = problem
+
+    def bind(self, rhs: CoupledRHS) -> None:
+        super().bind(rhs)
+        if rhs.mu0 is None:
+            raise ValueError("the rigid shift of explicit lead sites needs the leads' mu0")
+        d = rhs.H.dist
+        # explicit lead orbitals: (lead, local rows, all columns) that shift with V_l(t)
+        self.shifts = self.problem.local_shifts(d.row_start, d.n_local_rows)
+        self.components = rhs.layout.aux_names
+        self.adds = ("rho", *self.components)
+
+    def evaluate(self, ev: Evaluation) -> None:
+        V = ev.V
+        assert V is not None       # CoupledRHS with mu0 (checked in bind)
+        if not any(V[k] != 0.0 for k, _, _ in self.shifts):
+            return
+        lay, x, f = self.rhs.layout, ev.x, ev.f
+        rigid_shift(self.shifts, V, lay.rho(x), lay.rho(f),
+                    [(lay.view(x, n), lay.view(f, n)) for n in self.components])
+
+
 class LeadBlock:
-    """Constants and work objects of one wide-band coupling (on one rank)."""
+    """Constants and work arrays of one wide-band coupling (on one rank)."""
 
     def __init__(self, c: Coupling, poles: PadePoles, H: ElectronHamiltonian,
                  layout: StateLayout) -> None:
@@ -98,44 +130,39 @@ class LeadBlock:
         self.src_cols = (np.arange(self.n_poles)[:, None] * self.n + self.loc_k[None, :]).ravel()
         self.src_vals = np.tile((-1j * self.g[self.loc_k]) / self.beta, self.n_poles) \
             * np.repeat(poles.eta, len(self.loc_k))
-        comm, nloc, N = H.comm, d.n_local_rows, layout.N
-        self.mat = PETSc.Mat().createDense([(nloc, N), (PETSc.DECIDE, self.cols)], comm=comm)
-        self.mat.setUp()
-        self.mat.assemble()
-        self.Y = H.mat.matMult(self.mat)
-        self.y = self.Y.getDenseArray()
-        self.handle = ctypes.c_void_p(self.mat.handle)
         self.counts = np.array([2 * (b - a) for a, b in d.site_ranges])
-        self.C_full = np.empty((N, self.n), complex)
-
-    def destroy(self) -> None:
-        self.mat.destroy()
-        self.Y.destroy()
+        self.C_full = np.empty((layout.N, self.n), complex)
 
 
-class OpenRHS(ClosedRHS):
-    """Callable ``(ts, t, X, F)`` for the open junction.  Collective.
+class PadeLeads(Term):
+    """The Padé blocks of every wide-band coupling (module docstring): sets each ``pi:*``
+    component, adds sum_l (Pi_l + Pi_l^dag) to rho; the pole decay is its :meth:`decay`.
 
-    ``problem``: the ElectronProblem (its couplings and explicit-site shifts); ``poles``: one
-    PadePoles per lead (or one for all).  ``mu_of_t``: optional callable t -> array of the
-    leads' chemical potentials (bias protocol); default: the constant ``lead.mu``.  Calling the
-    object evaluates the full right-hand side; :meth:`nonstiff` leaves out the pole decay
-    :meth:`decay`.
-    """
+    ``problem``: the ElectronProblem (its couplings); ``poles``: one PadePoles per lead (or one
+    for all).  The bias enters through mu(t) (``Evaluation.mu``) in chi^+."""
 
-    def __init__(self, H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian,
-                 layout: StateLayout, problem: ElectronProblem, poles,
-                 mu_of_t: Callable[[float], np.ndarray] | None = None) -> None:
-        super().__init__(H, spinH, layout)
-        leads = problem.leads
-        per_lead = per_lead_poles(poles, len(leads))
+    name = "pade-leads"
+    offers = ("lead_currents",)
+
+    def __init__(self, problem: ElectronProblem, poles) -> None:
         self.problem = problem
-        self.blocks = [LeadBlock(c, per_lead[c.lead_index], H, layout) for c in problem.couplings]
+        self.poles = per_lead_poles(poles, len(problem.leads))  # one PadePoles per lead
+
+    def bind(self, rhs: CoupledRHS) -> None:
+        super().bind(rhs)
+        H, layout = rhs.H, rhs.layout
+        if rhs.mu0 is None:
+            raise ValueError("the Padé blocks of the leads need the leads' mu0")
+        self.blocks = [LeadBlock(c, self.poles[c.lead_index], H, layout)
+                       for c in self.problem.couplings]
         want = tuple((b.name, b.cols) for b in self.blocks)
         have = tuple((n, layout.columns(n)) for n in layout.aux_names)
         if want != have:
             raise ValueError(f"state layout does not match the leads (components {have} vs "
                              f"{want})")
+        self.sets = tuple(b.name for b in self.blocks)
+        self.adds = ("rho",)
+        self.products = self.sets
         nloc = layout.nloc
         g = np.zeros(nloc)
         for b in self.blocks:
@@ -145,23 +172,9 @@ class OpenRHS(ClosedRHS):
         # the same as contiguous row ranges (faces and absorbers are slabs of orbitals):
         # slices of the column-major blocks, no fancy-indexed copies
         self.g_slices = [(slice(a, b_), 0.5 * g[a:b_, None]) for a, b_ in _runs(self.g_rows)]
-        self.mu0 = np.array([l.mu for l in leads], float)
-        mus = self.mu0.copy()
-        self.mu_of_t = mu_of_t or (lambda t: mus)
-        self.poles = per_lead  # one PadePoles per lead
-        # explicit lead orbitals: (lead, local rows, all columns) that shift with V_l(t)
-        self.shifts = problem.local_shifts(H.dist.row_start, nloc)
 
-    def lead_product(self, b: LeadBlock, x: np.ndarray) -> np.ndarray:
-        """H Pi_l for the component of ``b`` stored in the local array ``x``."""
-        self._place(b.handle, self.layout.address(x, b.name))
-        try:
-            self.H.mat.matMult(b.mat, b.Y)
-        finally:
-            self._reset(b.handle)
-        return b.y
-
-    def lead_matrix(self, b: LeadBlock, rho: np.ndarray, B: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def lead_matrix(b: LeadBlock, rho: np.ndarray, B: np.ndarray) -> np.ndarray:
         """Local rows of C_l = (1 - 2 rho)[:, I_l] Gamma_l/4 + sum_p Pi_{l,p}, (n_loc, n_l):
         Pi_l restricted to its nonzero columns."""
         C = B.reshape((B.shape[0], b.n, b.n_poles), order="F").sum(axis=2)
@@ -169,54 +182,44 @@ class OpenRHS(ClosedRHS):
         C[b.loc_rows, b.loc_k] += b.quarter_g[b.loc_k]
         return C
 
-    def __call__(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
-        self._evaluate(ts, t, X, F, True)
-
-    def nonstiff(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
-        """N(t, y): the right-hand side without the pole decay (``TS.setRHSFunction`` form)."""
-        self._evaluate(ts, t, X, F, False)
-
-    def _evaluate(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec, decay: bool) -> None:
-        super().__call__(ts, t, X, F)
-        lay = self.layout
-        x = X.getArray(readonly=True)
-        f = F.getArray()
+    def evaluate(self, ev: Evaluation) -> None:
+        rhs = self.rhs
+        lay, x, f = rhs.layout, ev.x, ev.f
         rho, frho = lay.rho(x), lay.rho(f)
-        mu = self.mu_of_t(t)
+        mu = ev.mu
+        assert mu is not None      # CoupledRHS with mu0 (checked in bind)
         for b in self.blocks:
             B, fB = lay.view(x, b.name), lay.view(f, b.name)
-            Y = self.lead_product(b, x)                # scratch: overwritten below
+            Y = rhs.times_h(x, b.name)                  # scratch: overwritten below
             np.multiply(Y, -1j, out=fB)
             for sl, gh in self.g_slices:               # -Gamma/2 Pi on the coupled rows
                 Bs = B[sl]
                 np.multiply(Bs, gh, out=Y[sl])
                 fB[sl] -= Y[sl]
-            np.multiply(B, 1j * mu[b.index] + (b.decay if decay else 0.0), out=Y)
+            np.multiply(B, 1j * mu[b.index] + (b.decay if ev.full else 0.0), out=Y)
             fB += Y
             fB[b.src_rows, b.src_cols] += b.src_vals
             C = self.lead_matrix(b, rho, B)
             frho[:, b.I] += C
-            C_full = allgather_rows(C, self.H.comm, b.counts, b.C_full)
+            C_full = allgather_rows(C, rhs.H.comm, b.counts, b.C_full)
             frho[b.loc_rows, :] += C_full[:, b.loc_k].conj().T
-        rigid_shift(self.shifts, np.asarray(mu, float) - self.mu0, rho, frho,
-                    [(lay.view(x, b.name), lay.view(f, b.name)) for b in self.blocks])
 
-    def decay(self) -> DiagonalLinear:
+    def decay(self) -> tuple[dict, dict]:
         """The pole decay L = diag(-xi_p/beta_l) on the columns of each coupling's component."""
-        return DiagonalLinear(self.layout, {b.name: b.decay for b in self.blocks})
+        return {b.name: b.decay for b in self.blocks}, {}
 
     def lead_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Re Tr Pi_l and Re Tr(sigma_a Pi_l) for every wide-band coupling (charge (n_c,),
         spin (n_c, 3)) from the local state array ``x``.  Collective.  Paper 004 Eqs. (11),
         (12) without the lead-dependent sign: positive = flowing from the reservoir into the
         electron problem."""
-        lay = self.layout
+        lay = self.rhs.layout
         rho = lay.rho(x)
         charge = np.zeros(len(self.blocks))
         spin = np.zeros((len(self.blocks), 3))
         for i, b in enumerate(self.blocks):
             C = self.lead_matrix(b, rho, lay.view(x, b.name))
-            Cf = allgather_rows(C, self.H.comm, b.counts, b.C_full)
+            Cf = allgather_rows(C, self.rhs.H.comm, b.counts, b.C_full)
             P = Cf[b.I, :]                      # Pi_l on the interface block (n_l x n_l)
             charge[i] = np.trace(P).real
             # interface orbitals come in (up, down) pairs of the same site
@@ -228,7 +231,16 @@ class OpenRHS(ClosedRHS):
             spin[i, 2] = (blk[:, 0, 0] - blk[:, 1, 1]).sum().real
         return charge, spin
 
-    def destroy(self) -> None:
-        for b in self.blocks:
-            b.destroy()
-        super().destroy()
+
+def OpenRHS(H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian, layout: StateLayout,
+            problem: ElectronProblem, poles,
+            mu_of_t: Callable[[float], np.ndarray] | None = None) -> CoupledRHS:
+    """The right-hand side of an open junction with wide-band couplings: Coherent, PadeLeads,
+    RigidShift (explicit lead sites, if any) and LLG.  ``mu_of_t``: optional callable t -> the
+    leads' chemical potentials (bias protocol); default the constant ``lead.mu``."""
+    terms: list[Term] = [Coherent(), PadeLeads(problem, poles)]
+    if problem.shifts:
+        terms.append(RigidShift(problem))
+    terms.append(LLG())
+    return CoupledRHS(H, spinH, layout, terms, mu0=np.array([l.mu for l in problem.leads],
+                                                             float), mu_of_t=mu_of_t)

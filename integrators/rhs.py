@@ -1,13 +1,42 @@
-"""Right-hand side of the coupled electron / classical-spin system of an isolated junction.
+"""Right-hand side of the coupled electron / classical-spin system, composed from its terms.
 
-    d rho/dt = -i [H(S), rho] = -i (X - X^dag),   X = H rho   (rho H = (H rho)^dag)
-    d S_j/dt = -S_j x dH_C/dS_j  (+ Gilbert damping)
+    dy/dt = sum_k T_k(t, y),    y = (rho, lead components, S)
 
-One sparse x dense product per evaluation; the s-d blocks of H are rewritten in place.
+:class:`CoupledRHS` is the callable PETSc's TS calls.  It owns what the terms share: H(S) and
+its sparse x dense products with a row-distributed component (one placeholder dense matrix per
+component, ``MatDensePlaceArray`` on the state), the state layout, the gathered spins S_all,
+the leads' chemical potentials mu(t) (evaluated once per call), the zeroing of components no
+term sets, and ``n_calls``.  Each :class:`Term` is one physical contribution:
+
+* :class:`Coherent`: -i [H(S), rho] = -i (X - X^dag), X = H rho.  Sets rho.
+* ``open_rhs.PadeLeads``: the Padé blocks Pi_l of the wide-band couplings (paper 004,
+  Eqs. 4, 8, 9).  Sets every ``pi:*`` component, adds Pi_l + Pi_l^dag to rho.
+* ``aux_rhs.AuxiliaryLeads``: the auxiliary modes R, lambda, Omega, Theta, K of finite-band
+  leads (operators/lorentzian.py).  Sets every ``aux:*`` component, adds to rho.
+* ``open_rhs.RigidShift``: the bias of explicit lead sites, -i V_l [P_l, rho] and -i V_l P_l X
+  for every row-distributed lead component X.  Adds to rho and to every X.
+* :class:`LLG`: d S_j/dt = -S_j x dH_C/dS_j (+ Gilbert damping) with the electron spin density
+  s_j of a :class:`SpinDensitySource`.  Sets the spins.
+
+A term declares the components it ``sets`` (overwrites: it must come before every term adding
+to them) and ``adds`` (accumulates into), the row-distributed components it needs H times
+(``products``), its part of the stiff diagonal decay L (:meth:`Term.decay`, for the exponential
+and IMEX integrators: :meth:`CoupledRHS.nonstiff` = full - L y, each term leaving out its own
+decay when ``Evaluation.full`` is False) and the extra methods it ``offers``
+(``lead_currents``, ``stationary``, ``dense_reference``), which :class:`CoupledRHS` forwards.
+Components no term sets are zeroed before the terms run (e.g. a right-hand side of one term
+alone).  ``integrators.assembly.build_simulation`` composes the terms of a run from its
+electron problem; :func:`ClosedRHS` (and ``open_rhs.OpenRHS``, ``aux_rhs.AuxiliaryRHS``) are the
+standard compositions.
+
+The LLG term takes the spin density it couples to from a pluggable source, a callable
+``source(t, x, S_all) -> (n_local_spins, 3)`` (local state array, all spins; H already holds
+H(S)); the default, :class:`LocalSpinDensity`, is Tr(rho_j sigma)/2 of the evolved rho.
 """
 from __future__ import annotations
 
 import ctypes
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -15,41 +44,198 @@ from operators.hamiltonian import ElectronHamiltonian
 from operators.observables import diag_block_indices, spin_density_local
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit import _petscenv
+from toolkit.blas import single_thread
 from toolkit.parallel import RowHermitianTranspose
 
 from petsc4py import PETSc
 
+from .expint import DiagonalLinear
 from .layout import StateLayout
 
-__all__ = ["ClosedRHS"]
+__all__ = ["CoupledRHS", "Term", "Evaluation", "Coherent", "LLG", "SpinDensitySource",
+           "LocalSpinDensity", "ClosedRHS"]
+
+#: the extra methods a term may offer (forwarded by CoupledRHS)
+OFFERS = ("lead_currents", "stationary", "dense_reference")
 
 
-class ClosedRHS:
-    """Callable ``(ts, t, X, F)`` for ``TS.setRHSFunction``.  Collective."""
+class SpinDensitySource(Protocol):
+    """The electron spin density the classical spins couple to.  Collective if it needs to
+    be (every rank calls it in every evaluation)."""
+
+    def __call__(self, t: float, x: np.ndarray, S_all: np.ndarray) -> np.ndarray:
+        """(n_local_spins, 3) spin density on this rank's magnetic sites at time ``t`` from the
+        local state array ``x`` and all spins ``S_all`` (n_spins, 3); H holds H(S) already."""
+        ...
+
+
+class LocalSpinDensity:
+    """s_j = Tr(rho_j sigma)/2 of the evolved rho on this rank's magnetic sites (the default
+    :class:`SpinDensitySource`; local, no communication)."""
+
+    def __init__(self, H: ElectronHamiltonian) -> None:
+        d = H.dist
+        sites = H.device.spin_sites[d.spin_start:d.spin_stop]
+        self.idx = diag_block_indices(sites, d.site_start, d.n_local_rows)
+
+    def __call__(self, t: float, x: np.ndarray, S_all: np.ndarray) -> np.ndarray:
+        return spin_density_local(x, self.idx)
+
+
+class Evaluation:
+    """What the terms of one evaluation share (one object per CoupledRHS, refilled by every
+    call; the array references are dropped after it).
+
+    t, X, x, f : time, state Vec, its local array (read-only), the local right-hand side
+    S_all      : all spins (n_spins, 3) on every rank, None without spins
+    mu, V      : the leads' chemical potentials mu(t) and V = mu(t) - mu0, None without leads
+    full       : False for :meth:`CoupledRHS.nonstiff` (terms leave out their decay)
+    """
+
+    __slots__ = ("t", "X", "x", "f", "S_all", "mu", "V", "full")
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.X: PETSc.Vec | None = None
+        self.x: np.ndarray = np.zeros(0, complex)
+        self.f: np.ndarray = np.zeros(0, complex)
+        self.S_all: np.ndarray | None = None
+        self.mu: np.ndarray | None = None
+        self.V: np.ndarray | None = None
+        self.full = True
+
+    def clear(self) -> None:
+        # a held getArray of X/F would keep the Vec's array checked out after the call
+        self.X, self.x, self.f = None, _EMPTY, _EMPTY
+
+
+_EMPTY = np.zeros(0, complex)
+
+
+class Term:
+    """One physical contribution to the right-hand side (module docstring).  Subclasses set
+    ``name`` and, in :meth:`bind` (called once by :class:`CoupledRHS`, which gives the shared
+    H, layout and products), ``sets``, ``adds``, ``products``; :meth:`evaluate` writes the
+    contribution into ``ev.f``."""
+
+    name = "term"
+    sets: tuple[str, ...] = ()        # components overwritten
+    adds: tuple[str, ...] = ()        # components added to
+    products: tuple[str, ...] = ()    # row-distributed components it needs H times
+    offers: tuple[str, ...] = ()      # methods of OFFERS it implements
+    rhs: "CoupledRHS"
+
+    def bind(self, rhs: "CoupledRHS") -> None:
+        if getattr(self, "rhs", None) is not None:
+            raise ValueError(f"term '{self.name}' is already part of a right-hand side; build a "
+                             f"new term for another one")
+        self.rhs = rhs
+
+    def evaluate(self, ev: Evaluation) -> None:
+        raise NotImplementedError
+
+    def decay(self) -> tuple[dict, dict]:
+        """This term's part of the diagonal decay L: ({row-distributed component: one rate per
+        column}, {small component: one rate per entry}); ({}, {}) for none."""
+        return {}, {}
+
+    def destroy(self) -> None:
+        pass
+
+
+class Coherent(Term):
+    """-i [H(S), rho] = -i (X - X^dag) with X = H rho (rho H = (H rho)^dag): one sparse x dense
+    product per evaluation (the s-d blocks of H are rewritten in place by CoupledRHS)."""
+
+    name = "coherent"
+
+    def bind(self, rhs: "CoupledRHS") -> None:
+        super().bind(rhs)
+        H, lay = rhs.H, rhs.layout
+        self.sets = ("rho",)
+        self.herm_t = None
+        if rhs.parallel:
+            rows = [(2 * a, 2 * b) for a, b in H.dist.site_ranges]
+            self.herm_t = RowHermitianTranspose(rows, H.comm)
+        self._tmp = np.empty((lay.nloc, lay.N), complex, order="F")
+
+    def evaluate(self, ev: Evaluation) -> None:
+        xm = self.rhs.hamiltonian_times_rho(ev.x)
+        frho = self.rhs.layout.rho(ev.f)
+        if self.herm_t is not None:
+            self.herm_t(xm, self._tmp)
+        else:
+            np.conjugate(xm.T, out=self._tmp)
+        np.subtract(xm, self._tmp, out=frho)
+        frho *= -1j
+
+
+class LLG(Term):
+    """d S_j/dt = -S_j x dH_C/dS_j (+ Gilbert damping; ``ClassicalSpinHamiltonian.rhs``) with
+    the electron spin density of ``source`` (a :class:`SpinDensitySource`; default
+    :class:`LocalSpinDensity`).  Without spins it writes nothing (the component is empty)."""
+
+    name = "llg"
+
+    def __init__(self, source: SpinDensitySource | None = None) -> None:
+        self.source = source
+
+    def bind(self, rhs: "CoupledRHS") -> None:
+        super().bind(rhs)
+        self.sets = ("spins",)
+        self.spinH = rhs.spinH
+        if self.source is None:
+            self.source = LocalSpinDensity(rhs.H)
+
+    def evaluate(self, ev: Evaluation) -> None:
+        if ev.S_all is None:
+            return
+        assert self.source is not None   # set in bind
+        s_loc = self.source(ev.t, ev.x, ev.S_all)
+        self.rhs.layout.spins(ev.f)[...] = self.spinH.rhs(ev.S_all, s_loc)
+
+
+class _Product:
+    """A dense placeholder matrix for one row-distributed component and H times it."""
+
+    def __init__(self, H: ElectronHamiltonian, layout: StateLayout, name: str) -> None:
+        nloc, N = layout.nloc, layout.N
+        cols = (nloc, N) if name == "rho" else (PETSc.DECIDE, layout.columns(name))
+        self.mat = PETSc.Mat().createDense([(nloc, N), cols], comm=H.comm)
+        self.mat.setUp()
+        self.mat.assemble()
+        self.Y = H.mat.matMult(self.mat)
+        self.y = self.Y.getDenseArray()
+        self.handle = ctypes.c_void_p(self.mat.handle)
+
+    def destroy(self) -> None:
+        self.mat.destroy()
+        self.Y.destroy()
+
+
+T = TypeVar("T", bound=Term)
+
+
+class CoupledRHS:
+    """Callable ``(ts, t, X, F)`` for ``TS.setRHSFunction``: the sum of ``terms`` (evaluated in
+    order).  Collective.
+
+    ``mu0``: the leads' chemical potentials before any bias (None without leads);
+    ``mu_of_t``: callable t -> mu(t) (bias protocol; default the constant mu0).  Calling the
+    object evaluates the full right-hand side, :meth:`nonstiff` the one without :meth:`decay`.
+    """
 
     def __init__(self, H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian,
-                 layout: StateLayout) -> None:
+                 layout: StateLayout, terms: Sequence[Term], *, mu0: np.ndarray | None = None,
+                 mu_of_t: Callable[[float], np.ndarray] | None = None) -> None:
         self.H, self.spinH, self.layout = H, spinH, layout
-        comm, N, nloc = H.comm, layout.N, layout.nloc
+        comm = H.comm
         self.parallel = comm.getSize() > 1
-        self.rho_mat = PETSc.Mat().createDense([(nloc, N), (nloc, N)], comm=comm)
-        self.rho_mat.setUp()
-        self.rho_mat.assemble()
-        self.X = H.mat.matMult(self.rho_mat)
-        self.x = self.X.getDenseArray()
-        if self.parallel:
-            rows = [(2 * a, 2 * b) for a, b in H.dist.site_ranges]
-            self.herm_t = RowHermitianTranspose(rows, comm)
-        self._tmp = np.empty((nloc, N), complex, order="F")
         lib = _petscenv.libpetsc()
         self._place, self._reset = lib.MatDensePlaceArray, lib.MatDenseResetArray
         self._place.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         self._reset.argtypes = [ctypes.c_void_p]
-        self._rho_handle = ctypes.c_void_p(self.rho_mat.handle)
-        d = H.dist
-        sites = H.device.spin_sites[d.spin_start:d.spin_stop]
-        self.sd_idx = diag_block_indices(sites, d.site_start, nloc)
-        self.n_spin_local = d.n_local_spins
+        self._products = {"rho": _Product(H, layout, "rho")}
         self.has_spins = layout.n_spins_total > 0
         if self.parallel and self.has_spins:
             self.S_all_vec = PETSc.Vec().createSeq(3 * layout.n_spins_total, comm=PETSc.COMM_SELF)
@@ -57,46 +243,175 @@ class ClosedRHS:
             tmp = layout.create_vec()
             self.scatter = PETSc.Scatter().create(tmp, is_from, self.S_all_vec, None)
             tmp.destroy()
+        self.mu0 = None if mu0 is None else np.asarray(mu0, float)
+        if mu_of_t is None and self.mu0 is not None:
+            mus = self.mu0.copy()
+            mu_of_t = (lambda t: mus)
+        self.mu_of_t = mu_of_t
+        self.terms = list(terms)
+        for term in self.terms:
+            term.bind(self)
+            for name in term.products:
+                if name not in self._products:
+                    self._products[name] = _Product(H, layout, name)
+        self._zero = self._writes()
+        self._offers: dict[str, Any] = {}    # method name -> the term offering it
+        for term in self.terms:
+            for name in term.offers:
+                if name not in OFFERS:
+                    raise ValueError(f"term '{term.name}' offers {name!r}: allowed are {OFFERS}")
+                if name in self._offers:
+                    raise ValueError(f"terms '{self._offers[name].name}' and '{term.name}' both "
+                                     f"offer {name!r}")
+                self._offers[name] = term
+        self._ev = Evaluation()
         self.n_calls = 0
 
+    def _writes(self) -> list[Callable[[np.ndarray], None]]:
+        """Check what the terms write; the zeroing of every component no term sets."""
+        lay = self.layout
+        comps = ("rho", *lay.aux_names, *lay.small_names, "spins")
+        setter: dict[str, str] = {}
+        added: dict[str, str] = {}
+        for term in self.terms:
+            for name in (*term.sets, *term.adds):
+                if name not in comps:
+                    raise ValueError(f"term '{term.name}' writes component '{name}', which the "
+                                     f"state layout does not have (components: {list(comps)})")
+            for name in term.sets:
+                if name in setter:
+                    raise ValueError(f"terms '{setter[name]}' and '{term.name}' both set "
+                                     f"component '{name}'")
+                if name in added:
+                    raise ValueError(f"term '{term.name}' sets component '{name}' after term "
+                                     f"'{added[name]}' added to it: put '{term.name}' first")
+                setter[name] = term.name
+            for name in term.adds:
+                added.setdefault(name, term.name)
+
+        def zero(name: str) -> Callable[[np.ndarray], None]:
+            if name == "rho":
+                return lambda f: lay.rho(f).fill(0.0)
+            if name == "spins":
+                return lambda f: lay.spins(f).fill(0.0)
+            if name in lay.small_names:
+                def small(f: np.ndarray) -> None:
+                    v = lay.small(f, name)
+                    if v is not None:
+                        v.fill(0.0)
+                return small
+            return lambda f: lay.view(f, name).fill(0.0)
+        return [zero(n) for n in comps if n not in setter]
+
+    # -- shared machinery ------------------------------------------------------------------
     def spins_all(self, X: PETSc.Vec, x: np.ndarray) -> np.ndarray:
+        """All spins (n_spins, 3) on every rank.  Collective."""
         if not self.parallel:
             return self.layout.spins(x).real
         self.scatter.scatter(X, self.S_all_vec, PETSc.InsertMode.INSERT_VALUES,
                              PETSc.ScatterMode.FORWARD)
         return self.S_all_vec.getArray(readonly=True).real.reshape(-1, 3)
 
+    def times_h(self, x: np.ndarray, name: str) -> np.ndarray:
+        """Local rows of H times the row-distributed component ``name`` of the local array
+        ``x`` (a work array of the product, overwritten by the next one).  Collective."""
+        p = self._products[name]
+        self._place(p.handle, self.layout.address(x, name))
+        try:
+            self.H.mat.matMult(p.mat, p.Y)
+        finally:
+            self._reset(p.handle)
+        return p.y
+
     def hamiltonian_times_rho(self, x: np.ndarray) -> np.ndarray:
         """X = H rho for the rho stored in the local array ``x`` (returns the local rows of X)."""
-        self._place(self._rho_handle, x.ctypes.data)
-        try:
-            self.H.mat.matMult(self.rho_mat, self.X)
-        finally:
-            self._reset(self._rho_handle)
-        return self.x
+        return self.times_h(x, "rho")
 
+    def term(self, kind: type[T]) -> T:
+        """The term of class ``kind`` (KeyError if there is none)."""
+        for t in self.terms:
+            if isinstance(t, kind):
+                return t
+        raise KeyError(f"no term {kind.__name__} in this right-hand side; its terms are "
+                       f"{[t.name for t in self.terms]}")
+
+    # -- evaluation ------------------------------------------------------------------------
     def __call__(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
+        self._evaluate(t, X, F, True)
+
+    def nonstiff(self, ts, t: float, X: PETSc.Vec, F: PETSc.Vec) -> None:
+        """N(t, y): the right-hand side without the decay L y (``TS.setRHSFunction`` form)."""
+        self._evaluate(t, X, F, False)
+
+    def _evaluate(self, t: float, X: PETSc.Vec, F: PETSc.Vec, full: bool) -> None:
         self.n_calls += 1
-        lay = self.layout
+        ev = self._ev
         x = X.getArray(readonly=True)
         f = F.getArray()
-        if self.has_spins:
-            S_all = self.spins_all(X, x)
-            S_loc = lay.spins(x).real
-            self.H.set_spins(S_loc)
-        xm = self.hamiltonian_times_rho(x)
-        frho = lay.rho(f)
-        if self.parallel:
-            self.herm_t(xm, self._tmp)
-            np.subtract(xm, self._tmp, out=frho)
-        else:
-            np.conjugate(xm.T, out=self._tmp)
-            np.subtract(xm, self._tmp, out=frho)
-        frho *= -1j
-        if self.has_spins:
-            s_loc = spin_density_local(x, self.sd_idx)
-            lay.spins(f)[...] = self.spinH.rhs(S_all, s_loc)
+        ev.t, ev.X, ev.x, ev.f, ev.full = t, X, x, f, full
+        try:
+            if self.has_spins:
+                ev.S_all = self.spins_all(X, x)
+                self.H.set_spins(self.layout.spins(x).real)
+            if self.mu0 is not None:
+                assert self.mu_of_t is not None   # set with mu0
+                ev.mu = self.mu_of_t(t)
+                ev.V = np.asarray(ev.mu, float) - self.mu0
+            for zero in self._zero:
+                zero(f)
+            # the dense NumPy parts are small matrix products per rank: BLAS threads only cost
+            # (the auxiliary-mode junction of paper 000: 30 % of an RHS; toolkit/blas.py)
+            with single_thread():
+                for term in self.terms:
+                    term.evaluate(ev)
+        finally:
+            ev.clear()
+
+    def decay(self) -> DiagonalLinear:
+        """The diagonal decay L of all terms (:meth:`Term.decay`)."""
+        cols: dict = {}
+        small: dict = {}
+        for term in self.terms:
+            c, s = term.decay()
+            for name in (*c, *s):
+                if name in cols or name in small:
+                    raise ValueError(f"two terms declare a decay of component '{name}'")
+            cols.update(c)
+            small.update(s)
+        return DiagonalLinear(self.layout, cols, small)
+
+    # -- what the terms offer --------------------------------------------------------------
+    def _offered(self, name: str) -> Any:
+        if name not in self._offers:
+            raise AttributeError(f"no term of this right-hand side offers '{name}' (terms: "
+                                 f"{[t.name for t in self.terms]})")
+        return self._offers[name]
+
+    def lead_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Re Tr Pi and Re Tr(sigma_a Pi) of the lead term (per wide-band coupling or per lead,
+        see the term), or empty arrays without leads.  Collective."""
+        if "lead_currents" not in self._offers:
+            return np.zeros(0), np.zeros((0, 3))
+        return self._offers["lead_currents"].lead_currents(x)
+
+    def stationary(self, mu: np.ndarray | None = None) -> dict:
+        """The stationary state of the lead term that offers one (auxiliary modes).
+        Collective."""
+        return self._offered("stationary").stationary(mu)
+
+    def dense_reference(self, V: np.ndarray | None = None):
+        """The dense serial reference of the lead term that offers one (auxiliary modes).
+        Collective."""
+        return self._offered("dense_reference").dense_reference(V)
 
     def destroy(self) -> None:
-        for m in (self.rho_mat, self.X):
-            m.destroy()
+        for term in self.terms:
+            term.destroy()
+        for p in self._products.values():
+            p.destroy()
+
+
+def ClosedRHS(H: ElectronHamiltonian, spinH: ClassicalSpinHamiltonian,
+              layout: StateLayout) -> CoupledRHS:
+    """The right-hand side of an isolated junction: :class:`Coherent` and :class:`LLG`."""
+    return CoupledRHS(H, spinH, layout, [Coherent(), LLG()])

@@ -12,7 +12,7 @@ import platform
 import signal
 import time as _time
 import warnings
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 
@@ -48,8 +48,9 @@ from petsc4py import PETSc
 from .assembly import GivenState, _make_leads, build_simulation, resolve_initial, start
 from .bias import BiasProtocol
 from .electrons import ElectronProblem
-from .open_rhs import OpenRHS
-from .rhs import ClosedRHS
+from .moment_observables import MomentObservables
+from .open_rhs import PadeLeads
+from .rhs import CoupledRHS
 from .ts import (
     DEFAULT_PREFIX,
     call_monitors,
@@ -58,9 +59,6 @@ from .ts import (
     ts_settings,
     view_from_options,
 )
-
-if TYPE_CHECKING:
-    from .aux_rhs import AuxiliaryRHS
 
 __all__ = ["Simulation", "run", "NumericalInstability"]
 
@@ -80,8 +78,8 @@ class Simulation:
     prefix : PETSc options prefix of the TS (default ``qcspin_``)
     """
 
-    # ClosedRHS, or with leads its subclass OpenRHS / AuxiliaryRHS (``problem.auxiliary``)
-    rhs: ClosedRHS
+    # the right-hand side composed from its terms (integrators.assembly.rhs_terms)
+    rhs: CoupledRHS
     # set by ``qcspin run`` (analysis/run_cli.py) before the result file is created; declared
     # only: a Simulation without it has no such attribute (see the getattr in _open_writer)
     representation_report: dict | None
@@ -106,12 +104,11 @@ class Simulation:
         self.dt = self.units.time_to_internal(self.config.time.dt)
         # open junctions: the pole decay L apart (solver.stiff); closed: no stiff part
         if self.leads and self.config.solver.stiff != "none":
-            lead_rhs = cast("OpenRHS | AuxiliaryRHS", self.rhs)   # with leads
-            f, linear = lead_rhs.nonstiff, lead_rhs.decay()
+            f, linear = self.rhs.nonstiff, self.rhs.decay()
         else:
             f, linear = self.rhs, None
         self.ts, self.ts_options = create_ts(self.comm, f, self.F, self.dt, self.config.solver,
-                                             prefix, linear=linear)
+                                             prefix, linear=linear, coupled=self.rhs)
         self.ts_settings = ts_settings(self.ts, prefix)  # what the TS uses after its options
         self.adaptive = bool(self.ts_settings["adaptive"])
         for key in ("ts_max_time", "ts_max_steps"):
@@ -164,6 +161,13 @@ class Simulation:
         self._cut = (np.concatenate(rows_).astype(np.int64),
                      np.concatenate(cols_).astype(np.int64), np.concatenate(vals_))
         self._F_obs = None
+        # paper 000's torques, current-driven densities and magnon currents (moment runs)
+        self._moments = (MomentObservables(self) if self.device.equation == "moment"
+                         else None)
+        if self._moments is not None and self._moments.reason and self.comm.getRank() == 0 \
+                and self.leads:
+            warnings.warn(f"no current-driven observables (spin_density_cd, torque): "
+                          f"{self._moments.reason}", RuntimeWarning, stacklevel=2)
         self._all_sites = np.arange(d.site_start, d.site_stop)
         self._site_idx = diag_block_indices(self._all_sites, d.site_start, self.layout.nloc)
         self._diag_rows = np.arange(d.n_local_rows)
@@ -273,6 +277,9 @@ class Simulation:
             s_all = s_all[self.extension.device_sites]
         S_all = gather_rows(S_loc.copy(), self.comm, root=root)
         extra = self.transport_observables(a)  # collective: before any return
+        mom = None
+        if self._moments is not None:           # collective too
+            mom = self._moments(a, np.array(self.rhs.spins_all(self.y, a), float))
         if s_all is None:
             return None
         assert S_all is not None  # gathered on the same root as s_all
@@ -296,6 +303,8 @@ class Simulation:
             "energy/sd": np.float64(terms["sd"]),
         }
         out.update(extra)
+        if mom is not None and self._moments is not None:
+            out.update(self._moments.finish(mom, S_all, s_all))
         return self._rates_to_file_units(out)
 
     def _rates_to_file_units(self, out: dict) -> dict:
@@ -339,13 +348,12 @@ class Simulation:
         entering per unit time is twice these (d N/dt = sum_l 2 Re Tr Pi_l).
         """
         if self.problem.auxiliary:                # per lead already
-            charge, spin = cast("AuxiliaryRHS", self.rhs).lead_currents(a)
-        else:
-            open_rhs = cast(OpenRHS, self.rhs)    # leads, not as auxiliary modes
-            bc, bs = open_rhs.lead_currents(a)    # per wide-band coupling
+            charge, spin = self.rhs.lead_currents(a)
+        else:                                     # leads, not as auxiliary modes
+            bc, bs = self.rhs.lead_currents(a)    # per wide-band coupling
             n = len(self.leads)
             charge, spin = np.zeros(n), np.zeros((n, 3))
-            for i, b in enumerate(open_rhs.blocks):
+            for i, b in enumerate(self.rhs.term(PadeLeads).blocks):
                 if self._lead_planes[b.index] is None:   # a wide-band lead on the face
                     charge[b.index] += bc[i]
                     spin[b.index] += bs[i]
@@ -567,7 +575,7 @@ class Simulation:
         W = band_width(self.H)
         limits = [(2.83 / W, f"the band width W = {W:.3g} of H (2.83/W)")] if W > 0 else []
         if self.leads and self.config.solver.stiff == "none":
-            rate = cast("OpenRHS | AuxiliaryRHS", self.rhs).decay().max_rate
+            rate = self.rhs.decay().max_rate
             if rate > 0:
                 limits.append((2.79 / rate, f"the fastest pole decay xi_max/beta = {rate:.3g} "
                                              f"(2.79 beta/xi_max)"))

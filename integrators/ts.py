@@ -91,7 +91,8 @@ def _insert_defaults(prefix: str, defaults: dict[str, str]) -> list[str]:
 
 
 def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec, dt: float, solver: SolverConfig,
-              prefix: str = DEFAULT_PREFIX, linear=None) -> tuple[PETSc.TS, dict[str, str]]:
+              prefix: str = DEFAULT_PREFIX, linear=None,
+              coupled=None) -> tuple[PETSc.TS, dict[str, str]]:
     """A TS for dy/dt = rhs(t, y) [+ L y] and the config options applied to it.  Collective.
 
     Order of precedence: code defaults < config ``[solver]`` < PETSc command-line options
@@ -111,6 +112,9 @@ def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec, dt: float, solver: SolverConf
     adaptive), ``ts_max_time``/``ts_max_steps``, and ``[solver.options]`` entries that no
     PETSc object reads.  Any other error of ``setFromOptions`` becomes an OptionError with
     PETSc's reason.  A TS that fails is destroyed.
+
+    ``solver.scheme = "staggered-heun"`` (integrators/heun.py) needs ``coupled``, the run's
+    CoupledRHS; ``linear`` is then the decay (or None for a closed system: L = 0).
     """
     stiff = "none" if linear is None else solver.stiff
     if stiff not in ("none", *STIFF_TS_TYPE):
@@ -136,7 +140,18 @@ def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec, dt: float, solver: SolverConf
         ts.setOptionsPrefix(prefix)
         ts.setProblemType(PETSc.TS.ProblemType.NONLINEAR)
         defaults: dict[str, str] = {}
-        if stiff == "none":
+        if getattr(solver, "scheme", "monolithic") == "staggered-heun":
+            from .expint import DiagonalLinear, track
+            from .heun import StaggeredHeun
+
+            if coupled is None:
+                raise ValueError("create_ts: solver.scheme = 'staggered-heun' needs the "
+                                 "CoupledRHS (coupled=...)")
+            ts.setType("python")
+            ts.setPythonContext(StaggeredHeun(
+                linear if linear is not None else DiagonalLinear(coupled.layout, {}), coupled))
+            track(ts)
+        elif stiff == "none":
             _set_explicit_type(ts, solver)
         elif stiff == "expint":
             from .expint import ExpRK, track
@@ -182,6 +197,10 @@ def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec, dt: float, solver: SolverConf
                               f"allowed: no PETSc object of this run reads -{prefix}{k} ({why})")
         if stiff != "none":
             _check_stiff_ts(ts, stiff, applied, prefix)
+        if getattr(solver, "scheme", "monolithic") == "staggered-heun" \
+                and ts.getType() != "python":
+            raise OptionError(f"PETSc option -{prefix}ts_type {ts.getType()} is not allowed "
+                              f"with solver.scheme = 'staggered-heun' (a TS of its own)")
         _check_tolerances(ts, prefix)
     except BaseException:
         ts.destroy()

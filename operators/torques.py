@@ -12,7 +12,8 @@ it is the current-driven torque of Eq. (7), with s of the full rho the T^neq of 
 
 Field-like and damping-like components (Eq. 11) along the unit vector p (paper: x):
 T = T_FL M x p + T_DL M x (M x p); both vectors are orthogonal with the norm |M x p|, so
-T_FL = T.(M x p)/|M x p|^2 and T_DL = T.(M x (M x p))/|M x p|^2 (NaN where M || p).
+T_FL = T.(M x p)/|M x p|^2 and T_DL = T.(M x (M x p))/|M x p|^2 (both 0 where M || p, e.g.
+on the polarizer: no decomposition exists there).
 
 Magnonic spin current (Eq. 14) on the exchange bond (i, j), i < j: the angular momentum the
 exchange term J_ex S_i.S_j moves from i to j per time, J_ex S_i x S_j for spins and moments
@@ -43,9 +44,11 @@ def fl_dl(T: np.ndarray, M: np.ndarray, p=(1.0, 0.0, 0.0)) -> np.ndarray:
     a = cross(M, P)
     b = cross(M, a)
     n2 = np.einsum("ij,ij->i", a, a)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fl = np.einsum("ij,ij->i", T, a) / n2
-        dl = np.einsum("ij,ij->i", T, b) / n2
+    ok = n2 > 1e-24
+    inv = np.zeros_like(n2)
+    inv[ok] = 1.0 / n2[ok]
+    fl = np.einsum("ij,ij->i", T, a) * inv
+    dl = np.einsum("ij,ij->i", T, b) * inv
     return np.stack([fl, dl], axis=1)
 
 

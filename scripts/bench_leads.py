@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 
 from analysis.transport import landauer_current  # noqa: E402
 from integrators import Simulation  # noqa: E402
+from integrators.open_rhs import PadeLeads  # noqa: E402
 from operators.leads import leads_from_config  # noqa: E402
 from toolkit.config import config_from_dict, load_config, with_changes  # noqa: E402
 from toolkit.device import device_from_config  # noqa: E402
@@ -48,7 +49,8 @@ def numpy_rhs(sim: Simulation):
     every wide-band coupling, the bias as a rigid shift of the explicit lead sites)."""
     H = sim.H.to_dense()
     rhs = sim.rhs
-    blocks = [(b.I, b.g, b.beta, rhs.poles[b.index], b.index) for b in rhs.blocks]
+    lead_blocks = rhs.term(PadeLeads).blocks      # the wide-band couplings' Padé blocks
+    blocks = [(b.I, b.g, b.beta, sim.poles[b.index], b.index) for b in lead_blocks]
     lay = sim.layout
     N = H.shape[0]
     gam = np.zeros(N)
@@ -68,7 +70,7 @@ def numpy_rhs(sim: Simulation):
         X = Ht @ rho
         frho[...] = -1j * (X - X.conj().T)
         Heff = Ht - 0.5j * np.diag(gam)
-        for (I, g, beta, poles, k), b in zip(blocks, rhs.blocks):
+        for (I, g, beta, poles, k), b in zip(blocks, lead_blocks):
             n = len(I)
             P = lay.view(x, b.name)
             fP = lay.view(out, b.name)

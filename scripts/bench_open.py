@@ -26,7 +26,8 @@ and factors of Eqs. 4, 8, 9.
 
 Timing: steps of the timed span max(--t-sim, --t-check), from t = 0 (the check at t-check is
 taken along the way, outside the timer); ms per right-hand side on the initial state (for qcspin
-the function its TS calls: ``OpenRHS.nonstiff`` for expint, ``OpenRHS.__call__`` for RK 3/8).
+the function its TS calls: ``CoupledRHS.nonstiff`` for expint, ``CoupledRHS.__call__`` for
+RK 3/8).
 Speed-up = qcspin expint's simulated time per wall second / the method's.  BLAS threads are set
 to 1 (unless OMP/OPENBLAS_NUM_THREADS are set), so both sides use one core.
 

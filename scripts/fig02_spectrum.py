@@ -16,14 +16,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import plot_sweep, spectrum_vs_jsd  # noqa: E402
+from analysis.spectrum import spectrum_vs_jsd  # noqa: E402
+from analysis.spectrum_plots import plot_sweep  # noqa: E402
 from toolkit.io import save_table  # noqa: E402
 from toolkit.presets import valve_device  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 N_S, N_NM = 5, 10
 DETAIL = (-0.6, 0.6)  # energy window of the right-hand panels [hopping]
@@ -55,18 +56,17 @@ def plot(path: str, png: str) -> None:
     plt = use_agg()
     fig, axes = plt.subplots(2, 2, figsize=(10, 8), gridspec_kw={"width_ratios": [1.2, 1]},
                              layout="constrained")
-    with h5py.File(path, "r") as f:
-        for row, config in enumerate(("parallel", "perpendicular")):
-            g = f[config]
-            sw = SimpleNamespace(jsd=g["J_sd"][...], eigenvalues=g["eigenvalues"][...],
-                                 polarization=g["polarization"][...])
-            sc = plot_sweep(axes[row, 0], sw, size=2.5)
-            plot_sweep(axes[row, 1], sw, ylim=DETAIL, size=5)
-            axes[row, 1].axhline(0, color="0.6", lw=0.6, ls=":")
-            label = "ab"[row]
-            axes[row, 0].set_title(f"({label}1) {config}: " + (
-                r"$M_l^z = M_r^z = 1$" if row == 0 else r"$M_l^x = M_r^z = 1$"), fontsize=10)
-            axes[row, 1].set_title(f"({label}2) detail near $E_F = 0$", fontsize=10)
+    r = load_result(path)
+    for row, config in enumerate(("parallel", "perpendicular")):
+        sw = SimpleNamespace(jsd=r[f"{config}/J_sd"], eigenvalues=r[f"{config}/eigenvalues"],
+                             polarization=r[f"{config}/polarization"])
+        sc = plot_sweep(axes[row, 0], sw, size=2.5)
+        plot_sweep(axes[row, 1], sw, ylim=DETAIL, size=5)
+        axes[row, 1].axhline(0, color="0.6", lw=0.6, ls=":")
+        label = "ab"[row]
+        axes[row, 0].set_title(f"({label}1) {config}: " + (
+            r"$M_l^z = M_r^z = 1$" if row == 0 else r"$M_l^x = M_r^z = 1$"), fontsize=10)
+        axes[row, 1].set_title(f"({label}2) detail near $E_F = 0$", fontsize=10)
     fig.colorbar(sc, ax=axes, label=r"$\langle\sigma_z\rangle$ of the eigenstate", shrink=0.5)
     fig.suptitle(r"1D valve $N = 20$ ($N_{PL} = N_{FL} = 5$, $N_{NM} = 10$): spectrum vs $J_{sd}$")
     fig.savefig(png, dpi=130)

@@ -19,14 +19,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
+from analysis.levels import dos, splitting  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import dos, spectrum_vs_jsd, splitting  # noqa: E402
+from analysis.spectrum import spectrum_vs_jsd  # noqa: E402
 from toolkit.io import save_table  # noqa: E402
 from toolkit.presets import valve_device  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 N_NM, SIZES = 10, (1, 5, 10)
 ETA, WINDOW = 0.02, (-1.0, 1.0)  # DOS broadening and energy window [hopping]
@@ -69,16 +70,16 @@ def plot(path: str, png: str) -> None:
 
     fig, (ax_b, ax_c) = plt.subplots(2, 1, figsize=(7.5, 8.5), sharex=True, layout="constrained")
     colors = {1: "tab:red", 5: "k", 10: "tab:blue"}
-    with h5py.File(path, "r") as f:
-        J = f["J_sd"][...]
-        for N_S in SIZES:
-            g = f[f"N_S={N_S}"]
-            ax_b.plot(J, g["perpendicular/splitting"][...], color=colors[N_S], lw=1.3,
-                      label=f"$N_S$ = {N_S}")
-            ax_b.plot(J, g["parallel/splitting"][...], color=colors[N_S], lw=0.6, ls=":")
-        ax_b.plot([], [], color="0.4", lw=0.6, ls=":", label="parallel (both +z)")
-        g = f["N_S=5/perpendicular"]
-        E, D, homo = f["energy"][...], g["dos"][...], g["homo"][...]
+    r = load_result(path)
+    J = r["J_sd"]
+    for N_S in SIZES:
+        g = f"N_S={N_S}"
+        ax_b.plot(J, r[f"{g}/perpendicular/splitting"], color=colors[N_S], lw=1.3,
+                  label=f"$N_S$ = {N_S}")
+        ax_b.plot(J, r[f"{g}/parallel/splitting"], color=colors[N_S], lw=0.6, ls=":")
+    ax_b.plot([], [], color="0.4", lw=0.6, ls=":", label="parallel (both +z)")
+    g = "N_S=5/perpendicular"
+    E, D, homo = r["energy"], r[f"{g}/dos"], r[f"{g}/homo"]
     ax_b.set_ylabel(r"$\Delta\varepsilon$ (two highest occupied levels)")
     ax_b.set_title(r"(b) $N_{NM} = 10$, half filling, PL $\parallel x$, FL $\parallel z$",
                    fontsize=10)

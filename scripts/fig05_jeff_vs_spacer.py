@@ -10,11 +10,13 @@ N_S = 1, J_sd = 0.5 against the RKKY shape with prefactor 1 (no fit; its normali
     mpirun -n 2 python scripts/fig05_jeff_vs_spacer.py [--panels ab,c,d] [--quick]
                                  [--n-spins 5] [--outdir DIR] [--overwrite] [--plot-only]
 
-(a, b, d): N_NM = 2:30:1 (1.5 periods per run, cap t = 20000); --quick: N_NM = 2:16:1 (1 period,
-cap 10000); points distributed over the MPI ranks (snake order) -> DIR/fig05.h5, one table per
-group "J_sd=1", "J_sd=5", "weak".  (c): one run on all ranks, dt = 0.1, t_end = 500 (--quick:
-250), sampled every t = 1 -> DIR/fig05c.h5 (a standard qcspin result file, restartable).
-Plot: DIR/fig05.png.  Sign convention H_MS = -J_eff M_l.M_r (J_eff > 0 ferromagnetic).
+(a, b, d): N_NM = 2:30:1 (1.5 periods per run, cap t = 20000); points distributed over the MPI
+ranks (snake order) -> DIR/fig05.h5, one table per group "J_sd=1", "J_sd=5", "weak".  (c): one
+run on all ranks, dt = 0.1, t_end = 500, sampled every t = 1 -> DIR/fig05c.h5 (a standard qcspin
+result file, restartable).  --quick (a pipeline test): N_NM = 2:5:1 (1 period, cap t = 1000,
+so the longest J_sd = 1 periods are cut short) and panel (c) up to t = 5 only (long before the
+signal crosses the spacer).  Plot: DIR/fig05.png.  Sign convention H_MS = -J_eff M_l.M_r
+(J_eff > 0 ferromagnetic).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from toolkit.results import load_result  # noqa: E402
 
 COLORS = {"J_sd=1": "tab:red", "J_sd=5": "tab:blue", "weak": "tab:green"}
 PANEL_C = dict(N_S=5, N_NM=400, J_sd=3.3, B=(0.0, 0.0, 1.0), dt=0.1)
+QUICK = dict(last_spacer=5, t_cap=1.0e3, t_end_c=5.0)  # --quick: N_NM = 2..5, short (c)
 
 
 def sweeps(panels: set[str], n_spins: int) -> dict[str, dict]:
@@ -48,7 +51,7 @@ def sweeps(panels: set[str], n_spins: int) -> dict[str, dict]:
 
 
 def spacers(quick: bool) -> list[int]:
-    return list(range(2, 17 if quick else 31))
+    return list(range(2, QUICK["last_spacer"] + 1 if quick else 31))
 
 
 def existing(path: str, args) -> list[str]:
@@ -85,7 +88,7 @@ def compute(path: str, args, comm) -> None:
 def compute_sweeps(path: str, groups: dict[str, dict], quick: bool, overwrite: bool, comm) -> None:
     values = spacers(quick)
     kw = dict(J_ex=-1.0, dt=0.1, n_periods=1.0 if quick else 1.5,
-              t_cap=1.0e4 if quick else 2.0e4)
+              t_cap=QUICK["t_cap"] if quick else 2.0e4)
     for name, fixed in groups.items():
         t0 = time.perf_counter()
 
@@ -111,7 +114,7 @@ def compute_c(path: str, quick: bool, overwrite: bool, comm) -> None:
                        time={"output_every": every, "checkpoint_every": 50 * every})
     sim = Simulation(cfg, comm)
     try:
-        summary = sim.run(path, t_end=250.0 if quick else 500.0, overwrite=overwrite,
+        summary = sim.run(path, t_end=QUICK["t_end_c"] if quick else 500.0, overwrite=overwrite,
                           progress=comm.getRank() == 0, handle_signals=False)
     finally:
         sim.destroy()
@@ -217,7 +220,7 @@ def _plot_c(path: str, ax) -> None:
 if __name__ == "__main__":
     sys.exit(figure_main(
         "fig05", compute, plot, doc=__doc__, clashes=existing,
-        quick_help="fewer spacers / shorter run",
+        quick_help="N_NM = 2..5, panel (c) to t = 5 (pipeline test)",
         extra_args={"--panels": dict(default="ab,c,d", help="any of ab, c, d (default ab,c,d)"),
                     "--n-spins": dict(type=int, default=5, help="N_S of panels a, b (5; the "
                                       "paper does not state it, its Fig. 3/4 valve has 5)")}))

@@ -12,9 +12,10 @@ count s = sigma/2 (hbar per time unit).  Log time axis, as in the paper.
 
     python scripts/fig07_currents.py [--quick] [--outdir DIR] [--overwrite]
 
-Output every time step (dt = 0.2) up to t = 1000 (--quick: 100); the stage-1 states are those
-of ``valve_runs`` (Fig. 6, computed if missing); runs in DIR/valve_runs/fine; data
-DIR/fig07.h5, plot DIR/fig07.png.
+Output every time step (dt = 0.2) up to t = 1000 (--quick, a pipeline test: 100); the stage-1
+states are those of ``valve_runs`` (Fig. 6, 3000 time units, computed if missing; --quick: those
+of ``valve_runs_quick``, 80, ``toolkit.presets.valve_stages``); runs in DIR/valve_runs/fine;
+data DIR/fig07.h5, plot DIR/fig07.png.
 """
 from __future__ import annotations
 
@@ -22,20 +23,22 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.quench import read_quench  # noqa: E402
 from integrators.campaign import ensure_stage1, quench_sweeps  # noqa: E402
+from toolkit.io import write_table  # noqa: E402
+from toolkit.presets import valve_stages  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 PANELS = (("a", 2.0, "symmetric", 1.0), ("b", 6.0, "symmetric", 1.0),
           ("c", 2.0, "asymmetric", 0.5), ("d", 6.0, "asymmetric", 0.5))
 
 
 def compute(h5, args, comm):
-    T1, T2 = (300.0, 100.0) if args.quick else (3000.0, 1000.0)
+    T1, T2 = valve_stages(args.quick)["stage1"], 100.0 if args.quick else 1000.0
     runs = os.path.join(args.outdir, "valve_runs" + ("_quick" if args.quick else ""))
     fine = os.path.join(runs, "fine")
     files = {}
@@ -46,41 +49,40 @@ def compute(h5, args, comm):
         files[tag] = os.path.join(d[protocol], f"V_{V:+.6g}.h5")
     if comm.getRank() != 0:
         return
-    with h5py.File(h5, "w") as g:
-        g.attrs["units"] = ("time: hbar/hopping; charge current: Re Tr Pi (half the electron "
-                            "flow); spin current: hbar/time (s = sigma/2)")
-        for tag, J_sd, protocol, V in PANELS:
-            q = read_quench(files[tag])
-            grp = g.create_group(tag)
-            grp.attrs.update(J_sd=J_sd, protocol=protocol, V=V, file=os.path.abspath(files[tag]))
-            grp["time"] = q["t"]
-            grp["I_r"], grp["J_r"] = q["I_r"], q["J_r"]
-            grp["I_F"] = q["I_F"] - q["I_F"][0]
-            grp["J_F"] = q["JF"] - q["JF"][0]
-            grp["J_F_eq"] = q["JF"][0]
+    data, groups = {}, {}
+    for tag, J_sd, protocol, V in PANELS:
+        q = read_quench(files[tag])
+        groups[tag] = dict(J_sd=J_sd, protocol=protocol, V=V, file=os.path.abspath(files[tag]))
+        data.update({f"{tag}/time": q["t"], f"{tag}/I_r": q["I_r"], f"{tag}/J_r": q["J_r"],
+                     f"{tag}/I_F": q["I_F"] - q["I_F"][0], f"{tag}/J_F": q["JF"] - q["JF"][0],
+                     f"{tag}/J_F_eq": q["JF"][0]})
+    write_table(h5, data, {"units": "time: hbar/hopping; charge current: Re Tr Pi (half the "
+                                    "electron flow); spin current: hbar/time (s = sigma/2)"},
+                kind="figure", group_attrs=groups, overwrite=args.overwrite)
 
 
 def plot(h5, png):
     plt = use_agg()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     cols = ("tab:red", "tab:blue", "k")
-    with h5py.File(h5, "r") as f:
-        for ax, (tag, J_sd, protocol, V) in zip(axes.T.ravel(), PANELS):
-            g = f[tag]
-            t = g["time"][:]
-            m = t > 0
-            ax.plot(t[m], g["I_r"][m], color="tab:green", label="$\\mathcal{I}$")
-            ax.plot(t[m], g["I_F"][m], "--", color="tab:green")
-            for c in range(3):
-                ax.plot(t[m], g["J_r"][m, c], color=cols[c], label=f"$\\mathcal{{J}}^{'xyz'[c]}$")
-                ax.plot(t[m], g["J_F"][m, c], "--", color=cols[c])
-            ax.set_xscale("log")
-            ax.axhline(0, color="0.6", lw=0.5)
-            Vn = "V" if protocol == "symmetric" else "V'"
-            ax.set_title(f"({tag}) $J_{{sd}}$ = {J_sd:g}, {protocol} {Vn} = {V:g}", loc="left",
-                         fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.set_xlim(t[m][0], t[-1])
+    r = load_result(h5)
+    for ax, (tag, J_sd, protocol, V) in zip(axes.T.ravel(), PANELS):
+        g = r.read(*(f"{tag}/{k}" for k in ("time", "I_r", "I_F", "J_r", "J_F")))
+        t = g[f"{tag}/time"]
+        m = t > 0
+        ax.plot(t[m], g[f"{tag}/I_r"][m], color="tab:green", label="$\\mathcal{I}$")
+        ax.plot(t[m], g[f"{tag}/I_F"][m], "--", color="tab:green")
+        for c in range(3):
+            ax.plot(t[m], g[f"{tag}/J_r"][m, c], color=cols[c],
+                    label=f"$\\mathcal{{J}}^{'xyz'[c]}$")
+            ax.plot(t[m], g[f"{tag}/J_F"][m, c], "--", color=cols[c])
+        ax.set_xscale("log")
+        ax.axhline(0, color="0.6", lw=0.5)
+        Vn = "V" if protocol == "symmetric" else "V'"
+        ax.set_title(f"({tag}) $J_{{sd}}$ = {J_sd:g}, {protocol} {Vn} = {V:g}", loc="left",
+                     fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.set_xlim(t[m][0], t[-1])
     for ax in axes[1]:
         ax.set_xlabel("t ($\\hbar/\\gamma$)")
     for ax in axes[:, 0]:
@@ -93,4 +95,4 @@ def plot(h5, png):
 
 if __name__ == "__main__":
     sys.exit(figure_main("fig07", compute, plot, doc=__doc__,
-                         quick_help="stage 1 300, stage 2 100 time units"))
+                         quick_help="stage 1 80, stage 2 100 time units (pipeline test)"))

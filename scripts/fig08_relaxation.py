@@ -12,9 +12,12 @@ rough estimate (open markers: t_R longer than ten times the fitted envelope span
 
 Full (``toolkit.presets.relaxation_plan``): stage 1 3000, stage 2 3000 (symmetric) and 1500
 (asymmetric) time units (hbar/hopping); V = 0.5:12:0.5 and V' = 0.25:6:0.25 at J_sd = 2,
-V = 2:12:2 and V' = 1:6:1 at J_sd = 3.  --quick: J_sd = 2, 3 bias values per protocol, stage 1
-600 and stage 2 800.  Runs: DIR/valve_runs/J<J_sd>_<protocol>/V_*.h5 (shared with Figs. 6-14,
-restartable: an interrupted script continues them); table: DIR/fig08.h5; plot: DIR/fig08.png.
+V = 2:12:2 and V' = 1:6:1 at J_sd = 3.  --quick (a pipeline test, not converged): J_sd = 2,
+V = 1, 8 and V' = 0.5, 4, stage 1 80 and stage 2 100 (``toolkit.presets.valve_stages``, the
+lengths of every script sharing DIR/valve_runs_quick; too short for valid Eq. (22) fits, so
+the panels stay empty).  Runs:
+DIR/valve_runs/J<J_sd>_<protocol>/V_*.h5 (shared with Figs. 6-13 and 19, restartable: an
+interrupted script continues them); table: DIR/fig08.h5; plot: DIR/fig08.png.
 """
 from __future__ import annotations
 
@@ -23,13 +26,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
-
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.quench import analyze_sweep  # noqa: E402
 from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.io import write_table  # noqa: E402
 from toolkit.presets import relaxation_plan  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 COLORS = {2.0: "tab:red", 3.0: "tab:blue"}
 
@@ -51,39 +54,38 @@ def compute(h5, args, comm):
                                    t_end=p["t_end"], comm=comm, progress=report)
     if not rank0:
         return
-    with h5py.File(h5, "w") as f:
-        f.attrs["runs"] = os.path.abspath(runs)
-        f.attrs["stage1_time"] = p["stage1"]
-        f.attrs["t_end"] = json.dumps(p["t_end"])
-        for J_sd, dd in dirs.items():
-            for protocol, d in dd.items():
-                tab = analyze_sweep(d, overwrite=True)
-                g = f.create_group(f"J_sd={J_sd:g}/{protocol}")
-                for k in ("V", "t_R", "t_R_err", "R", "valid", "lower_bound", "t_R_lower",
-                          "M_inf", "t_span"):
-                    g[k] = tab[k]
-                g["reason"] = tab["reason"].astype(h5py.string_dtype())
-                g.attrs["units"] = "V: energy (hopping); t_R, t_span: hbar/hopping"
+    data, groups = {}, {}
+    for J_sd, dd in dirs.items():
+        for protocol, d in dd.items():
+            tab = analyze_sweep(d, overwrite=True)
+            g = f"J_sd={J_sd:g}/{protocol}"
+            for k in ("V", "t_R", "t_R_err", "R", "valid", "lower_bound", "t_R_lower",
+                      "M_inf", "t_span", "reason"):
+                data[f"{g}/{k}"] = tab[k]
+            groups[g] = {"units": "V: energy (hopping); t_R, t_span: hbar/hopping"}
+    write_table(h5, data, {"runs": os.path.abspath(runs), "stage1_time": p["stage1"],
+                           "t_end": json.dumps(p["t_end"])},
+                kind="figure", group_attrs=groups, overwrite=args.overwrite)
 
 
 def plot(h5, png):
     plt = use_agg()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    with h5py.File(h5, "r") as f:
-        for key in f:
-            J_sd = float(key.split("=")[1])
-            for ax, protocol in zip(axes, ("symmetric", "asymmetric")):
-                if protocol not in f[key]:
-                    continue
-                g = f[key][protocol]
-                V, tR, valid = g["V"][:], g["t_R"][:], g["valid"][:]
-                bound = g["lower_bound"][:]
-                ok = valid
-                c = COLORS.get(J_sd, "k")
-                ax.plot(V[ok], tR[ok], "o-", color=c, label=f"$J_{{sd}}$ = {J_sd:g}")
-                if bound.any():
-                    ax.plot(V[bound], tR[bound], "o", mfc="none", color=c,
-                            label=f"$J_{{sd}}$ = {J_sd:g}: $t_R$ > 10 x fitted span")
+    r = load_result(h5)
+    for key in sorted({n.split("/")[0] for n in r.names if "/" in n}):
+        J_sd = float(key.split("=")[1])
+        for ax, protocol in zip(axes, ("symmetric", "asymmetric")):
+            g = f"{key}/{protocol}"
+            if f"{g}/V" not in r:
+                continue
+            V, tR, valid = r[f"{g}/V"], r[f"{g}/t_R"], r[f"{g}/valid"]
+            bound = r[f"{g}/lower_bound"]
+            ok = valid
+            c = COLORS.get(J_sd, "k")
+            ax.plot(V[ok], tR[ok], "o-", color=c, label=f"$J_{{sd}}$ = {J_sd:g}")
+            if bound.any():
+                ax.plot(V[bound], tR[bound], "o", mfc="none", color=c,
+                        label=f"$J_{{sd}}$ = {J_sd:g}: $t_R$ > 10 x fitted span")
     axes[0].set_yscale("log")
     axes[0].set_xlabel("symmetric drop $V$ ($\\mu_l = -\\mu_r = V/2$)")
     axes[1].set_xlabel("asymmetric drop $V'$ ($\\mu_l = V'$, $\\mu_r = 0$)")
@@ -98,4 +100,5 @@ def plot(h5, png):
 
 if __name__ == "__main__":
     sys.exit(figure_main("fig08", compute, plot, doc=__doc__,
-                         quick_help="J_sd = 2, 3 voltages per protocol, short stages"))
+                         quick_help="J_sd = 2, 2 voltages per protocol, stages 80 and 100 "
+                                    "(pipeline test)"))

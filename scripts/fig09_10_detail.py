@@ -14,9 +14,9 @@ currents and torques remain and the precession is damped within a few hundred ti
     python scripts/fig09_10_detail.py [--quick] [--outdir DIR] [--overwrite]
 
 Full: stage 1 3000, stage 2 3000 (symmetric) and 1500 (asymmetric) time units; the quench
-files are those of Fig. 8 (DIR/valve_runs,
-computed if missing).  --quick: 300 and 400.  Data DIR/fig09.h5; plots DIR/fig09.png and
-DIR/fig10.png.
+files are those of Fig. 8 (DIR/valve_runs, computed if missing).  --quick (a pipeline test):
+stage 1 80, stage 2 100 (``toolkit.presets.valve_stages``, the quick runs of Fig. 8 in
+DIR/valve_runs_quick).  Data DIR/fig09.h5; plots DIR/fig09.png and DIR/fig10.png.
 """
 from __future__ import annotations
 
@@ -24,55 +24,57 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.quench import read_quench  # noqa: E402
 from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.io import write_table  # noqa: E402
+from toolkit.presets import valve_stages  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 CASES = (("a", "symmetric", 8.0), ("b", "asymmetric", 4.0))
 J_SD = 2.0
 
 
 def compute(h5, args, comm):
-    T1, T2 = (300.0, 400.0) if args.quick else (3000.0, {"symmetric": 3000.0,
-                                                           "asymmetric": 1500.0})
+    stages = valve_stages(args.quick)
+    T1, T2 = stages["stage1"], stages["t_end"]
     runs = os.path.join(args.outdir, "valve_runs" + ("_quick" if args.quick else ""))
     d = quench_sweeps(runs, J_SD, {p: np.array([V]) for _, p, V in CASES}, stage1_time=T1,
                       t_end=T2, comm=comm)
     if comm.getRank() != 0:
         return
-    with h5py.File(h5, "w") as g:
-        g.attrs["J_sd"] = J_SD
-        g.attrs["units"] = "time: hbar/hopping; J, T_cd: hbar per time unit; dM: normalized"
-        for tag, protocol, V in CASES:
-            path = os.path.join(d[protocol], f"V_{V:+.6g}.h5")
-            q = read_quench(path)
-            grp = g.create_group(tag)
-            grp.attrs.update(protocol=protocol, V=V, file=os.path.abspath(path))
-            grp["time"] = q["t"]
-            grp["J_r"] = q["J_r"]
-            grp["T_cd"] = q["JF"] - q["J_r"] - q["JF"][0]
-            for lay in ("PL", "FL"):
-                k = q["names"].index(lay)
-                grp[f"dM_{lay}"] = (q["M"][:, k] - q["M"][0, k]) / q["n_spins"][k]
+    data, groups = {}, {}
+    for tag, protocol, V in CASES:
+        path = os.path.join(d[protocol], f"V_{V:+.6g}.h5")
+        q = read_quench(path)
+        groups[tag] = dict(protocol=protocol, V=V, file=os.path.abspath(path))
+        data.update({f"{tag}/time": q["t"], f"{tag}/J_r": q["J_r"],
+                     f"{tag}/T_cd": q["JF"] - q["J_r"] - q["JF"][0]})
+        for lay in ("PL", "FL"):
+            k = q["names"].index(lay)
+            data[f"{tag}/dM_{lay}"] = (q["M"][:, k] - q["M"][0, k]) / q["n_spins"][k]
+    write_table(h5, data, {"J_sd": J_SD, "units": "time: hbar/hopping; J, T_cd: hbar per time "
+                                                  "unit; dM: normalized"},
+                kind="figure", group_attrs=groups, overwrite=args.overwrite)
 
 
 def _panels(h5, png, draw):
     plt = use_agg()
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-    with h5py.File(h5, "r") as f:
-        for ax, (tag, protocol, V) in zip(axes, CASES):
-            g = f[tag]
-            draw(ax, g)
-            Vn = "V" if protocol == "symmetric" else "V'"
-            ax.set_title(f"({tag}) $J_{{sd}}$ = {f.attrs['J_sd']:g}, {protocol} {Vn} = {V:g}",
-                         loc="left", fontsize=10)
-            ax.axhline(0, color="0.6", lw=0.5)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8, ncol=3)
+    r = load_result(h5)
+    for ax, (tag, protocol, V) in zip(axes, CASES):
+        g = {n[len(tag) + 1:]: v for n, v in
+             r.read(*(n for n in r.names if n.startswith(f"{tag}/"))).items()}
+        draw(ax, g)
+        Vn = "V" if protocol == "symmetric" else "V'"
+        ax.set_title(f"({tag}) $J_{{sd}}$ = {r.attrs['J_sd']:g}, {protocol} {Vn} = {V:g}",
+                     loc="left", fontsize=10)
+        ax.axhline(0, color="0.6", lw=0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=3)
     axes[-1].set_xlabel("t ($\\hbar/\\gamma$)")
     axes[-1].set_xlim(0, min(ax.get_lines()[0].get_xdata()[-1] for ax in axes))
     fig.tight_layout()
@@ -105,4 +107,4 @@ def plot(h5, png):
 
 if __name__ == "__main__":
     sys.exit(figure_main("fig09", compute, plot, doc=__doc__,
-                         quick_help="stage 1 300, stage 2 400 time units"))
+                         quick_help="stage 1 80, stage 2 100 time units (pipeline test)"))

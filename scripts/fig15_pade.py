@@ -22,13 +22,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from operators.pade import fermi_exact, fermi_pade, pade_error, pade_poles  # noqa: E402
 from toolkit.io import save_table  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 BETA, MU = 40.0, 0.0           # T = 0.025, as in paper 004
 N_POLES = (10, 20, 30, 50)
@@ -67,11 +67,11 @@ def plot(path: str, png: str) -> None:
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(10, 8), sharex=True, layout="constrained",
                                  gridspec_kw={"height_ratios": [1, 1.1]})
     colors = ("tab:red", "tab:orange", "tab:green", "tab:blue")
-    with h5py.File(path, "r") as h:
-        eps, f = h["eps"][...], h["f_exact"][...]
-        ns, fp, err = h["n_poles"][...], h["f_pade"][...], h["abs_error"][...]
-        emax, mats = h["max_error_window"][...], h["matsubara/abs_error"][...]
-        beta = float(h.attrs["beta"])
+    r = load_result(path)
+    eps, f = r["eps"], r["f_exact"]
+    ns, fp, err = r["n_poles"], r["f_pade"], r["abs_error"]
+    emax, mats = r["max_error_window"], r["matsubara/abs_error"]
+    beta = float(r.attrs["beta"])
     ax.plot(eps, f, color="k", lw=2.2, label="exact")
     for n, row, e_row, em, c in zip(ns, fp, err, emax, colors):
         ax.plot(eps, row, color=c, lw=1.2, label=rf"$N_P = {n}$")

@@ -25,14 +25,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
+from analysis.levels import splitting  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import spectrum_vs_jsd, splitting  # noqa: E402
+from analysis.spectrum import spectrum_vs_jsd  # noqa: E402
 from toolkit.io import save_table  # noqa: E402
 from toolkit.presets import valve_device  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 N_S, N_NM = 5, 10
 PAPER_REGIME = (3.0, 4.5)
@@ -92,9 +93,9 @@ def _panel(ax, J, P, names, jmax, jmin) -> None:
 
 def plot(path: str, png: str) -> None:
     plt = use_agg()
-    with h5py.File(path, "r") as f:
-        J, Ph, Pl = f["J_sd"][...], f["P_homo"][...], f["P_lowest"][...]
-        jmax, jmin = f["splitting_maxima"][...], f["splitting_minima"][...]
+    r = load_result(path)
+    J, Ph, Pl = r["J_sd"], r["P_homo"], r["P_lowest"]
+    jmax, jmin = r["splitting_maxima"], r["splitting_minima"]
     fig, (a, b) = plt.subplots(2, 1, figsize=(8, 7.5), sharex=True, layout="constrained")
     _panel(a, J, Ph, ("HOMO", "HOMO$-1$"), jmax, jmin)
     a.set_title("(a) two highest occupied states (half filling): the paper's description of "

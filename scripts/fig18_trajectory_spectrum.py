@@ -25,12 +25,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
-from analysis.spectrum import trajectory_spectrum  # noqa: E402
+from analysis.trajectory_spectrum import trajectory_spectrum  # noqa: E402
 from integrators import Simulation  # noqa: E402
 from toolkit import DeviceBuilder  # noqa: E402
 from toolkit.io import save_table  # noqa: E402
@@ -104,16 +103,19 @@ def compute(path: str, args, comm) -> None:
 def plot(path: str, png: str) -> None:
     plt = use_agg()
     fig, ax = plt.subplots(3, 1, figsize=(9, 8.5), sharex=True, layout="constrained")
-    with h5py.File(path, "r") as f:
-        for key in sorted(f, key=lambda k: float(k.split("=")[1])):
-            g, J = f[key], float(key.split("=")[1])
-            t, c = g["time"][...], COLORS.get(J, None)
-            lab = f"$J_{{sd}}$ = {J:g}"
-            ax[0].plot(t, g["S1"][:, 0], color=c, lw=0.8, label=lab)
-            ax[1].plot(t, g["splitting"][...], color=c, lw=0.8, label=lab)
-            ax[2].plot(t, g["gap"][...], color=c, lw=0.8, label=lab)
-            ax[2].axhline(g["gap"][0], color=c, lw=0.9, ls=":")
-        drift = {k: np.abs(f[k]["energy_drift"][...]).max() for k in f}
+    r = load_result(path)
+    keys = sorted({n.split("/")[0] for n in r.names if "/" in n},
+                  key=lambda k: float(k.split("=")[1]))
+    for key in keys:
+        J = float(key.split("=")[1])
+        t, c = r[f"{key}/time"], COLORS.get(J, None)
+        lab = f"$J_{{sd}}$ = {J:g}"
+        gap = r[f"{key}/gap"]
+        ax[0].plot(t, r[f"{key}/S1", :, 0], color=c, lw=0.8, label=lab)
+        ax[1].plot(t, r[f"{key}/splitting"], color=c, lw=0.8, label=lab)
+        ax[2].plot(t, gap, color=c, lw=0.8, label=lab)
+        ax[2].axhline(gap[0], color=c, lw=0.9, ls=":")
+    drift = {k: np.abs(r[f"{k}/energy_drift"]).max() for k in sorted(keys)}
     ax[0].set_ylabel(r"$S_1^x$")
     ax[0].set_title("(a) first spin of the pinned layer", fontsize=9)
     ax[1].set_ylabel(r"$\Delta\varepsilon(t)$")

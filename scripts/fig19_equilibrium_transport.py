@@ -11,8 +11,9 @@ J_sd = 6 (insulating-like magnetic layers); P antisymmetric about the Fermi leve
     python scripts/fig19_equilibrium_transport.py [--quick] [--outdir DIR] [--overwrite]
 
 Energies -8:8 in steps of 0.005 (--quick: 0.05); the stage-1 files are those of Fig. 6
-(DIR/valve_runs, 3000 time units; --quick: 300), computed if missing.  Data DIR/fig19.h5,
-plot DIR/fig19.png.
+(DIR/valve_runs, 3000 time units; --quick, a pipeline test: DIR/valve_runs_quick, 80 time
+units, ``toolkit.presets.valve_stages``), computed if missing.  Data DIR/fig19.h5, plot
+DIR/fig19.png.
 """
 from __future__ import annotations
 
@@ -20,20 +21,22 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.quench import equilibrium_transmission  # noqa: E402
 from integrators.campaign import ensure_stage1  # noqa: E402
+from toolkit.io import write_table  # noqa: E402
+from toolkit.presets import valve_stages  # noqa: E402
+from toolkit.results import load_result  # noqa: E402
 
 CASES = (2.0, 6.0)
 COLORS = {2.0: "tab:red", 6.0: "tab:blue"}
 
 
 def compute(h5, args, comm):
-    T1 = 300.0 if args.quick else 3000.0
+    T1 = valve_stages(args.quick)["stage1"]
     runs = os.path.join(args.outdir, "valve_runs" + ("_quick" if args.quick else ""))
     de = 0.05 if args.quick else 0.005
     E = np.arange(-8.0, 8.0 + de / 2, de)
@@ -43,29 +46,25 @@ def compute(h5, args, comm):
         res[J_sd] = (s1, equilibrium_transmission(s1, E, comm=comm))
     if comm.getRank() != 0:
         return
-    with h5py.File(h5, "w") as f:
-        f["energies"] = E
-        f["energies"].attrs["units"] = "energy (hopping)"
-        for J_sd, (s1, tr) in res.items():
-            g = f.create_group(f"J_sd={J_sd:g}")
-            g.attrs["stage1"] = os.path.abspath(s1)
-            g["dos"], g["theta"], g["polarization"] = tr.dos, tr.theta, tr.polarization
-            g["dos"].attrs["units"] = "1/energy per site (integrates to 2)"
+    data, groups = {"energies": (E, "energy (hopping)", None)}, {}
+    for J_sd, (s1, tr) in res.items():
+        g = f"J_sd={J_sd:g}"
+        groups[g] = {"stage1": os.path.abspath(s1)}
+        data.update({f"{g}/dos": (tr.dos, "1/energy per site (integrates to 2)", None),
+                     f"{g}/theta": tr.theta, f"{g}/polarization": tr.polarization})
+    write_table(h5, data, kind="figure", group_attrs=groups, overwrite=args.overwrite)
 
 
 def plot(h5, png):
     plt = use_agg()
     fig, axes = plt.subplots(3, 1, figsize=(8, 8.5), sharex=True)
-    with h5py.File(h5, "r") as f:
-        E = f["energies"][:]
-        for key in f:
-            if not key.startswith("J_sd="):
-                continue
-            J = float(key.split("=")[1])
-            g = f[key]
-            for ax, name in zip(axes, ("dos", "theta", "polarization")):
-                ax.plot(E, g[name][:], color=COLORS.get(J, "k"), lw=1,
-                        label=f"$J_{{sd}}$ = {J:g}")
+    r = load_result(h5)
+    E = r["energies"]
+    for key in sorted({n.split("/")[0] for n in r.names if n.startswith("J_sd=")}):
+        J = float(key.split("=")[1])
+        for ax, name in zip(axes, ("dos", "theta", "polarization")):
+            ax.plot(E, r[f"{key}/{name}"], color=COLORS.get(J, "k"), lw=1,
+                    label=f"$J_{{sd}}$ = {J:g}")
     labels = ("DOSh ($1/\\gamma$ per site)", "$\\Theta(\\varepsilon)$", "$P(\\varepsilon)$")
     for ax, lab, tag in zip(axes, labels, "abc"):
         ax.set_ylabel(lab)
@@ -83,4 +82,4 @@ def plot(h5, png):
 
 if __name__ == "__main__":
     sys.exit(figure_main("fig19", compute, plot, doc=__doc__, quick_help="coarse energies, "
-                         "short stage 1"))
+                         "stage 1 of 80 time units (pipeline test)"))

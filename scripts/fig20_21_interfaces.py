@@ -48,7 +48,8 @@ README "Factor 2"), for both valves and protocols.
                                                       [--plot-only]
 
 Full: V, V' = 0.25:6:0.25, stage 1 800, stage 2 600 time units (hbar/gamma), dt = 0.2.
---quick: V, V' = 2, 4, stage 1 150, stage 2 100 (not converged; a smoke test, ~1 min).  Runs:
+--quick: V = V' = 4 only (panel (d) stays empty), stage 1 40, stage 2 30 (a pipeline test, far
+from converged).  Runs:
 DIR/fig20_runs/{bare,extended}/J2_<protocol>/V_*.h5 (resumable); data DIR/fig20.h5; plots
 DIR/fig20.png and DIR/fig21.png.  The full run took 46 min under mpirun -n 2 while another
 2-rank job shared the 2 cores (bare quench ~30 s, extended ~70 s); re-analysis of existing
@@ -65,13 +66,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.quench import analyze_quench, analyze_sweep  # noqa: E402
 from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.io import write_table  # noqa: E402
 from toolkit.results import load_result  # noqa: E402
 
 J_SD = 2.0
@@ -90,7 +91,7 @@ CHECK = 2.0 / 3.0                          # record fraction of the convergence 
 
 def plan(quick: bool) -> dict:
     if quick:
-        return dict(grid=np.array([2.0, 4.0]), stage1=150.0, t_end=100.0)
+        return dict(grid=np.array([4.0]), stage1=40.0, t_end=30.0)
     return dict(grid=np.arange(1, 25) * 0.25, stage1=800.0, t_end=600.0)
 
 
@@ -177,68 +178,67 @@ def compute(h5, args, comm):
     if not rank0:
         return
     conv_max = {}
-    with h5py.File(h5, "w") as f:
-        f.attrs.update(J_sd=J_SD, damping=DAMPING, stage1_time=p["stage1"], t_end=p["t_end"],
-                       dt=0.2, runs=os.path.abspath(runs), quick=bool(args.quick),
-                       units="natural: energy = hopping gamma, time = hbar/gamma, hbar = 1",
-                       description=__doc__.split("\n\n")[0])
-        for valve, dd in dirs.items():
-            stage1 = os.path.join(runs, valve, f"J{J_SD:g}_stage1.h5")
-            s1 = load_result(stage1)
-            P_eq, Lx = s1["monolayer_polarization", -1], s1.device.size[0]
-            gv = f.create_group(valve)
-            gv.attrs["Lx"] = Lx
-            gv.attrs["N_l_offset"] = 0 if valve == "extended" else SHIFT
-            gv["P_eq"] = P_eq
-            gv["P_eq"].attrs["units"] = "dimensionless; (Lx, 3) Eq. F1 at V = 0 (end of stage 1)"
-            for protocol, d in dd.items():
-                tab = analyze_sweep(d, overwrite=True)
-                g = gv.create_group(protocol)
-                fl = tab["layers"].index("FL")
-                rows = {"V": (tab["V"], "energy (gamma): V (symmetric) or V' (asymmetric)"),
-                        "polarization": (tab["polarization"], "dimensionless; (n_V, Lx, 3) "
-                                         "Eq. F1 P^x, P^y, P^z per monolayer"),
-                        "J_right": (-tab["lead_spin_current"][:, 1], "hbar per (hbar/gamma) "
-                                    "= gamma; spin s = sigma/2 from the valve into the right "
-                                    "lead, x, y, z"),
-                        "I_right": (-tab["lead_current"][:, 1], "1/(hbar/gamma); Re Tr Pi "
-                                    "(Eq. 11) into the right lead = HALF the electron flux"),
-                        "I_left": (tab["lead_current"][:, 0], "1/(hbar/gamma); Re Tr Pi_l "
-                                   "from the left lead (Eq. 11)"),
-                        "M_FL": (tab["M_ss"][:, fl] / tab["n_spins"][:, fl][:, None],
-                                 "dimensionless; steady free-layer magnetization / N_S"),
-                        "window": (tab["window"], "hbar/gamma; averaging window")}
-                P_n, J_n, I_n = negf[(valve, protocol)]
-                rows.update({
-                    "polarization_negf": (P_n, "dimensionless; (n_V, Lx, 3) Eq. F1 of the "
-                                          "exact NEGF steady state at the final spins "
-                                          "(t -> infinity limit of the electrons)"),
-                    "J_right_negf": (J_n, "gamma; Landauer spin current into the right lead "
-                                     "at the final spins"),
-                    "I_right_negf": (I_n, "1/(hbar/gamma); Landauer Re Tr Pi (Eq. 11) at the "
-                                     "final spins")})
-                for k, (v, u) in rows.items():
-                    g[k] = v
-                    g[k].attrs["units"] = u
-                for k, a, b in (("Pz_vs_negf", tab["polarization"][..., 2], P_n[..., 2]),
-                                ("J_r_vs_negf", -tab["lead_spin_current"][:, 1], J_n),
-                                ("I_r_vs_negf", -tab["lead_current"][:, 1], I_n)):
-                    conv_max[(valve, protocol, k)] = float(np.max(np.abs(a - b)))
-                # convergence: the same analysis on the first 2/3 of each record
-                diffs = {k: [] for k in ("Pz", "J_r", "I_r", "M_FL")}
-                for V in tab["V"]:
-                    path = os.path.join(d, f"V_{V:+.6g}.h5")
-                    full = steady(analyze_quench(path))
-                    short = steady(analyze_quench(path, t_max=CHECK * p["t_end"]))
-                    for k in diffs:
-                        diffs[k].append(np.max(np.abs(full[k] - short[k])))
-                cg = g.create_group("conv")
-                cg.attrs["record_fraction"] = CHECK
-                cg.attrs["units"] = ("max |steady(record T) - steady(record 2T/3)| per V: Pz "
-                                     "dimensionless, J_r gamma, I_r gamma/hbar, M_FL per N_S")
-                for k, v in diffs.items():
-                    cg[k] = np.array(v)
-                    conv_max[(valve, protocol, k)] = float(np.max(v))
+    data, groups = {}, {}
+    for valve, dd in dirs.items():
+        stage1 = os.path.join(runs, valve, f"J{J_SD:g}_stage1.h5")
+        s1 = load_result(stage1)
+        P_eq, Lx = s1["monolayer_polarization", -1], s1.device.size[0]
+        groups[valve] = {"Lx": Lx, "N_l_offset": 0 if valve == "extended" else SHIFT}
+        data[f"{valve}/P_eq"] = (P_eq, "dimensionless; (Lx, 3) Eq. F1 at V = 0 (end of "
+                                       "stage 1)", None)
+        for protocol, d in dd.items():
+            tab = analyze_sweep(d, overwrite=True)
+            g = f"{valve}/{protocol}"
+            fl = tab["layers"].index("FL")
+            rows = {"V": (tab["V"], "energy (gamma): V (symmetric) or V' (asymmetric)"),
+                    "polarization": (tab["polarization"], "dimensionless; (n_V, Lx, 3) "
+                                     "Eq. F1 P^x, P^y, P^z per monolayer"),
+                    "J_right": (-tab["lead_spin_current"][:, 1], "hbar per (hbar/gamma) "
+                                "= gamma; spin s = sigma/2 from the valve into the right "
+                                "lead, x, y, z"),
+                    "I_right": (-tab["lead_current"][:, 1], "1/(hbar/gamma); Re Tr Pi "
+                                "(Eq. 11) into the right lead = HALF the electron flux"),
+                    "I_left": (tab["lead_current"][:, 0], "1/(hbar/gamma); Re Tr Pi_l "
+                               "from the left lead (Eq. 11)"),
+                    "M_FL": (tab["M_ss"][:, fl] / tab["n_spins"][:, fl][:, None],
+                             "dimensionless; steady free-layer magnetization / N_S"),
+                    "window": (tab["window"], "hbar/gamma; averaging window")}
+            P_n, J_n, I_n = negf[(valve, protocol)]
+            rows.update({
+                "polarization_negf": (P_n, "dimensionless; (n_V, Lx, 3) Eq. F1 of the "
+                                      "exact NEGF steady state at the final spins "
+                                      "(t -> infinity limit of the electrons)"),
+                "J_right_negf": (J_n, "gamma; Landauer spin current into the right lead "
+                                 "at the final spins"),
+                "I_right_negf": (I_n, "1/(hbar/gamma); Landauer Re Tr Pi (Eq. 11) at the "
+                                 "final spins")})
+            data.update({f"{g}/{k}": (v, u, None) for k, (v, u) in rows.items()})
+            for k, a, b in (("Pz_vs_negf", tab["polarization"][..., 2], P_n[..., 2]),
+                            ("J_r_vs_negf", -tab["lead_spin_current"][:, 1], J_n),
+                            ("I_r_vs_negf", -tab["lead_current"][:, 1], I_n)):
+                conv_max[(valve, protocol, k)] = float(np.max(np.abs(a - b)))
+            # convergence: the same analysis on the first 2/3 of each record
+            diffs = {k: [] for k in ("Pz", "J_r", "I_r", "M_FL")}
+            for V in tab["V"]:
+                path = os.path.join(d, f"V_{V:+.6g}.h5")
+                full = steady(analyze_quench(path))
+                short = steady(analyze_quench(path, t_max=CHECK * p["t_end"]))
+                for k in diffs:
+                    diffs[k].append(np.max(np.abs(full[k] - short[k])))
+            groups[f"{g}/conv"] = {
+                "record_fraction": CHECK,
+                "units": ("max |steady(record T) - steady(record 2T/3)| per V: Pz "
+                          "dimensionless, J_r gamma, I_r gamma/hbar, M_FL per N_S")}
+            for k, v in diffs.items():
+                data[f"{g}/conv/{k}"] = np.array(v)
+                conv_max[(valve, protocol, k)] = float(np.max(v))
+    write_table(h5, data, dict(J_sd=J_SD, damping=DAMPING, stage1_time=p["stage1"],
+                               t_end=p["t_end"], dt=0.2, runs=os.path.abspath(runs),
+                               quick=bool(args.quick),
+                               units="natural: energy = hopping gamma, time = hbar/gamma, "
+                                     "hbar = 1",
+                               description=__doc__.split("\n\n")[0]),
+                kind="figure", group_attrs=groups, overwrite=args.overwrite)
     print("fig20: max over V of |steady(T) - steady(2T/3)| (record check) and of "
           "|steady(T) - NEGF at the final spins| (*_vs_negf):")
     for (valve, protocol, k), v in conv_max.items():
@@ -247,15 +247,15 @@ def compute(h5, args, comm):
 
 def _read(h5):
     out = {}
-    with h5py.File(h5, "r") as f:
-        attrs = dict(f.attrs)
-        for valve in VALVES:
-            g = f[valve]
-            out[valve] = {"P_eq": g["P_eq"][:], "offset": int(g.attrs["N_l_offset"])}
-            for protocol in PROTOCOLS:
-                out[valve][protocol] = {k: g[protocol][k][()] for k in g[protocol]
-                                        if isinstance(g[protocol][k], h5py.Dataset)}
-    return out, attrs
+    r = load_result(h5)
+    for valve in VALVES:
+        out[valve] = {"P_eq": r[f"{valve}/P_eq"],
+                      "offset": int(r.group_attrs(valve)["N_l_offset"])}
+        for protocol in PROTOCOLS:
+            pre = f"{valve}/{protocol}/"
+            names = [n for n in r.names if n.startswith(pre) and "/" not in n[len(pre):]]
+            out[valve][protocol] = {n[len(pre):]: v for n, v in r.read(*names).items()}
+    return out, r.attrs
 
 
 def _profile(ax, data, V, title):
@@ -384,4 +384,4 @@ def plot(h5, png):
 
 if __name__ == "__main__":
     sys.exit(figure_main("fig20", compute, plot, doc=__doc__,
-                         quick_help="V = V' = 2, 4; stage 1 150, stage 2 100 (smoke test)"))
+                         quick_help="V = V' = 4; stage 1 40, stage 2 30 (pipeline test)"))

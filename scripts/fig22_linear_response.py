@@ -52,13 +52,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.figscript import figure_main  # noqa: E402
 from analysis.plots import use_agg  # noqa: E402
 from analysis.quench import analyze_quench, analyze_sweep  # noqa: E402
 from integrators.campaign import quench_sweeps  # noqa: E402
+from toolkit.io import write_table  # noqa: E402
 from toolkit.presets import paper_valve  # noqa: E402
 from toolkit.results import load_result  # noqa: E402
 
@@ -157,59 +157,58 @@ def compute(h5, args, comm):
     if not rank0:
         return
     worst, worst_final = {}, {}
-    with h5py.File(h5, "w") as f:
-        f.attrs.update(damping=DAMPING, stage1_time=p["stage1"], t_end=p["t_end"], dt=0.2,
-                       runs=os.path.abspath(runs), quick=bool(args.quick),
-                       units="natural: energy = hopping gamma, time = hbar/gamma, e = hbar = 1",
-                       current="I = Re Tr Pi_l (paper Eq. 11) = half the electron flux",
-                       description=__doc__.split("\n\n")[0])
-        f["V_line"] = p["V_line"]
-        f["V_line"].attrs["units"] = "energy (gamma); bias of the frozen-spin Landauer curves"
-        for case, dd in dirs.items():
-            J_sd, kw, panel = CASES[case]
-            stage1 = os.path.join(runs, case, f"J{J_sd:g}_stage1.h5")
-            lan = landauer(J_sd, kw, stage1, p["V_line"])
-            g = f.create_group(case)
-            g.attrs.update(J_sd=J_sd, extended=bool(kw.get("extended", False)), panel=panel)
-            for k, u in (("G", "e^2/h: particle conductance (1/2pi) int Theta (-f')"),
-                         ("G_check", "e^2/h: Landauer particle current at V = 1e-4, / V"),
-                         ("theta_EF", "dimensionless: Theta(0) at the equilibrium spins")):
-                g[k] = lan[k]
-                g[k].attrs["units"] = u
-            print(f"fig22: {case}: Theta(E_F) = {lan['theta_EF']:.6f}, G = {lan['G']:.8f} e^2/h "
-                  f"(check at V = 1e-4: {lan['G_check']:.8f})")
-            for protocol, d in dd.items():
-                tab = analyze_sweep(d, overwrite=True)
-                gp = g.create_group(protocol)
-                gp["V"] = tab["V"]
-                gp["V"].attrs["units"] = "energy (gamma)"
-                gp["I"] = tab["lead_current"][:, 0]
-                gp["I"].attrs["units"] = "gamma/hbar: Re Tr Pi_l (Eq. 11), from the left lead"
-                gp["I_right"] = -tab["lead_current"][:, 1]
-                gp["I_right"].attrs["units"] = "gamma/hbar: -Re Tr Pi_r, into the right lead"
-                gp["I_landauer_frozen"] = lan["curves"][protocol]
-                gp["I_landauer_frozen"].attrs["units"] = ("gamma/hbar: Eq. 11 normalisation, "
-                                                          "equilibrium spins, at V_line")
-                gp["I_landauer_final"] = np.array([final_landauer(os.path.join(
-                    d, f"V_{V:+.6g}.h5")) for V in tab["V"]])
-                gp["I_landauer_final"].attrs["units"] = (
-                    "gamma/hbar: Eq. 11 normalisation, Landauer at the final spins of each run "
-                    "(t -> infinity of the electrons)")
-                worst_final[(case, protocol)] = float(np.max(np.abs(
-                    gp["I"][:] / gp["I_landauer_final"][:] - 1)))
-                rel = []
-                for V in tab["V"]:
-                    path = os.path.join(d, f"V_{V:+.6g}.h5")
-                    a = analyze_quench(path).lead_current[0]
-                    b = analyze_quench(path, t_max=CHECK * p["t_end"]).lead_current[0]
-                    rel.append(abs(a - b) / abs(a))
-                gp["conv_I"] = np.array(rel)
-                gp["conv_I"].attrs["units"] = ("relative |I(record T) - I(record 2T/3)| / I")
-                worst[(case, protocol)] = max(rel)
-                lin = tab["lead_current"][:, 0] / (0.5 * lan["G"] * tab["V"])
-                print(f"  {protocol:10s} I/(GV/2) at V = {tab['V'][0]:g}: {lin[0]:.5f}, at "
-                      f"V = {tab['V'][-1]:g}: {lin[-1]:.5f}; left/right steady mismatch "
-                      f"{np.max(np.abs(gp['I'][:] - gp['I_right'][:])):.1e}")
+    data: dict = {"V_line": (p["V_line"], "energy (gamma); bias of the frozen-spin Landauer "
+                                          "curves", None)}
+    groups: dict = {}
+    for case, dd in dirs.items():
+        J_sd, kw, panel = CASES[case]
+        stage1 = os.path.join(runs, case, f"J{J_sd:g}_stage1.h5")
+        lan = landauer(J_sd, kw, stage1, p["V_line"])
+        groups[case] = dict(J_sd=J_sd, extended=bool(kw.get("extended", False)), panel=panel)
+        for k, u in (("G", "e^2/h: particle conductance (1/2pi) int Theta (-f')"),
+                     ("G_check", "e^2/h: Landauer particle current at V = 1e-4, / V"),
+                     ("theta_EF", "dimensionless: Theta(0) at the equilibrium spins")):
+            data[f"{case}/{k}"] = (lan[k], u, None)
+        print(f"fig22: {case}: Theta(E_F) = {lan['theta_EF']:.6f}, G = {lan['G']:.8f} e^2/h "
+              f"(check at V = 1e-4: {lan['G_check']:.8f})")
+        for protocol, d in dd.items():
+            tab = analyze_sweep(d, overwrite=True)
+            gp = f"{case}/{protocol}"
+            I, I_right = tab["lead_current"][:, 0], -tab["lead_current"][:, 1]
+            I_final = np.array([final_landauer(os.path.join(d, f"V_{V:+.6g}.h5"))
+                                for V in tab["V"]])
+            data.update({
+                f"{gp}/V": (tab["V"], "energy (gamma)", None),
+                f"{gp}/I": (I, "gamma/hbar: Re Tr Pi_l (Eq. 11), from the left lead", None),
+                f"{gp}/I_right": (I_right, "gamma/hbar: -Re Tr Pi_r, into the right lead",
+                                  None),
+                f"{gp}/I_landauer_frozen": (lan["curves"][protocol], "gamma/hbar: Eq. 11 "
+                                            "normalisation, equilibrium spins, at V_line",
+                                            None),
+                f"{gp}/I_landauer_final": (I_final, "gamma/hbar: Eq. 11 normalisation, "
+                                           "Landauer at the final spins of each run "
+                                           "(t -> infinity of the electrons)", None)})
+            worst_final[(case, protocol)] = float(np.max(np.abs(I / I_final - 1)))
+            rel = []
+            for V in tab["V"]:
+                path = os.path.join(d, f"V_{V:+.6g}.h5")
+                a = analyze_quench(path).lead_current[0]
+                b = analyze_quench(path, t_max=CHECK * p["t_end"]).lead_current[0]
+                rel.append(abs(a - b) / abs(a))
+            data[f"{gp}/conv_I"] = (np.array(rel), "relative |I(record T) - I(record 2T/3)| "
+                                                   "/ I", None)
+            worst[(case, protocol)] = max(rel)
+            lin = tab["lead_current"][:, 0] / (0.5 * lan["G"] * tab["V"])
+            print(f"  {protocol:10s} I/(GV/2) at V = {tab['V'][0]:g}: {lin[0]:.5f}, at "
+                  f"V = {tab['V'][-1]:g}: {lin[-1]:.5f}; left/right steady mismatch "
+                  f"{np.max(np.abs(I - I_right)):.1e}")
+    write_table(h5, data, dict(damping=DAMPING, stage1_time=p["stage1"], t_end=p["t_end"],
+                               dt=0.2, runs=os.path.abspath(runs), quick=bool(args.quick),
+                               units="natural: energy = hopping gamma, time = hbar/gamma, "
+                                     "e = hbar = 1",
+                               current="I = Re Tr Pi_l (paper Eq. 11) = half the electron flux",
+                               description=__doc__.split("\n\n")[0]),
+                kind="figure", group_attrs=groups, overwrite=args.overwrite)
     print("fig22: max over V of |I(T) - I(2T/3)| / I (record check) and of "
           "|I / I_Landauer(final spins) - 1|:")
     for (case, protocol), v in worst.items():
@@ -220,29 +219,27 @@ def plot(h5, png):
     plt = use_agg()
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), sharex=True,
                              gridspec_kw=dict(height_ratios=[3, 2]))
-    with h5py.File(h5, "r") as f:
-        quick = " (--quick: not converged)" if f.attrs.get("quick") else ""
-        Vl = f["V_line"][:]
-        for case in CASES:
-            if case not in f:
-                continue
-            g = f[case]
-            col = "ab".index(g.attrs["panel"])
-            top, bot = axes[0, col], axes[1, col]
-            G = float(g["G"][()])
-            lc = STYLE[(case, "symmetric")]["color"]
-            top.plot(Vl, 0.5 * G * Vl, color=lc, lw=1.0, alpha=0.6,
-                     label=f"{LABEL[case]}: $GV/2$, $G$ = {G:.3f} $e^2/h$")
-            for protocol in PROTOCOLS:
-                gp = g[protocol]
-                st = STYLE[(case, protocol)]
-                V, I = gp["V"][:], gp["I"][:]
-                ls = ":" if protocol == "symmetric" else "--"
-                top.plot(Vl, gp["I_landauer_frozen"][:], ls=ls, color=st["color"], lw=0.8)
-                bot.plot(Vl, gp["I_landauer_frozen"][:] / (0.5 * G * Vl), ls=ls,
-                         color=st["color"], lw=0.8)
-                top.plot(V, I, ls="none", ms=6, **st, label=f"{LABEL[case]}, {protocol}")
-                bot.plot(V, I / (0.5 * G * V), ls="none", ms=6, **st)
+    r = load_result(h5)
+    quick = " (--quick: not converged)" if r.attrs.get("quick") else ""
+    Vl = r["V_line"]
+    for case in CASES:
+        if f"{case}/G" not in r:
+            continue
+        col = "ab".index(r.group_attrs(case)["panel"])
+        top, bot = axes[0, col], axes[1, col]
+        G = float(r[f"{case}/G"])
+        lc = STYLE[(case, "symmetric")]["color"]
+        top.plot(Vl, 0.5 * G * Vl, color=lc, lw=1.0, alpha=0.6,
+                 label=f"{LABEL[case]}: $GV/2$, $G$ = {G:.3f} $e^2/h$")
+        for protocol in PROTOCOLS:
+            gp = f"{case}/{protocol}"
+            st = STYLE[(case, protocol)]
+            V, I, frozen = r[f"{gp}/V"], r[f"{gp}/I"], r[f"{gp}/I_landauer_frozen"]
+            ls = ":" if protocol == "symmetric" else "--"
+            top.plot(Vl, frozen, ls=ls, color=st["color"], lw=0.8)
+            bot.plot(Vl, frozen / (0.5 * G * Vl), ls=ls, color=st["color"], lw=0.8)
+            top.plot(V, I, ls="none", ms=6, **st, label=f"{LABEL[case]}, {protocol}")
+            bot.plot(V, I / (0.5 * G * V), ls="none", ms=6, **st)
     for col, tag, title in ((0, "(a)", "$J_{sd}$ = 2: bare 12x4 and extended 24x4 valve"),
                             (1, "(b)", "bare 12x4 valve, $J_{sd}$ = 1 and 3")):
         top, bot = axes[0, col], axes[1, col]

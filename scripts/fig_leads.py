@@ -24,10 +24,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
+from toolkit.io import write_table  # noqa: E402
 from toolkit.units import HBAR_EV_FS  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,21 +145,12 @@ def main() -> int:
               f"{np.abs(cur - ref).max():.2e} /fs", flush=True)
     sizes = [20, 40] if args.quick else [20, 40, 60, 80]
     errs = {rep: stationary_errors(base, sizes, rep) for rep in ("extended", "lorentzian")}
-    tmp = h5path + ".partial"
-    with h5py.File(tmp, "w") as f:
-        f.attrs["kind"] = "figure"
-        f.attrs["description"] = __doc__.split("\n\n")[1]
-        f["time"] = times
-        f["time"].attrs["units"] = "fs"
-        f["exact"] = ref
-        f["exact"].attrs["units"] = "1/fs"
-        for label, cur in curves.items():
-            f[f"current/{label}"] = cur
-            f[f"current/{label}"].attrs["units"] = "1/fs"
-        f["sizes"] = np.array(sizes)
-        for rep, e in errs.items():
-            f[f"stationary_error/{rep}"] = e
-    os.replace(tmp, h5path)
+    data = {"time": (times, "fs", None), "exact": (ref, "1/fs", None),
+            **{f"current/{label}": (cur, "1/fs", None) for label, cur in curves.items()},
+            "sizes": np.array(sizes),
+            **{f"stationary_error/{rep}": e for rep, e in errs.items()}}
+    write_table(h5path, data, {"description": __doc__.split("\n\n")[1]}, kind="figure",
+                overwrite=args.overwrite)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS="python3-petsc4py-complex python3-slepc4py-complex python3-mpi4py python3-h5py
       python3-h5py-mpi python3-scipy python3-numpy python3-pytest python3-venv python3-matplotlib
-      openmpi-bin python3-sphinx python3-myst-parser"
+      openmpi-bin python3-sphinx python3-myst-parser ffmpeg"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,5 +1,7 @@
-"""Checks of command-line values shared by the ``qcspin`` commands (each command's parser and
-output live in its own ``*_cli`` module; toolkit/cli.py registers them).
+"""Options and checks of command-line values shared by the ``qcspin`` commands (each
+command's parser and output live in its own ``*_cli`` module; toolkit/cli.py registers them):
+:func:`add_output_args` (``-o/--output``, ``--png``, ``--overwrite``) and :func:`add_set_arg`
+(``--set KEY=VALUE``) declare the common options the same way in every command.
 
     >>> values("0:1:0.25")
     [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -21,13 +23,44 @@ from .io import FileExistsErrorQC
 from .parallel import bcast, get_comm
 from .schema import ConfigError
 
-__all__ = ["RANGE_LIMIT", "values", "range_arg", "number", "check_outputs", "RANGE_HELP"]
+__all__ = ["RANGE_LIMIT", "values", "range_arg", "number", "check_outputs", "RANGE_HELP",
+           "add_output_args", "add_set_arg"]
 
 #: most values a START:STOP:STEP range or a list of the command line may have (a typo such as
 #: a step of 1e-9 would otherwise allocate without bound or run for ever)
 RANGE_LIMIT = 10 ** 6
 RANGE_HELP = "expected START:STOP:STEP (finite numbers, step > 0, stop >= start; stop included)"
 LIST_HELP = RANGE_HELP + " or V1,V2,... (finite numbers)"
+#: help of --overwrite where a command has nothing to add
+OVERWRITE_HELP = "replace existing output files"
+
+
+def add_output_args(p: argparse.ArgumentParser, output: str | None, *,
+                    default: str | None = None, png: str | bool = False,
+                    overwrite: str | bool = True) -> None:
+    """The output options of a command, in this order: ``-o/--output`` (dest ``output``,
+    default ``default``; help ``output``, which says what is written and the default; left out
+    when ``output`` is None), ``--png`` (dest ``png``, default None; when ``png``: help "also
+    write a PNG", with "of <png>" when it is a text) and ``--overwrite`` (store_true; help
+    :data:`OVERWRITE_HELP`, or ``overwrite`` when it is a text; left out when False)."""
+    if output is not None:
+        p.add_argument("-o", "--output", default=default, help=output)
+    if png:
+        p.add_argument("--png", help="also write a PNG" + (f" of {png}" if isinstance(png, str)
+                                                            else ""))
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true",
+                       help=overwrite if isinstance(overwrite, str) else OVERWRITE_HELP)
+
+
+def add_set_arg(p: argparse.ArgumentParser, *, what: str = "a config value",
+                example: str = "time.dt=0.05", note: str = "") -> None:
+    """``--set KEY=VALUE`` (repeatable: dest ``set``, a list, default []; the overrides of
+    :func:`toolkit.overrides.apply_overrides`), help "override ``what``, e.g. --set
+    ``example`` (repeatable; ``note``)"."""
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override {what}, e.g. --set {example} (repeatable"
+                        + (f"; {note})" if note else ")"))
 
 
 def values(spec: str, *, lists: bool = True, decimals: int | None = None) -> list[float]:

@@ -242,6 +242,7 @@ class TimeConfig:
 
 
 STIFF_SCHEMES = ("none", "imex", "expint")
+SCHEMES = ("monolithic", "staggered-heun")
 
 
 @dataclass(frozen=True)
@@ -272,12 +273,19 @@ class SolverConfig:
 
     With leads and ``stiff`` other than ``"none"``, ``ts_type``/``rk_type`` must keep their
     defaults (they would not be used).
+
+    ``scheme``: ``"monolithic"`` (default: one TS integrates electrons and spins together,
+    fourth order) or ``"staggered-heun"`` (paper 000: the electrons one step with the spins
+    frozen, by exponential RK4 (open, ``stiff = "expint"``) or RK4 (closed), then Heun with
+    projection to the sphere for the LLG; first order in the coupling;
+    integrators/heun.py).
     """
 
     ts_type: str = "rk"
     rk_type: str = "rk38"
     options: tuple[tuple[str, str], ...] = ()
     stiff: str = "expint"
+    scheme: str = "monolithic"
 
 
 @dataclass(frozen=True)
@@ -296,7 +304,7 @@ class OutputConfig:
 G_ELECTRON = 2.00231930436
 
 LLG_EQUATIONS = ("spin", "moment")
-LLG_DRIVES = ("full", "current-driven")
+LLG_DRIVES = ("full", "current-driven", "steady-state")
 
 
 @dataclass(frozen=True)
@@ -316,8 +324,11 @@ class LLGConfig:
     total angular momentum (tested).  ``drive``: the electron spin density in the LLG's
     s-d field: ``"full"`` (Tr rho sigma, paper 004) or ``"current-driven"`` (paper 000 Eqs.
     6-7: Tr (rho - rho_eq(M(t))) sigma with rho_eq the grand-canonical equilibrium of the
-    instantaneous moments for the leads of the run); default "current-driven" for moments
-    with leads, else "full".
+    instantaneous moments for the leads of the run) or ``"steady-state"`` (paper 000's
+    steady-state-NEGF+LLG, Fig. 3c,d: s_CD of the stationary NEGF state of the instantaneous
+    moments and bias with the exact lead self-energies, no electron memory; the electrons are
+    still evolved for their observables but do not act back); default "current-driven" for
+    moments with leads, else "full".
     """
 
     equation: str = "spin"
@@ -350,7 +361,7 @@ def _llg(d: Any, units: str, layers: tuple[LayerConfig, ...], has_leads: bool) -
             if lc.magnetic and lc.spin_length != 1.0:
                 _fail(f"layers[{i}].spin_length", lc.spin_length,
                       "llg.equation = 'moment' evolves unit vectors M: expected 1")
-    if drive == "current-driven" and not has_leads:
+    if drive != "full" and not has_leads:
         _fail("llg.drive", drive, "the equilibrium rho_eq(M(t)) is that of the reservoirs: "
               "needs [[leads]] (or use 'full')")
     return LLGConfig(equation=eq, g=g, mu_M=mu, drive=drive)
@@ -534,7 +545,7 @@ def _time(d: Any) -> TimeConfig:
 
 
 def _solver(d: Any) -> SolverConfig:
-    d = _check_keys("solver", d, {"ts_type", "rk_type", "options", "stiff"})
+    d = _check_keys("solver", d, {"ts_type", "rk_type", "options", "stiff", "scheme"})
     opts = d.get("options", {})
     if not isinstance(opts, dict):
         _fail("solver.options", opts,
@@ -549,16 +560,31 @@ def _solver(d: Any) -> SolverConfig:
     return SolverConfig(ts_type=_str("solver.ts_type", d.get("ts_type", "rk")),
                         rk_type=_str("solver.rk_type", d.get("rk_type", "rk38")),
                         options=tuple(items),
-                        stiff=_str("solver.stiff", d.get("stiff", "expint"), STIFF_SCHEMES))
+                        stiff=_str("solver.stiff", d.get("stiff", "expint"), STIFF_SCHEMES),
+                        scheme=_str("solver.scheme", d.get("scheme", "monolithic"), SCHEMES))
 
 
 def _check_stiff(cfg: Config) -> None:
     """Open junctions with a stiff scheme: the explicit-scheme keys are unused, and the
     exponential RK has a fixed step."""
     s = cfg.solver
+    default = SolverConfig()
+    if s.scheme == "staggered-heun":
+        if cfg.leads and s.stiff != "expint":
+            _fail("solver.scheme", s.scheme, f"the staggered scheme steps the electrons of an "
+                  f"open junction by exponential RK4: needs solver.stiff = 'expint' (not "
+                  f"{s.stiff!r})")
+        for key in ("ts_type", "rk_type"):
+            if getattr(s, key) != getattr(default, key):
+                _fail(f"solver.{key}", getattr(s, key), "it is not used with solver.scheme = "
+                      "'staggered-heun'; keep the default")
+        opts = dict(s.options)
+        for key in ("ts_type", "ts_adapt_type"):
+            if key in opts and not (key == "ts_adapt_type" and opts[key] == "none"):
+                _fail(f"solver.options.{key}", opts[key], "solver.scheme = 'staggered-heun' "
+                      "is a fixed-step scheme of its own TS type")
     if not cfg.leads or s.stiff == "none":
         return
-    default = SolverConfig()
     for key in ("ts_type", "rk_type"):
         if getattr(s, key) != getattr(default, key):
             _fail(f"solver.{key}", getattr(s, key),

@@ -137,6 +137,18 @@ SERIES = {  # name: (unit key, description)
     "lead_spin_current": ("hbar/time", "Eq. 12: Re Tr(sigma Pi_l), spin s = sigma/2 from lead l "
                                        "into the device per unit time"),
     "lead_mu": ("energy", "chemical potentials of the leads"),
+    "spin_density_cd": ("hbar", "paper 000 Eq. 6 (halved): Tr((rho - rho_eq(M)) sigma_j)/2 per "
+                                "site, rho_eq the equilibrium of the instantaneous moments"),
+    "torque": ("energy", "paper 000 Eq. 7: T_j = J_sd M_j x s_CD,j per classical vector (the "
+                         "electron spin's rate from the s-d term; the moment receives -T_j)"),
+    "torque_neq": ("energy", "paper 000 Eq. A2: J_sd M_j x s_j with the full spin density"),
+    "torque_fl_dl": ("energy", "paper 000 Eq. 11: (T_FL, T_DL) of torque, T = T_FL M x x + "
+                               "T_DL M x (M x x)"),
+    "plane_current_cd": ("1/time", "plane_current of rho - rho_eq(M) (paper 000 Eq. 9)"),
+    "plane_spin_current_cd": ("hbar/time", "plane_spin_current of rho - rho_eq(M) (paper 000 "
+                                           "Eq. 10)"),
+    "magnon_current": ("energy", "paper 000 Eq. 14: J_ex S_i x S_j per exchange bond, the "
+                                 "angular momentum moved from i to j per internal time unit"),
     "spin_balance_residual": ("hbar/time", "d/dt(S_tot + s_tot) - lead spin inflow - external "
                                            "torques (zero up to round-off for the exact RHS)"),
 }
@@ -476,7 +488,8 @@ class ResultFile:
 
 def write_table(path: str, datasets: dict, attrs: dict | None = None, *, kind: str,
                 group: str | None = None, overwrite: bool = False,
-                scale: str | None = None, scale_name: str | None = None) -> str:
+                scale: str | list[str] | None = None, scale_name: str | None = None,
+                group_attrs: dict[str, dict] | None = None) -> str:
     """Write a table (sweeps, spectra, analyses: everything that is not a run file) and return
     its absolute path.  Serial: call it on one rank.
 
@@ -492,8 +505,18 @@ def write_table(path: str, datasets: dict, attrs: dict | None = None, *, kind: s
                an interrupted write leaves no half-written table and ``overwrite`` never
                destroys the old one before the new one exists
     scale    : the name of a 1D dataset to make the dimension scale (named ``scale_name``,
-               default its own name) of dimension 0 of every other dataset of the same length
+               default its own name) of dimension 0 of every other dataset of the same length;
+               a list of names: each is the scale of the datasets of its own group (e.g. one
+               table per group, ``["N_S=1/value", "N_S=5/value"]``)
+    group_attrs : {group: attrs} attributes of groups inside the table (e.g. ``"J_sd=2"`` of
+               the datasets ``"J_sd=2/..."``; relative to ``group``), encoded as ``attrs``; a
+               group that no dataset creates is created empty
     """
+    def set_attrs(obj: h5py.Group, items: dict) -> None:
+        for k, v in items.items():
+            ok = isinstance(v, (str, int, float, bool, np.number, np.bool_))
+            obj.attrs[k] = v if ok else json.dumps(v)
+
     path = os.path.abspath(path)
     if group is None and os.path.exists(path) and not overwrite:
         raise FileExistsErrorQC(f"output file '{path}' exists; use --overwrite to replace it")
@@ -513,9 +536,7 @@ def write_table(path: str, datasets: dict, attrs: dict | None = None, *, kind: s
             g.attrs["qcspin_format"] = FORMAT_VERSION
             g.attrs["created"] = _now()
             g.attrs["versions"] = json.dumps(versions())
-            for k, v in (attrs or {}).items():
-                ok = isinstance(v, (str, int, float, bool, np.number))
-                g.attrs[k] = v if ok else json.dumps(v)
+            set_attrs(g, attrs or {})
             for name, item in datasets.items():
                 arr, units, desc = item if isinstance(item, tuple) else (item, None, None)
                 a = np.asarray(arr)
@@ -526,12 +547,17 @@ def write_table(path: str, datasets: dict, attrs: dict | None = None, *, kind: s
                     ds.attrs["units"] = units
                 if desc is not None:
                     ds.attrs["description"] = desc
-            if scale is not None:
-                sc = g[scale]
-                sc.make_scale(scale_name or scale.rsplit("/", 1)[-1])
+            for sub, sub_attrs in (group_attrs or {}).items():
+                set_attrs(g.require_group(sub), sub_attrs)
+            for sname in ([scale] if isinstance(scale, str) else list(scale or [])):
+                sc = g[sname]
+                sc.make_scale(scale_name or sname.rsplit("/", 1)[-1])
+                parent = sname.rsplit("/", 1)[0] if "/" in sname else ""
                 for name in datasets:
                     ds = g[name]
-                    if name != scale and ds.ndim and ds.shape[0] == sc.shape[0]:
+                    own = isinstance(scale, str) or (name.rsplit("/", 1)[0] if "/" in name
+                                                     else "") == parent
+                    if own and name != sname and ds.ndim and ds.shape[0] == sc.shape[0]:
                         ds.dims[0].attach_scale(sc)
         if group is None:
             os.replace(target, path)

@@ -8,7 +8,8 @@ Paper 004 (QC-EOM of a spin valve, wide-band leads):
   ``PAPER`` holds those parameters;
 * :func:`valve_device`: the isolated valve of Sec. III A (PL along x | N_NM spacer sites |
   FL along z), a 1D chain or the magnetic layers of a base config;
-* :func:`relaxation_plan`: the bias grids and stage lengths of Figs. 8 and 11.
+* :func:`valve_stages`: the stage lengths of the shared run cache of Figs. 6-13 and 19 (full and
+  --quick), :func:`relaxation_plan`: the bias grids and stage lengths of Figs. 8 and 11.
 
 Natural units (energy = hopping, time = hbar/hopping) unless a config says otherwise.  The
 example configs of ``examples/`` are the user-facing form of the same devices.
@@ -23,7 +24,8 @@ import numpy as np
 from .config import Config, ConfigError, config_from_dict
 from .device import Device, DeviceBuilder, device_from_config
 
-__all__ = ["PAPER", "paper_valve_doc", "paper_valve", "valve_device", "relaxation_plan"]
+__all__ = ["PAPER", "paper_valve_doc", "paper_valve", "valve_device", "valve_stages",
+           "relaxation_plan"]
 
 PAPER = dict(size=(12, 4), gamma=1.0, temperature=0.025, J_ex=-1.0, K_l=0.4, K_r=0.02,
              n_poles=30)
@@ -121,17 +123,29 @@ def _device_from_base(base: Config, J_sd: float, dt: float | None) -> Device:
     return dev
 
 
+def valve_stages(quick: bool) -> dict:
+    """The stage lengths (time units hbar/hopping) of the Sec. III B runs in the shared cache
+    ``valve_runs`` (``valve_runs_quick`` for the --quick figures) of Figs. 6-13 and 19:
+    ``stage1`` (V = 0) and ``t_end`` ({protocol: stage-2 length}).  Every script that shares
+    the cache takes its lengths from here, so that a stage-1 or quench file one script left
+    is the run the next one asks for (:func:`integrators.campaign.ensure_stage1` refuses a
+    stage 1 of another length).  Full: stage 1 3000, stage 2 3000 (symmetric, t_R up to
+    ~1e5) and 1500 (asymmetric, t_R of a few hundred); quick (a pipeline test, not
+    converged; stage 2 is shorter than one free-layer period, too short for a relaxation
+    fit): stage 1 80, stage 2 100."""
+    if quick:
+        return {"stage1": 80.0, "t_end": {"symmetric": 100.0, "asymmetric": 100.0}}
+    return {"stage1": 3000.0, "t_end": {"symmetric": 3000.0, "asymmetric": 1500.0}}
+
+
 def relaxation_plan(quick: bool) -> dict:
     """The bias grids of Figs. 8 and 11 ({J_sd: {protocol: V values}}) and the stage lengths
-    (time units).  Full: V = 0.5:12:0.5 and V' = 0.25:6:0.25 (the same mu_l) at J_sd = 2,
-    V = 2:12:2 and V' = 1:6:1 at J_sd = 3; stage 1 3000, stage 2 3000 (symmetric, t_R up to
-    ~1e5) and 1500 (asymmetric, t_R of a few hundred); quick: J_sd = 2, three V per protocol,
-    600/800."""
+    of :func:`valve_stages` (``stage1``, ``t_end``).  Full: V = 0.5:12:0.5 and V' = 0.25:6:0.25
+    (the same mu_l) at J_sd = 2, V = 2:12:2 and V' = 1:6:1 at J_sd = 3; quick: J_sd = 2, V = 1,
+    8 and V' = 0.5, 4 (the cases of Figs. 6 and 9 among them)."""
     if quick:
-        return {"grids": {2.0: {"symmetric": np.array([1.0, 4.0, 8.0]),
-                                "asymmetric": np.array([0.5, 2.0, 4.0])}},
-                "stage1": 600.0, "t_end": 800.0}
+        return {"grids": {2.0: {"symmetric": np.array([1.0, 8.0]),
+                                "asymmetric": np.array([0.5, 4.0])}}, **valve_stages(True)}
     fine = {"symmetric": np.arange(1, 25) * 0.5, "asymmetric": np.arange(1, 25) * 0.25}
     coarse = {"symmetric": np.arange(1, 7) * 2.0, "asymmetric": np.arange(1, 7) * 1.0}
-    return {"grids": {2.0: fine, 3.0: coarse}, "stage1": 3000.0,
-            "t_end": {"symmetric": 3000.0, "asymmetric": 1500.0}}
+    return {"grids": {2.0: fine, 3.0: coarse}, **valve_stages(False)}

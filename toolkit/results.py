@@ -36,6 +36,7 @@ content and read the same way.
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,13 +46,49 @@ import numpy as np
 
 from .io import ResultFileError, is_locked, load_checkpoint, open_result
 
-__all__ = ["load_result", "Result", "DeviceInfo", "kind_of", "KINDS"]
+__all__ = ["load_result", "Result", "DeviceInfo", "ResultReadError", "kind_of", "is_hdf5",
+           "KINDS"]
 
 KINDS = ("run", "transport", "spectrum", "jeff", "sweep", "quench")
 
 
 def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message in one line (a KeyError's without the quotes str() adds)."""
+    text = getattr(exc, "strerror", None) if isinstance(exc, OSError) and not str(exc) else None
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    text = text or str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+class ResultReadError(ResultFileError):
+    """:func:`load_result` cannot read a file; the message is ResultFileError's one line, the
+    attributes say why, for callers that explain it their own way (``qcspin plot``):
+
+    ``reason``        'path' (missing, or a directory), 'open' (HDF5 cannot open it: not HDF5,
+                      truncated, locked by a writer, damaged superblock), 'damaged' (it opens,
+                      but its structure cannot be read) or 'foreign' (HDF5 that qcspin did not
+                      write)
+    ``hdf5_message``  'open', 'damaged': HDF5's own error, in one line ('' if unknown)
+    ``members``       'foreign': the names at the file's root, sorted
+    """
+
+    def __init__(self, message: str, reason: str, *, hdf5_message: str = "",
+                 members: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.hdf5_message = hdf5_message
+        self.members = members
+
+
+def is_hdf5(path: str) -> bool:
+    """Whether ``path`` is a file with an HDF5 signature (``h5py.is_hdf5``; False for a
+    missing path or a directory)."""
+    return os.path.isfile(path) and bool(h5py.is_hdf5(path))
 
 
 def _value(v: Any) -> Any:
@@ -143,8 +180,10 @@ class DeviceInfo:
 class Result:
     """A qcspin file, opened by :func:`load_result`.  Datasets are read when indexed
     (``r["time"]``, ``r["energy/total"]``, ``r["N_S=5/J_eff"]``), a part of one with an index
-    after the name (``r["spins", -1]``); ``names`` lists them, ``tables`` the J_eff tables of a
-    jeff file."""
+    after the name (``r["spins", -1]``); ``names`` lists them (``shape(name)``, ``unit(name)``
+    without reading them), ``groups`` every group (checkpoints included), ``tables`` the J_eff
+    tables of a jeff file.  :class:`ResultReadError` (a ResultFileError) when the file cannot
+    be read."""
 
     path: str
     kind: str
@@ -153,7 +192,9 @@ class Result:
     names: tuple[str, ...]
     device: DeviceInfo | None = None
     tables: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
     _units: dict[str, str] = field(default_factory=dict, repr=False)
+    _shapes: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def status(self) -> str | None:
@@ -192,6 +233,12 @@ class Result:
         """The ``units`` attribute of dataset ``name`` ('' if it has none)."""
         self._check(name)
         return self._units.get(name, "")
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of dataset ``name`` when the file was opened (nothing is read; () for a
+        scalar)."""
+        self._check(name)
+        return self._shapes[name]
 
     def __contains__(self, name: str) -> bool:
         return name in self.names
@@ -252,20 +299,44 @@ def _strings(ds: h5py.Dataset):
 
 def _open(path: str) -> h5py.File:
     # a running qcspin run holds its own lock: read without HDF5's file lock then
-    return open_result(path, "r", locking=not is_locked(path))
+    locking = not is_locked(path)
+    try:
+        return open_result(path, "r", locking=locking)
+    except ResultFileError as exc:
+        if not os.path.isfile(path):
+            raise ResultReadError(str(exc), "path") from None
+        raise ResultReadError(str(exc), "open",
+                              hdf5_message=_open_error(path, locking)) from None
 
 
-def _datasets(f: h5py.File) -> tuple[list[str], dict[str, str]]:
+def _open_error(path: str, locking: bool) -> str:
+    """HDF5's message (one line) for a file that open_result could not open: it is opened
+    again here, as open_result keeps only its own summary ('' if it opens now)."""
+    try:
+        h5py.File(path, "r", locking=locking).close()
+    except OSError as exc:
+        return _one_line(exc)
+    return ""
+
+
+def _datasets(f: h5py.File) -> tuple[list[str], dict[str, str], dict[str, tuple[int, ...]],
+                                      list[str]]:
+    """The datasets (checkpoints excluded), their units and shapes, and every group."""
     names: list[str] = []
     units: dict[str, str] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    groups: list[str] = []
 
     def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and not name.startswith("checkpoint"):
+        if isinstance(obj, h5py.Group):
+            groups.append(name)
+        elif isinstance(obj, h5py.Dataset) and not name.startswith("checkpoint"):
             names.append(name)
+            shapes[name] = tuple(obj.shape) if obj.shape is not None else ()
             if "units" in obj.attrs:
                 units[name] = _text(obj.attrs["units"])
     f.visititems(visit)
-    return names, units
+    return names, units, shapes, groups
 
 
 def _device(f: h5py.File) -> DeviceInfo | None:
@@ -295,19 +366,52 @@ def load_result(path: str) -> Result:
     with _open(path) as f:
         try:
             kind = kind_of(f)
+            if not kind:
+                raise ResultReadError(f"'{path}' is an HDF5 file but not one qcspin wrote (no "
+                                      f"qcspin attributes)", "foreign",
+                                      members=tuple(sorted(f.keys())))
             attrs = {k: _value(v) for k, v in f.attrs.items()}
-            names, units = _datasets(f)
+            names, units, shapes, groups = _datasets(f)
             device = _device(f) if kind == "run" else None
             tables: tuple[str, ...] = ()
             if kind != "run":   # J_eff tables: a jeff file, or groups of a figure's file
                 root = (_text(f.attrs.get("qcspin_table", "")) == "jeff_sweep"
                         or _text(f.attrs.get("kind", "")) in ("jeff", "jeff_sweep"))
                 tables = ("",) if root else tuple(_jeff_groups(f))
-        except (OSError, KeyError, RuntimeError) as exc:
-            raise ResultFileError(f"'{path}' is damaged: {' '.join(str(exc).split())}") from None
-    if not kind:
-        raise ResultFileError(f"'{path}' is an HDF5 file but not one qcspin wrote (no qcspin "
-                              f"attributes)")
+        except ResultReadError:
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+            # what h5py raises for damaged members; ValueError, TypeError: device attributes
+            # that are not what qcspin writes
+            raise ResultReadError(f"'{path}' is damaged: {' '.join(str(exc).split())}",
+                                  "damaged", hdf5_message=_one_line(exc)) from None
     return Result(path=str(path), kind=kind, format=int(attrs.get("qcspin_format", 1)),
                   attrs=attrs, names=tuple(names), device=device, tables=tables,
-                  _units=units)
+                  groups=tuple(groups), _units=units, _shapes=shapes)
+
+
+def read_table(path: str, group: str = "") -> tuple[dict[str, tuple[Any, str | None,
+                                                                    str | None]], dict[str, Any]]:
+    """The datasets and attributes of a table (a file written by
+    :func:`toolkit.io.write_table`, or its group ``group``) in the form ``write_table`` takes
+    them: ({name relative to ``group``: (array, units, description)}, attributes as stored,
+    JSON texts undecoded), units and description None where a dataset has none; strings as
+    Python ``str``.  So ``write_table(new, *read_table(old, "g"), kind=...)`` copies a table
+    (dimension scales are not carried over).  ResultFileError (one line) for a missing file or
+    group.  Not collective."""
+    r = load_result(path)
+    pre = f"{group.strip('/')}/" if group.strip("/") else ""
+    with _open(path) as f:
+        if pre and pre[:-1] not in f:
+            raise ResultFileError(f"group {pre[:-1]!r} is not in '{path}'")
+        out: dict[str, tuple[Any, str | None, str | None]] = {}
+        for name in r.names:
+            if not name.startswith(pre):
+                continue
+            ds = f[name]
+            a = ds.attrs
+            out[name[len(pre):]] = (_strings(ds)[()],
+                                    _text(a["units"]) if "units" in a else None,
+                                    _text(a["description"]) if "description" in a else None)
+        attrs = dict((f[pre[:-1]] if pre else f).attrs)
+    return out, attrs

@@ -351,7 +351,8 @@ def test_run_energy_drift_exact_zero(files, rank0, captured):
 def test_spectrum_marks_fermi_level(files, plotted, rank0):
     """Half filling of the bipartite chain: the spectrum is symmetric about mu_bar = 0, so the
     mid-gap Fermi level is 0 (round-off, 1e-12); the incomplete spectrum marks mu_bar."""
-    from analysis.spectrum import Spectrum, fermi_level
+    from analysis.levels import fermi_level
+    from analysis.spectrum import Spectrum
 
     if not rank0:
         return

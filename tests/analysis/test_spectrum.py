@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 from helpers import EXAMPLES, valve_1d, valve_2d
 
-from analysis.spectrum import (
-    dos,
-    gap,
-    layer_localization,
-    spectrum,
-    spectrum_vs_jsd,
-    splitting,
-    trajectory_spectrum,
-    with_coupling,
-)
+from analysis.levels import dos, gap, splitting
+from analysis.spectrum import layer_localization, spectrum, spectrum_vs_jsd, with_coupling
+from analysis.trajectory_spectrum import trajectory_spectrum
 from operators.hamiltonian import dense_hamiltonian
 from toolkit import DeviceBuilder
 

@@ -11,6 +11,8 @@ import sys
 import pytest
 from helpers import ROOT
 
+from toolkit.results import load_result
+
 SCRIPTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "scripts", "fig*.py")))
 #: the scripts that distribute their runs or J_sd points over the ranks (the others compute
 #: serially, fig_leads refuses mpirun)
@@ -35,33 +37,27 @@ def _quick(script, outdir, mpi=0):
     pngs = [f for f in os.listdir(outdir) if f.endswith(".png")]
     h5s = [f for f in os.listdir(outdir) if f.endswith(".h5")]
     assert pngs and h5s, os.listdir(outdir)
-
-
-#: quick modes of more than ~40 s serially on the 2-core test machine (fig05 216 s, fig04a
-#: 171 s, fig11 134 s, fig12 127 s, fig08 106 s, fig20 60 s, fig14 54 s; 15 min together, 9 min
-#: more under mpirun): marked ``figures`` and run by ``make test-figures``, not by ``make test``
-LONG = {"fig04a_jeff_vs_jsd.py", "fig05_jeff_vs_spacer.py", "fig08_relaxation.py",
-        "fig11_rates_dos.py", "fig12_13_torques.py", "fig14_mu_mapping.py",
-        "fig20_21_interfaces.py"}
-
-
-def _params(names):
-    return [pytest.param(n, marks=pytest.mark.figures) if n in LONG else n for n in names]
+    for h in h5s:   # every data file is a qcspin file (toolkit.io writers), read by the one reader
+        assert load_result(os.path.join(outdir, h)).kind in ("figure", "other:figure", "run",
+                                                             "jeff"), h
 
 
 def test_every_figure_script_is_listed():
     assert len(SCRIPTS) >= 19 and set(PARALLEL) <= set(SCRIPTS), set(PARALLEL) - set(SCRIPTS)
-    assert LONG <= set(SCRIPTS), LONG - set(SCRIPTS)
 
 
+# Every quick mode is part of the normal suite (quick modes test the pipeline, not the physics:
+# coarse grids, short stages).  On the 2-core test machine the seven that were longest (fig04a,
+# fig05, fig08, fig11, fig12, fig14, fig20: 15 min serially and 9 min more under mpirun before
+# they were shrunk) took 64 s serially and 67 s under mpirun -n 2 (with another job running).
 @pytest.mark.skip_in_parallel
-@pytest.mark.parametrize("script", _params(SCRIPTS))
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_figure_script_quick(script, tmp_path):
     _quick(script, tmp_path)
 
 
 @pytest.mark.skip_in_parallel
-@pytest.mark.parametrize("script", _params(PARALLEL))
+@pytest.mark.parametrize("script", PARALLEL)
 def test_figure_script_quick_mpirun(script, tmp_path):
     _quick(script, tmp_path, mpi=2)
 
@@ -93,6 +89,32 @@ def test_open_benchmark_runs(tmp_path):
     assert rows
     for row in rows:
         assert row["rhs_vs_qcspin"] < 1e-12 and row["fixed_point_residual"] < 1e-12
+
+
+@pytest.mark.skip_in_parallel
+def test_tdnegf_benchmark_runs(tmp_path):
+    """bench_tdnegf --quick (valve, modes, 4 fs): its NumPy code is qcspin's right-hand side
+    to round-off (measured 1e-16 .. 2e-15, tolerance 1e-12) and its LLG ClassicalSpinHamiltonian's,
+    stationary at V = 0; plain Heun at the paper's 0.1 fs diverges (the largest Pade pole,
+    27.3 /(hbar/eV), needs dt < 0.048 fs)."""
+    import json
+
+    out = os.path.join(tmp_path, "t.json")
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "bench_tdnegf.py"), "--quick",
+           "--json", out]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| valve | modes | qcspin monolithic |" in r.stdout
+    with open(out) as f:
+        data = json.load(f)
+    for c in data["checks"]:
+        assert c["rhs_vs_qcspin"] < 1e-12 and c["llg_vs_spinH"] < 1e-12
+        assert c["fixed_point_residual"] < 1e-12 and c["current_t0"] < 1e-12
+    rows = data["rows"]
+    first = [row for row in rows if row["method"] == "NumPy Heun" and row["dt"] == 0.1]
+    assert first and first[0]["diverged"] is not None
+    assert {row["method"] for row in rows if row["accepted"]} == {
+        "NumPy Heun", "qcspin monolithic", "qcspin staggered-heun"}
 
 
 def _rows(data):

@@ -1,4 +1,5 @@
-"""HDF5 output, checkpoints, restart, no silent overwrite, the CLI."""
+"""HDF5 output, checkpoints, restart, no silent overwrite, the CLI, tables."""
+import json
 import os
 import signal
 import subprocess
@@ -114,3 +115,46 @@ def test_sigint_checkpoints_and_restart_continues(tmp_path):
     with h5py.File(out) as f:
         assert int(f["checkpoint"].attrs["step"]) == step + 20
 
+
+
+def test_write_table_nested_groups_and_scales(tmp_path):
+    """write_table expresses a figure file of several tables: attributes of groups inside the
+    table (group_attrs), one dimension scale per group (a list of scales), atomically renamed
+    into place; read_table gives a table back in the form write_table takes (copy = identical
+    values, units and descriptions)."""
+    from toolkit.io import write_table
+    from toolkit.results import load_result, read_table
+
+    path = str(tmp_path / "fig.h5")
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])
+    data = {"a/value": (x, "hopping", "swept"), "a/y": (x ** 2, "hopping", None),
+            "b/value": y, "b/y": (y ** 2, None, "y^2"), "b/c/flag": np.array([True, False]),
+            "b/why": np.array(["ok", ""], dtype=object)}
+    groups = {"a": {"files": ["r1.h5", "r2.h5"], "N_S": 5, "valid": np.bool_(True)},
+              "b/c": {"fraction": 2 / 3}, "empty": {"note": "no datasets"}}
+    write_table(path, data, {"figure": "test"}, kind="figure", group_attrs=groups,
+                scale=["a/value", "b/value"], scale_name="J_sd")
+    assert sorted(os.listdir(tmp_path)) == ["fig.h5"]      # no temporary left behind
+    with h5py.File(path) as f:
+        assert f.attrs["kind"] == "figure" and f.attrs["figure"] == "test"
+        assert json.loads(f["a"].attrs["files"]) == ["r1.h5", "r2.h5"]   # a list: JSON text
+        assert f["a"].attrs["N_S"] == 5 and f["a"].attrs["valid"] == np.True_
+        assert f["b/c"].attrs["fraction"] == 2 / 3 and f["empty"].attrs["note"] == "no datasets"
+        assert len(f["empty"]) == 0
+        # each table's datasets hang on its own scale only
+        assert [d.name for d in f["a/y"].dims[0].values()] == ["/a/value"]
+        assert [d.name for d in f["b/y"].dims[0].values()] == ["/b/value"]
+        assert f["b/y"].dims[0].keys() == ["J_sd"] and f["b/c/flag"].dtype == bool
+    with pytest.raises(FileExistsErrorQC, match="--overwrite"):
+        write_table(path, data, kind="figure")
+    table, attrs = read_table(path, "b")
+    assert set(table) == {"value", "y", "c/flag", "why"} and attrs == {}
+    assert table["y"][1:] == (None, "y^2") and list(table["why"][0]) == ["ok", ""]
+    table, attrs = read_table(path, "a")
+    assert table["value"][1:] == ("hopping", "swept") and table["y"][1:] == ("hopping", None)
+    copy = str(tmp_path / "copy.h5")
+    write_table(copy, table, attrs, kind="figure")
+    r = load_result(copy)
+    assert np.array_equal(r["value"], x) and np.array_equal(r["y"], x ** 2)
+    assert r.unit("value") == "hopping" and r.attrs["files"] == ["r1.h5", "r2.h5"]
+    assert r.attrs["N_S"] == 5 and r.attrs["valid"] is True

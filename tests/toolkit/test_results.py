@@ -122,6 +122,79 @@ def test_bad_files_give_one_line(tmp_path):
 
 
 @pytest.mark.skip_in_parallel
+def test_shapes_groups_and_table_kinds(tmp_path):
+    """``shape`` and ``groups`` describe the file without reading it (as h5py's shapes and
+    groups); tables of the kinds 'spectrum', 'transport' and figure data ('other:<kind>') read
+    like runs, their root attributes JSON decoded; ``is_hdf5`` answers as h5py.is_hdf5."""
+    from toolkit.io import write_table
+    from toolkit.results import is_hdf5
+
+    sp = str(tmp_path / "s.h5")
+    write_table(sp, {"eigenvalues": (np.arange(6.0).reshape(2, 3), "hopping", "levels"),
+                     "J_sd": np.array([0.0, 1.0]), "scalar": np.float64(2.5)},
+                {"layers": '["PL", "FL"]', "n_sites": 3, "complete": True}, kind="spectrum")
+    r = load_result(sp)
+    assert r.kind == "spectrum" and r.unit("eigenvalues") == "hopping"
+    assert r.shape("eigenvalues") == (2, 3) and r.shape("J_sd") == (2,) and r.shape("scalar") == ()
+    assert r.attrs["layers"] == ["PL", "FL"] and r.attrs["n_sites"] == 3 and r.attrs["complete"]
+    assert r.groups == () and np.array_equal(r["eigenvalues", :, -1], [2.0, 5.0])
+    with pytest.raises(ResultFileError, match="'nope' is not in"):
+        r.shape("nope")
+    tr = str(tmp_path / "t.h5")
+    write_table(tr, {"energies": np.linspace(-1, 1, 5), "current/particle": np.float64(0.25)},
+                {"mu_l": 0.5}, kind="transport")
+    r = load_result(tr)
+    assert r.kind == "transport" and r.groups == ("current",) and r["current/particle"] == 0.25
+    assert r.attrs["mu_l"] == 0.5 and isinstance(r.attrs["mu_l"], float)
+    fig = str(tmp_path / "fig.h5")
+    write_table(fig, {"x": np.arange(3.0)}, {}, kind="fig02")
+    assert load_result(fig).kind == "other:fig02"
+    for p in (sp, tr, fig):
+        with h5py.File(p, "r") as f:
+            objects: dict = {}
+            f.visititems(objects.__setitem__)
+            r = load_result(p)
+            assert list(r.groups) == [n for n, o in objects.items() if isinstance(o, h5py.Group)]
+            assert {n: r.shape(n) for n in r.names} == {n: f[n].shape for n in r.names}
+    (tmp_path / "text.h5").write_text("not hdf5")
+    for p in (sp, str(tmp_path / "text.h5"), str(tmp_path / "missing.h5"), str(tmp_path)):
+        assert is_hdf5(p) == (os.path.isfile(p) and h5py.is_hdf5(p)), p
+
+
+@pytest.mark.skip_in_parallel
+def test_read_errors_say_why(tmp_path):
+    """Every failure of load_result is a ResultReadError (a ResultFileError, message unchanged)
+    whose ``reason`` tells a missing path, a file HDF5 cannot open (with HDF5's own message),
+    a damaged structure and a foreign file (with its root members) apart."""
+    from toolkit.results import ResultReadError
+
+    def error(p):
+        with pytest.raises(ResultReadError) as exc:
+            load_result(str(p))
+        assert isinstance(exc.value, ResultFileError) and "\n" not in str(exc.value)
+        return exc.value
+
+    assert error(tmp_path / "missing.h5").reason == "path"
+    assert error(tmp_path).reason == "path"
+    (tmp_path / "text.h5").write_text("not hdf5")
+    e = error(tmp_path / "text.h5")
+    assert e.reason == "open" and "not an HDF5 file" in str(e) and "signature" in e.hdf5_message
+    with h5py.File(tmp_path / "foreign.h5", "w") as f:
+        f["x"], f["b/y"] = 1.0, 2.0
+    e = error(tmp_path / "foreign.h5")
+    assert e.reason == "foreign" and e.members == ("b", "x") and "not one qcspin wrote" in str(e)
+    with h5py.File(tmp_path / "run.h5", "w") as f:   # a run whose device attributes are wrong
+        f.attrs.update(kind="run", qcspin_format=2)
+        f.create_group("device").attrs["size"] = "eight"
+    e = error(tmp_path / "run.h5")
+    assert e.reason == "damaged" and "is damaged" in str(e) and "eight" in e.hdf5_message
+    whole = (tmp_path / "run.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(whole[:len(whole) // 2])   # an interrupted copy
+    e = error(tmp_path / "cut.h5")
+    assert e.reason == "open" and "truncated" in e.hdf5_message
+
+
+@pytest.mark.skip_in_parallel
 def test_tutorial_runs(tmp_path):
     """docs/examples/tutorial.py (included in docs/tutorial.md) runs as written: it builds a
     valve, runs it, reads and plots the result, and checks an open junction against Landauer
