@@ -130,14 +130,18 @@ class Device:
         return tuple(n for i, n in enumerate(self.layer_names) if np.any(self.spin_layer == i))
 
     #: the parameters :meth:`with_params` changes (Kwant's ``params``): per magnetic layer
-    #: J_sd and K (one value for all, or {layer name: value}), the field B (3,)  [E0]
-    PARAMS = ("J_sd", "K", "B")
+    #: J_sd and K (one value for all, or {layer name: value}), the field B (3,), the leads'
+    #: chemical potentials mu (one for all, or {lead name: value}) and the bias V  [E0]
+    PARAMS = ("J_sd", "K", "B", "mu", "V")
 
     def with_params(self, **params: Any) -> "Device":
         """A copy with other parameter values, the geometry shared (no config to rebuild):
         ``J_sd`` / ``K`` = a number for every magnetic layer or {layer name: number}; ``B`` =
         [Bx, By, Bz].  The copy's ``config`` is updated to match, so a run stores what it
-        used.  Unknown names or layers raise ConfigError."""
+        used.  ``mu`` = a number for every lead or {lead name: number} (the reservoirs before
+        any bias); ``V`` = the bias height of the config's [bias] protocol.  The geometry and
+        every array are shared: only the config's leads/bias change with mu and V.  Unknown
+        names, layers or leads raise ConfigError."""
         from .schema import ConfigError, fail, real
 
         unknown = sorted(set(params) - set(self.PARAMS))
@@ -171,6 +175,27 @@ class Device:
             kw["B"] = np.array([real(f"parameter 'B'[{i}]", b, exc=ConfigError)
                                 for i, b in enumerate(B)])
             cfg_kw["field"] = tuple(float(b) for b in kw["B"])
+        if "mu" in params:
+            mu = params["mu"]
+            leads = list(self.config.leads)
+            names = [lc.name or lc.side for lc in leads]
+            if not leads:
+                fail("parameter 'mu'", mu, "the device has no [[leads]]", ConfigError)
+            per = mu if isinstance(mu, dict) else {n: mu for n in names}
+            for name, v in per.items():
+                if name not in names:
+                    fail("parameter 'mu'", mu, f"lead {name!r} does not exist; leads are "
+                         f"{names}", ConfigError)
+                i = names.index(name)
+                leads[i] = replace(leads[i], mu=real(f"parameter 'mu' of lead {name!r}", v,
+                                                     exc=ConfigError))
+            cfg_kw["leads"] = tuple(leads)
+        if "V" in params:
+            b = self.config.bias
+            if b.protocol == "none" or b.table is not None:
+                fail("parameter 'V'", params["V"], "needs a [bias] protocol 'symmetric' or "
+                     "'asymmetric' with a height V (not none, not a table)", ConfigError)
+            cfg_kw["bias"] = replace(b, V=real("parameter 'V'", params["V"], exc=ConfigError))
         kw["config"] = replace(self.config, layers=tuple(layers), **cfg_kw)
         return Device(**kw)
 

@@ -42,7 +42,7 @@ def test_with_params_equals_the_rebuilt_device():
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"J_ex": 1.0}, r"parameter 'J_ex'.*expected one of \['J_sd', 'K', 'B'\]"),
+    ({"J_ex": 1.0}, r"parameter 'J_ex'.*expected one of \['J_sd', 'K', 'B', 'mu', 'V'\]"),
     ({"J_sd": {"nowhere": 1.0}}, r"parameter 'J_sd'.*'nowhere' has no classical spins"),
     ({"J_sd": "big"}, r"parameter 'J_sd' of layer .*'big'"),
     ({"B": [1.0, 2.0]}, r"parameter 'B'.*\[Bx, By, Bz\]"),
@@ -51,3 +51,38 @@ def test_with_params_refuses_bad_values(params, match):
     dev = device_from_config(load_config(os.path.join(EXAMPLES, "valve_1d.toml")))
     with pytest.raises(ConfigError, match=match):
         dev.with_params(**params)
+
+
+def test_lead_params_mu_and_v(comm):
+    """mu (all leads, or one by name) and V change only the config's leads and bias: the
+    config equals the one with the keys changed, the geometry arrays are shared (the same
+    objects), and a Simulation of it runs with those reservoirs (lead_mu at the stationary
+    start) and that bias."""
+    from integrators import Simulation
+
+    cfg = load_config(os.path.join(EXAMPLES, "valve_1d_tb.toml"),
+                      ["leads.left.representation=modes", "leads.right.representation=modes",
+                       "leads.left.sites=8", "leads.right.sites=8"])
+    dev = device_from_config(cfg)
+    d2 = dev.with_params(mu=-1.5, V=0.1)
+    want = replace(cfg, leads=tuple(replace(lc, mu=-1.5) for lc in cfg.leads),
+                   bias=replace(cfg.bias, V=0.1))
+    assert config_to_toml(d2.config) == config_to_toml(want)
+    assert d2.coords is dev.coords and d2.hopping is dev.hopping
+    d3 = dev.with_params(mu={"right": -1.55})
+    assert [lc.mu for lc in d3.config.leads] == [-1.6, -1.55]
+    sim = Simulation(d2, comm)
+    assert np.allclose(sim.mu_of_t.mu0, [-1.5, -1.5])
+    assert np.allclose(sim.mu_of_t.on, [-1.4, -1.5])       # asymmetric: mu_left + V
+    sim.destroy()
+
+
+@pytest.mark.parametrize("params, match", [({"mu": {"middle": 0.0}}, "lead 'middle'"),
+                                           ({"mu": "x"}, "parameter 'mu'")])
+def test_lead_params_refused(params, match):
+    cfg = load_config(os.path.join(EXAMPLES, "valve_1d_tb.toml"))
+    with pytest.raises(ConfigError, match=match):
+        device_from_config(cfg).with_params(**params)
+    closed = device_from_config(load_config(os.path.join(EXAMPLES, "valve_1d.toml")))
+    with pytest.raises(ConfigError, match="no \\[\\[leads\\]\\]|needs a \\[bias\\]"):
+        closed.with_params(**({"mu": 0.0} if "mu" in params else {"V": 0.1}))
