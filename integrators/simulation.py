@@ -304,7 +304,7 @@ class Simulation:
         }
         out.update(extra)
         if mom is not None and self._moments is not None:
-            out.update(self._moments.finish(mom, S_all, s_all))
+            out.update(self._moments.finish(mom, S_all, s_all, out.get("lead_spin_current")))
         return self._rates_to_file_units(out)
 
     def _rates_to_file_units(self, out: dict) -> dict:

@@ -149,6 +149,8 @@ SERIES = {  # name: (unit key, description)
                                            "Eq. 10)"),
     "magnon_current": ("energy", "paper 000 Eq. 14: J_ex S_i x S_j per exchange bond, the "
                                  "angular momentum moved from i to j per internal time unit"),
+    "spin_continuity_residual": ("hbar/time", "paper 000 Eqs. A1-A4 per layer with moments: "
+                                              "d/dt sum s - sum T^neq - (spin in - out)"),
     "spin_balance_residual": ("hbar/time", "d/dt(S_tot + s_tot) - lead spin inflow - external "
                                            "torques (zero up to round-off for the exact RHS)"),
 }
