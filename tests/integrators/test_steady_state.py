@@ -291,13 +291,15 @@ def test_steady_state_drive_in_a_run(comm):
         sim.rhs(None, sim.time, sim.y, F)
         x = sim.y.getArray(readonly=True)
         S_all = np.array(sim.rhs.spins_all(sim.y, x), float)
+        s_all = src.ss.current_driven(S_all, src.bias(sim.time))   # every moving moment
         s = np.zeros((src.n_local, 3))
-        s[src.rows] = src.ss.current_driven(S_all, src.bias(sim.time))[src.pick]
+        s[src.rows] = s_all[src.pick]
         dS = sim.layout.spins(F.getArray(readonly=True)).real
-        assert np.abs(dS - sim.spinH.rhs(S_all, s)).max() < 1e-13
+        if len(dS):                           # a rank may own no spins
+            assert np.abs(dS - sim.spinH.rhs(S_all, s)).max() < 1e-13
         if V == 0.0:
-            assert np.abs(s).max() == 0.0
+            assert np.abs(s_all).max() == 0.0
         else:
-            assert np.abs(s).max() > 1e-4
+            assert np.abs(s_all).max() > 1e-4
         F.destroy()
         sim.destroy()
