@@ -34,7 +34,7 @@ from operators.hamiltonian import ElectronHamiltonian
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit.config import Config, ConfigError
 from toolkit.device import Device, device_from_config
-from toolkit.memory import MemoryEstimate, MemoryLimitError, StateSize, check_memory
+from toolkit.memory import MemoryEstimate, MemoryLimitError, StateSize, check_indices, check_memory
 from toolkit.parallel import first_message, get_comm, ranks_on_node
 from toolkit.units import Units, get_units
 
@@ -225,6 +225,9 @@ def _check(cfg: Config, comm: PETSc.Comm, size: StateSize,
     if not comps_known and cfg.leads:
         cfg = dataclasses.replace(cfg, leads=())
     try:
+        # spins: at most one per site (an upper bound; negligible beside N_s^2)
+        check_indices(cfg, size, int(np.prod(cfg.lattice.size)),
+                      int(np.iinfo(PETSc.IntType).max))
         memory = check_memory(cfg, comm.getSize(), ranks_on_node(comm), size)
         err = None
     except MemoryLimitError as exc:

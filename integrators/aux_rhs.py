@@ -29,12 +29,12 @@ import numpy as np
 from operators.hamiltonian import ElectronHamiltonian, gather_dense
 from operators.lorentzian import ModeTables
 from operators.spin import ClassicalSpinHamiltonian
-from toolkit.parallel import allgather_rows, allreduce
+from toolkit.parallel import allreduce, gather_rows_to, ranks_where
 
 from .electrons import ElectronProblem, per_lead_poles
 from .layout import StateLayout
 from .open_rhs import RigidShift
-from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term
+from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term, minus_i_plus, product_work
 from .stationary import effective_matrix
 
 __all__ = ["AuxiliaryLeads", "AuxiliaryRHS", "aux_components"]
@@ -118,7 +118,10 @@ class AuxiliaryLeads(Term):
         self.Bx_I = B[:, t.xc].conj()             # for Pi = sum c R B^dag on the I columns
         self.By_I = B[:, t.yc].conj()
         self.counts = np.array([2 * (b - a) for a, b in d.site_ranges])
-        self.C_full = np.empty((N, len(I)), complex)
+        self.owners = ranks_where(len(self.loc_rows) > 0, H.comm)   # ranks with interface rows
+        self.C_full = np.empty((N if len(self.loc_rows) or H.comm.getSize() == 1 else 0,
+                                len(I)), complex)
+        self._work = product_work(layout)         # one chunk of columns (minus_i_plus)
         self.lead_of_I = np.concatenate([np.full(len(Ik), k) for k, Ik, _, _ in
                                          problem.auxiliary])
         # wide-band channels (wide-band leads beside auxiliary modes): their Gamma on the
@@ -170,18 +173,17 @@ class AuxiliaryLeads(Term):
         # rho: Pi + Pi^dag on the interface columns and rows
         C = self.pi_columns(x)
         frho[:, self.I] += C
-        Cf = allgather_rows(C, comm, self.counts, self.C_full)
-        frho[self.loc_rows, :] += Cf[:, self.loc_k].conj().T
+        Cf = gather_rows_to(C, comm, self.counts, self.C_full, self.owners)
+        if Cf is not None and len(self.loc_rows):
+            frho[self.loc_rows, :] += Cf[:, self.loc_k].conj().T
         # R and lambda
-        Y = rhs.times_h(x, "aux:R")
-        np.multiply(Y, -1j, out=fR)
-        fR += R * kx
+        fR = rhs.times_h_into(x, f, "aux:R")             # H R, in place below
+        minus_i_plus(fR, R, np.broadcast_to(kx, (R.shape[1],)), self._work)
         rows = self.loc_rows
         if len(rows):
             fR[rows] += -1j * self.Bx_loc - self.aBy_loc @ Om
-        Y = rhs.times_h(x, "aux:lambda")
-        np.multiply(Y, -1j, out=flam)
-        flam += lam * kl
+        flam = rhs.times_h_into(x, f, "aux:lambda")
+        minus_i_plus(flam, lam, np.broadcast_to(kl, (lam.shape[1],)), self._work)
         if len(rows):
             flam[rows] -= self.aBy_loc @ Th + 1j * (self.gBu_loc @ K)
         if self.has_wide:          # -Gamma/2 on the interface rows: needs Gamma[I, I] x(I)

@@ -148,31 +148,54 @@ class DiagonalFunction:
         self.small = np.zeros(0) if small is None else small
 
 
+#: complex entries per chunk of a stage combination: the output chunk stays in cache while
+#: every term is added to it, and the work array is this small (not a lead block)
+CHUNK = 1 << 16
+
+
+def combine_work(layout: StateLayout) -> np.ndarray:
+    """The work array :func:`combine` needs for ``layout`` (a chunk, at least one column)."""
+    return np.empty(max(CHUNK, layout.nloc, 1), complex)
+
+
 def combine(layout: StateLayout, out: np.ndarray, terms, tmp: np.ndarray) -> None:
-    """out = sum_j f_j(L) v_j for ``terms`` = [(f_j, v_j)] (DiagonalFunction, local array);
-    ``tmp``: work array of the size of one lead block at least.  ``out`` may be the array of
-    the first term (each segment reads it before writing); no other aliasing.  Local."""
+    """out = sum_j f_j(L) v_j for ``terms`` = [(f_j, v_j)] (DiagonalFunction, local array),
+    in chunks of about :data:`CHUNK` entries; ``tmp``: :func:`combine_work`.  ``out`` may be
+    the array of the first term (each chunk reads it before writing); no other aliasing.
+    Local."""
     f0, v0 = terms[0]
+    rest = [(f, v) for f, v in terms[1:] if f.scalar != 0.0]
     for a, b in ((0, layout.n_rho), (layout.spin_offset, layout.n_local)):   # L = 0 here
-        np.multiply(v0[a:b], f0.scalar, out=out[a:b])
-        for f, v in terms[1:]:
-            if f.scalar != 0.0:
-                out[a:b] += f.scalar * v[a:b]
+        for s in range(a, b, CHUNK):
+            e = min(s + CHUNK, b)
+            o, w = out[s:e], tmp[:e - s]
+            np.multiply(v0[s:e], f0.scalar, out=o)
+            for f, v in rest:
+                np.multiply(v[s:e], f.scalar, out=w)
+                o += w
     if layout.n_small and layout.rank == 0:          # small components: a rate per entry
         a, b = layout.small_offset, layout.small_offset + layout.n_small
         np.multiply(v0[a:b], f0.small, out=out[a:b])
         for f, v in terms[1:]:
             out[a:b] += f.small * v[a:b]
+    nloc = layout.nloc
+    if nloc == 0:
+        return
+    step = max(1, CHUNK // nloc)                    # columns per chunk
     for k in range(len(layout.lead_columns)):
         # real coefficients per column: multiply the blocks viewed as real numbers (re, im
         # interleaved in each row), 2-3x faster than numpy's mixed complex x real loop
-        ob = _block(layout, out, k)
-        w = tmp[:ob.size].reshape(ob.shape).view(np.float64)
-        ob = ob.view(np.float64)
-        np.multiply(_block(layout, v0, k).view(np.float64), f0.columns[k], out=ob)
-        for f, v in terms[1:]:
-            np.multiply(_block(layout, v, k).view(np.float64), f.columns[k], out=w)
-            ob += w
+        ob = _block(layout, out, k).view(np.float64)
+        blocks = [_block(layout, v, k).view(np.float64) for _, v in terms]
+        coef = [f.columns[k] for f, _ in terms]
+        for c0 in range(0, ob.shape[0], step):
+            c1 = min(c0 + step, ob.shape[0])
+            o = ob[c0:c1]
+            w = tmp[:(c1 - c0) * nloc].view(np.float64).reshape(o.shape)
+            np.multiply(blocks[0][c0:c1], coef[0][c0:c1], out=o)
+            for v, cf in zip(blocks[1:], coef[1:]):
+                np.multiply(v[c0:c1], cf[c0:c1], out=w)
+                o += w
 
 
 _LIVE: list = []    # weak references to the ExpRK TSs, in creation order (same on every rank)
@@ -210,11 +233,26 @@ def _shutdown() -> None:
     _COMMS.clear()
 
 
+def _work_vectors(ts: PETSc.TS, X: PETSc.Vec, n: int) -> list[PETSc.Vec]:
+    """``n`` state-sized work vectors of a TS of type python: the two that petsc4py's TS setup
+    allocates and composes on the TS for its default step ("@ts.vec_update", "@ts.vec_dot",
+    unused once the context has its own ``step``) and n - 2 duplicates of X.  Reusing the two
+    saves two state sizes of memory."""
+    have = []
+    for name in ("@ts.vec_update", "@ts.vec_dot"):
+        v = ts.query(name)
+        if isinstance(v, PETSc.Vec) and v.getSizes() == X.getSizes():
+            have.append(v)
+    return have[:n] + [X.duplicate() for _ in range(n - len(have[:n]))]
+
+
 class ExpRK:
     """Python context of a PETSc ``TS`` (type ``python``): Krogstad's exponential RK4 for
     dy/dt = L y + N(t, y) with the diagonal ``linear`` = L; N is the TS right-hand side
     (``TS.setRHSFunction``).  Fixed step; the coefficients are recomputed when dt changes.
     Collective (``step``)."""
+
+    n_work = 4      # state-sized work vectors (U, N1, N2 and N3, which then holds N4)
 
     def __init__(self, linear: DiagonalLinear) -> None:
         self.linear = linear
@@ -225,9 +263,8 @@ class ExpRK:
     def setUp(self, ts: PETSc.TS) -> None:
         if not self._work:
             X = ts.getSolution()
-            self._work = [X.duplicate() for _ in range(5)]   # U, N1..N4
-            n = max(self.linear.layout.lead_sizes, default=0)
-            self._tmp = np.empty(max(n, 1), complex)
+            self._work = _work_vectors(ts, X, self.n_work)   # U, N1, N2, N3 (= N4)
+            self._tmp = combine_work(self.linear.layout)
 
     def reset(self, ts: PETSc.TS) -> None:
         self.destroy(ts)
@@ -247,7 +284,7 @@ class ExpRK:
         if h != self._h:
             self._coefficients(h)
         X = ts.getSolution()
-        U, N1, N2, N3, N4 = self._work
+        U, N1, N2, N3 = self._work
         lay, c, tmp = self.linear.layout, self._c, self._tmp
         y = X.getArray(readonly=True)
         ts.computeRHSFunction(t, X, N1)
@@ -259,13 +296,14 @@ class ExpRK:
         ts.computeRHSFunction(t + 0.5 * h, U, N3)
         n3 = N3.getArray(readonly=True)
         self._stage(U, [(c["E"], y), (c["a41"], n1), (c["a43"], n3)])
-        ts.computeRHSFunction(t + h, U, N4)
-        n4 = N4.getArray(readonly=True)
-        N2.axpy(1.0, N3)                                       # N2 + N3 share b2 = b3
-        n2 = N2.getArray(readonly=True)
-        # in place: y is the first term (combine reads it before writing)
-        combine(lay, X.getArray(), [(c["E"], y), (c["b1"], n1), (c["b2"], n2), (c["b4"], n4)],
-                tmp)
+        # everything of y+ but N4, in place on N1 (the first term; b2 = b3): then N3 is free
+        # for N4, so four work vectors suffice (the traffic is that of one final combination)
+        a1 = N1.getArray()
+        combine(lay, a1, [(c["b1"], a1), (c["E"], y), (c["b2"], n2), (c["b2"], n3)], tmp)
+        N1.stateIncrease()
+        ts.computeRHSFunction(t + h, U, N3)
+        n4 = N3.getArray(readonly=True)
+        combine(lay, X.getArray(), [(c["one"], a1), (c["b4"], n4)], tmp)
         X.stateIncrease()
         ts.setTime(t + h)
 
@@ -286,6 +324,7 @@ class ExpRK:
 
         p = {(k, c): phi(k, c) for k in (1, 2, 3) for c in (0.5, 1.0)}
         self._c = {
+            "one": f(lambda x: np.ones_like(x)),
             "E2": f(lambda x: np.exp(0.5 * h * x)),
             "E": f(lambda x: np.exp(h * x)),
             "a21": f(lambda x: 0.5 * h * p[1, 0.5](x)),

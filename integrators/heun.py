@@ -43,6 +43,8 @@ class StaggeredHeun(ExpRK):
     right-hand side is its ``nonstiff`` part with ``linear`` the decay (or the full RHS with
     a zero ``linear`` for a closed system).  Collective (``step``)."""
 
+    n_work = 5      # U, N1..N4
+
     def __init__(self, linear: DiagonalLinear, rhs) -> None:
         super().__init__(linear)
         from .rhs import LLG

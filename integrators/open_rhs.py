@@ -37,11 +37,11 @@ import numpy as np
 from operators.hamiltonian import ElectronHamiltonian
 from operators.pade import PadePoles
 from operators.spin import ClassicalSpinHamiltonian
-from toolkit.parallel import allgather_rows
+from toolkit.parallel import allreduce, gather_rows_to, ranks_where
 
 from .electrons import Coupling, ElectronProblem, per_lead_poles
 from .layout import StateLayout
-from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term
+from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term, minus_i_plus, product_work
 
 __all__ = ["PadeLeads", "RigidShift", "OpenRHS", "LeadBlock", "rigid_shift"]
 
@@ -131,7 +131,9 @@ class LeadBlock:
         self.src_vals = np.tile((-1j * self.g[self.loc_k]) / self.beta, self.n_poles) \
             * np.repeat(poles.eta, len(self.loc_k))
         self.counts = np.array([2 * (b - a) for a, b in d.site_ranges])
-        self.C_full = np.empty((layout.N, self.n), complex)
+        self.owners = ranks_where(len(self.loc_rows) > 0, H.comm)   # ranks with I_l rows
+        self.C_full = np.empty((layout.N, self.n), complex) if len(self.loc_rows) \
+            or H.comm.getSize() == 1 else np.empty((0, self.n), complex)
 
 
 class PadeLeads(Term):
@@ -172,6 +174,7 @@ class PadeLeads(Term):
         # the same as contiguous row ranges (faces and absorbers are slabs of orbitals):
         # slices of the column-major blocks, no fancy-indexed copies
         self.g_slices = [(slice(a, b_), 0.5 * g[a:b_, None]) for a, b_ in _runs(self.g_rows)]
+        self._work = product_work(layout)              # one chunk of columns
 
     @staticmethod
     def lead_matrix(b: LeadBlock, rho: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -189,20 +192,21 @@ class PadeLeads(Term):
         mu = ev.mu
         assert mu is not None      # CoupledRHS with mu0 (checked in bind)
         for b in self.blocks:
-            B, fB = lay.view(x, b.name), lay.view(f, b.name)
-            Y = rhs.times_h(x, b.name)                  # scratch: overwritten below
-            np.multiply(Y, -1j, out=fB)
+            B = lay.view(x, b.name)
+            fB = rhs.times_h_into(x, f, b.name)            # H Pi, in place below
+            # -i H Pi + i chi^+ Pi column by column (i chi^+ = i mu + decay), in chunks of
+            # columns that stay in cache: one pass over Pi and d Pi/dt
+            coef = 1j * mu[b.index] + (b.decay if ev.full else np.zeros(b.cols))
+            minus_i_plus(fB, B, coef, self._work)
             for sl, gh in self.g_slices:               # -Gamma/2 Pi on the coupled rows
-                Bs = B[sl]
-                np.multiply(Bs, gh, out=Y[sl])
-                fB[sl] -= Y[sl]
-            np.multiply(B, 1j * mu[b.index] + (b.decay if ev.full else 0.0), out=Y)
-            fB += Y
+                fB[sl] -= B[sl] * gh
             fB[b.src_rows, b.src_cols] += b.src_vals
             C = self.lead_matrix(b, rho, B)
             frho[:, b.I] += C
-            C_full = allgather_rows(C, rhs.H.comm, b.counts, b.C_full)
-            frho[b.loc_rows, :] += C_full[:, b.loc_k].conj().T
+            # the whole C only where the interface rows are (not to every rank)
+            C_full = gather_rows_to(C, rhs.H.comm, b.counts, b.C_full, b.owners)
+            if C_full is not None and len(b.loc_rows):
+                frho[b.loc_rows, :] += C_full[:, b.loc_k].conj().T
 
     def decay(self) -> tuple[dict, dict]:
         """The pole decay L = diag(-xi_p/beta_l) on the columns of each coupling's component."""
@@ -219,8 +223,9 @@ class PadeLeads(Term):
         spin = np.zeros((len(self.blocks), 3))
         for i, b in enumerate(self.blocks):
             C = self.lead_matrix(b, rho, lay.view(x, b.name))
-            Cf = allgather_rows(C, self.rhs.H.comm, b.counts, b.C_full)
-            P = Cf[b.I, :]                      # Pi_l on the interface block (n_l x n_l)
+            P = np.zeros((b.n, b.n), complex)   # Pi_l on the interface block (n_l x n_l)
+            P[b.loc_k] = C[b.loc_rows]
+            P = allreduce(P, self.rhs.H.comm)
             charge[i] = np.trace(P).real
             # interface orbitals come in (up, down) pairs of the same site
             sites = np.arange(b.n // 2)

@@ -40,12 +40,11 @@ from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
-from operators.hamiltonian import ElectronHamiltonian
+from operators.hamiltonian import ElectronHamiltonian, RowsTimesH
 from operators.observables import diag_block_indices, spin_density_local
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit import _petscenv
 from toolkit.blas import single_thread
-from toolkit.parallel import RowHermitianTranspose
 
 from petsc4py import PETSc
 
@@ -143,31 +142,57 @@ class Term:
         pass
 
 
+#: tile edge of the serial -i (X - X^dag): a tile of X, of X^dag and of the result in cache
+TILE = 128
+
+
 class Coherent(Term):
     """-i [H(S), rho] = -i (X - X^dag) with X = H rho (rho H = (H rho)^dag): one sparse x dense
-    product per evaluation (the s-d blocks of H are rewritten in place by CoupledRHS)."""
+    product per evaluation, written into d rho/dt and made anti-Hermitian in place (the s-d
+    blocks of H are rewritten in place by CoupledRHS)."""
 
     name = "coherent"
 
     def bind(self, rhs: "CoupledRHS") -> None:
         super().bind(rhs)
-        H, lay = rhs.H, rhs.layout
+        H = rhs.H
         self.sets = ("rho",)
-        self.herm_t = None
+        self.rows_h: RowsTimesH | None = None
         if rhs.parallel:
-            rows = [(2 * a, 2 * b) for a, b in H.dist.site_ranges]
-            self.herm_t = RowHermitianTranspose(rows, H.comm)
-        self._tmp = np.empty((lay.nloc, lay.N), complex, order="F")
+            # rho H from the local rows of rho and the replicated sparse H: no communication
+            # beyond the halo rows PETSc's H rho exchanges (instead of an all-to-all of rho)
+            self.rows_h = RowsTimesH(H.device, scale=-1.0)
+        else:
+            # serial: tile pairs (i, j), (j, i) of X copied to two tiles, then written back
+            self._tmp = np.empty((2, TILE, TILE), complex)
 
     def evaluate(self, ev: Evaluation) -> None:
-        xm = self.rhs.hamiltonian_times_rho(ev.x)
-        frho = self.rhs.layout.rho(ev.f)
-        if self.herm_t is not None:
-            self.herm_t(xm, self._tmp)
-        else:
-            np.conjugate(xm.T, out=self._tmp)
-        np.subtract(xm, self._tmp, out=frho)
-        frho *= -1j
+        frho = self.rhs.times_h_into(ev.x, ev.f, "rho")        # X = H rho in d rho/dt
+        if self.rows_h is not None:
+            if ev.S_all is not None:
+                self.rows_h.set_spins(ev.S_all)
+            self.rows_h.accumulate(self.rhs.layout.rho(ev.x), frho)   # H rho - rho H
+            frho *= -1j
+            return
+        n = frho.shape[0]
+        for j in range(0, n, TILE):
+            j1 = min(j + TILE, n)
+            for i in range(0, j + 1, TILE):
+                i1 = min(i + TILE, n)
+                a = self._tmp[0, :i1 - i, :j1 - j]
+                a[...] = frho[i:i1, j:j1]
+                if i == j:                                      # a diagonal tile
+                    o = frho[i:i1, j:j1]
+                    np.subtract(a, a.conj().T, out=o)
+                    o *= -1j
+                    continue
+                b = self._tmp[1, :j1 - j, :i1 - i]
+                b[...] = frho[j:j1, i:i1]
+                o = frho[i:i1, j:j1]
+                np.conjugate(b.T, out=o)
+                np.subtract(a, o, out=o)
+                o *= -1j                                        # -i (X_ij - X_ji^dag)
+                np.conjugate(o.T, out=frho[j:j1, i:i1])         # d rho/dt is Hermitian
 
 
 class LLG(Term):
@@ -195,22 +220,100 @@ class LLG(Term):
         self.rhs.layout.spins(ev.f)[...] = self.spinH.rhs(ev.S_all, s_loc)
 
 
+def _product_lib():
+    """The PETSc functions of the products (``MatProduct*``, not wrapped by petsc4py 3.18)."""
+    lib = _petscenv.libpetsc()
+    vp = ctypes.c_void_p
+    for name, args in (("MatProductCreateWithMat", [vp, vp, vp, vp]),
+                       ("MatProductSetType", [vp, ctypes.c_int]),
+                       ("MatProductSetFromOptions", [vp]), ("MatProductSymbolic", [vp]),
+                       ("MatProductNumeric", [vp]), ("MatDensePlaceArray", [vp, vp]),
+                       ("MatDenseResetArray", [vp])):
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = args, ctypes.c_int
+    return lib
+
+
+_MATPRODUCT_AB = 1     # MatProductType MATPRODUCT_AB
+
+
+def minus_i_plus(out: np.ndarray, X: np.ndarray, coef: np.ndarray, work: np.ndarray) -> None:
+    """out = -i out + X * coef (``coef``: one value per column) in place, column chunks of
+    ``work``'s size (>= one column) at a time, so that each chunk of ``out``, X and the product
+    stays in cache: one pass over X and out, no temporary of their size.  ``out``, X:
+    (rows, columns) Fortran-ordered views."""
+    rows, cols = out.shape
+    step = max(1, len(work) // max(rows, 1))
+    for c0 in range(0, cols, step):
+        c1 = min(c0 + step, cols)
+        o = out[:, c0:c1]
+        t = work[:o.size].reshape(o.shape, order="F")
+        o *= -1j
+        np.multiply(X[:, c0:c1], coef[c0:c1], out=t)
+        o += t
+
+
+def product_work(layout: StateLayout) -> np.ndarray:
+    """A work array for :func:`minus_i_plus` on ``layout``'s components (a chunk of columns)."""
+    return np.empty(max(1 << 16, layout.nloc, 1), complex)
+
+
 class _Product:
-    """A dense placeholder matrix for one row-distributed component and H times it."""
+    """H times one row-distributed component: a placeholder dense input and a dense output
+    matrix, both on arrays of their own that are never written (calloc'ed zeros: the pages
+    stay unallocated) and replaced by ``MatDensePlaceArray`` for every product: the input by the
+    component in the state, the output by the component of the right-hand side
+    (:meth:`CoupledRHS.times_h_into`) or by a work array (:meth:`CoupledRHS.times_h`, made
+    resident only when used).  The product is ``MatProductCreateWithMat`` + symbolic once,
+    numeric per call."""
 
     def __init__(self, H: ElectronHamiltonian, layout: StateLayout, name: str) -> None:
         nloc, N = layout.nloc, layout.N
         cols = (nloc, N) if name == "rho" else (PETSc.DECIDE, layout.columns(name))
-        self.mat = PETSc.Mat().createDense([(nloc, N), cols], comm=H.comm)
-        self.mat.setUp()
+        ncols = N if name == "rho" else layout.columns(name)
+        self.shape = (nloc, ncols)
+        self._unused = [np.zeros(max(nloc * ncols, 1), complex) for _ in range(2)]
+        self.mat = PETSc.Mat().createDense([(nloc, N), cols],
+                                           array=self._unused[0][:nloc * ncols], comm=H.comm)
         self.mat.assemble()
-        self.Y = H.mat.matMult(self.mat)
-        self.y = self.Y.getDenseArray()
+        self.out = PETSc.Mat().createDense([(nloc, N), cols],
+                                           array=self._unused[1][:nloc * ncols], comm=H.comm)
+        self.out.assemble()
+        self.lib = lib = _product_lib()
         self.handle = ctypes.c_void_p(self.mat.handle)
+        self.out_handle = ctypes.c_void_p(self.out.handle)
+        for rc in (lib.MatProductCreateWithMat(ctypes.c_void_p(H.mat.handle), self.handle,
+                                               None, self.out_handle),
+                   lib.MatProductSetType(self.out_handle, _MATPRODUCT_AB),
+                   lib.MatProductSetFromOptions(self.out_handle),
+                   lib.MatProductSymbolic(self.out_handle)):
+            if rc != 0:
+                raise RuntimeError(f"PETSc MatProduct set-up of H x {name} failed (error {rc})")
+        self._work: np.ndarray | None = None
+
+    @property
+    def work(self) -> np.ndarray:
+        """The work array of :meth:`CoupledRHS.times_h` (local rows x columns, Fortran)."""
+        if self._work is None:
+            self._work = np.empty(self.shape, complex, order="F")
+        return self._work
+
+    def numeric(self, x_address: int, out_address: int) -> None:
+        """out = H x for the component at ``x_address`` into the memory at ``out_address``."""
+        lib = self.lib
+        lib.MatDensePlaceArray(self.handle, ctypes.c_void_p(x_address))
+        lib.MatDensePlaceArray(self.out_handle, ctypes.c_void_p(out_address))
+        try:
+            rc = lib.MatProductNumeric(self.out_handle)
+        finally:
+            lib.MatDenseResetArray(self.out_handle)
+            lib.MatDenseResetArray(self.handle)
+        if rc != 0:
+            raise RuntimeError(f"PETSc MatProductNumeric failed (error {rc})")
 
     def destroy(self) -> None:
+        self.out.destroy()
         self.mat.destroy()
-        self.Y.destroy()
 
 
 T = TypeVar("T", bound=Term)
@@ -231,10 +334,6 @@ class CoupledRHS:
         self.H, self.spinH, self.layout = H, spinH, layout
         comm = H.comm
         self.parallel = comm.getSize() > 1
-        lib = _petscenv.libpetsc()
-        self._place, self._reset = lib.MatDensePlaceArray, lib.MatDenseResetArray
-        self._place.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        self._reset.argtypes = [ctypes.c_void_p]
         self._products = {"rho": _Product(H, layout, "rho")}
         self.has_spins = layout.n_spins_total > 0
         if self.parallel and self.has_spins:
@@ -316,12 +415,17 @@ class CoupledRHS:
         """Local rows of H times the row-distributed component ``name`` of the local array
         ``x`` (a work array of the product, overwritten by the next one).  Collective."""
         p = self._products[name]
-        self._place(p.handle, self.layout.address(x, name))
-        try:
-            self.H.mat.matMult(p.mat, p.Y)
-        finally:
-            self._reset(p.handle)
-        return p.y
+        w = p.work
+        p.numeric(self.layout.address(x, name), w.ctypes.data)
+        return w
+
+    def times_h_into(self, x: np.ndarray, f: np.ndarray, name: str) -> np.ndarray:
+        """H times the component ``name`` of the local array ``x``, written into the same
+        component of ``f`` (a right-hand side; no work array); returns its (local rows,
+        columns) view.  Collective."""
+        p = self._products[name]
+        p.numeric(self.layout.address(x, name), self.layout.address(f, name))
+        return self.layout.view(f, name)
 
     def hamiltonian_times_rho(self, x: np.ndarray) -> np.ndarray:
         """X = H rho for the rho stored in the local array ``x`` (returns the local rows of X)."""

@@ -32,6 +32,7 @@ from toolkit.io import (
     load_checkpoint,
     versions,
 )
+from toolkit.memory import release_free_memory
 from toolkit.parallel import (
     allreduce,
     barrier,
@@ -100,13 +101,18 @@ class Simulation:
             self.mu_of_t = cast(BiasProtocol, asm.mu_of_t)
         dev, edev, d = self.device, self.edevice, self.H.dist
         self.y = self.layout.create_vec()
-        self.F = self.y.duplicate()
         self.dt = self.units.time_to_internal(self.config.time.dt)
         # open junctions: the pole decay L apart (solver.stiff); closed: no stiff part
-        if self.leads and self.config.solver.stiff != "none":
+        solver = self.config.solver
+        if self.leads and solver.stiff != "none":
             f, linear = self.rhs.nonstiff, self.rhs.decay()
         else:
             f, linear = self.rhs, None
+        # the TS types of python (exponential RK4, staggered Heun) write the right-hand side
+        # into their own stage vectors: no state-sized F for them
+        python_ts = (linear is not None and solver.stiff == "expint") \
+            or solver.scheme == "staggered-heun"
+        self.F: PETSc.Vec | None = None if python_ts else self.y.duplicate()
         self.ts, self.ts_options = create_ts(self.comm, f, self.F, self.dt, self.config.solver,
                                              prefix, linear=linear, coupled=self.rhs)
         self.ts_settings = ts_settings(self.ts, prefix)  # what the TS uses after its options
@@ -126,6 +132,7 @@ class Simulation:
         initial = resolve_initial(asm, given)
         self.origin = "rho0 given" if given is not None else initial
         start(asm, a, initial, given)
+        release_free_memory()          # the initial state's solver work, before the TS's
         self.ts.setSolution(self.y)
         self.ts.setTime(0.0)
         self.ts.setStepNumber(0)
@@ -722,7 +729,8 @@ class Simulation:
         if self._F_obs is not None:
             self._F_obs.destroy()
         for obj in (self.ts, self.y, self.F):
-            obj.destroy()
+            if obj is not None:
+                obj.destroy()
         self.rhs.destroy()
         self.H.destroy()
 

@@ -90,7 +90,7 @@ def _insert_defaults(prefix: str, defaults: dict[str, str]) -> list[str]:
     return inserted
 
 
-def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec, dt: float, solver: SolverConfig,
+def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec | None, dt: float, solver: SolverConfig,
               prefix: str = DEFAULT_PREFIX, linear=None,
               coupled=None) -> tuple[PETSc.TS, dict[str, str]]:
     """A TS for dy/dt = rhs(t, y) [+ L y] and the config options applied to it.  Collective.

@@ -384,9 +384,9 @@ def same_equations(sim: Simulation, run: NumpyRun, seed: int = 1) -> dict:
         assert I0 is not None
         dI0 = abs(run.sample()[1] - float(I0["lead_current"][run_left(sim)]))
     finally:
+        sim.rhs(None, 0.0, sim.y, F)              # H back to H(M0)
         Y.destroy()
         F.destroy()
-        sim.rhs(None, 0.0, sim.y, sim.F)          # H back to H(M0)
     return {"rhs_vs_qcspin": max(num / den, dM), "llg_vs_spinH": d_spinH,
             "fixed_point_residual": fixed, "current_t0": dI0}
 

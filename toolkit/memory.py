@@ -2,15 +2,24 @@
 of its electron problem (:class:`StateSize`, which the leads' time-domain representations fix).
 
 The state per rank is the local rows of rho (N_s x N_s / ranks, complex) plus the lead blocks
-(N_s x N_p n_l per lead / ranks) plus the spins.  A run's peak was measured at 12-14 state sizes
-(the solution, the right-hand side, the integrator's stage vectors, NumPy temporaries of the
-right-hand side and PETSc work matrices; open 3D valve, N_s = 4000), rank 0 gathers the whole
-state for a checkpoint, and the initial state needs dense N_s x N_s work arrays on every rank:
-the stationary Sylvester solve ~18 of them, LAPACK diagonalisation ~6, plus ~128 MiB for the
-interpreter and libraries.  The estimate counts these leading terms (measured: within 5 % of the
-peak resident memory for closed 2D valves with N_s = 1600-2400 and an open 2D valve, 1 rank);
-it is printed in the run header and a
-run whose estimate exceeds the memory available on its node is refused before it starts.
+(N_s x N_p n_l per lead / ranks) plus the spins.  A run's peak above the interpreter, in state
+sizes (measured with ``VmHWM`` on open 3D valves of N_s = 864 and 1792, 1 rank):
+
+- exponential RK4 (``solver.stiff = "expint"``, open junctions): 6.1-6.7 = the solution, the
+  products H x (rho, lead blocks), the integrator's four stage vectors (two of them the ones
+  petsc4py's TS of type python allocates anyway), the pole sum's work freed before the TS
+  starts (``release_free_memory``);
+- the staggered Heun scheme: 7.7 (one stage vector more);
+- PETSc's own TS types (explicit RK of closed systems or ``stiff = "none"``, ARKIMEX): 11.7-12.2
+  (their stage vectors, the right-hand side vector and the TS's copies).
+
+Rank 0 gathers the whole state for a checkpoint.  The initial state needs dense N_s x N_s work
+on every rank: the pole sum (``integrators.stationary``) ~5 of them (unit columns, solutions,
+the sum and its transpose, rho) plus the lead blocks and the MUMPS factors; a start under bias
+adds the dense Sylvester solve (~18); LAPACK diagonalisation ~6; plus ~128 MiB for the
+interpreter and libraries.  The estimate counts these leading terms; it is printed in the run
+header and a run whose estimate exceeds the memory available on its node is refused before it
+starts.
 """
 from __future__ import annotations
 
@@ -21,11 +30,13 @@ from dataclasses import dataclass
 from .errors import InputError
 
 __all__ = ["MemoryEstimate", "StateSize", "estimate_memory", "available_memory", "fmt_bytes",
-           "MemoryLimitError"]
+           "MemoryLimitError", "release_free_memory", "check_indices"]
 
-STATE_VECTORS = 14      # measured peak / state of a run (y, F, stages, temporaries)
+#: measured peak / state of a run by its time stepping (module docstring), with a margin
+STATE_VECTORS = {"expint": 7, "staggered-heun": 8, "petsc": 13}
 BASELINE = 128 * 2**20  # the interpreter with NumPy, SciPy, PETSc, SLEPc, h5py loaded
-STATIONARY_DENSE = 18   # dense N_s x N_s arrays of the Sylvester solve (scipy)
+POLE_SUM_DENSE = 6      # dense N_s x N_s arrays of the pole sum (and the MUMPS factors)
+STATIONARY_DENSE = 18   # dense N_s x N_s arrays of the Sylvester solve under bias (scipy)
 LAPACK_DENSE = 6        # H, eigenvectors, LAPACK work, rho, temporaries
 DENSE_LIMIT = 4000      # integrators.initial: LAPACK up to this N_s
 
@@ -93,17 +104,54 @@ def estimate_memory(cfg, ranks: int = 1, size: StateSize | None = None) -> Memor
     if initial == "auto":
         initial = "stationary" if cfg.leads else "ground"
     if initial in ("stationary", "partitioned", "partitioned-empty"):
-        work = STATIONARY_DENSE * rho
+        work = (STATIONARY_DENSE if _biased_start(cfg) else POLE_SUM_DENSE) * rho + leads
     elif cfg.electrons.eigensolver == "lapack" or (cfg.electrons.eigensolver == "auto"
                                                      and N <= DENSE_LIMIT):
         work = LAPACK_DENSE * rho
     else:
         work = 2 * rho // max(1, ranks)
     per_state = (rho + leads) // max(1, ranks)
-    run = STATE_VECTORS * per_state
+    run = STATE_VECTORS[_stepping(cfg)] * per_state
     per_rank = BASELINE + max(run, work + per_state)
     rank0 = per_rank + rho + leads  # the checkpoint gathered on rank 0
     return MemoryEstimate(N, ranks, rho, leads, work, per_rank, rank0)
+
+
+def release_free_memory() -> None:
+    """Give the heap memory freed so far back to the operating system (glibc ``malloc_trim``;
+    nothing elsewhere).  The initial state's solver work (MUMPS factors, dense right-hand
+    sides) leaves ~1.7 state sizes of freed but mapped heap that would otherwise count in the
+    run's peak."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("c")
+        if name:
+            ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc
+        pass
+
+
+def _stepping(cfg) -> str:
+    """The key of :data:`STATE_VECTORS` for the time stepping of ``cfg``."""
+    if getattr(cfg.solver, "scheme", "monolithic") == "staggered-heun":
+        return "staggered-heun"
+    return "expint" if cfg.leads and cfg.solver.stiff == "expint" else "petsc"
+
+
+def _biased_start(cfg) -> bool:
+    """Whether the stationary start of ``cfg`` is out of equilibrium (leads at different mu or
+    T before t = 0, or a bias already on at t < 0): then the Sylvester solve runs."""
+    leads = cfg.leads
+    if len({(l.mu, l.temperature) for l in leads}) > 1:
+        return True
+    b = cfg.bias
+    if b.protocol == "none":
+        return False
+    if b.table:
+        return float(b.table[0][1]) != 0.0 and float(b.table[0][0]) < 0.0
+    return b.V != 0.0 and b.t_on < 0.0
 
 
 def available_memory() -> int | None:
@@ -119,6 +167,21 @@ def available_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def check_indices(cfg, size: StateSize, n_spins: int, max_index: int) -> None:
+    """:class:`MemoryLimitError` when the state vector (rho, the lead blocks, the small
+    components and the spins) has more entries than the PETSc build's indices can count
+    (``max_index``: 2^31 - 1 for the default 32-bit PetscInt, Debian's build)."""
+    N = size.n_orbitals
+    n = N * N + N * size.lead_columns + size.small + 3 * n_spins
+    if n > max_index:
+        raise MemoryLimitError(
+            f"config key 'lattice.size' = {list(cfg.lattice.size)} is not allowed with this "
+            f"PETSc: the state vector has {n:,} entries (N_s = {N}), more than the "
+            f"{max_index:,} its {max_index.bit_length() + 1}-bit indices can address; use a "
+            f"PETSc configured with --with-64-bit-indices (built from source, or a 64-bit-index "
+            f"build of conda-forge or spack) together with its petsc4py, or a smaller junction")
 
 
 def check_memory(cfg, ranks: int = 1, ranks_on_node: int | None = None,

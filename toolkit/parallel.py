@@ -179,6 +179,38 @@ def allgather_rows(local: np.ndarray, comm: PETSc.Comm, counts: np.ndarray,
     return out
 
 
+def gather_rows_to(local: np.ndarray, comm: PETSc.Comm, counts: np.ndarray,
+                   out: np.ndarray, owners) -> np.ndarray | None:
+    """Row blocks (n_r x m, complex) of every rank concatenated into ``out`` on the ranks in
+    ``owners`` only (one Gatherv per owner: the ranks that need the whole matrix, e.g. those
+    holding a lead's interface rows); returns ``out`` there, None elsewhere.  ``owners`` must
+    be the same on every rank.  Collective."""
+    if comm.getSize() == 1:
+        out[...] = local
+        return out
+    from mpi4py import MPI
+
+    m = local.shape[1]
+    sizes = np.asarray(counts) * m
+    displ = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    mpi = _mpi(comm)
+    send = np.ascontiguousarray(local)
+    me = comm.getRank()
+    for root in owners:
+        mpi.Gatherv(send, [out, (sizes, displ), MPI.C_DOUBLE_COMPLEX] if me == root else None,
+                    root=int(root))
+    return out if me in owners else None
+
+
+def ranks_where(flag: bool, comm: PETSc.Comm) -> tuple[int, ...]:
+    """The ranks of ``comm`` on which ``flag`` is true (the same tuple on every rank).
+    Collective."""
+    if comm.getSize() == 1:
+        return (0,) if flag else ()
+    flags = _mpi(comm).allgather(bool(flag))
+    return tuple(r for r, f in enumerate(flags) if f)
+
+
 def round_robin(n_tasks: int, comm) -> np.ndarray:
     """Task indices of this rank of ``comm``: rank, rank + size, ... (the default distribution
     of independent tasks: sweep points, energies, J_sd values)."""

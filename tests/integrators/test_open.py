@@ -220,3 +220,35 @@ def test_per_lead_pole_counts(comm, mpi_tmp_path):
         __import__("dataclasses").replace(lc, n_poles=30) for lc in cfg.leads))
     with pytest.raises(ConfigError, match=r"leads\[0\]\.n_poles"):
         Simulation.from_checkpoint(out, other, comm)
+
+
+def test_pole_solves_equal_a_dense_inverse_3d(comm):
+    """The pole solves of the stationary state (a sparse right-hand side on one rank, dense
+    unit columns on several) equal columns of the dense inverse of H_eff - z (1e-12: a
+    well-conditioned 2 x 2 x 2 junction, |G| ~ 1), and the stationary state of a 3D junction
+    is a fixed point of the right-hand side (round-off)."""
+    from integrators.stationary import _Solver, effective_matrix
+    from operators.hamiltonian import gather_dense
+    from toolkit.parallel import allreduce
+
+    sim = Simulation(open_valve(size=(4, 2, 2)).finalized(), comm)
+    try:
+        A0 = effective_matrix(sim.H, sim.problem)
+        N = sim.device.n_orbitals
+        dense = gather_dense(A0, N, comm)
+        z = 0.3 + 0.7j
+        ref = np.linalg.inv(dense - z * np.eye(N))
+        r0, r1 = A0.getOwnershipRange()
+        with _Solver(A0, "test_pole_") as solver:
+            for cols in (np.arange(N), np.array([0, 5, N - 1])):
+                X = solver.solve_columns(z, cols)
+                err = float(np.abs(X - ref[r0:r1][:, cols]).max()) if r1 > r0 else 0.0
+                assert allreduce(err, comm, "max") < 1e-12
+            assert solver.sparse == (comm.getSize() == 1)
+        A0.destroy()
+        F = sim.y.duplicate()
+        sim.rhs(None, 0.0, sim.y, F)
+        assert allreduce(float(np.abs(F.getArray(readonly=True)).max()), comm, "max") < 1e-12
+        F.destroy()
+    finally:
+        sim.destroy()

@@ -425,14 +425,34 @@ def test_serial_sigterm_exits_130(tmp_path):
 # ----------------------------------------------------------------------------- memory
 def test_too_large_system_is_refused_at_once(comm, tmp_path, capsys):
     p = tmp_path / f"big{comm.getRank()}.toml"
-    p.write_text("[lattice]\nsize = [200, 200, 200]\n")
+    # N_s = 40000: 1.6e9 entries, below the 32-bit index limit, ~180 GiB
+    p.write_text("[lattice]\nsize = [100, 100, 2]\n")
     t0 = time.perf_counter()
     assert cli_main(["run", str(p), "-o", str(tmp_path / "big.h5"), "-q"]) == 2
     assert time.perf_counter() - t0 < 10
     if comm.getRank() == 0:
         err = capsys.readouterr().err
-        assert "lattice.size" in err and "N_s = 16000000" in err and "PiB" in err
+        assert "lattice.size" in err and "N_s = 40000" in err and "GiB" in err
         assert "available" in err
+
+
+def test_state_beyond_the_index_limit_is_refused(comm, tmp_path, capsys):
+    """A state vector of more than 2^31 - 1 entries (N_s = 48000: 2.3e9) cannot exist with
+    32-bit PETSc indices: one line naming the key, the count and the remedy, before anything is
+    allocated."""
+    import numpy as np
+
+    from petsc4py import PETSc
+
+    if np.iinfo(PETSc.IntType).max > 2**31:
+        pytest.skip("this PETSc has 64-bit indices")
+    p = tmp_path / f"idx{comm.getRank()}.toml"
+    p.write_text("[lattice]\nsize = [120, 100, 2]\n")
+    assert cli_main(["run", str(p), "-o", str(tmp_path / "idx.h5"), "-q"]) == 2
+    if comm.getRank() == 0:
+        err = capsys.readouterr().err
+        assert "lattice.size" in err and "2,304,072,000" in err
+        assert "--with-64-bit-indices" in err and len(err.strip().splitlines()) == 1
 
 
 def test_memory_estimate_is_an_upper_bound_of_the_state(comm):
