@@ -46,7 +46,7 @@ import scipy.linalg as sla
 
 from operators.hamiltonian import ElectronHamiltonian, gather_dense
 from operators.pade import PadePoles
-from toolkit.parallel import RowHermitianTranspose, allgather_rows
+from toolkit.parallel import RowHermitianTranspose, allgather_rows, gather_rows
 from toolkit.petsc_options import sub_prefix
 
 from petsc4py import PETSc
@@ -80,21 +80,58 @@ def effective_matrix(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
     return A
 
 
+#: above this N_s the pole solves on several ranks use MUMPS distributed over the ranks (its
+#: factors split, dense unit columns centralised on the host); up to it every rank factors the
+#: whole (sparse) H_eff - z itself and solves only its own columns (module docstring)
+REPLICATED_MAX_N = 20000
+
+
+def _sequential_copy(A: PETSc.Mat) -> PETSc.Mat:
+    """The whole row-distributed AIJ ``A`` as a sequential AIJ on every rank (its CSR
+    gathered: O(nnz), ~16 N_s entries for H_eff).  Collective."""
+    ai, aj, av = A.getValuesCSR()
+    comm = A.getComm()
+    N = A.getSize()[0]
+    counts = gather_rows(np.array([ai[-1]]), comm, root=None)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    me = comm.getRank()
+    indptr = gather_rows(np.asarray(ai[:-1]) + offsets[me], comm, root=None)
+    indptr = np.concatenate([indptr, [int(np.sum(counts))]]).astype(PETSc.IntType)
+    cols = gather_rows(np.asarray(aj), comm, root=None).astype(PETSc.IntType)
+    vals = gather_rows(np.asarray(av), comm, root=None)
+    S = PETSc.Mat().createAIJ([N, N], csr=(indptr, cols, vals), comm=PETSc.COMM_SELF)
+    S.assemble()
+    return S
+
+
 class _Solver:
     """LU (MUMPS) of A0 - z for a sequence of z, with identity columns as right-hand sides.
     Collective.
 
-    On one rank the columns go to MUMPS as a sparse right-hand side (``MatMatTransposeSolve``
-    with the transposed identity columns as AIJ): its forward elimination then touches only
-    the elimination-tree paths of the columns, 2.4x faster than a dense right-hand side for
-    the 14 x 8 x 8 valve (N_s = 1792).  On several ranks PETSc 3.18's MUMPS interface returns
-    wrong solutions for a sparse right-hand side (tested), so the columns are a dense MPI
-    matrix (MUMPS centralises it on the host)."""
+    One rank, or several with N_s <= :data:`REPLICATED_MAX_N` (``replicated``): one sequential
+    factorisation (on every rank its own copy of the sparse A0) and the columns as a sparse
+    right-hand side (``MatMatTransposeSolve`` with the transposed identity columns as AIJ): the
+    forward elimination then touches only the elimination-tree paths of the columns, 2.4x
+    faster than dense unit columns for the 14 x 8 x 8 valve (N_s = 1792); :meth:`solve_full`
+    gives whole columns, and each rank solves only the columns it needs (the pole sum: its own
+    rows' columns).  Otherwise MUMPS runs distributed over the ranks with the columns as a
+    dense MPI matrix (centralised on the host by MUMPS): PETSc 3.18's MUMPS interface returns
+    wrong solutions for a distributed sparse right-hand side (tested)."""
 
-    def __init__(self, A0: PETSc.Mat, prefix: str) -> None:
-        self.A0 = A0
-        self.A = A0.duplicate(copy=True)
-        self.ksp = PETSc.KSP().create(comm=A0.getComm())
+    def __init__(self, A0: PETSc.Mat, prefix: str, replicated: bool | None = None) -> None:
+        comm = A0.getComm()
+        N = A0.getSize()[0]
+        if replicated is None:
+            replicated = N <= REPLICATED_MAX_N
+        self.comm = comm
+        self.N = N
+        self.r0, self.r1 = A0.getOwnershipRange()
+        self.replicated = comm.getSize() > 1 and replicated
+        self._own_A0 = self.replicated
+        self.A0 = _sequential_copy(A0) if self.replicated else A0
+        kcomm = PETSc.COMM_SELF if self.replicated else comm
+        self.A = self.A0.duplicate(copy=True)
+        self.ksp = PETSc.KSP().create(comm=kcomm)
         self.ksp.setOptionsPrefix(prefix)
         self.ksp.setType("preonly")
         pc = self.ksp.getPC()
@@ -102,8 +139,10 @@ class _Solver:
         pc.setFactorSolverType("mumps")
         self.ksp.setFromOptions()
         self._z: complex | None = None
-        self.comm = A0.getComm()
-        self.sparse = self.comm.getSize() == 1 and pc.getFactorSolverType() == "mumps"
+        #: solutions are whole columns on every rank (one rank, or the replicated factor)
+        self.full_columns = kcomm.getSize() == 1
+        self.sparse = self.full_columns and pc.getFactorSolverType() == "mumps"
+        self._kcomm = kcomm
         self._rhs: dict = {}           # key of the columns -> (rhs, solution) matrices
         if self.sparse:
             from toolkit import _petscenv
@@ -130,26 +169,19 @@ class _Solver:
     def solve_columns(self, z: complex, cols: np.ndarray) -> np.ndarray:
         """Local rows (n_loc, len(cols)) of (A0 - z)^-1 [:, cols] (a work array, overwritten
         by the next call with the same ``cols``)."""
+        if self.full_columns:
+            return self.solve_full(z, cols)[self.r0:self.r1]
         cols = np.asarray(cols, dtype=np.int64)
-        key = (len(cols), cols.tobytes())
-        mats = self._rhs.get(key)
-        N = self.A0.getSize()[0]
-        r0, r1 = self.A0.getOwnershipRange()
-        if mats is None:
-            if self.sparse:
-                n = len(cols)
-                Bt = PETSc.Mat().createAIJ([n, N], comm=self.comm)
-                Bt.setPreallocationCSR((np.arange(n + 1, dtype=PETSc.IntType),
-                                        cols.astype(PETSc.IntType), np.ones(n, complex)))
-                Bt.assemble()
-                X = PETSc.Mat().createDense([N, n], comm=self.comm)
-                X.setUp()
-                X.assemble()
-                mats = (Bt, X)
-            else:
-                rhs = _unit_columns(self.comm, r1 - r0, N, r0, cols)
-                mats = (rhs, rhs.duplicate())
-            self._rhs[key] = mats
+        mats = self._mats(cols)
+        return self.solve(z, *mats)
+
+    def solve_full(self, z: complex, cols: np.ndarray) -> np.ndarray:
+        """All rows (N, len(cols)) of (A0 - z)^-1 [:, cols] on this rank (``full_columns``
+        only; a work array, overwritten by the next call with the same ``cols``)."""
+        if not self.full_columns:
+            raise RuntimeError("_Solver.solve_full needs a sequential factorisation")
+        cols = np.asarray(cols, dtype=np.int64)
+        mats = self._mats(cols)
         if not self.sparse:
             return self.solve(z, *mats)
         self._factor(z)
@@ -159,6 +191,31 @@ class _Solver:
             raise RuntimeError("MUMPS: MatMatTransposeSolve with a sparse right-hand side "
                                "failed")
         return X.getDenseArray()
+
+    def _mats(self, cols: np.ndarray):
+        """The (right-hand side, solution) matrices of the columns ``cols`` (cached)."""
+        key = (len(cols), cols.tobytes())
+        mats = self._rhs.get(key)
+        if mats is not None:
+            return mats
+        N, n = self.N, len(cols)
+        if self.sparse:
+            Bt = PETSc.Mat().createAIJ([n, N], comm=self._kcomm)
+            Bt.setPreallocationCSR((np.arange(n + 1, dtype=PETSc.IntType),
+                                    cols.astype(PETSc.IntType), np.ones(n, complex)))
+            Bt.assemble()
+            X = PETSc.Mat().createDense([N, n], comm=self._kcomm)
+            X.setUp()
+            X.assemble()
+            mats = (Bt, X)
+        elif self.full_columns:
+            rhs = _unit_columns(self._kcomm, N, N, 0, cols)
+            mats = (rhs, rhs.duplicate())
+        else:
+            rhs = _unit_columns(self.comm, self.r1 - self.r0, N, self.r0, cols)
+            mats = (rhs, rhs.duplicate())
+        self._rhs[key] = mats
+        return mats
 
     def release(self, cols: np.ndarray) -> None:
         """Free the work matrices of the columns ``cols`` (e.g. all N after the pole sum)."""
@@ -173,6 +230,8 @@ class _Solver:
         self._rhs.clear()
         self.ksp.destroy()
         self.A.destroy()
+        if self._own_A0:
+            self.A0.destroy()
 
     def __enter__(self) -> "_Solver":
         return self
@@ -196,25 +255,49 @@ def _unit_columns(comm, nloc: int, N: int, r0: int, cols: np.ndarray) -> PETSc.M
 def _pole_sum(solver: _Solver, H: ElectronHamiltonian, mu: float, beta: float,
               poles: PadePoles, keep: Sequence[np.ndarray] = ()):
     """(local rows of rho_eq, [local rows of sum_p (eta_p/beta) G(chi_p)[:, cols] for cols in
-    ``keep``]) by the pole sum.  Collective."""
+    ``keep``]) by the pole sum.  Collective.
+
+    With whole columns (:attr:`_Solver.full_columns`) each rank solves the columns of its own
+    rows, M[:, r0:r1] with M = -sum_p eta_p (A0 - chi_p)^-1: the rows of M^dag are then local
+    and the rows of M come from one transpose of the column slabs (all-to-all); otherwise the
+    distributed solve gives the rows of M and the transpose gives those of M^dag."""
     d, N, comm = H.dist, H.device.n_orbitals, H.comm
     r0, nloc = d.row_start, d.n_local_rows
-    every = np.arange(N)
-    M = np.zeros((nloc, N), complex, order="F")
+    own = np.arange(r0, r0 + nloc)
+    cols_of = own if solver.full_columns else np.arange(N)
+    M = np.zeros((N, nloc) if solver.full_columns else (nloc, N), complex, order="F")
     kept = [np.zeros((nloc, len(c)), complex) for c in keep]
     for xi, eta in zip(poles.xi, poles.eta):
         chi = mu + 1j * xi / beta
-        X = solver.solve_columns(chi, every)      # (A0 - chi)^-1 = -G(chi)
-        M -= eta * X
-        for out, cols in zip(kept, keep):
-            out -= (eta / beta) * X[:, cols]
-    solver.release(every)
-    Mh = np.empty_like(M)
-    if comm.getSize() > 1:
-        RowHermitianTranspose([(2 * a, 2 * b) for a, b in d.site_ranges], comm)(M, Mh)
+        if solver.full_columns:
+            M -= eta * solver.solve_full(chi, cols_of)    # columns r0:r1 of -G(chi)
+            for out, cols in zip(kept, keep):
+                out -= (eta / beta) * solver.solve_full(chi, cols)[r0:r0 + nloc]
+        else:
+            X = solver.solve_columns(chi, cols_of)        # rows r0:r1 of (A0 - chi)^-1
+            M -= eta * X
+            for out, cols in zip(kept, keep):
+                out -= (eta / beta) * X[:, cols]
+    solver.release(cols_of)
+    for cols in keep:
+        solver.release(cols)
+    rows_h = [(2 * a, 2 * b) for a, b in d.site_ranges]
+    if solver.full_columns:
+        Mh = np.ascontiguousarray(M.conj().T)             # rows of M^dag: local
+        if comm.getSize() > 1:
+            Mr = np.empty((nloc, N), complex)
+            RowHermitianTranspose(rows_h, comm)(np.ascontiguousarray(M.T), Mr)
+            np.conjugate(Mr, out=Mr)                      # rows of M
+        else:
+            Mr = np.ascontiguousarray(M)
+        rho = (Mr + Mh) / beta
     else:
-        Mh[...] = M.conj().T
-    rho = (M + Mh) / beta
+        Mh = np.empty_like(M)
+        if comm.getSize() > 1:
+            RowHermitianTranspose(rows_h, comm)(M, Mh)
+        else:
+            Mh[...] = M.conj().T
+        rho = (M + Mh) / beta
     rho[np.arange(nloc), r0 + np.arange(nloc)] += 0.5
     return rho, kept
 

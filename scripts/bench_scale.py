@@ -126,6 +126,27 @@ def worker(size: list[int], repeat: int) -> None:
         print("RESULT " + json.dumps(out), flush=True)
 
 
+#: the numbers of the issue's baseline (main at 750bab4, before this benchmark's changes), for
+#: the 20 x 10 x 10 valve on this 2-core machine: initial state, RHS, step (s) and peak / state
+BASELINE_20x10x10 = {1: dict(init=13.5 * 60, rhs=1.27, step=7.0, peak=13.0),
+                     2: dict(rhs=0.76, step=4.35)}
+
+
+def bandwidth(nbytes: int = 2**28) -> float:
+    """Memory bandwidth (GB/s) of this rank, counted as read + write bytes of a NumPy copy of
+    ``nbytes`` (the floor of one pass over the state; median of 5)."""
+    import numpy as np
+
+    a = np.ones(nbytes // 16, complex)
+    b = np.empty_like(a)
+    ts = []
+    for _ in range(5):
+        t = time.perf_counter()
+        np.copyto(b, a)
+        ts.append(time.perf_counter() - t)
+    return 2 * nbytes / float(np.median(ts)) / 1e9
+
+
 def run_one(size: list[int], ranks: int, repeat: int) -> dict:
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
@@ -168,11 +189,13 @@ def main(argv=None) -> int:
         return 0
     sizes = [parse_size(s) for s in a.systems.split(",") if s.strip()]
     ranks = [int(r) for r in a.ranks.split(",")]
+    bw = bandwidth()
     print(f"# bench_scale: load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
-          f"1 BLAS thread per rank")
+          f"1 BLAS thread per rank; copy bandwidth {bw:.1f} GB/s (read + write): one pass over "
+          f"the state (read it, write the derivative) takes 2 x state / {bw:.1f} GB/s ('floor')")
     hdr = (f"{'system':>10} {'N_s':>6} {'ranks':>5} {'state':>8} {'set-up':>7} {'init':>8} "
            f"{'RHS':>7} {'step':>7} {'st/RHS':>6} {'GB/s':>5} {'peak/rank':>10} {'x state':>7}"
-           f" {'eff RHS':>7} {'eff step':>8}")
+           f" {'eff RHS':>7} {'eff step':>8} {'RHS/floor':>9}")
     print(hdr)
     rows = []
     for size in sizes:
@@ -184,11 +207,21 @@ def main(argv=None) -> int:
             eff_r = base["rhs"] / (R * r["rhs"]) if R > 1 else float("nan")
             eff_s = base["step"] / (R * r["step"]) if R > 1 else float("nan")
             r["eff_rhs"], r["eff_step"] = eff_r, eff_s
+            r["floor"] = 2 * r["state_MiB"] * 2**20 / R / (bw * 1e9)
+            r["copy_GBps"] = bw
             print(f"{'x'.join(map(str, size)):>10} {r['N_s']:>6} {R:>5} "
                   f"{r['state_MiB']:>6.0f}Mi {r['setup']:>6.1f}s {r['init']:>7.1f}s "
                   f"{r['rhs']:>6.3f}s {r['step']:>6.3f}s {r['rhs_per_step']:>6.2f} "
                   f"{r['GBps']:>5.1f} {r['peak_MiB']:>8.0f}Mi {r['peak_over_state']:>7.1f} "
-                  f"{eff_r:>7.2f} {eff_s:>8.2f}", flush=True)
+                  f"{eff_r:>7.2f} {eff_s:>8.2f} {r['rhs'] / r['floor']:>9.1f}", flush=True)
+            base_r = BASELINE_20x10x10.get(R) if size == [20, 10, 10] else None
+            if base_r:
+                print(f"{'baseline':>10} {'':>6} {R:>5} {'':>8} {'':>7} "
+                      + (f"{base_r['init']:>7.0f}s " if "init" in base_r else f"{'':>8} ")
+                      + f"{base_r['rhs']:>6.3f}s {base_r['step']:>6.3f}s "
+                      + f"{base_r['step'] / base_r['rhs']:>6.2f}"
+                      + (f" {'':>5} {'':>10} {base_r['peak']:>7.1f}" if "peak" in base_r else "")
+                      + "   (the issue's numbers, main at 750bab4)", flush=True)
     if a.json:
         with open(a.json, "x") as f:
             json.dump(rows, f, indent=1)

@@ -222,11 +222,15 @@ def test_per_lead_pole_counts(comm, mpi_tmp_path):
         Simulation.from_checkpoint(out, other, comm)
 
 
-def test_pole_solves_equal_a_dense_inverse_3d(comm):
-    """The pole solves of the stationary state (a sparse right-hand side on one rank, dense
-    unit columns on several) equal columns of the dense inverse of H_eff - z (1e-12: a
-    well-conditioned 2 x 2 x 2 junction, |G| ~ 1), and the stationary state of a 3D junction
-    is a fixed point of the right-hand side (round-off)."""
+@pytest.mark.parametrize("replicated", [True, False])
+def test_pole_solves_equal_a_dense_inverse_3d(comm, replicated):
+    """The pole solves of the stationary state (a sequential factorisation with a sparse
+    right-hand side on one rank or replicated on several; MUMPS distributed with dense unit
+    columns otherwise) equal columns of the dense inverse of H_eff - z (1e-12: a
+    well-conditioned 4 x 2 x 2 junction, |G| ~ 1), and the stationary state of a 3D junction,
+    by either route, is a fixed point of the right-hand side (round-off) and the same state
+    (1e-12)."""
+    import integrators.stationary as st
     from integrators.stationary import _Solver, effective_matrix
     from operators.hamiltonian import gather_dense
     from toolkit.parallel import allreduce
@@ -239,16 +243,31 @@ def test_pole_solves_equal_a_dense_inverse_3d(comm):
         z = 0.3 + 0.7j
         ref = np.linalg.inv(dense - z * np.eye(N))
         r0, r1 = A0.getOwnershipRange()
-        with _Solver(A0, "test_pole_") as solver:
+        with _Solver(A0, "test_pole_", replicated=replicated) as solver:
             for cols in (np.arange(N), np.array([0, 5, N - 1])):
                 X = solver.solve_columns(z, cols)
                 err = float(np.abs(X - ref[r0:r1][:, cols]).max()) if r1 > r0 else 0.0
                 assert allreduce(err, comm, "max") < 1e-12
-            assert solver.sparse == (comm.getSize() == 1)
+            assert solver.sparse == (comm.getSize() == 1 or replicated)
         A0.destroy()
+        old = st.REPLICATED_MAX_N
+        st.REPLICATED_MAX_N = N if replicated else 0
+        try:
+            rho, blocks = st.stationary_state(sim.H, sim.problem, sim.poles)
+        finally:
+            st.REPLICATED_MAX_N = old
+        y = sim.y.duplicate()
+        sim.y.copy(y)
+        a = y.getArray()
+        sim.layout.rho(a)[...] = rho
+        sim.layout.fill(a, blocks.items(), local=True)
+        y.stateIncrease()
+        diff = float(np.abs(a - sim.y.getArray(readonly=True)).max())
+        assert allreduce(diff, comm, "max") < 1e-12
         F = sim.y.duplicate()
-        sim.rhs(None, 0.0, sim.y, F)
+        sim.rhs(None, 0.0, y, F)
         assert allreduce(float(np.abs(F.getArray(readonly=True)).max()), comm, "max") < 1e-12
         F.destroy()
+        y.destroy()
     finally:
         sim.destroy()

@@ -126,3 +126,42 @@ def _rows(data):
     elif isinstance(data, list):
         for v in data:
             yield from _rows(v)
+
+
+@pytest.mark.skip_in_parallel
+def test_scale_benchmark_runs(tmp_path):
+    """bench_scale on a tiny 3D valve, 1 and 2 ranks: every column is measured (finite and
+    positive) and the JSON rows carry them."""
+    import json
+
+    out = os.path.join(tmp_path, "s.json")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    for k in [k for k in env if k.startswith(("OMPI_COMM_WORLD", "PMIX_", "OMPI_MCA_"))]:
+        del env[k]
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "bench_scale.py"), "--systems",
+           "6x2x2", "--ranks", "1,2", "--repeat", "1", "--json", out,
+           "--png", os.path.join(tmp_path, "s.png")]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "copy bandwidth" in r.stdout and "6x2x2" in r.stdout
+    with open(out) as f:
+        rows = json.load(f)
+    assert [row["ranks"] for row in rows] == [1, 2]
+    for row in rows:
+        for key in ("setup", "init", "rhs", "step", "peak_MiB", "floor"):
+            assert row[key] > 0, (key, row)
+
+
+@pytest.mark.skip_in_parallel
+def test_scale_model():
+    """The per-rank model: the state per rank is the state over the ranks, the halo is two
+    planes of rows by all columns, and the measured 20 x 10 x 10 state (977 MiB) is the
+    model's."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import scale_model as M
+
+    one, two = M.model((20, 10, 10), 1), M.model((20, 10, 10), 2)
+    assert one["state"] == pytest.approx(977 * 2**20, rel=1e-3)    # bench_scale's state
+    assert two["state"] == pytest.approx(one["state"] / 2)
+    assert two["halo"] == 16 * 4 * 100 * (4000 + 2 * 30 * 200)
+    assert one["halo"] == 0 and M.largest(1000, 4e9, 30, "long")["L"][0] == 1000
