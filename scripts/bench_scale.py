@@ -53,8 +53,12 @@ def overrides(size: list[int]) -> list[str]:
 
 
 def _peak_mib() -> float:
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """VmHWM of this process (ru_maxrss would carry the parent's peak across fork + exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 def worker(size: list[int], repeat: int) -> None:
@@ -247,7 +251,11 @@ def plot(rows, png: str) -> None:
         if ok.sum() < 2:
             continue
         k = np.polyfit(np.log(N[ok][-3:]), np.log(y[ok][-3:]), 1)[0]
-        ax.loglog(N[ok], y[ok], "o-", label=f"{label} (~$N_s^{{{k:.2f}}}$, last 3)")
+        line, = ax.loglog(N[ok], y[ok], "o-", label=f"{label} (~$N_s^{{{k:.2f}}}$, last 3)")
+        base = BASELINE_20x10x10[1].get(key)
+        if base is not None:
+            ax.loglog([4000], [base], "x", ms=10, mew=2, color=line.get_color())
+    ax.plot([], [], "kx", ms=8, mew=2, label="baseline (main at 750bab4, 20x10x10)")
     ax.set_xlabel("$N_s$ (orbitals)")
     ax.set_ylabel("wall time (s), 1 rank")
     ax.grid(alpha=0.3, which="both")

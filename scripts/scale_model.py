@@ -8,7 +8,7 @@ two lead blocks (N_s x N_p n_l), rows distributed over P ranks in contiguous ran
 (slabs along x, ``toolkit.parallel.SiteDistribution``).  Per rank and right-hand side:
 
 - state: 16 (N_s/P)(N_s + C) bytes, C = 2 N_p n_l lead columns; the run's peak is ~5 of it
-  (measured: 4.6 on the 20 x 10 x 10 valve, 1 rank; ``toolkit.memory``);
+  (measured: 5.1 on the 20 x 10 x 10 valve, 1 rank; ``toolkit.memory``);
 - halo: H rho and H Pi need the rows of the neighbouring sites: 2 planes of 2 Ly Lz rows on
   either side of the slab, all N_s + C columns (PETSc's MPIAIJ x MPIDENSE product receives
   them into a work matrix of that size): 16 x 4 Ly Lz (N_s + C) bytes received, as much sent;
@@ -30,7 +30,7 @@ import argparse
 import sys
 
 BASE = 0.15e9       # interpreter, NumPy, PETSc, MPI per rank (bytes)
-PEAK_STATES = 5.0   # a run's peak / state per rank (exponential RK4, measured 4.6-5.1)
+PEAK_STATES = 5.2   # a run's peak / state per rank (exponential RK4, measured 5.1-5.3)
 INDEX_LIMIT = 2**31 - 1
 
 
