@@ -242,7 +242,9 @@ def _read_run(r: Result) -> RunSeries:
     else:
         idx = np.flatnonzero(spin_layer == k)
         mz = np.asarray(r["spins", :n, int(idx[0]):int(idx[-1]) + 1, 2], float).mean(axis=1)
-    s_unit = _pretty_unit(r.unit("spins"))
+    # moments (paper 000) are unit vectors M_i (magnitude mu_M), spins carry hbar
+    moments = cfg is not None and getattr(cfg.llg, "equation", "spin") == "moment"
+    s_unit = "" if moments else _pretty_unit(r.unit("spins"))
     which = "analyzer" if len(magnetic) > 1 else "magnetic layer"
     series.traces.append(Trace(f"{which} {names[k]}: mean $M_z$ ({count} moments)",
                                _label(r"$\langle M_z\rangle$", s_unit), mz, colour=series.colour(k),
