@@ -297,6 +297,8 @@ def plot_file(path: str, png: str | None = None) -> str:
 
             return plot_sweep(path, png)
         if kind == "sweep":
+            if _is_pulse_sweep(path):
+                return plot_pulse_sweep(path, png)
             return plot_sweep_summary(path, png)
         return plot_quench_table(path, png)
     except PlotError:
@@ -571,6 +573,59 @@ def _sweep_dir_run(path: str, names) -> dict:
                 if info:
                     return info
     return {}
+
+
+def _is_pulse_sweep(path: str) -> bool:
+    """A ``qcspin sweep --durations`` table (paper 000 Fig. 2d) rather than a bias sweep."""
+    r = load_result(path)
+    return "V_H" in r.names and "V_D" in r.names
+
+
+def plot_pulse_sweep(path: str, png: str | None = None) -> str:
+    """The (V_D, V_H) switching diagram of a pulse sweep (``pulse_sweep.h5``, paper 000
+    Fig. 2d): stars where the layer switched (labelled with t_s), filled squares where it did
+    not, hollow squares where the run ended inside the dwell (undecided); the colour of the
+    squares is the final mean M_z.  Serial; returns the PNG path."""
+    plt = use_agg()
+    png = png or os.path.splitext(path)[0] + ".png"
+    r = load_result(path)
+    d = r.read("V_H", "V_D", "switched", "decided", "t_switch", "final_mz")
+    VH, VD = d["V_H"].astype(float), d["V_D"].astype(float)
+    sw, dec = d["switched"].astype(bool), d["decided"].astype(bool)
+    ts, mz = d["t_switch"].astype(float), d["final_mz"].astype(float)
+    if not (len(VH) and len(VD)):
+        raise PlotError(f"'{path}' is a pulse sweep without pulses")
+    tu, eu = _units(r, "V_D"), _units(r, "V_H")
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    cmap = plt.get_cmap("coolwarm_r")
+    for i, vh in enumerate(VH):
+        for j, vd in enumerate(VD):
+            if sw[i, j]:
+                ax.plot(vd, vh, "*", color="tab:green", ms=16, zorder=3)
+                ax.annotate(f"{ts[i, j]:g}", (vd, vh), textcoords="offset points",
+                            xytext=(8, 5), fontsize=7, color="tab:green")
+            else:
+                c = cmap(0.5 * (1 + np.clip(mz[i, j], -1, 1)))
+                ax.plot(vd, vh, "s", ms=11, color=c, mec="k", mew=0.5,
+                        mfc=c if dec[i, j] else "none")
+    ax.plot([], [], "*", color="tab:green", ms=12, label="switched (label: $t_s$)")
+    ax.plot([], [], "s", color="0.6", mec="k", ms=9, label="not switched (colour: final $M_z$)")
+    ax.plot([], [], "s", color="k", mfc="none", ms=9, label="undecided (ended in the dwell)")
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(-1, 1))
+    fig.colorbar(sm, ax=ax, label="final mean $M_z$ of the layer")
+    layer = _attr(r, "layer", "?")
+    crit = f"(mean M_z <= {_attr(r, 'threshold', '?')} for {_attr(r, 'dwell', '?')} {tu})"
+    ax.set_xlabel(_label("pulse duration $V_D$", tu))
+    ax.set_ylabel(_label("pulse height $V_H$", eu))
+    ax.set_xlim(0, VD.max() * 1.15)
+    ax.set_ylim(0, VH.max() * 1.3)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"switching of layer {layer} {crit}", fontsize=9, loc="left")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
 
 
 def plot_sweep_summary(path: str, png: str | None = None) -> str:

@@ -122,7 +122,12 @@ def _pulse_sweep(args, cfg, comm) -> int:
     pulse_sweep(cfg, args.V, args.durations, outdir=args.output, layer=layer, t0=args.t0,
                 t_after=args.t_after, criterion=crit, group_size=args.group_size,
                 overwrite=args.overwrite, resume=args.resume, comm=comm, progress=report)
-    say(f"summary: {os.path.join(os.path.abspath(args.output), 'pulse_sweep.h5')}")
+    table = os.path.join(os.path.abspath(args.output), "pulse_sweep.h5")
+    if comm.getRank() == 0:
+        from analysis.plots import plot_pulse_sweep
+
+        png = plot_pulse_sweep(table, os.path.splitext(table)[0] + ".png")
+        say(f"summary: {table}; switching diagram: {png}")
     return 0
 
 

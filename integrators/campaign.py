@@ -363,11 +363,15 @@ def pulse_sweep(cfg: Config, V_H, V_D, *, outdir: str, layer: str, t0: float = 0
         sw[i, j], dec[i, j], tsw[i, j], mzf[i, j] = s_, d_, t_, m_
     res = PulseSweepResult(VH, VD, tuple(tuple(f) for f in files), sw, dec, tsw, mzf)
     if rank0:
-        write_table(table, {"V_H": (VH, "energy", "pulse heights"),
-                            "V_D": (VD, "time", "pulse durations"),
+        from toolkit.units import get_units
+
+        u = get_units(cfg.units)
+        volt = "V" if u.energy == "eV" else f"{u.energy}/e"     # a bias: energy per charge
+        write_table(table, {"V_H": (VH, volt, "pulse heights"),
+                            "V_D": (VD, u.time, "pulse durations"),
                             "switched": (sw, None, "the layer switched (integrators.switching)"),
                             "decided": (dec, None, "False: the run ended inside a dwell"),
-                            "t_switch": (tsw, "time", "switching time (NaN: none)"),
+                            "t_switch": (tsw, u.time, "switching time (NaN: none)"),
                             "final_mz": (mzf, None, "mean M_z of the layer at the end")},
                     {"layer": layer, "t0": float(t0), "t_after": float(t_after),
                      "threshold": crit.threshold, "dwell": crit.dwell, "every": crit.every,

@@ -93,6 +93,16 @@ def test_qcspin_sweep_durations_cli(tmp_path):
     t = load_result(str(out / "pulse_sweep.h5"))
     assert t["switched"].shape == (2, 1) and list(t["switched"][:, 0]) == [False, True]
     assert "V_H = 1.5" in r.stdout and "switched at" in r.stdout
+    # the switching diagram of Fig. 2(d) beside the table, and `qcspin plot` draws the table
+    assert (out / "pulse_sweep.png").stat().st_size > 0 and "switching diagram" in r.stdout
+    from toolkit.units import get_units
+
+    assert t.unit("V_D") == t.unit("t_switch") == get_units(_cfg().units).time
+    png = tmp_path / "again.png"
+    p = subprocess.run([sys.executable, "-m", "toolkit.cli", "plot", str(out / "pulse_sweep.h5"),
+                        "-o", str(png)], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert png.stat().st_size > 0
     bad = subprocess.run(cmd[:-2] + ["--layer", "P", "-o", str(tmp_path / "x")],
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "--layer = 'P' is not allowed" in bad.stderr
