@@ -56,13 +56,42 @@ def gather_rows(local: np.ndarray, comm: PETSc.Comm, root: int = 0) -> np.ndarra
 
 
 def gather_rows(local: np.ndarray, comm: PETSc.Comm, root: int | None = 0) -> np.ndarray | None:
-    """Concatenate per-rank row blocks (along axis 0) on ``root`` (all ranks if None)."""
+    """Concatenate per-rank row blocks (along axis 0) on ``root`` (all ranks if None).
+
+    Numeric arrays of the same dtype and trailing shape on every rank go as MPI buffers
+    (Gatherv/Allgatherv: no pickling, so a rank's block may exceed 2 GiB as long as it has
+    fewer than 2^31 elements); anything else (object arrays, mixed shapes) is pickled."""
     if comm.getSize() == 1:
         return local
-    parts = _mpi(comm).gather(local, root=root) if root is not None else _mpi(comm).allgather(local)
-    if parts is None:
-        return None
-    return np.concatenate(parts, axis=0)
+    mpi = _mpi(comm)
+    arr = np.asarray(local)
+    meta = (arr.dtype.str, arr.shape[1:], arr.shape[0] if arr.ndim else -1)
+    metas = mpi.allgather(meta)
+    numeric = (arr.dtype.kind in "biufc" and arr.ndim >= 1
+               and all(m[0] == meta[0] and m[1] == meta[1] for m in metas))
+    if not numeric:
+        parts = mpi.gather(local, root=root) if root is not None else mpi.allgather(local)
+        if parts is None:
+            return None
+        return np.concatenate(parts, axis=0)
+    width = int(np.prod(meta[1], dtype=np.int64))
+    counts = np.array([m[2] * width for m in metas], dtype=np.int64)
+    if counts.max(initial=0) >= 2**31:
+        raise ValueError(f"gather_rows: a block of {int(counts.max())} elements is more than "
+                         f"one MPI message can count (2^31 - 1)")
+    displ = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    send = np.ascontiguousarray(arr)
+    rows = int(sum(m[2] for m in metas))
+    if root is None:
+        out = np.empty((rows,) + tuple(meta[1]), dtype=arr.dtype)
+        mpi.Allgatherv(send, [out, (counts, displ)])
+        return out
+    if comm.getRank() == root:
+        out = np.empty((rows,) + tuple(meta[1]), dtype=arr.dtype)
+        mpi.Gatherv(send, [out, (counts, displ)], root=root)
+        return out
+    mpi.Gatherv(send, None, root=root)
+    return None
 
 
 def bcast(obj, comm: PETSc.Comm, root: int = 0):
