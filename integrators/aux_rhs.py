@@ -32,9 +32,10 @@ from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allreduce, gather_rows_to, ranks_where
 
 from .electrons import ElectronProblem, per_lead_poles
+from .expint import combine_work
 from .layout import StateLayout
 from .open_rhs import RigidShift
-from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term, minus_i_plus, product_work
+from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term, minus_i_plus
 from .stationary import effective_matrix
 
 __all__ = ["AuxiliaryLeads", "AuxiliaryRHS", "aux_components"]
@@ -121,7 +122,7 @@ class AuxiliaryLeads(Term):
         self.owners = ranks_where(len(self.loc_rows) > 0, H.comm)   # ranks with interface rows
         self.C_full = np.empty((N if len(self.loc_rows) or H.comm.getSize() == 1 else 0,
                                 len(I)), complex)
-        self._work = product_work(layout)         # one chunk of columns (minus_i_plus)
+        self._work = combine_work(layout)         # one chunk of columns (minus_i_plus)
         self.lead_of_I = np.concatenate([np.full(len(Ik), k) for k, Ik, _, _ in
                                          problem.auxiliary])
         # wide-band channels (wide-band leads beside auxiliary modes): their Gamma on the

@@ -49,7 +49,7 @@ class SweepResult:
     stage1: str
 
 
-def _has_checkpoint(path: str) -> bool:
+def has_checkpoint(path: str) -> bool:
     """An existing result file that holds a checkpoint (a run killed before its first
     checkpoint is started again)."""
     if not os.path.exists(path):
@@ -84,7 +84,7 @@ def _stage1_action(path: str, cfg1: Config, stage1_time: float) -> tuple[str, st
         return "", f"'{path}' is {why}"
     if r.status == "finished":
         return "reuse", ""
-    if r.status in ("running", "interrupted") and _has_checkpoint(path):
+    if r.status in ("running", "interrupted") and has_checkpoint(path):
         return "resume", ""
     return "", f"'{path}' is a stage 1 with status '{r.status}' ({r.message or 'no checkpoint'})"
 
@@ -133,7 +133,7 @@ def bias_sweep(cfg: Config, V, *, outdir: str, protocol: str = "symmetric",
     for i in mine:
         cfg2 = with_changes(cfg, bias={"protocol": protocol, "V": float(V[i]), "t_on": 0.0,
                                        "table": None})
-        cont = resume and bcast(_has_checkpoint(files[i]) if group.getRank() == 0 else None, group)
+        cont = resume and bcast(has_checkpoint(files[i]) if group.getRank() == 0 else None, group)
         sim = Simulation.from_checkpoint(files[i] if cont else stage1, cfg2, group)
         t0 = _time.perf_counter()
         sim.run(files[i], t_end=t_end, overwrite=(overwrite or resume) and not cont, restart=cont,
@@ -337,7 +337,7 @@ def pulse_sweep(cfg: Config, V_H, V_D, *, outdir: str, layer: str, t0: float = 0
         done = bool(bcast(done, group))
         t_wall = _time.perf_counter()
         if not done:
-            cont = resume and bcast(_has_checkpoint(path) if group.getRank() == 0 else None,
+            cont = resume and bcast(has_checkpoint(path) if group.getRank() == 0 else None,
                                     group)
             sim = Simulation(cfg_k, group) if not cont else Simulation.from_checkpoint(
                 path, cfg_k, group)

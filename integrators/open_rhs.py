@@ -40,8 +40,9 @@ from operators.spin import ClassicalSpinHamiltonian
 from toolkit.parallel import allreduce, gather_rows_to, ranks_where
 
 from .electrons import Coupling, ElectronProblem, per_lead_poles
+from .expint import combine_work
 from .layout import StateLayout
-from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term, minus_i_plus, product_work
+from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term, minus_i_plus
 
 __all__ = ["PadeLeads", "RigidShift", "OpenRHS", "LeadBlock", "rigid_shift"]
 
@@ -174,7 +175,7 @@ class PadeLeads(Term):
         # the same as contiguous row ranges (faces and absorbers are slabs of orbitals):
         # slices of the column-major blocks, no fancy-indexed copies
         self.g_slices = [(slice(a, b_), 0.5 * g[a:b_, None]) for a, b_ in _runs(self.g_rows)]
-        self._work = product_work(layout)              # one chunk of columns
+        self._work = combine_work(layout)              # one chunk of columns
 
     @staticmethod
     def lead_matrix(b: LeadBlock, rho: np.ndarray, B: np.ndarray) -> np.ndarray:

@@ -241,7 +241,8 @@ def minus_i_plus(out: np.ndarray, X: np.ndarray, coef: np.ndarray, work: np.ndar
     """out = -i out + X * coef (``coef``: one value per column) in place, column chunks of
     ``work``'s size (>= one column) at a time, so that each chunk of ``out``, X and the product
     stays in cache: one pass over X and out, no temporary of their size.  ``out``, X:
-    (rows, columns) Fortran-ordered views."""
+    (rows, columns) Fortran-ordered views; ``work``: ``expint.combine_work`` (the same
+    chunk as the stage combinations)."""
     rows, cols = out.shape
     step = max(1, len(work) // max(rows, 1))
     for c0 in range(0, cols, step):
@@ -252,10 +253,6 @@ def minus_i_plus(out: np.ndarray, X: np.ndarray, coef: np.ndarray, work: np.ndar
         np.multiply(X[:, c0:c1], coef[c0:c1], out=t)
         o += t
 
-
-def product_work(layout: StateLayout) -> np.ndarray:
-    """A work array for :func:`minus_i_plus` on ``layout``'s components (a chunk of columns)."""
-    return np.empty(max(1 << 16, layout.nloc, 1), complex)
 
 
 class _Product:

@@ -52,6 +52,7 @@ import time as _time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
+from integrators.campaign import has_checkpoint  # noqa: E402
 from integrators.switching import SwitchingCriterion, layer_switching  # noqa: E402
 from toolkit import log  # noqa: E402
 from toolkit.config import Config, load_config, with_changes  # noqa: E402
@@ -170,12 +171,8 @@ def _action(path: str, cfg: Config) -> tuple[str, str]:
     t_have = float(r["time", -1]) if r.names and "time" in r.names and r.shape("time")[0] else 0.
     if r.status == "finished" and t_have >= want_t - 1e-6:
         return "reuse", ""
-    if r.status in ("finished", "running", "interrupted"):
-        try:
-            if "step" in r.group_attrs("checkpoint", raw=True):
-                return "resume", ""
-        except ResultFileError:
-            pass
+    if r.status in ("finished", "running", "interrupted") and has_checkpoint(path):
+        return "resume", ""
     return "", f"'{path}' has status '{r.status}' ({r.message or 'no checkpoint'})"
 
 

@@ -74,12 +74,10 @@ def gather_rows(local: np.ndarray, comm: PETSc.Comm, root: int | None = 0) -> np
         if parts is None:
             return None
         return np.concatenate(parts, axis=0)
-    width = int(np.prod(meta[1], dtype=np.int64))
-    counts = np.array([m[2] * width for m in metas], dtype=np.int64)
+    counts, displ = _element_layout([m[2] for m in metas], int(np.prod(meta[1], dtype=np.int64)))
     if counts.max(initial=0) >= 2**31:
         raise ValueError(f"gather_rows: a block of {int(counts.max())} elements is more than "
                          f"one MPI message can count (2^31 - 1)")
-    displ = np.concatenate([[0], np.cumsum(counts)[:-1]])
     send = np.ascontiguousarray(arr)
     rows = int(sum(m[2] for m in metas))
     if root is None:
@@ -191,6 +189,12 @@ class RowHermitianTranspose:
         return out
 
 
+def _element_layout(rows, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(elements per rank, displacements) of row blocks of ``width`` elements per row."""
+    sizes = np.asarray(rows, dtype=np.int64) * width
+    return sizes, np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+
 def allgather_rows(local: np.ndarray, comm: PETSc.Comm, counts: np.ndarray,
                    out: np.ndarray) -> np.ndarray:
     """Row blocks (n_r x m, complex) of every rank concatenated on every rank into ``out``
@@ -200,9 +204,7 @@ def allgather_rows(local: np.ndarray, comm: PETSc.Comm, counts: np.ndarray,
         return out
     from mpi4py import MPI
 
-    m = local.shape[1]
-    sizes = np.asarray(counts) * m
-    displ = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    sizes, displ = _element_layout(counts, local.shape[1])
     _mpi(comm).Allgatherv(np.ascontiguousarray(local),
                           [out, (sizes, displ), MPI.C_DOUBLE_COMPLEX])
     return out
@@ -219,9 +221,7 @@ def gather_rows_to(local: np.ndarray, comm: PETSc.Comm, counts: np.ndarray,
         return out
     from mpi4py import MPI
 
-    m = local.shape[1]
-    sizes = np.asarray(counts) * m
-    displ = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    sizes, displ = _element_layout(counts, local.shape[1])
     mpi = _mpi(comm)
     send = np.ascontiguousarray(local)
     me = comm.getRank()
