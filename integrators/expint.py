@@ -48,6 +48,8 @@ import weakref
 
 import numpy as np
 
+from toolkit import kernels
+
 from petsc4py import PETSc
 
 from .layout import StateLayout
@@ -163,6 +165,9 @@ def combine(layout: StateLayout, out: np.ndarray, terms, tmp: np.ndarray) -> Non
     in chunks of about :data:`CHUNK` entries; ``tmp``: :func:`combine_work`.  ``out`` may be
     the array of the first term (each chunk reads it before writing); no other aliasing.
     Local."""
+    if kernels.available():
+        _combine_compiled(layout, out, terms)
+        return
     f0, v0 = terms[0]
     rest = [(f, v) for f, v in terms[1:] if f.scalar != 0.0]
     for a, b in ((0, layout.n_rho), (layout.spin_offset, layout.n_local)):   # L = 0 here
@@ -196,6 +201,26 @@ def combine(layout: StateLayout, out: np.ndarray, terms, tmp: np.ndarray) -> Non
             for v, cf in zip(blocks[1:], coef[1:]):
                 np.multiply(v[c0:c1], cf[c0:c1], out=w)
                 o += w
+
+
+def _combine_compiled(layout: StateLayout, out: np.ndarray, terms) -> None:
+    """:func:`combine` with the compiled kernel (toolkit/kernels.py): one pass per region."""
+    vs = [v for _, v in terms]
+    for a, b in ((0, layout.n_rho), (layout.spin_offset, layout.n_local)):   # L = 0 here
+        if b > a:
+            kernels.combine(out[a:b], [v[a:b] for v in vs],
+                            [np.array([f.scalar]) for f, _ in terms], b - a)
+    if layout.n_small and layout.rank == 0:          # small components: a rate per entry
+        a, b = layout.small_offset, layout.small_offset + layout.n_small
+        np.multiply(vs[0][a:b], terms[0][0].small, out=out[a:b])
+        for f, v in terms[1:]:
+            out[a:b] += f.small * v[a:b]
+    nloc = layout.nloc
+    if nloc == 0:
+        return
+    for k in range(len(layout.lead_columns)):
+        kernels.combine(_block(layout, out, k), [_block(layout, v, k) for v in vs],
+                        [f.columns[k] for f, _ in terms], nloc)
 
 
 _LIVE: list = []    # weak references to the ExpRK TSs, in creation order (same on every rank)

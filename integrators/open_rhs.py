@@ -42,7 +42,7 @@ from toolkit.parallel import allreduce, gather_rows_to, ranks_where
 from .electrons import Coupling, ElectronProblem, per_lead_poles
 from .expint import combine_work
 from .layout import StateLayout
-from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term, minus_i_plus
+from .rhs import LLG, Coherent, CoupledRHS, Evaluation, Term, kernel_left, minus_i_plus
 
 __all__ = ["PadeLeads", "RigidShift", "OpenRHS", "LeadBlock", "rigid_shift"]
 
@@ -133,6 +133,7 @@ class LeadBlock:
             * np.repeat(poles.eta, len(self.loc_k))
         self.counts = np.array([2 * (b - a) for a, b in d.site_ranges])
         self.owners = ranks_where(len(self.loc_rows) > 0, H.comm)   # ranks with I_l rows
+        self.C_sum = np.zeros((0, self.n), complex)  # the kernels' pole sum (PadeLeads.bind)
         self.C_full = np.empty((layout.N, self.n), complex) if len(self.loc_rows) \
             or H.comm.getSize() == 1 else np.empty((0, self.n), complex)
 
@@ -176,12 +177,21 @@ class PadeLeads(Term):
         # slices of the column-major blocks, no fancy-indexed copies
         self.g_slices = [(slice(a, b_), 0.5 * g[a:b_, None]) for a, b_ in _runs(self.g_rows)]
         self._work = combine_work(layout)              # one chunk of columns
+        self.minus_g_half = -0.5 * g                   # -Gamma/2 per local row
+        if rhs.H.diagonals is not None:
+            for b in self.blocks:                      # the pole sum the kernel writes
+                b.C_sum = np.zeros((nloc, b.n), complex, order="F")
 
-    @staticmethod
-    def lead_matrix(b: LeadBlock, rho: np.ndarray, B: np.ndarray) -> np.ndarray:
+    @classmethod
+    def lead_matrix(cls, b: LeadBlock, rho: np.ndarray, B: np.ndarray) -> np.ndarray:
         """Local rows of C_l = (1 - 2 rho)[:, I_l] Gamma_l/4 + sum_p Pi_{l,p}, (n_loc, n_l):
         Pi_l restricted to its nonzero columns."""
         C = B.reshape((B.shape[0], b.n, b.n_poles), order="F").sum(axis=2)
+        return cls.finish_lead_matrix(b, rho, C)
+
+    @staticmethod
+    def finish_lead_matrix(b: LeadBlock, rho: np.ndarray, C: np.ndarray) -> np.ndarray:
+        """C_l from the pole sum ``C`` = sum_p Pi_{l,p} (in place)."""
         C -= rho[:, b.I] * b.half_g
         C[b.loc_rows, b.loc_k] += b.quarter_g[b.loc_k]
         return C
@@ -192,17 +202,29 @@ class PadeLeads(Term):
         rho, frho = lay.rho(x), lay.rho(f)
         mu = ev.mu
         assert mu is not None      # CoupledRHS with mu0 (checked in bind)
+        dia = rhs.H.diagonals
         for b in self.blocks:
             B = lay.view(x, b.name)
-            fB = rhs.times_h_into(x, f, b.name)            # H Pi, in place below
-            # -i H Pi + i chi^+ Pi column by column (i chi^+ = i mu + decay), in chunks of
-            # columns that stay in cache: one pass over Pi and d Pi/dt
             coef = 1j * mu[b.index] + (b.decay if ev.full else np.zeros(b.cols))
-            minus_i_plus(fB, B, coef, self._work)
-            for sl, gh in self.g_slices:               # -Gamma/2 Pi on the coupled rows
-                fB[sl] -= B[sl] * gh
-            fB[b.src_rows, b.src_cols] += b.src_vals
-            C = self.lead_matrix(b, rho, B)
+            if dia is not None:
+                # the compiled kernel: -i (H - i Gamma/2) Pi + i chi^+ Pi and the pole sum
+                # of C_l in one pass over Pi (toolkit/kernels.py; halo rows under MPI)
+                fB = lay.view(f, b.name)
+                C = b.C_sum
+                C.fill(0.0)
+                kernel_left(rhs.H, B, fB, alpha=-1j, radd=self.minus_g_half, coef=coef,
+                            sum_to=C)
+                fB[b.src_rows, b.src_cols] += b.src_vals
+                self.finish_lead_matrix(b, rho, C)
+            else:
+                fB = rhs.times_h_into(x, f, b.name)        # H Pi, in place below
+                # -i H Pi + i chi^+ Pi column by column (i chi^+ = i mu + decay), in chunks
+                # of columns that stay in cache: one pass over Pi and d Pi/dt
+                minus_i_plus(fB, B, coef, self._work)
+                for sl, gh in self.g_slices:           # -Gamma/2 Pi on the coupled rows
+                    fB[sl] -= B[sl] * gh
+                fB[b.src_rows, b.src_cols] += b.src_vals
+                C = self.lead_matrix(b, rho, B)
             frho[:, b.I] += C
             # the whole C only where the interface rows are (not to every rank)
             C_full = gather_rows_to(C, rhs.H.comm, b.counts, b.C_full, b.owners)

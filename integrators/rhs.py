@@ -8,7 +8,8 @@ component, ``MatDensePlaceArray`` on the state), the state layout, the gathered 
 the leads' chemical potentials mu(t) (evaluated once per call), the zeroing of components no
 term sets, and ``n_calls``.  Each :class:`Term` is one physical contribution:
 
-* :class:`Coherent`: -i [H(S), rho] = -i (X - X^dag), X = H rho.  Sets rho.
+* :class:`Coherent`: -i [H(S), rho], one compiled pass (toolkit/kernels.py) or -i (X - X^dag)
+  with X = H rho (PETSc's product).  Sets rho.
 * ``open_rhs.PadeLeads``: the Padé blocks Pi_l of the wide-band couplings (paper 004,
   Eqs. 4, 8, 9).  Sets every ``pi:*`` component, adds Pi_l + Pi_l^dag to rho.
 * ``aux_rhs.AuxiliaryLeads``: the auxiliary modes R, lambda, Omega, Theta, K of finite-band
@@ -40,7 +41,7 @@ from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
-from operators.hamiltonian import ElectronHamiltonian, RowsTimesH
+from operators.hamiltonian import ElectronHamiltonian, FullDiagonals, RowsTimesH
 from operators.observables import diag_block_indices, spin_density_local
 from operators.spin import ClassicalSpinHamiltonian
 from toolkit import _petscenv
@@ -147,9 +148,11 @@ TILE = 128
 
 
 class Coherent(Term):
-    """-i [H(S), rho] = -i (X - X^dag) with X = H rho (rho H = (H rho)^dag): one sparse x dense
-    product per evaluation, written into d rho/dt and made anti-Hermitian in place (the s-d
-    blocks of H are rewritten in place by CoupledRHS)."""
+    """-i [H(S), rho].  With the compiled kernels (``H.diagonals``): -i (H rho - rho H) in one
+    pass, under MPI with the halo rows of rho and the whole H in diagonal form for rho H.
+    Otherwise -i (X - X^dag) with X = H rho (rho H = (H rho)^dag): one PETSc sparse x dense
+    product per evaluation, written into d rho/dt and made anti-Hermitian in place.  (The s-d
+    blocks of H are rewritten in place by CoupledRHS.)"""
 
     name = "coherent"
 
@@ -158,7 +161,13 @@ class Coherent(Term):
         H = rhs.H
         self.sets = ("rho",)
         self.rows_h: RowsTimesH | None = None
-        if rhs.parallel:
+        self.full: FullDiagonals | None = None
+        if H.diagonals is not None:
+            # the compiled commutator (toolkit/kernels.py); under MPI x H needs H's columns of
+            # every row: the whole H in diagonal form, its s-d blocks following all spins
+            if rhs.parallel:
+                self.full = FullDiagonals(H.device)
+        elif rhs.parallel:
             # rho H from the local rows of rho and the replicated sparse H: no communication
             # beyond the halo rows PETSc's H rho exchanges (instead of an all-to-all of rho)
             self.rows_h = RowsTimesH(H.device, scale=-1.0)
@@ -167,6 +176,21 @@ class Coherent(Term):
             self._tmp = np.empty((2, TILE, TILE), complex)
 
     def evaluate(self, ev: Evaluation) -> None:
+        H = self.rhs.H
+        dia = H.diagonals
+        if dia is not None:
+            # the compiled kernel: -i (H rho - rho H) in one pass (toolkit/kernels.py)
+            lay = self.rhs.layout
+            rho, frho = lay.rho(ev.x), lay.rho(ev.f)
+            if self.full is None:
+                dia.commutator(rho, frho)
+                return
+            assert H.halo is not None              # set with the diagonals under MPI
+            if ev.S_all is not None:
+                self.full.set_spins(ev.S_all)
+            xl, xu = H.halo.exchange(rho)
+            dia.commutator_halo(rho, xl, xu, frho, self.full.dia)
+            return
         frho = self.rhs.times_h_into(ev.x, ev.f, "rho")        # X = H rho in d rho/dt
         if self.rows_h is not None:
             if ev.S_all is not None:
@@ -237,6 +261,26 @@ def _product_lib():
 _MATPRODUCT_AB = 1     # MatProductType MATPRODUCT_AB
 
 
+def kernel_left(H: ElectronHamiltonian, x: np.ndarray, y: np.ndarray, **kw) -> None:
+    """y = alpha H x + ... (``kernels.Diagonals.left``; keywords alpha, radd, coef, sum_to)
+    on the local rows with the compiled kernel: on one rank directly, under MPI with the halo
+    rows of x from the neighbouring ranks (``H.halo``).  ``H.diagonals`` must not be None.
+    Collective."""
+    dia = H.diagonals
+    assert dia is not None
+    if H.halo is None:
+        dia.left(x, y, **kw)
+    else:
+        xl, xu = H.halo.exchange(x)
+        dia.left_halo(x, xl, xu, y, **kw)
+
+
+def _f_view(address: int, rows: int, cols: int) -> np.ndarray:
+    """The Fortran-ordered complex (rows, cols) array at ``address`` (memory of a state)."""
+    buf = (ctypes.c_double * (2 * rows * cols)).from_address(address)
+    return np.frombuffer(memoryview(buf), dtype=np.complex128).reshape((rows, cols), order="F")
+
+
 def minus_i_plus(out: np.ndarray, X: np.ndarray, coef: np.ndarray, work: np.ndarray) -> None:
     """out = -i out + X * coef (``coef``: one value per column) in place, column chunks of
     ``work``'s size (>= one column) at a time, so that each chunk of ``out``, X and the product
@@ -287,6 +331,8 @@ class _Product:
             if rc != 0:
                 raise RuntimeError(f"PETSc MatProduct set-up of H x {name} failed (error {rc})")
         self._work: np.ndarray | None = None
+        self.H = H
+        self.dia = H.diagonals          # H in diagonal form for the compiled kernels, or None
 
     @property
     def work(self) -> np.ndarray:
@@ -297,6 +343,10 @@ class _Product:
 
     def numeric(self, x_address: int, out_address: int) -> None:
         """out = H x for the component at ``x_address`` into the memory at ``out_address``."""
+        if self.dia is not None:                     # the compiled kernel
+            n, ncols = self.shape
+            kernel_left(self.H, _f_view(x_address, n, ncols), _f_view(out_address, n, ncols))
+            return
         lib = self.lib
         lib.MatDensePlaceArray(self.handle, ctypes.c_void_p(x_address))
         lib.MatDensePlaceArray(self.out_handle, ctypes.c_void_p(out_address))
@@ -451,20 +501,23 @@ class CoupledRHS:
         f = F.getArray()
         ev.t, ev.X, ev.x, ev.f, ev.full = t, X, x, f, full
         try:
-            if self.has_spins:
-                ev.S_all = self.spins_all(X, x)
-                self.H.set_spins(self.layout.spins(x).real)
-            if self.mu0 is not None:
-                assert self.mu_of_t is not None   # set with mu0
-                ev.mu = self.mu_of_t(t)
-                ev.V = np.asarray(ev.mu, float) - self.mu0
-            for zero in self._zero:
-                zero(f)
-            # the dense NumPy parts are small matrix products per rank: BLAS threads only cost
-            # (the auxiliary-mode junction of paper 000: 30 % of an RHS; toolkit/blas.py)
-            with single_thread():
-                for term in self.terms:
-                    term.evaluate(ev)
+            # a diverging state (inf, nan) is caught by the run's finiteness checks with a
+            # one-line error; NumPy's warnings on the way would only be noise
+            with np.errstate(invalid="ignore", over="ignore"):
+                if self.has_spins:
+                    ev.S_all = self.spins_all(X, x)
+                    self.H.set_spins(self.layout.spins(x).real)
+                if self.mu0 is not None:
+                    assert self.mu_of_t is not None   # set with mu0
+                    ev.mu = self.mu_of_t(t)
+                    ev.V = np.asarray(ev.mu, float) - self.mu0
+                for zero in self._zero:
+                    zero(f)
+                # the dense NumPy parts are small matrix products per rank: BLAS threads only cost
+                # (the auxiliary-mode junction of paper 000: 30 % of an RHS; toolkit/blas.py)
+                with single_thread():
+                    for term in self.terms:
+                        term.evaluate(ev)
         finally:
             ev.clear()
 

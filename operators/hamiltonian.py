@@ -19,7 +19,8 @@ from toolkit.petsc_options import sub_prefix
 
 from petsc4py import PETSc
 
-__all__ = ["ElectronHamiltonian", "sd_blocks", "dense_hamiltonian", "gather_dense"]
+__all__ = ["ElectronHamiltonian", "sd_blocks", "dense_hamiltonian", "gather_dense",
+           "FullDiagonals"]
 
 
 # rows: (uu, ud, du, dd) entries of sigma.S as linear maps of (Sx, Sy, Sz)
@@ -123,6 +124,33 @@ class RowsTimesH:
                       xt.reshape(-1), ot.reshape(-1))
 
 
+class FullDiagonals:
+    """The whole H (all N_s rows) in diagonal form on every rank, its s-d blocks following all
+    spins (:meth:`set_spins`): the x H of the compiled commutator under MPI
+    (``Diagonals.commutator_halo``), which needs H's columns of every row.  O(N_s) memory per
+    diagonal."""
+
+    def __init__(self, device: Device, spins: np.ndarray | None = None) -> None:
+        from toolkit import kernels
+
+        spins = device.spins0 if spins is None else np.asarray(spins, float)
+        N = 2 * device.n_sites
+        indptr, cols, vals = _csr_rows(device, spins, 0, N)
+        self.dia = kernels.Diagonals(indptr, cols)
+        self.dia.update(vals)
+        j = np.asarray(device.spin_sites)
+        self._jsd = np.asarray(device.J_sd)
+        self._mu4 = np.zeros((4, len(j)), complex)
+        self._mu4[0] = self._mu4[3] = device.site_onsite[j]
+        self._pos = np.array([self.dia.position(2 * j + a, 2 * j + c)
+                              for a, c in ((0, 0), (0, 1), (1, 0), (1, 1))])
+
+    def set_spins(self, S_all: np.ndarray) -> None:
+        """The s-d blocks of every magnetic site from all spins (n_spins, 3)."""
+        if len(self._jsd):
+            self.dia.set(self._pos, sd_blocks(self._jsd, S_all) + self._mu4)
+
+
 def dense_hamiltonian(device: Device, spins: np.ndarray | None = None) -> np.ndarray:
     """Full dense H (N_s x N_s) as NumPy array, serial; for tests and small analyses.
 
@@ -178,6 +206,40 @@ class ElectronHamiltonian:
         self._pos = self._sd_positions(device.spin_sites[sl] - self.dist.site_start)
         self._lib = None
         self._fast = self._try_fast_path()
+        self.diagonals = self._diagonal_form()
+
+    # -- diagonal form for the compiled kernels (toolkit/kernels.py) -----------------------
+    def _diagonal_form(self):
+        """The local rows of H in diagonal form for the compiled kernels, kept equal to the
+        PETSc matrix by :meth:`set_spins` (positions of the s-d entries in ``_dia_pos``); under
+        MPI with the halo of rows the local rows reach (``halo``).  None without the kernels,
+        for a pattern of too many diagonals, or when the halo would span several ranks (the
+        same on every rank).  Collective."""
+        from toolkit import kernels
+
+        self.halo = None
+        if not kernels.available():
+            return None
+        ai, aj, av = self.mat.getValuesCSR()
+        d = self.dist
+        dia = kernels.Diagonals(ai, aj, row_start=d.row_start, n_total=self.device.n_orbitals)
+        ok = dia.fits()
+        if self.comm.getSize() > 1:
+            from toolkit.parallel import RowHalo, allreduce
+
+            below = int(allreduce(dia.below, self.comm, "max"))
+            above = int(allreduce(dia.above, self.comm, "max"))
+            halo = RowHalo(self.comm, [(2 * a, 2 * b) for a, b in d.site_ranges], below, above)
+            ok = bool(allreduce(int(ok and halo.usable), self.comm, "min"))
+            if ok:
+                self.halo = halo
+        if not ok:
+            return None
+        dia.update(av)
+        sites = self.device.spin_sites[d.spin_start:d.spin_stop] - d.site_start
+        self._dia_pos = np.array([dia.position(2 * sites + a, 2 * (sites + d.site_start) + c)
+                                  for a, c in ((0, 0), (0, 1), (1, 0), (1, 1))])
+        return dia
 
     # -- in-place s-d update ---------------------------------------------------------------
     def _sd_positions(self, local_sites: np.ndarray) -> np.ndarray:
@@ -233,6 +295,8 @@ class ElectronHamiltonian:
             self._restore(self._handle, ctypes.byref(self._ptr))
         else:
             self._set_spins_slow(blk)
+        if self.diagonals is not None:
+            self.diagonals.set(self._dia_pos, blk)
 
     def _set_spins_slow(self, blk: np.ndarray) -> None:
         sites = self.device.spin_sites[self.dist.spin_start:self.dist.spin_stop]

@@ -28,3 +28,6 @@ if ! .venv/bin/ruff --version 2>/dev/null | grep -q "0.17.6" || ! .venv/bin/mypy
   .venv/bin/pip install -q "ruff==0.17.6" "mypy==2.4.1" 2>&1 | grep -v "^$\|^WARNING: Location" || true
 fi
 .venv/bin/python -c "import toolkit, operators, integrators, analysis; from petsc4py import PETSc; print('qcspin', toolkit.__version__, 'on PETSc', '.'.join(map(str, PETSc.Sys.getVersion())), PETSc.ScalarType.__name__)"
+# the compiled right-hand-side kernels (toolkit/kernels.c, built once per source version into
+# toolkit/_build/ with the system C compiler; without one qcspin falls back to PETSc's products)
+.venv/bin/python -c "from toolkit import kernels; print('compiled kernels:', 'in use' if kernels.available() else kernels.reason())"

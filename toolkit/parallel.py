@@ -307,3 +307,58 @@ def first_message(msg: str | None, comm: PETSc.Comm) -> str | None:
         return msg
     msgs = _mpi(comm).allgather(msg)
     return next((m for m in msgs if m), None)
+
+
+class RowHalo:
+    """The rows of a row-distributed, column-major block that a banded operator on the local
+    rows reaches on the neighbouring ranks: the last ``below`` rows of the rank before and the
+    first ``above`` rows of the rank after (none beyond the ends).  ``row_ranges``: (start,
+    stop) of every rank's rows.  :attr:`usable` is False (on every rank) if a neighbour holds
+    fewer rows than that (the halo would span several ranks).  The buffers are kept per column
+    count and reused.  Collective (:meth:`exchange`)."""
+
+    def __init__(self, comm: PETSc.Comm, row_ranges, below: int, above: int) -> None:
+        self.comm = comm
+        r, size = comm.getRank(), comm.getSize()
+        n = [b - a for a, b in row_ranges]
+        self.usable = all(n[k] >= below for k in range(size - 1)) and \
+            all(n[k] >= above for k in range(1, size))
+        self.n_below = below if r > 0 else 0            # rows received from rank r - 1
+        self.n_above = above if r < size - 1 else 0     # rows received from rank r + 1
+        self.n_down = above if r > 0 else 0             # my first rows, sent to rank r - 1
+        self.n_up = below if r < size - 1 else 0        # my last rows, sent to rank r + 1
+        self._buf: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _buffers(self, ncol: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if ncol not in self._buf:
+            self._buf[ncol] = tuple(np.zeros((h, ncol), complex, order="F") for h in (
+                self.n_below, self.n_above, self.n_down, self.n_up))  # type: ignore[assignment]
+        return self._buf[ncol]
+
+    def bytes_per_exchange(self, ncol: int) -> int:
+        """Bytes this rank receives in one :meth:`exchange` of ``ncol`` columns."""
+        return 16 * (self.n_below + self.n_above) * ncol
+
+    def exchange(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows below, rows above) of the Fortran-ordered complex local block ``x``
+        (n_local, ncol) from the neighbouring ranks (buffers reused by the next exchange of
+        as many columns).  Collective."""
+        from mpi4py import MPI
+
+        mpi = _mpi(self.comm)
+        r = self.comm.getRank()
+        lo, hi, down, up = self._buffers(x.shape[1])
+        t = MPI.C_DOUBLE_COMPLEX
+        reqs = []
+        if self.n_below:
+            reqs.append(mpi.Irecv([lo, t], source=r - 1, tag=71))
+        if self.n_above:
+            reqs.append(mpi.Irecv([hi, t], source=r + 1, tag=72))
+        if self.n_down:
+            np.copyto(down, x[:self.n_down])
+            reqs.append(mpi.Isend([down, t], dest=r - 1, tag=72))
+        if self.n_up:
+            np.copyto(up, x[x.shape[0] - self.n_up:])
+            reqs.append(mpi.Isend([up, t], dest=r + 1, tag=71))
+        MPI.Request.Waitall(reqs)
+        return lo, hi

@@ -1,0 +1,203 @@
+"""The compiled kernels (toolkit/kernels.py) against independent answers: SciPy/NumPy products
+of the same matrices, and the PETSc products and NumPy combinations that the right-hand side
+and the exponential integrator use without them.
+
+Tolerances: the kernels sum the same terms in another order, so they agree to round-off of the
+operands' size (1e-13 absolute on O(1) entries and sums of <= 10 terms); whole runs of a few
+steps agree to 1e-12."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from integrators import Simulation
+from toolkit import kernels
+
+pytestmark = pytest.mark.skipif(not kernels.available(),
+                                reason=f"compiled kernels not in use: {kernels.reason()}")
+
+RNG = np.random.default_rng(7)
+
+
+def _matrix(n, band=(0, 1, 2, 5, 11), complex_offsets=(1,), holes=0.3):
+    """A Hermitian banded matrix with real and complex diagonals and zeros scattered on them."""
+    A = sp.lil_matrix((n, n), dtype=complex)
+    for o in band:
+        if o >= n:
+            continue
+        v = RNG.normal(size=n - o) * (RNG.random(n - o) > holes)
+        if o in complex_offsets:
+            v = v + 1j * RNG.normal(size=n - o)
+        A.setdiag(v, o)
+    A = A.tocsr()
+    A = (A + A.conj().T).tocsr()
+    A.sort_indices()
+    return A
+
+
+def _dia(A):
+    d = kernels.Diagonals(A.indptr, A.indices)
+    d.update(A.data)
+    return d
+
+
+def _cplx(*shape):
+    return np.asfortranarray(RNG.normal(size=shape) + 1j * RNG.normal(size=shape))
+
+
+@pytest.mark.parametrize("n", [1, 7, 600, 1500])
+def test_commutator_equals_dense(n):
+    """-i (A x - x A) for a non-Hermitian x, across row blocks (512) and matrix ends."""
+    A = _matrix(n)
+    x = _cplx(n, n)
+    y = np.zeros_like(x, order="F")
+    _dia(A).commutator(x, y)
+    Ad = A.toarray()
+    assert np.abs(y - (-1j) * (Ad @ x - x @ Ad)).max() < 1e-12
+
+
+@pytest.mark.parametrize("ncol", [1, 2, 3, 12])
+def test_left_product_with_shifts_and_pole_sum(ncol):
+    """alpha A x + (radd_i + coef_c) x, and the column sum mod m in the same pass."""
+    n = 1100
+    A = _matrix(n)
+    d = _dia(A)
+    x = _cplx(n, ncol)
+    y = np.zeros_like(x, order="F")
+    d.left(x, y)
+    assert np.abs(y - A @ x).max() < 1e-13
+    radd = RNG.normal(size=n)
+    coef = RNG.normal(size=ncol) + 1j * RNG.normal(size=ncol)
+    m = 1 if ncol in (1, 3) else 2
+    s = _cplx(n, m)
+    s0 = s.copy()
+    d.left(x, y, alpha=-1j, radd=radd, coef=coef, sum_to=s)
+    ref = -1j * (A @ x) + radd[:, None] * x + coef[None, :] * x
+    assert np.abs(y - ref).max() < 1e-13
+    want = s0 + x.reshape(n, ncol // m, m).sum(axis=1)
+    assert np.abs(s - want).max() < 1e-13
+
+
+def test_zero_real_and_complex_diagonals_are_classified():
+    """A stored diagonal of zeros is skipped, a real one takes the real path, a complex one the
+    complex path: the commutator equals the dense one in each case."""
+    n = 50
+    i = np.arange(n)
+    rows = [i, i[:-3], i[3:], i[:-5], i[5:]]
+    cols = [i, i[:-3] + 3, i[3:] - 3, i[:-5] + 5, i[5:] - 5]
+    c3 = RNG.normal(size=n - 3) + 1j * RNG.normal(size=n - 3)
+    vals = [RNG.normal(size=n), c3, c3.conj(), np.zeros(n - 5), np.zeros(n - 5)]
+    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(n, n))
+    A.sort_indices()
+    d = _dia(A)
+    assert list(d.offsets) == [-5, -3, 0, 3, 5] and list(d.isreal) == [2, 0, 1, 0, 2]
+    x = _cplx(n, n)
+    y = np.zeros_like(x, order="F")
+    d.commutator(x, y)
+    Ad = A.toarray()
+    assert np.abs(y - (-1j) * (Ad @ x - x @ Ad)).max() < 1e-12
+
+
+def test_operand_checks():
+    d = _dia(_matrix(20))
+    x = _cplx(20, 3)
+    with pytest.raises(ValueError, match="Fortran-ordered"):
+        d.left(np.ascontiguousarray(x), np.zeros((20, 3), complex, order="F"))
+    with pytest.raises(ValueError, match="overlap"):
+        d.left(x, x)
+    with pytest.raises(ValueError, match="sum_to"):
+        d.left(x, np.zeros_like(x, order="F"), sum_to=np.zeros((20, 2), complex, order="F"))
+
+
+def test_combine_equals_numpy_and_allows_out_as_first_term():
+    nrows, ncol = 333, 17
+    vs = [_cplx(nrows, ncol) for _ in range(4)]
+    cs = [RNG.normal(size=ncol) for _ in range(3)] + [np.zeros(ncol)]
+    ref = sum(c[None, :] * v for c, v in zip(cs, vs))
+    out = np.zeros((nrows, ncol), complex, order="F")
+    kernels.combine(out, vs, cs, nrows)
+    assert np.abs(out - ref).max() < 1e-13
+    v0 = vs[0].copy(order="F")
+    kernels.combine(v0, [v0, *vs[1:]], cs, nrows)        # in place on the first term
+    assert np.abs(v0 - ref).max() < 1e-13
+    flat = vs[1].reshape(-1, order="F")                   # one coefficient for all entries
+    out = np.zeros(flat.size, complex)
+    kernels.combine(out, [flat, flat], [np.array([2.0]), np.array([-0.5])], flat.size)
+    assert np.abs(out - 1.5 * flat).max() < 1e-15
+
+
+def _open_valve(size, *, wide=True):
+    from toolkit import DeviceBuilder
+
+    b = DeviceBuilder(size=size)
+    Lx = size[0]
+    b.add_layer("PL", (0, 2), J_sd=1.2, J_ex=-0.5, spin=(1, 0.3, 0.5))
+    b.add_layer("FL", (Lx - 2, Lx), J_sd=1.0, J_ex=-0.5, spin=(0.2, -0.4, 1))
+    if wide:
+        b._doc["leads"] = [{"side": "left", "gamma": 1.0, "temperature": 0.1},
+                           {"side": "right", "gamma": [0.8, 0.6, 0.7, 0.5], "temperature": 0.1}]
+        b.set("electrons", n_poles=8)
+    else:
+        b._doc["leads"] = [{"side": "left", "model": "tight-binding", "representation": "modes",
+                            "mu": -0.5, "sites": 8, "n_poles": 6, "temperature": 0.1},
+                           {"side": "right", "model": "tight-binding",
+                            "representation": "extended", "sites": 6, "mu": -0.5,
+                            "temperature": 0.1, "n_poles": 6}]
+    b._doc["bias"] = {"protocol": "asymmetric", "V": 0.4, "t_on": 0.0}
+    b.set("time", dt=0.05)
+    return b.finalized()
+
+
+def _perturbed(sim, seed):
+    """A Hermitian random change of rho and random lead components (the right-hand side is
+    affine in them, so every term is exercised with O(1) entries); the same on every rank."""
+    rng = np.random.default_rng(seed)
+    lay = sim.layout
+    N = lay.N
+    r = 0.1 * (rng.normal(size=(N, N)) + 1j * rng.normal(size=(N, N)))
+    a = sim.y.getArray()
+    d = sim.H.dist
+    lay.rho(a)[...] += (r + r.conj().T)[d.row_start:d.row_start + d.n_local_rows]
+    for name in lay.aux_names:
+        v = lay.view(a, name)
+        v += 0.1 * (rng.normal(size=v.shape) + 1j * rng.normal(size=v.shape))
+    sim.y.stateIncrease()
+
+
+@pytest.mark.parametrize("size,wide", [((6, 2), True), ((5, 2), False)])
+def test_right_hand_side_and_steps_equal_the_petsc_path(comm, size, wide):
+    """The same run with and without the kernels: the right-hand side (full and nonstiff) at a
+    perturbed state agrees to 1e-12, and 10 exponential-RK steps with moving spins under a bias
+    to 1e-12.  Wide-band leads (Padé blocks: H Pi, the pole sum, Gamma/2) and finite-band
+    leads (auxiliary modes and an extended lead with the rigid shift of its explicit sites).
+    Under MPI the kernels take the halo rows from the neighbouring ranks."""
+    dev = _open_valve(size, wide=wide)
+    a = Simulation(dev, comm)
+    with kernels.disabled():
+        b = Simulation(dev, comm)
+    try:
+        assert a.H.diagonals is not None
+        assert b.H.diagonals is None
+        for s in (a, b):
+            _perturbed(s, 3)
+        ya, yb = a.y.getArray(readonly=True), b.y.getArray(readonly=True)
+        assert np.array_equal(ya, yb)
+        for fn in ("__call__", "nonstiff"):
+            Fa, Fb = a.y.duplicate(), b.y.duplicate()
+            getattr(a.rhs, fn)(None, 0.3, a.y, Fa)
+            getattr(b.rhs, fn)(None, 0.3, b.y, Fb)
+            fa, fb = Fa.getArray(readonly=True), Fb.getArray(readonly=True)
+            assert np.abs(fa - fb).max() < 1e-12 * max(1.0, np.abs(fb).max()), fn
+            assert np.abs(fb).max() > 0.1
+            Fa.destroy()
+            Fb.destroy()
+        a.step(10, record=False)
+        with kernels.disabled():
+            b.step(10, record=False)
+        ra, sa = a.state(root=None)
+        rb, sb = b.state(root=None)
+        assert np.abs(ra - rb).max() < 1e-12 and np.abs(sa - sb).max() < 1e-12
+        assert np.abs(sa - dev.spins0).max() > 1e-4          # the spins moved
+    finally:
+        a.destroy()
+        b.destroy()

@@ -1,0 +1,400 @@
+/* Compiled kernels of the right-hand side and of the exponential integrator (toolkit/kernels.py).
+
+   Complex arrays are interleaved doubles (re, im), dense blocks column-major (Fortran), as in
+   PETSc's dense matrices and the state vector.  A sparse n x n matrix A is held in diagonal
+   (DIA) form: diagonal k has the offset off[k] = column - row and the coefficients
+   cd[k*2n + 2i], cd[k*2n + 2i + 1] of the entry A[i, i + off[k]] (zero where i + off[k] is
+   outside the matrix).  isreal[k] != 0 marks a diagonal whose entries are all real: its two
+   doubles per row are then (Re, Re), so that the product is a real elementwise multiply of the
+   interleaved data; isreal[k] == 2 marks a diagonal of zeros, which is skipped (e.g. the
+   spin-flip diagonals of collinear spins along z).  A tight-binding lattice numbered site by site (two spinor orbitals per
+   site) has few diagonals: 9 for a 3D cubic lattice with s-d coupling.
+
+   Everything is blocked by rows (RB complex entries of the output in L1) and by columns, so that
+   each output entry is written once and each input column is read from cache.  No temporaries,
+   no allocation. */
+#include <stddef.h>
+
+#define RB 512
+#define NCB 2     /* columns of the left product per pass: each coefficient loaded once for both */
+
+static inline long lmax(long a, long b) { return a > b ? a : b; }
+static inline long lmin(long a, long b) { return a < b ? a : b; }
+
+/* a[q] += sum_t c_t[q] x_t[q] for q < len (doubles) over up to 4 real terms at once: one load
+   and store of the accumulator per 4 products */
+static void real_terms(long len, double *restrict a, int nt, const double *const *c,
+                       const double *const *x)
+{
+    int t = 0;
+    for (; t + 4 <= nt; t += 4) {
+        const double *restrict c0 = c[t], *restrict c1 = c[t + 1], *restrict c2 = c[t + 2],
+                     *restrict c3 = c[t + 3];
+        const double *restrict x0 = x[t], *restrict x1 = x[t + 1], *restrict x2 = x[t + 2],
+                     *restrict x3 = x[t + 3];
+        for (long q = 0; q < len; q++)
+            a[q] += c0[q] * x0[q] + c1[q] * x1[q] + c2[q] * x2[q] + c3[q] * x3[q];
+    }
+    for (; t + 2 <= nt; t += 2) {
+        const double *restrict c0 = c[t], *restrict c1 = c[t + 1];
+        const double *restrict x0 = x[t], *restrict x1 = x[t + 1];
+        for (long q = 0; q < len; q++)
+            a[q] += c0[q] * x0[q] + c1[q] * x1[q];
+    }
+    for (; t < nt; t++) {
+        const double *restrict c0 = c[t], *restrict x0 = x[t];
+        for (long q = 0; q < len; q++)
+            a[q] += c0[q] * x0[q];
+    }
+}
+
+/* a[q] (complex, q < len) += c[q] x[q], complex c */
+static void complex_term(long len, double *restrict a, const double *restrict c,
+                         const double *restrict x)
+{
+    for (long q = 0; q < len; q++) {
+        double cr = c[2 * q], ci = c[2 * q + 1], xr = x[2 * q], xi = x[2 * q + 1];
+        a[2 * q] += cr * xr - ci * xi;
+        a[2 * q + 1] += cr * xi + ci * xr;
+    }
+}
+
+/* the same as real_terms for two columns at once (x and a of the second column at +dx, +da
+   doubles): each coefficient is loaded once for both */
+static void real_terms2(long len, double *restrict a, long da, int nt, const double *const *c,
+                        const double *const *x, long dx)
+{
+    int t = 0;
+    double *restrict b = a + da;
+    for (; t + 4 <= nt; t += 4) {
+        const double *restrict c0 = c[t], *restrict c1 = c[t + 1], *restrict c2 = c[t + 2],
+                     *restrict c3 = c[t + 3];
+        const double *restrict x0 = x[t], *restrict x1 = x[t + 1], *restrict x2 = x[t + 2],
+                     *restrict x3 = x[t + 3];
+        for (long q = 0; q < len; q++) {
+            double k0 = c0[q], k1 = c1[q], k2 = c2[q], k3 = c3[q];
+            a[q] += k0 * x0[q] + k1 * x1[q] + k2 * x2[q] + k3 * x3[q];
+            b[q] += k0 * x0[q + dx] + k1 * x1[q + dx] + k2 * x2[q + dx] + k3 * x3[q + dx];
+        }
+    }
+    for (; t < nt; t++) {
+        const double *restrict c0 = c[t], *restrict x0 = x[t];
+        for (long q = 0; q < len; q++) {
+            a[q] += c0[q] * x0[q];
+            b[q] += c0[q] * x0[q + dx];
+        }
+    }
+}
+
+#define MAXD 64
+
+/* acc[0:m) += A[i0 + r, :] x for r < m (rows i0 .. i0 + m of the n rows of A held here times the
+   column x, whose entries x[xlo] .. x[xhi - 1] exist: [0, n) on one rank, a halo below and
+   above the local rows under MPI):
+   the left product, one row block, for nc = 1 or 2 columns (the second column of x at +dx
+   doubles, its accumulator at +da).  The rows that every diagonal reaches are done with all real
+   diagonals fused (real_terms); the few rows at the ends of the matrix diagonal by diagonal. */
+static void dia_rows(long n, long xlo, long xhi, long i0, long m, int nd, const int *off,
+                     const int *isreal, const double *cd, const double *x, double *acc, int nc,
+                     long dx, long da)
+{
+    long lo_all = i0, hi_all = i0 + m;
+    for (int k = 0; k < nd; k++) {
+        if (isreal[k] == 2)
+            continue;
+        lo_all = lmax(lo_all, xlo - (long)off[k]);
+        hi_all = lmin(hi_all, xhi - off[k]);
+    }
+    if (hi_all < lo_all)
+        hi_all = lo_all;
+    const double *c[MAXD], *xs[MAXD];
+    int nr = 0;
+    for (int k = 0; k < nd; k++) {
+        if (isreal[k] == 2)
+            continue;
+        long o = off[k];
+        long lo = lmax(i0, xlo - o), hi = lmin(i0 + m, xhi - o);
+        const double *ck = cd + (size_t)k * 2 * n;
+        /* the end pieces [lo, lo_all) and [hi_all, hi) of this diagonal */
+        long pieces[2][2] = {{lo, lmin(lo_all, hi)}, {lmax(hi_all, lo), hi}};
+        for (int col = 0; col < nc; col++) {
+            const double *xc = x + col * dx;
+            double *ac = acc + col * da;
+            for (int p = 0; p < 2; p++) {
+                long a = pieces[p][0], b = pieces[p][1];
+                if (a >= b)
+                    continue;
+                if (isreal[k])
+                    real_terms(2 * (b - a), ac + 2 * (a - i0), 1, (const double *[]){ck + 2 * a},
+                               (const double *[]){xc + 2 * (a + o)});
+                else
+                    complex_term(b - a, ac + 2 * (a - i0), ck + 2 * a, xc + 2 * (a + o));
+            }
+            if (lo_all < hi_all && !isreal[k])
+                complex_term(hi_all - lo_all, ac + 2 * (lo_all - i0), ck + 2 * lo_all,
+                             xc + 2 * (lo_all + o));
+        }
+        if (lo_all < hi_all && isreal[k]) {
+            c[nr] = ck + 2 * lo_all;
+            xs[nr] = x + 2 * (lo_all + o);
+            nr++;
+        }
+    }
+    if (!nr)
+        return;
+    if (nc == 2)
+        real_terms2(2 * (hi_all - lo_all), acc + 2 * (lo_all - i0), da, nr, c, xs, dx);
+    else
+        real_terms(2 * (hi_all - lo_all), acc + 2 * (lo_all - i0), nr, c, xs);
+}
+
+/* y[:, c] = alpha (A x[:, c]) + (radd[i] + coef[c]) x[i, c] for c < ncol, i < n.
+   radd: n reals or NULL; coef: ncol complex or NULL; ldx, ldy: leading dimensions (complex
+   entries).  If sum is not NULL, also sum[:, c % nsum] += x[:, c] (n x nsum, leading dimension
+   n: e.g. the sum over the poles of a lead's Padé blocks, read in the same pass).  y must not
+   overlap x or sum. */
+void qc_dia_left(long n, long ncol, int nd, const int *off, const int *isreal, const double *cd,
+                 const double *x, long ldx, double *y, long ldy, double alpha_re,
+                 double alpha_im, const double *radd, const double *coef, double *sum,
+                 long nsum)
+{
+    double acc[2 * NCB * RB];
+    int nc;
+    for (long c = 0; c < ncol; c += nc) {
+        nc = (c + NCB <= ncol) ? NCB : 1;
+        const double *xc = x + (size_t)c * 2 * ldx;
+        for (long i0 = 0; i0 < n; i0 += RB) {
+            long m = lmin(RB, n - i0);
+            for (long q = 0; q < 2 * NCB * RB; q++)
+                acc[q] = 0.0;
+            dia_rows(n, 0, n, i0, m, nd, off, isreal, cd, xc, acc, nc, 2 * ldx, 2 * RB);
+            for (int cc = 0; cc < nc; cc++) {
+                const double *restrict xs = xc + (size_t)cc * 2 * ldx + 2 * i0;
+                double *restrict ys = y + (size_t)(c + cc) * 2 * ldy + 2 * i0;
+                const double *restrict ac = acc + cc * 2 * RB;
+                double kr = coef ? coef[2 * (c + cc)] : 0.0;
+                double ki = coef ? coef[2 * (c + cc) + 1] : 0.0;
+                if (radd) {
+                    for (long q = 0; q < m; q++) {
+                        double ar = ac[2 * q], ai = ac[2 * q + 1];
+                        double dr = kr + radd[i0 + q];
+                        double xr = xs[2 * q], xi = xs[2 * q + 1];
+                        ys[2 * q] = alpha_re * ar - alpha_im * ai + dr * xr - ki * xi;
+                        ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + dr * xi + ki * xr;
+                    }
+                } else {
+                    for (long q = 0; q < m; q++) {
+                        double ar = ac[2 * q], ai = ac[2 * q + 1];
+                        double xr = xs[2 * q], xi = xs[2 * q + 1];
+                        ys[2 * q] = alpha_re * ar - alpha_im * ai + kr * xr - ki * xi;
+                        ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + kr * xi + ki * xr;
+                    }
+                }
+                if (sum) {
+                    double *restrict sc = sum + (size_t)((c + cc) % nsum) * 2 * n + 2 * i0;
+                    for (long q = 0; q < 2 * m; q++)
+                        sc[q] += xs[q];
+                }
+            }
+        }
+    }
+}
+
+/* a[q] += sum_t s_t x_t[q] for q < len (doubles), real scalars s_t, up to 4 terms at once */
+static void scaled_terms(long len, double *restrict a, int nt, const double *s,
+                         const double *const *x)
+{
+    int t = 0;
+    for (; t + 4 <= nt; t += 4) {
+        double s0 = s[t], s1 = s[t + 1], s2 = s[t + 2], s3 = s[t + 3];
+        const double *restrict x0 = x[t], *restrict x1 = x[t + 1], *restrict x2 = x[t + 2],
+                     *restrict x3 = x[t + 3];
+        for (long q = 0; q < len; q++)
+            a[q] += s0 * x0[q] + s1 * x1[q] + s2 * x2[q] + s3 * x3[q];
+    }
+    for (; t < nt; t++) {
+        double s0 = s[t];
+        const double *restrict x0 = x[t];
+        for (long q = 0; q < len; q++)
+            a[q] += s0 * x0[q];
+    }
+}
+
+/* acc[0:m) -= (x A)[i0 .. i0 + m, j] for x with leading dimension ld and N columns and the
+   N x N matrix A in diagonal form (cd: N rows per diagonal): column j of x A is
+   sum_k x[:, j - off[k]] A[j - off[k], j]; real coefficients fused in groups (scaled_terms),
+   complex ones one by one. */
+static void right_terms(long N, long j, long i0, long m, long ld, int nd, const int *off,
+                        const int *isreal, const double *cd, const double *x, double *acc)
+{
+    int nr = 0;
+    double sc[MAXD];
+    const double *xs[MAXD];
+    for (int k = 0; k < nd; k++) {
+        long col = j - off[k];          /* A[col, j] on diagonal k */
+        if (col < 0 || col >= N || isreal[k] == 2)
+            continue;
+        double sr = cd[(size_t)k * 2 * N + 2 * col];
+        double si = isreal[k] ? 0.0 : cd[(size_t)k * 2 * N + 2 * col + 1];
+        if (sr == 0.0 && si == 0.0)
+            continue;
+        const double *xk = x + (size_t)col * 2 * ld + 2 * i0;
+        if (si == 0.0) {
+            sc[nr] = -sr;
+            xs[nr++] = xk;
+        } else {
+            for (long q = 0; q < m; q++) {
+                double xr = xk[2 * q], xi = xk[2 * q + 1];
+                acc[2 * q] -= sr * xr - si * xi;
+                acc[2 * q + 1] -= sr * xi + si * xr;
+            }
+        }
+    }
+    scaled_terms(2 * m, acc, nr, sc, xs);
+}
+
+/* y = -i (A x - x A) for the n x n column-major x (the coherent term -i [H, rho]); column j of
+   x A is sum_k x[:, j - off[k]] A[j - off[k], j].  y must not overlap x. */
+void qc_dia_commutator(long n, int nd, const int *off, const int *isreal, const double *cd,
+                       const double *x, double *y)
+{
+    double acc[2 * RB];
+    for (long j = 0; j < n; j++) {
+        const double *xj = x + (size_t)j * 2 * n;
+        double *yj = y + (size_t)j * 2 * n;
+        for (long i0 = 0; i0 < n; i0 += RB) {
+            long m = lmin(RB, n - i0);
+            for (long q = 0; q < 2 * m; q++)
+                acc[q] = 0.0;
+            dia_rows(n, 0, n, i0, m, nd, off, isreal, cd, xj, acc, 1, 0, 0);
+            right_terms(n, j, i0, m, n, nd, off, isreal, cd, x, acc);
+            double *ys = yj + 2 * i0;
+            for (long q = 0; q < m; q++) {      /* -i (a + ib) = b - ia */
+                ys[2 * q] = acc[2 * q + 1];
+                ys[2 * q + 1] = -acc[2 * q];
+            }
+        }
+    }
+}
+
+/* out[r, c] = sum_t coef[t][c * cstride] v[t][r, c] for r < nrows, c < ncol (complex v, out with
+   leading dimension nrows; real coefficients, one per column, or one for all with cstride = 0).
+   out may be v[0] (each entry is read before it is written); no other aliasing. */
+void qc_combine(long nrows, long ncol, int nt, const double *const *v,
+                const double *const *coef, long cstride, double *out)
+{
+    const long CB = 2048;       /* doubles per row chunk: out chunk + inputs in L1/L2 */
+    long nd = 2 * nrows;
+    for (long c = 0; c < ncol; c++) {
+        size_t base = (size_t)c * nd;
+        for (long r0 = 0; r0 < nd; r0 += CB) {
+            long len = lmin(CB, nd - r0);
+            double *o = out + base + r0;
+            const double *v0 = v[0] + base + r0;
+            double a0 = coef[0][c * cstride];
+            for (long q = 0; q < len; q++)
+                o[q] = a0 * v0[q];
+            for (int t = 1; t < nt; t++) {
+                const double *vt = v[t] + base + r0;
+                double at = coef[t][c * cstride];
+                if (at == 0.0)
+                    continue;
+                for (long q = 0; q < len; q++)
+                    o[q] += at * vt[q];
+            }
+        }
+    }
+}
+
+/* Copy column c of the halo-extended x (lower halo xl: hl rows, local x: n rows with leading
+   dimension ldx, upper halo xu: hu rows; halos column-major with leading dimensions hl, hu) into
+   ext (hl + n + hu complex entries). */
+static void extend_column(long c, long n, const double *x, long ldx, const double *xl, long hl,
+                          const double *xu, long hu, double *ext)
+{
+    const double *a = xl + (size_t)c * 2 * hl, *b = x + (size_t)c * 2 * ldx,
+                 *u = xu + (size_t)c * 2 * hu;
+    for (long q = 0; q < 2 * hl; q++)
+        ext[q] = a[q];
+    for (long q = 0; q < 2 * n; q++)
+        ext[2 * hl + q] = b[q];
+    for (long q = 0; q < 2 * hu; q++)
+        ext[2 * (hl + n) + q] = u[q];
+}
+
+/* qc_dia_left for the n local rows of a row-distributed A and x under MPI: the rows of x below
+   and above the local ones come from the halos xl (hl rows) and xu (hu rows) of the neighbouring
+   ranks.  Each column is extended into ext (2 (hl + n + hu) complex entries, in cache) and
+   multiplied there. */
+void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isreal,
+                      const double *cd, const double *x, long ldx, const double *xl, long hl,
+                      const double *xu, long hu, double *y, long ldy, double alpha_re,
+                      double alpha_im, const double *radd, const double *coef, double *sum,
+                      long nsum, double *ext)
+{
+    double acc[2 * NCB * RB];
+    long le = hl + n + hu;
+    int nc;
+    for (long c = 0; c < ncol; c += nc) {
+        nc = (c + NCB <= ncol) ? NCB : 1;
+        for (int cc = 0; cc < nc; cc++)
+            extend_column(c + cc, n, x, ldx, xl, hl, xu, hu, ext + (size_t)cc * 2 * le);
+        const double *xc = x + (size_t)c * 2 * ldx;
+        for (long i0 = 0; i0 < n; i0 += RB) {
+            long m = lmin(RB, n - i0);
+            for (long q = 0; q < 2 * NCB * RB; q++)
+                acc[q] = 0.0;
+            dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, ext + 2 * hl, acc, nc, 2 * le,
+                     2 * RB);
+            for (int cc = 0; cc < nc; cc++) {
+                const double *restrict xs = xc + (size_t)cc * 2 * ldx + 2 * i0;
+                double *restrict ys = y + (size_t)(c + cc) * 2 * ldy + 2 * i0;
+                const double *restrict ac = acc + cc * 2 * RB;
+                double kr = coef ? coef[2 * (c + cc)] : 0.0;
+                double ki = coef ? coef[2 * (c + cc) + 1] : 0.0;
+                for (long q = 0; q < m; q++) {
+                    double ar = ac[2 * q], ai = ac[2 * q + 1];
+                    double dr = kr + (radd ? radd[i0 + q] : 0.0);
+                    double xr = xs[2 * q], xi = xs[2 * q + 1];
+                    ys[2 * q] = alpha_re * ar - alpha_im * ai + dr * xr - ki * xi;
+                    ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + dr * xi + ki * xr;
+                }
+                if (sum) {
+                    double *restrict sc = sum + (size_t)((c + cc) % nsum) * 2 * n + 2 * i0;
+                    for (long q = 0; q < 2 * m; q++)
+                        sc[q] += xs[q];
+                }
+            }
+        }
+    }
+}
+
+/* -i (A x - x A) on the n local rows of the N x N row-distributed x under MPI: A x from the
+   local rows' diagonals (nd, off, isreal, cd; the halos of x as in qc_dia_left_halo), x A from
+   the diagonals of the whole A (ndf, offf, isrealf, cdf: N rows, replicated; column j of x A
+   combines the local columns j - offf[k]).  ext: 2 (hl + n + hu) complex entries. */
+void qc_dia_commutator_halo(long n, long N, int nd, const int *off, const int *isreal,
+                            const double *cd, int ndf, const int *offf, const int *isrealf,
+                            const double *cdf, const double *x, const double *xl, long hl,
+                            const double *xu, long hu, double *y, double *ext)
+{
+    double acc[2 * RB];
+    long le = hl + n + hu;
+    for (long j = 0; j < N; j++) {
+        extend_column(j, n, x, n, xl, hl, xu, hu, ext);
+        double *yj = y + (size_t)j * 2 * n;
+        for (long i0 = 0; i0 < n; i0 += RB) {
+            long m = lmin(RB, n - i0);
+            for (long q = 0; q < 2 * m; q++)
+                acc[q] = 0.0;
+            dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, ext + 2 * hl, acc, 1, 2 * le,
+                     2 * RB);
+            right_terms(N, j, i0, m, n, ndf, offf, isrealf, cdf, x, acc);
+            double *ys = yj + 2 * i0;
+            for (long q = 0; q < m; q++) {      /* -i (a + ib) = b - ia */
+                ys[2 * q] = acc[2 * q + 1];
+                ys[2 * q + 1] = -acc[2 * q];
+            }
+        }
+    }
+}
