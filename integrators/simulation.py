@@ -18,6 +18,7 @@ import numpy as np
 
 from operators.currents import PlaneCurrent, monolayer_polarization, spin_balance
 from operators.observables import diag_block_indices, layer_magnetization, spin_density_local
+from toolkit.checkpoint import read_rows, write_rows
 from toolkit.config import Config, ConfigError, config_to_toml, with_changes
 from toolkit.device import Device, device_from_config
 from toolkit.errors import RunFailedError
@@ -227,6 +228,39 @@ class Simulation:
         self.layout.from_global(self.y, rho, spins, leads)
         self.ts.setTime(t)
         self.ts.setStepNumber(step)
+
+    def _set_local_state(self, path: str, ck: dict) -> None:
+        """The state from a checkpoint read by rows (:func:`toolkit.checkpoint.read_rows`):
+        this rank's rows of rho and the lead components, the spins and small components whole.
+        A component of another size is refused with one line.  Collective."""
+        lay = self.layout
+        rows = _checkpoint_components(ck["rows"], lay.aux_names)
+        whole = _checkpoint_components(ck["whole"], lay.aux_names)
+        comps = {**rows, **whole}
+        bad = None
+        want = {"rho": (lay.nloc, lay.N), "spins": (lay.n_spins_total, 3),
+                **{n: (lay.nloc, lay.columns(n)) for n in lay.aux_names},
+                **{n: (c,) for n, c in zip(lay.small_names, lay.small_sizes)}}
+        have = {"rho": np.shape(ck["rows"].get("rho")), "spins": np.shape(ck["whole"]["spins"]),
+                **{n: np.shape(comps[n]) if n in comps else None for n in want
+                   if n not in ("rho", "spins")}}
+        for n, shape in want.items():
+            if have.get(n) != shape:
+                bad = (f"cannot restart from '{path}': its checkpoint component '{n}' has shape "
+                       f"{have.get(n)} (rows of this rank), this run needs {shape}")
+                break
+        bad = first_message(bad, self.comm)
+        if bad:
+            raise ResultFileError(bad)
+        a = self.y.getArray()
+        lay.rho(a)[...] = ck["rows"]["rho"]
+        d = self.H.dist
+        lay.spins(a)[...] = np.asarray(ck["whole"]["spins"])[d.spin_start:d.spin_stop]
+        lay.fill(a, [(n, rows[n]) for n in lay.aux_names], local=True)
+        lay.fill(a, [(n, whole[n]) for n in lay.small_names])
+        self.y.stateIncrease()
+        self.ts.setTime(float(ck["time"]))
+        self.ts.setStepNumber(int(ck["step"]))
 
     # ------------------------------------------------------------------ stepping
     def step(self, n: int = 1, *, record: bool = True) -> float:
@@ -631,13 +665,25 @@ class Simulation:
         state is never stored (NumericalInstability instead).  Collective."""
         if allreduce(self._nonfinite(True), self.comm, "max"):
             raise NumericalInstability(self._blowup_message())
-        rho, S = self.state(root=0)
-        blocks = self.layout.components_to_global(self.y, root=0)
-        if writer is not None:
-            writer.checkpoint(rho, S, self.time, self.step_number, blocks,
-                              t_output=self.units.time_from_internal(self.time),
-                              attrs={"leads": json.dumps(_lead_attrs(self.problem,
-                                                                     self.config))})
+        # every rank writes its own rows in place (toolkit/checkpoint.py): nothing of the
+        # state's size is gathered; the spins and small components are written by rank 0
+        lay = self.layout
+        a = self.y.getArray(readonly=True)
+        rows = {"rho": lay.rho(a), **{n: lay.view(a, n) for n in lay.aux_names}}
+        S = gather_rows(lay.spins(a).real.copy(), self.comm, root=0)
+        whole: dict[str, np.ndarray] | None = None
+        if self.comm.getRank() == 0:
+            assert S is not None               # gathered on rank 0
+            whole = {"spins": S}
+            if lay.n_small:
+                vals = a[lay.small_offset:lay.small_offset + lay.n_small]
+                o = 0
+                for n, c in zip(lay.small_names, lay.small_sizes):
+                    whole[n] = vals[o:o + c].copy()
+                    o += c
+        write_rows(writer, self.comm, self.H.dist.row_start, lay.N, rows, whole, self.time,
+                   self.step_number, t_output=self.units.time_from_internal(self.time),
+                   attrs={"leads": json.dumps(_lead_attrs(self.problem, self.config))})
 
     def _open_output(self, path: str, overwrite: bool, restart: bool):
         """(lock, writer) for ``path``; the lock is taken before anything is read or written.
@@ -670,22 +716,17 @@ class Simulation:
     def _open_writer(self, path: str, restart: bool) -> ResultFile | None:
         rank0 = self.comm.getRank() == 0
         if restart:
-            ck, err = None, None
-            if rank0:
-                try:
-                    ck = load_checkpoint(path)
-                    err = _restart_mismatch(path, ck["config"], self.config)
-                except ResultFileError as exc:
-                    err = str(exc)
-            err = bcast(err, self.comm)
-            if err:
-                raise ResultFileError(err)
-            ck = bcast(ck, self.comm)
+            # every rank reads (and verifies) only its own rows: restarts on any rank count,
+            # nothing of the state's size is broadcast (toolkit/checkpoint.py)
+            lay = self.layout
+            ck = read_rows(path, self.comm, self.H.dist.row_start, lay.nloc, lay.N,
+                           check=lambda meta: _restart_mismatch(path, meta["config"],
+                                                                self.config))
             if ck["fallback"] and rank0:
                 warnings.warn(f"{path}: {ck['fallback']}", RuntimeWarning, stacklevel=4)
-            blocks = _checkpoint_components(ck, self.layout.aux_names)
-            self.set_state(ck["rho"], ck["spins"], float(ck["time"]), int(ck["step"]), blocks)
+            self._set_local_state(path, ck)
             self._pending = []
+            err: str | None = None
             if not rank0:
                 return self._shared_writer(None, None)
             w = None

@@ -44,6 +44,7 @@ import platform
 import subprocess
 import sys
 import zlib
+from typing import Any
 
 import h5py
 import numpy as np
@@ -283,6 +284,18 @@ def _is_run_file(f: h5py.File) -> bool:
     return f.attrs.get("kind", "run" if "config" in f.attrs and "time" in f else "") == "run"
 
 
+def _create_allocated(g: h5py.Group, name: str, shape: tuple, dtype) -> None:
+    """A contiguous dataset whose storage is allocated now (no fill pass): writing its data
+    later changes no metadata, which parallel HDF5 requires of independent writes from
+    several ranks (toolkit/checkpoint.py)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    space = h5py.h5s.create_simple(tuple(shape)) if len(shape) else h5py.h5s.create(
+        h5py.h5s.SCALAR)
+    h5py.h5d.create(g.id, name.encode(), h5py.h5t.py_create(np.dtype(dtype)), space, dcpl=dcpl)
+
+
 # ----------------------------------------------------------------------------- the writer
 class ResultFile:
     """Rank-0 writer of one run's time series, checkpoints, status and history.
@@ -389,47 +402,79 @@ class ResultFile:
     def checkpoint(self, rho: np.ndarray, spins: np.ndarray, time: float, step: int,
                    extra: dict[str, np.ndarray] | None = None, *, t_output: float | None = None,
                    attrs: dict[str, str] | None = None) -> None:
-        """Write a complete checkpoint into the spare slot and switch over to it atomically.
-        ``extra``: the auxiliary state components by name; ``attrs``: text attributes of the
-        slot (e.g. ``leads``: the lead models and representations, JSON)."""
+        """Write a complete checkpoint of whole arrays into the spare slot and switch over to
+        it atomically.  ``extra``: the auxiliary state components by name; ``attrs``: text
+        attributes of the slot (e.g. ``leads``: the lead models and representations, JSON).
+        (A run on several ranks writes its rows in place instead: toolkit/checkpoint.py.)"""
+        arrays = [("rho", rho), ("spins", spins)] + list((extra or {}).items())
+        arrays = [(k, np.ascontiguousarray(v)) for k, v in arrays]
+        target = self.prepare_slot({k: (v.shape, v.dtype) for k, v in arrays})
+        s = self.f["checkpoint"][target]
+        parts = {}
+        for name, value in arrays:
+            s[name][...] = value
+            parts[name] = [[0, int(value.shape[0]) if value.ndim else 0, _crc(value)]]
+        self.commit_slot(target, parts, time, step, t_output=t_output, attrs=attrs)
+
+    def prepare_slot(self, shapes: dict[str, tuple[tuple, Any]]) -> str:
+        """Mark the spare checkpoint slot incomplete and give it one dataset per name of
+        ``shapes`` ({name: (shape, dtype)}; kept if it has that shape, else recreated, others
+        deleted); synced.  Returns the slot's name.  The data are written next (in place, by
+        any process), then :meth:`commit_slot`."""
         g = self.f.require_group("checkpoint")
         _drop_legacy(g)
         cur = int(g.attrs.get("slot", 1))
         target = f"slot{1 - cur}"
         s = g.require_group(target)
-        s.attrs["step"] = -1  # incomplete until the attributes below are written
+        s.attrs["step"] = -1  # incomplete until commit_slot writes the attributes
         self.f.flush()
-        arrays = [("rho", rho), ("spins", spins)] + list((extra or {}).items())
-        for name in [k for k in s if k not in dict(arrays)]:
+        for name in [k for k in s if k not in shapes]:
             del s[name]
-        sums = {}
-        for name, value in arrays:
-            value = np.ascontiguousarray(value)
-            if name in s and s[name].shape == value.shape and s[name].dtype == value.dtype:
-                s[name][...] = value
-            else:
-                if name in s:
-                    del s[name]
-                s.create_dataset(name, data=value)
-            sums[name] = _crc(value)
+        for name, (shape, dtype) in shapes.items():
+            shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+            if name in s and s[name].shape == shape and s[name].dtype == dtype:
+                continue
+            if name in s:
+                del s[name]
+            _create_allocated(s, name, shape, dtype)
         self.f.flush()
         _fsync(self.f)
+        return target
+
+    def commit_slot(self, target: str, parts: dict[str, list], time: float, step: int, *,
+                    t_output: float | None = None, attrs: dict[str, str] | None = None) -> None:
+        """Complete the slot ``target`` (its data written and synced): the checksums ``parts``
+        ({name: [[row_start, row_stop, crc32 of those rows], ...]}), time, step and ``attrs``;
+        then switch over to it (one object header, written last)."""
+        g = self.f["checkpoint"]
+        s = g[target]
         for k, text in (attrs or {}).items():
             s.attrs[k] = text
         t_out = float(time) if t_output is None else float(t_output)
         info = {"step": int(step), "time": float(time), "t": t_out, "n_output": int(self.n_output)}
         for k, v in info.items():
             s.attrs[k] = v
-        s.attrs["crc32"] = json.dumps(sums)
+        s.attrs["crc32_parts"] = json.dumps(parts)
+        if "crc32" in s.attrs:
+            del s.attrs["crc32"]
         self.f.flush()
         _fsync(self.f)
-        # the switch: one object header, written last
-        g.attrs["slot"] = 1 - cur
+        g.attrs["slot"] = int(target[-1])
         for k, v in info.items():
             g.attrs[k] = v
         g.attrs["time_units"] = "internal (hbar/E0); 't' is in the time unit of the file"
         self.f.flush()
         _fsync(self.f)
+
+    def suspend(self) -> None:
+        """Close the file (synced) so that other processes can write into it; :meth:`resume`
+        reopens it."""
+        self.f.flush()
+        _fsync(self.f)
+        self.f.close()
+
+    def resume(self) -> None:
+        self.f = open_result(self.write_path, "r+")
 
     def use_slot(self, k: int) -> None:
         """Make slot ``k`` current (after a restart fell back to it), so that the next
@@ -665,6 +710,20 @@ def _drop_legacy(g: h5py.Group) -> None:
 
 
 # ----------------------------------------------------------------------------- reading
+def slot_parts(s: h5py.Group) -> dict[str, list] | None:
+    """The checksums of a checkpoint slot as {name: [[row_start, row_stop, crc32], ...]}
+    (``crc32_parts``, or the whole-array ``crc32`` of earlier files as one part), None if it
+    has none."""
+    if "crc32_parts" in s.attrs:
+        return {k: [list(map(int, p)) for p in v]
+                for k, v in json.loads(s.attrs["crc32_parts"]).items()}
+    if "crc32" in s.attrs:
+        sums = json.loads(s.attrs["crc32"])
+        return {k: [[0, int(s[k].shape[0]) if k in s and s[k].ndim else 0, int(c)]]
+                for k, c in sums.items()}
+    return None
+
+
 def _read_slot(s: h5py.Group, verify: bool) -> tuple[dict | None, str]:
     """The arrays and attributes of a checkpoint slot, or (None, why it is not valid)."""
     if "step" not in s.attrs or int(s.attrs["step"]) < 0:
@@ -672,13 +731,14 @@ def _read_slot(s: h5py.Group, verify: bool) -> tuple[dict | None, str]:
     out = {k: s[k][...] for k in s if isinstance(s[k], h5py.Dataset)}
     if "rho" not in out or "spins" not in out:
         return None, "incomplete (rho or spins missing)"
-    if verify and "crc32" in s.attrs:
-        sums = json.loads(s.attrs["crc32"])
-        if set(sums) != set(out):
-            return None, f"holds {sorted(out)} but its checksums name {sorted(sums)}"
+    parts = slot_parts(s)
+    if verify and parts is not None:
+        if set(parts) != set(out):
+            return None, f"holds {sorted(out)} but its checksums name {sorted(parts)}"
         for k, v in out.items():
-            if _crc(v) != int(sums[k]):
-                return None, f"checksum of '{k}' does not match (damaged)"
+            for r0, r1, crc in parts[k]:
+                if _crc(v[r0:r1] if v.ndim else v) != int(crc):
+                    return None, f"checksum of '{k}' does not match (damaged)"
     out.update({k: s.attrs[k] for k in ("time", "step", "n_output")})
     out["t"] = float(s.attrs.get("t", s.attrs["time"]))
     if "leads" in s.attrs:
