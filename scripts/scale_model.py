@@ -9,10 +9,11 @@ two lead blocks (N_s x N_p n_l), rows distributed over P ranks in contiguous ran
 
 - state: 16 (N_s/P)(N_s + C) bytes, C = 2 N_p n_l lead columns; the run's peak is ~5 of it
   (measured: 5.1 on the 20 x 10 x 10 valve, 1 rank; ``toolkit.memory``);
-- halo: H rho and H Pi need the rows of the neighbouring sites: 2 planes of 2 Ly Lz rows on
-  either side of the slab, all N_s + C columns (PETSc's MPIAIJ x MPIDENSE product receives
-  them into a work matrix of that size): 16 x 4 Ly Lz (N_s + C) bytes received, as much sent;
-- rho H: none (the local rows times a replicated sparse H, ~16 N_s entries);
+- halo: H rho and H Pi need the rows of the neighbouring sites: one plane of 2 Ly Lz rows on
+  either side of the slab, all N_s + C columns (``toolkit.parallel.RowHalo``, point to point):
+  16 x 4 Ly Lz (N_s + C) bytes received, as much sent, into receive and send buffers that are
+  kept (2 x the received bytes of memory);
+- rho H: none (the local rows times the replicated H in diagonal form, ~9 N_s entries);
 - lead matrices: each lead's interface rows live on one rank (the first or last slab), which
   receives its N_s x n_l matrix C_l (16 N_s n_l bytes), the others send their rows of it;
 - spins: all 3 n_spins values to every rank (small).
@@ -45,7 +46,7 @@ def model(L: tuple[int, int, int], P: int, n_poles: int = 30) -> dict:
     halo_rows = min(2 * 2 * Ly * Lz, N - rows) if P > 1 else 0
     halo = 16 * halo_rows * (N + C)
     gather = 16 * N * n_l if P > 1 else 0.0       # on the two ranks holding the faces
-    peak = BASE + PEAK_STATES * state + halo + gather
+    peak = BASE + PEAK_STATES * state + 2 * halo + gather     # receive + send buffers
     return dict(L=L, P=P, N=N, C=C, entries=N * (N + C), state=state, halo=halo,
                 gather=gather, peak=peak, planes_per_rank=Lx / P)
 
