@@ -203,24 +203,46 @@ def combine(layout: StateLayout, out: np.ndarray, terms, tmp: np.ndarray) -> Non
                 o += w
 
 
-def _combine_compiled(layout: StateLayout, out: np.ndarray, terms) -> None:
-    """:func:`combine` with the compiled kernel (toolkit/kernels.py): one pass per region."""
+def combine_two(layout: StateLayout, out: np.ndarray, out2: np.ndarray, vs, fs, fs2,
+                tmp: np.ndarray) -> None:
+    """out = sum_j fs[j](L) vs[j] and out2 = sum_j fs2[j](L) vs[j] (DiagonalFunctions, local
+    arrays); ``out2`` may be ``vs[0]``, ``out`` aliases no input.  With the compiled kernels in
+    one pass over the inputs, else two :func:`combine` passes.  Local."""
+    if kernels.available():
+        _combine_compiled(layout, out, list(zip(fs, vs)), out2, fs2)
+        return
+    combine(layout, out, list(zip(fs, vs)), tmp)
+    combine(layout, out2, list(zip(fs2, vs)), tmp)
+
+
+def _combine_compiled(layout: StateLayout, out: np.ndarray, terms,
+                      out2: np.ndarray | None = None, fs2=None) -> None:
+    """:func:`combine` (and, with ``out2``, the second output of :func:`combine_two`) with the
+    compiled kernel (toolkit/kernels.py): one pass per region."""
     vs = [v for _, v in terms]
+    fs = [f for f, _ in terms]
+    two = out2 is not None
     for a, b in ((0, layout.n_rho), (layout.spin_offset, layout.n_local)):   # L = 0 here
         if b > a:
-            kernels.combine(out[a:b], [v[a:b] for v in vs],
-                            [np.array([f.scalar]) for f, _ in terms], b - a)
+            kernels.combine(out[a:b], [v[a:b] for v in vs], [np.array([f.scalar]) for f in fs],
+                            b - a, None if out2 is None else out2[a:b],
+                            [np.array([f.scalar]) for f in fs2] if two else None)
     if layout.n_small and layout.rank == 0:          # small components: a rate per entry
         a, b = layout.small_offset, layout.small_offset + layout.n_small
-        np.multiply(vs[0][a:b], terms[0][0].small, out=out[a:b])
-        for f, v in terms[1:]:
-            out[a:b] += f.small * v[a:b]
+        pairs = [(out, fs)] + ([] if out2 is None else [(out2, fs2)])
+        for o, ff in pairs:                          # out first: out2 may be vs[0]
+            acc = ff[0].small * vs[0][a:b]
+            for f, v in zip(ff[1:], vs[1:]):
+                acc += f.small * v[a:b]
+            o[a:b] = acc
     nloc = layout.nloc
     if nloc == 0:
         return
     for k in range(len(layout.lead_columns)):
         kernels.combine(_block(layout, out, k), [_block(layout, v, k) for v in vs],
-                        [f.columns[k] for f, _ in terms], nloc)
+                        [f.columns[k] for f in fs], nloc,
+                        None if out2 is None else _block(layout, out2, k),
+                        [f.columns[k] for f in fs2] if two else None)
 
 
 _LIVE: list = []    # weak references to the ExpRK TSs, in creation order (same on every rank)
@@ -320,11 +342,13 @@ class ExpRK:
         self._stage(U, [(c["E2"], y), (c["a31"], n1), (c["a32"], n2)])
         ts.computeRHSFunction(t + 0.5 * h, U, N3)
         n3 = N3.getArray(readonly=True)
-        self._stage(U, [(c["E"], y), (c["a41"], n1), (c["a43"], n3)])
-        # everything of y+ but N4, in place on N1 (the first term; b2 = b3): then N3 is free
-        # for N4, so four work vectors suffice (the traffic is that of one final combination)
+        # U4 and everything of y+ but N4 (in place on N1, the first input; b2 = b3) in one pass
+        # over y, N1, N2, N3: then N3 is free for N4, so four work vectors suffice
         a1 = N1.getArray()
-        combine(lay, a1, [(c["b1"], a1), (c["E"], y), (c["b2"], n2), (c["b2"], n3)], tmp)
+        combine_two(lay, U.getArray(), a1, [a1, y, n2, n3],
+                    [c["a41"], c["E"], c["zero"], c["a43"]],
+                    [c["b1"], c["E"], c["b2"], c["b2"]], tmp)
+        U.stateIncrease()
         N1.stateIncrease()
         ts.computeRHSFunction(t + h, U, N3)
         n4 = N3.getArray(readonly=True)
@@ -350,6 +374,7 @@ class ExpRK:
         p = {(k, c): phi(k, c) for k in (1, 2, 3) for c in (0.5, 1.0)}
         self._c = {
             "one": f(lambda x: np.ones_like(x)),
+            "zero": f(lambda x: np.zeros_like(x)),
             "E2": f(lambda x: np.exp(0.5 * h * x)),
             "E": f(lambda x: np.exp(h * x)),
             "a21": f(lambda x: 0.5 * h * p[1, 0.5](x)),

@@ -218,7 +218,14 @@ class ElectronHamiltonian:
         from toolkit import kernels
 
         self.halo = None
-        if not kernels.available():
+        usable = kernels.available()
+        if self.comm.getSize() > 1:
+            from toolkit.parallel import allreduce
+
+            # the same decision on every rank (a rank without a compiler uses PETSc's products:
+            # then all do)
+            usable = bool(allreduce(int(usable), self.comm, "min"))
+        if not usable:
             return None
         ai, aj, av = self.mat.getValuesCSR()
         d = self.dist

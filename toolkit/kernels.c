@@ -277,31 +277,47 @@ void qc_dia_commutator(long n, int nd, const int *off, const int *isreal, const 
     }
 }
 
+/* o[q] = sum_t a[t] v[t][off + q] for q < len (one chunk of a combination) */
+static void combine_chunk(long len, int nt, const double *const *v, size_t off, const double *a,
+                          double *o)
+{
+    const double *v0 = v[0] + off;
+    for (long q = 0; q < len; q++)
+        o[q] = a[0] * v0[q];
+    for (int t = 1; t < nt; t++) {
+        const double *vt = v[t] + off;
+        if (a[t] == 0.0)
+            continue;
+        for (long q = 0; q < len; q++)
+            o[q] += a[t] * vt[q];
+    }
+}
+
+#define CB 2048             /* doubles per row chunk: output chunks + inputs in L1/L2 */
+#define MAXT 16             /* terms of a combination */
+
 /* out[r, c] = sum_t coef[t][c * cstride] v[t][r, c] for r < nrows, c < ncol (complex v, out with
    leading dimension nrows; real coefficients, one per column, or one for all with cstride = 0).
-   out may be v[0] (each entry is read before it is written); no other aliasing. */
+   out may be v[0] (each entry is read before it is written); no other aliasing.  With out2 (not
+   NULL) also out2 = sum_t coef2[t] v[t] in the same pass, each chunk of out2 after that of out:
+   out2 may be v[0], out may not alias any input. */
 void qc_combine(long nrows, long ncol, int nt, const double *const *v,
-                const double *const *coef, long cstride, double *out)
+                const double *const *coef, long cstride, double *out,
+                const double *const *coef2, double *out2)
 {
-    const long CB = 2048;       /* doubles per row chunk: out chunk + inputs in L1/L2 */
     long nd = 2 * nrows;
+    double a[MAXT], b[MAXT];
     for (long c = 0; c < ncol; c++) {
         size_t base = (size_t)c * nd;
+        for (int t = 0; t < nt; t++) {
+            a[t] = coef[t][c * cstride];
+            b[t] = out2 ? coef2[t][c * cstride] : 0.0;
+        }
         for (long r0 = 0; r0 < nd; r0 += CB) {
             long len = lmin(CB, nd - r0);
-            double *o = out + base + r0;
-            const double *v0 = v[0] + base + r0;
-            double a0 = coef[0][c * cstride];
-            for (long q = 0; q < len; q++)
-                o[q] = a0 * v0[q];
-            for (int t = 1; t < nt; t++) {
-                const double *vt = v[t] + base + r0;
-                double at = coef[t][c * cstride];
-                if (at == 0.0)
-                    continue;
-                for (long q = 0; q < len; q++)
-                    o[q] += at * vt[q];
-            }
+            combine_chunk(len, nt, v, base + r0, a, out + base + r0);
+            if (out2)
+                combine_chunk(len, nt, v, base + r0, b, out2 + base + r0);
         }
     }
 }

@@ -115,7 +115,7 @@ def library() -> ctypes.CDLL | None:
     D = ctypes.c_double
     lib.qc_dia_left.argtypes = [L, L, I, P, P, P, P, L, P, L, D, D, P, P, P, L]
     lib.qc_dia_commutator.argtypes = [L, I, P, P, P, P, P]
-    lib.qc_combine.argtypes = [L, L, I, P, P, L, P]
+    lib.qc_combine.argtypes = [L, L, I, P, P, L, P, P, P]
     lib.qc_dia_left_halo.argtypes = [L, L, I, P, P, P, P, L, P, L, P, L, P, L, D, D, P, P, P, L,
                                      P]
     lib.qc_dia_commutator_halo.argtypes = [L, L, I, P, P, P, I, P, P, P, P, P, L, P, L, P, P]
@@ -332,20 +332,37 @@ def _check(x: np.ndarray, y: np.ndarray, n: int) -> None:
         raise ValueError("kernel operands x and y overlap")
 
 
-def combine(out: np.ndarray, vs, coefs, nrows: int) -> None:
+def combine(out: np.ndarray, vs, coefs, nrows: int, out2: np.ndarray | None = None,
+            coefs2=None) -> None:
     """out[r, c] = sum_t coefs[t][c] vs[t][r, c] over the complex arrays ``vs`` (each nrows x
     ncol, column-major, contiguous, flat views allowed); ``coefs``: real arrays of ncol values,
-    or of one value for all columns.  ``out`` may be ``vs[0]``; no other aliasing."""
+    or of one value for all columns.  ``out`` may be ``vs[0]``; no other aliasing.  With
+    ``out2``: also out2 = sum_t coefs2[t] vs[t] in the same pass over the inputs; then
+    ``out2`` may be ``vs[0]`` and ``out`` must not alias any input."""
     lib = library()
     assert lib is not None
     nt = len(vs)
+    if nt > 16:
+        raise ValueError(f"combine: {nt} terms, at most 16")
     ncol = out.size // max(nrows, 1) if nrows else 0
     if ncol == 0:
         return
-    cs = [np.ascontiguousarray(c, float).reshape(-1) for c in coefs]
-    stride = 0 if all(len(c) == 1 for c in cs) else 1
-    if stride and any(len(c) != ncol for c in cs):
+
+    def prepared(cf):
+        cs = [np.ascontiguousarray(c, float).reshape(-1) for c in cf]
+        if len(cs) != nt:
+            raise ValueError("combine: one coefficient array per term")
+        return cs
+
+    cs = prepared(coefs)
+    cs2 = prepared(coefs2) if out2 is not None else []
+    stride = 0 if all(len(c) == 1 for c in cs + cs2) else 1
+    if stride and any(len(c) != ncol for c in cs + cs2):
         raise ValueError("combine: one coefficient per column or one for all")
+    if out2 is not None and any(np.may_share_memory(out, v) for v in vs):
+        raise ValueError("combine: out overlaps an input (only out2 may be the first term)")
     vp = (ctypes.c_void_p * nt)(*[v.ctypes.data for v in vs])
     cp = (ctypes.c_void_p * nt)(*[c.ctypes.data for c in cs])
-    lib.qc_combine(nrows, ncol, nt, vp, cp, stride, out.ctypes.data)
+    cp2 = (ctypes.c_void_p * nt)(*[c.ctypes.data for c in cs2]) if out2 is not None else None
+    lib.qc_combine(nrows, ncol, nt, vp, cp, stride, out.ctypes.data, cp2,
+                   None if out2 is None else out2.ctypes.data)

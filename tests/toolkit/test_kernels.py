@@ -126,6 +126,22 @@ def test_combine_equals_numpy_and_allows_out_as_first_term():
     assert np.abs(out - 1.5 * flat).max() < 1e-15
 
 
+def test_combine_two_outputs_in_one_pass():
+    """out = sum c_t v_t and out2 = sum d_t v_t in one pass, out2 in place on the first term."""
+    nrows, ncol = 257, 9
+    vs = [_cplx(nrows, ncol) for _ in range(4)]
+    cs = [RNG.normal(size=ncol) for _ in range(4)]
+    ds = [RNG.normal(size=ncol) for _ in range(4)]
+    ref = sum(c[None, :] * v for c, v in zip(cs, vs))
+    ref2 = sum(d[None, :] * v for d, v in zip(ds, vs))
+    out = np.zeros((nrows, ncol), complex, order="F")
+    v0 = vs[0].copy(order="F")
+    kernels.combine(out, [v0, *vs[1:]], cs, nrows, out2=v0, coefs2=ds)
+    assert np.abs(out - ref).max() < 1e-13 and np.abs(v0 - ref2).max() < 1e-13
+    with pytest.raises(ValueError, match="overlaps"):
+        kernels.combine(vs[1], vs, cs, nrows, out2=vs[0], coefs2=ds)
+
+
 def _open_valve(size, *, wide=True):
     from toolkit import DeviceBuilder
 
