@@ -154,12 +154,17 @@ class StateLayout:
                 if self.rank == 0 else None)
             if root is None or (root == 0 and self.rank == 0):
                 assert vals is not None  # every rank (root None) or rank 0 has the values
-                o = 0
-                for n, c in zip(self.small_names, self.small_sizes):
-                    out[n] = vals[o:o + c]
-                    o += c
+                out.update(self.split_small(vals))
             elif root != 0:
                 raise ValueError("small components are gathered on rank 0 or every rank")
+        return out
+
+    def split_small(self, vals: np.ndarray) -> dict:
+        """{name: values} of the small components from their concatenation ``vals`` (views)."""
+        out, o = {}, 0
+        for n, c in zip(self.small_names, self.small_sizes):
+            out[n] = vals[o:o + c]
+            o += c
         return out
 
     def leads_to_global(self, y: PETSc.Vec, root: int | None = 0) -> list:

@@ -306,13 +306,19 @@ class _Product:
     component in the state, the output by the component of the right-hand side
     (:meth:`CoupledRHS.times_h_into`) or by a work array (:meth:`CoupledRHS.times_h`, made
     resident only when used).  The product is ``MatProductCreateWithMat`` + symbolic once,
-    numeric per call."""
+    numeric per call.  With the compiled kernels (``H.diagonals``) no PETSc objects are made:
+    every product is :func:`kernel_left`."""
 
     def __init__(self, H: ElectronHamiltonian, layout: StateLayout, name: str) -> None:
         nloc, N = layout.nloc, layout.N
         cols = (nloc, N) if name == "rho" else (PETSc.DECIDE, layout.columns(name))
         ncols = N if name == "rho" else layout.columns(name)
         self.shape = (nloc, ncols)
+        self._work: np.ndarray | None = None
+        self.H = H
+        self.dia = H.diagonals          # H in diagonal form for the compiled kernels, or None
+        if self.dia is not None:
+            return
         self._unused = [np.zeros(max(nloc * ncols, 1), complex) for _ in range(2)]
         self.mat = PETSc.Mat().createDense([(nloc, N), cols],
                                            array=self._unused[0][:nloc * ncols], comm=H.comm)
@@ -330,9 +336,6 @@ class _Product:
                    lib.MatProductSymbolic(self.out_handle)):
             if rc != 0:
                 raise RuntimeError(f"PETSc MatProduct set-up of H x {name} failed (error {rc})")
-        self._work: np.ndarray | None = None
-        self.H = H
-        self.dia = H.diagonals          # H in diagonal form for the compiled kernels, or None
 
     @property
     def work(self) -> np.ndarray:
@@ -359,6 +362,8 @@ class _Product:
             raise RuntimeError(f"PETSc MatProductNumeric failed (error {rc})")
 
     def destroy(self) -> None:
+        if self.dia is not None:
+            return
         self.out.destroy()
         self.mat.destroy()
 

@@ -674,13 +674,8 @@ class Simulation:
         whole: dict[str, np.ndarray] | None = None
         if self.comm.getRank() == 0:
             assert S is not None               # gathered on rank 0
-            whole = {"spins": S}
-            if lay.n_small:
-                vals = a[lay.small_offset:lay.small_offset + lay.n_small]
-                o = 0
-                for n, c in zip(lay.small_names, lay.small_sizes):
-                    whole[n] = vals[o:o + c].copy()
-                    o += c
+            whole = {"spins": S,
+                     **lay.split_small(a[lay.small_offset:lay.small_offset + lay.n_small])}
         write_rows(writer, self.comm, self.H.dist.row_start, lay.N, rows, whole, self.time,
                    self.step_number, t_output=self.units.time_from_internal(self.time),
                    attrs={"leads": json.dumps(_lead_attrs(self.problem, self.config))})

@@ -14,7 +14,7 @@ import numpy as np
 
 from toolkit import _petscenv
 from toolkit.device import Device
-from toolkit.parallel import SiteDistribution, gather_rows, get_comm
+from toolkit.parallel import RowHalo, SiteDistribution, allreduce, gather_rows, get_comm
 from toolkit.petsc_options import sub_prefix
 
 from petsc4py import PETSc
@@ -31,6 +31,14 @@ def sd_blocks(J_sd: np.ndarray, S: np.ndarray) -> np.ndarray:
     """The four entries (uu, ud, du, dd) of J_sd/2 sigma.S for each spin, shape (4, n); for a
     stack of configurations S (..., n, 3): shape (..., 4, n)."""
     return (SIGMA_DOT @ np.swapaxes(np.asarray(S), -1, -2)) * (0.5 * np.asarray(J_sd))
+
+
+def onsite_blocks(device: Device, sites: np.ndarray) -> np.ndarray:
+    """The on-site energy of the magnetic ``sites`` as the (uu, ud, du, dd) entries of their
+    2x2 blocks, shape (4, n): what the s-d blocks of :func:`sd_blocks` are added to."""
+    mu4 = np.zeros((4, len(sites)), complex)
+    mu4[0] = mu4[3] = device.site_onsite[np.asarray(sites)]
+    return mu4
 
 
 def _local_csr(device: Device, dist: SiteDistribution, spins: np.ndarray):
@@ -95,8 +103,7 @@ class RowsTimesH:
         self.data = np.conjugate(vals) * self.scale
         j = np.asarray(device.spin_sites)
         self._jsd = np.asarray(device.J_sd)
-        self._mu4 = np.zeros((4, len(j)), complex)
-        self._mu4[0] = self._mu4[3] = device.site_onsite[j]
+        self._mu4 = onsite_blocks(device, j)
         pos = np.empty((4, len(j)), dtype=np.int64)
         for k, (a, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
             r, col = 2 * j + a, 2 * j + c
@@ -140,8 +147,7 @@ class FullDiagonals:
         self.dia.update(vals)
         j = np.asarray(device.spin_sites)
         self._jsd = np.asarray(device.J_sd)
-        self._mu4 = np.zeros((4, len(j)), complex)
-        self._mu4[0] = self._mu4[3] = device.site_onsite[j]
+        self._mu4 = onsite_blocks(device, j)
         self._pos = np.array([self.dia.position(2 * j + a, 2 * j + c)
                               for a, c in ((0, 0), (0, 1), (1, 0), (1, 1))])
 
@@ -199,9 +205,7 @@ class ElectronHamiltonian:
         sl = slice(self.dist.spin_start, self.dist.spin_stop)
         self._jsd = np.asarray(device.J_sd[sl])
         self._half_jsd = 0.5 * self._jsd
-        on = device.site_onsite[device.spin_sites[sl]]     # the on-site energy of the s-d sites
-        self._mu4 = np.zeros((4, len(on)), complex)
-        self._mu4[0] = self._mu4[3] = on
+        self._mu4 = onsite_blocks(device, device.spin_sites[sl])
         self._diag = self.mat.getDiagonalBlock() if self.comm.getSize() > 1 else self.mat
         self._pos = self._sd_positions(device.spin_sites[sl] - self.dist.site_start)
         self._lib = None
@@ -220,8 +224,6 @@ class ElectronHamiltonian:
         self.halo = None
         usable = kernels.available()
         if self.comm.getSize() > 1:
-            from toolkit.parallel import allreduce
-
             # the same decision on every rank (a rank without a compiler uses PETSc's products:
             # then all do)
             usable = bool(allreduce(int(usable), self.comm, "min"))
@@ -232,8 +234,6 @@ class ElectronHamiltonian:
         dia = kernels.Diagonals(ai, aj, row_start=d.row_start, n_total=self.device.n_orbitals)
         ok = dia.fits()
         if self.comm.getSize() > 1:
-            from toolkit.parallel import RowHalo, allreduce
-
             below = int(allreduce(dia.below, self.comm, "max"))
             above = int(allreduce(dia.above, self.comm, "max"))
             halo = RowHalo(self.comm, [(2 * a, 2 * b) for a, b in d.site_ranges], below, above)

@@ -20,7 +20,17 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from .io import ResultFile, ResultFileError, _fsync, load_checkpoint, open_result, slot_parts
+from .io import (
+    ResultFile,
+    ResultFileError,
+    _fsync,
+    load_checkpoint,
+    open_checkpoint_file,
+    open_result,
+    slot_info,
+    slot_parts,
+    slot_problem,
+)
 from .parallel import _mpi, first_message
 
 __all__ = ["write_rows", "read_rows", "CHUNK_BYTES"]
@@ -187,23 +197,15 @@ def _describe(f: h5py.File, k: int, n_total: int) -> tuple[dict | None, str]:
     if name not in g:
         return None, "missing"
     s = g[name]
-    if "step" not in s.attrs or int(s.attrs["step"]) < 0:
-        return None, "incomplete (the run was stopped while writing it)"
+    why = slot_problem(s)
+    if why:
+        return None, why
     sets = {n: (tuple(s[n].shape), s[n].dtype.str) for n in s if isinstance(s[n], h5py.Dataset)}
-    if "rho" not in sets or "spins" not in sets:
-        return None, "incomplete (rho or spins missing)"
     parts = slot_parts(s)
-    if parts is not None and set(parts) != set(sets):
-        return None, f"holds {sorted(sets)} but its checksums name {sorted(parts)}"
     row_names = [n for n, (shape, dt) in sets.items()
                  if n != "spins" and len(shape) == 2 and shape[0] == n_total
                  and np.dtype(dt).kind == "c"]
-    d = {"slot": k, "sets": sets, "rows": row_names, "parts": parts,
-         "time": float(s.attrs["time"]), "step": int(s.attrs["step"]),
-         "n_output": int(s.attrs["n_output"]), "t": float(s.attrs.get("t", s.attrs["time"]))}
-    if "leads" in s.attrs:
-        d["leads"] = s.attrs["leads"] if isinstance(s.attrs["leads"], str) \
-            else s.attrs["leads"].decode()
+    d = {"slot": k, "sets": sets, "rows": row_names, "parts": parts, **slot_info(s)}
     return d, ""
 
 
@@ -294,17 +296,10 @@ def read_rows(path: str, comm, row_start: int, n_rows: int, n_total: int, *,
 
 def _header(path: str) -> tuple[dict, list[int]]:
     """Config, PETSc options and the slot order (current first) of a run file (rank 0)."""
-    from .io import _is_run_file, _text
+    from .io import _text
 
     with open_result(path, "r") as f:
-        if "config" not in f.attrs or not _is_run_file(f):
-            kind = f.attrs.get("kind", "")
-            raise ResultFileError(
-                f"'{path}' is not a qcspin run file{f' (it is a {kind} file)' if kind else ''}"
-                f"; --restart needs a file written by 'qcspin run'")
-        if "checkpoint" not in f:
-            raise ResultFileError(f"'{path}' has no checkpoint to continue from")
-        g = f["checkpoint"]
+        g = open_checkpoint_file(f, path)
         cur = int(g.attrs.get("slot", 0))
         meta = {"config": _text(f.attrs["config"]),
                 "petsc_options": json.loads(f.attrs.get("petsc_options", "{}")),

@@ -399,23 +399,6 @@ class ResultFile:
                     obj.resize(n, axis=0)
         self.f.visititems(visit)
 
-    def checkpoint(self, rho: np.ndarray, spins: np.ndarray, time: float, step: int,
-                   extra: dict[str, np.ndarray] | None = None, *, t_output: float | None = None,
-                   attrs: dict[str, str] | None = None) -> None:
-        """Write a complete checkpoint of whole arrays into the spare slot and switch over to
-        it atomically.  ``extra``: the auxiliary state components by name; ``attrs``: text
-        attributes of the slot (e.g. ``leads``: the lead models and representations, JSON).
-        (A run on several ranks writes its rows in place instead: toolkit/checkpoint.py.)"""
-        arrays = [("rho", rho), ("spins", spins)] + list((extra or {}).items())
-        arrays = [(k, np.ascontiguousarray(v)) for k, v in arrays]
-        target = self.prepare_slot({k: (v.shape, v.dtype) for k, v in arrays})
-        s = self.f["checkpoint"][target]
-        parts = {}
-        for name, value in arrays:
-            s[name][...] = value
-            parts[name] = [[0, int(value.shape[0]) if value.ndim else 0, _crc(value)]]
-        self.commit_slot(target, parts, time, step, t_output=t_output, attrs=attrs)
-
     def prepare_slot(self, shapes: dict[str, tuple[tuple, Any]]) -> str:
         """Mark the spare checkpoint slot incomplete and give it one dataset per name of
         ``shapes`` ({name: (shape, dtype)}; kept if it has that shape, else recreated, others
@@ -724,26 +707,58 @@ def slot_parts(s: h5py.Group) -> dict[str, list] | None:
     return None
 
 
+def slot_problem(s: h5py.Group, check_parts: bool = True) -> str:
+    """Why the checkpoint slot ``s`` is not valid before its data are read ('' if it is):
+    incomplete (step < 0, rho or spins missing) or, with ``check_parts``, checksums that name
+    other datasets than it holds."""
+    if "step" not in s.attrs or int(s.attrs["step"]) < 0:
+        return "incomplete (the run was stopped while writing it)"
+    names = [k for k in s if isinstance(s[k], h5py.Dataset)]
+    if "rho" not in names or "spins" not in names:
+        return "incomplete (rho or spins missing)"
+    parts = slot_parts(s)
+    if check_parts and parts is not None and set(parts) != set(names):
+        return f"holds {sorted(names)} but its checksums name {sorted(parts)}"
+    return ""
+
+
+def slot_info(s: h5py.Group) -> dict:
+    """time (internal units), step, n_output, t (file time unit) and, if stored, leads of a
+    checkpoint slot."""
+    out = {k: s.attrs[k] for k in ("time", "step", "n_output")}
+    out["t"] = float(s.attrs.get("t", s.attrs["time"]))
+    if "leads" in s.attrs:
+        out["leads"] = _text(s.attrs["leads"])
+    return out
+
+
 def _read_slot(s: h5py.Group, verify: bool) -> tuple[dict | None, str]:
     """The arrays and attributes of a checkpoint slot, or (None, why it is not valid)."""
-    if "step" not in s.attrs or int(s.attrs["step"]) < 0:
-        return None, "incomplete (the run was stopped while writing it)"
+    why = slot_problem(s, check_parts=verify)
+    if why:
+        return None, why
     out = {k: s[k][...] for k in s if isinstance(s[k], h5py.Dataset)}
-    if "rho" not in out or "spins" not in out:
-        return None, "incomplete (rho or spins missing)"
     parts = slot_parts(s)
     if verify and parts is not None:
-        if set(parts) != set(out):
-            return None, f"holds {sorted(out)} but its checksums name {sorted(parts)}"
         for k, v in out.items():
             for r0, r1, crc in parts[k]:
                 if _crc(v[r0:r1] if v.ndim else v) != int(crc):
                     return None, f"checksum of '{k}' does not match (damaged)"
-    out.update({k: s.attrs[k] for k in ("time", "step", "n_output")})
-    out["t"] = float(s.attrs.get("t", s.attrs["time"]))
-    if "leads" in s.attrs:
-        out["leads"] = _text(s.attrs["leads"])
+    out.update(slot_info(s))
     return out, ""
+
+
+def open_checkpoint_file(f: h5py.File, path: str) -> h5py.Group:
+    """The /checkpoint group of the open run file ``f`` (at ``path``), or a one-line
+    :class:`ResultFileError`: not a run file, or no checkpoint."""
+    if "config" not in f.attrs or not _is_run_file(f):
+        kind = f.attrs.get("kind", "")
+        raise ResultFileError(
+            f"'{path}' is not a qcspin run file{f' (it is a {kind} file)' if kind else ''}"
+            f"; --restart needs a file written by 'qcspin run'")
+    if "checkpoint" not in f:
+        raise ResultFileError(f"'{path}' has no checkpoint to continue from")
+    return f["checkpoint"]
 
 
 def load_checkpoint(path: str, *, verify: bool = True) -> dict:
@@ -756,14 +771,7 @@ def load_checkpoint(path: str, *, verify: bool = True) -> dict:
     and ``fallback`` in the result says why.  Raises :class:`ResultFileError` with a one-line
     message for anything that cannot be restarted."""
     with open_result(path, "r") as f:
-        if "config" not in f.attrs or not _is_run_file(f):
-            kind = f.attrs.get("kind", "")
-            raise ResultFileError(
-                f"'{path}' is not a qcspin run file{f' (it is a {kind} file)' if kind else ''}"
-                f"; --restart needs a file written by 'qcspin run'")
-        if "checkpoint" not in f:
-            raise ResultFileError(f"'{path}' has no checkpoint to continue from")
-        g = f["checkpoint"]
+        g = open_checkpoint_file(f, path)
         legacy = [k for k in g if isinstance(g[k], h5py.Dataset)]
         fallback = ""
         try:

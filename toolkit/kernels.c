@@ -148,58 +148,6 @@ static void dia_rows(long n, long xlo, long xhi, long i0, long m, int nd, const 
         real_terms(2 * (hi_all - lo_all), acc + 2 * (lo_all - i0), nr, c, xs);
 }
 
-/* y[:, c] = alpha (A x[:, c]) + (radd[i] + coef[c]) x[i, c] for c < ncol, i < n.
-   radd: n reals or NULL; coef: ncol complex or NULL; ldx, ldy: leading dimensions (complex
-   entries).  If sum is not NULL, also sum[:, c % nsum] += x[:, c] (n x nsum, leading dimension
-   n: e.g. the sum over the poles of a lead's Padé blocks, read in the same pass).  y must not
-   overlap x or sum. */
-void qc_dia_left(long n, long ncol, int nd, const int *off, const int *isreal, const double *cd,
-                 const double *x, long ldx, double *y, long ldy, double alpha_re,
-                 double alpha_im, const double *radd, const double *coef, double *sum,
-                 long nsum)
-{
-    double acc[2 * NCB * RB];
-    int nc;
-    for (long c = 0; c < ncol; c += nc) {
-        nc = (c + NCB <= ncol) ? NCB : 1;
-        const double *xc = x + (size_t)c * 2 * ldx;
-        for (long i0 = 0; i0 < n; i0 += RB) {
-            long m = lmin(RB, n - i0);
-            for (long q = 0; q < 2 * NCB * RB; q++)
-                acc[q] = 0.0;
-            dia_rows(n, 0, n, i0, m, nd, off, isreal, cd, xc, acc, nc, 2 * ldx, 2 * RB);
-            for (int cc = 0; cc < nc; cc++) {
-                const double *restrict xs = xc + (size_t)cc * 2 * ldx + 2 * i0;
-                double *restrict ys = y + (size_t)(c + cc) * 2 * ldy + 2 * i0;
-                const double *restrict ac = acc + cc * 2 * RB;
-                double kr = coef ? coef[2 * (c + cc)] : 0.0;
-                double ki = coef ? coef[2 * (c + cc) + 1] : 0.0;
-                if (radd) {
-                    for (long q = 0; q < m; q++) {
-                        double ar = ac[2 * q], ai = ac[2 * q + 1];
-                        double dr = kr + radd[i0 + q];
-                        double xr = xs[2 * q], xi = xs[2 * q + 1];
-                        ys[2 * q] = alpha_re * ar - alpha_im * ai + dr * xr - ki * xi;
-                        ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + dr * xi + ki * xr;
-                    }
-                } else {
-                    for (long q = 0; q < m; q++) {
-                        double ar = ac[2 * q], ai = ac[2 * q + 1];
-                        double xr = xs[2 * q], xi = xs[2 * q + 1];
-                        ys[2 * q] = alpha_re * ar - alpha_im * ai + kr * xr - ki * xi;
-                        ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + kr * xi + ki * xr;
-                    }
-                }
-                if (sum) {
-                    double *restrict sc = sum + (size_t)((c + cc) % nsum) * 2 * n + 2 * i0;
-                    for (long q = 0; q < 2 * m; q++)
-                        sc[q] += xs[q];
-                }
-            }
-        }
-    }
-}
-
 /* a[q] += sum_t s_t x_t[q] for q < len (doubles), real scalars s_t, up to 4 terms at once */
 static void scaled_terms(long len, double *restrict a, int nt, const double *s,
                          const double *const *x)
@@ -251,30 +199,6 @@ static void right_terms(long N, long j, long i0, long m, long ld, int nd, const 
         }
     }
     scaled_terms(2 * m, acc, nr, sc, xs);
-}
-
-/* y = -i (A x - x A) for the n x n column-major x (the coherent term -i [H, rho]); column j of
-   x A is sum_k x[:, j - off[k]] A[j - off[k], j].  y must not overlap x. */
-void qc_dia_commutator(long n, int nd, const int *off, const int *isreal, const double *cd,
-                       const double *x, double *y)
-{
-    double acc[2 * RB];
-    for (long j = 0; j < n; j++) {
-        const double *xj = x + (size_t)j * 2 * n;
-        double *yj = y + (size_t)j * 2 * n;
-        for (long i0 = 0; i0 < n; i0 += RB) {
-            long m = lmin(RB, n - i0);
-            for (long q = 0; q < 2 * m; q++)
-                acc[q] = 0.0;
-            dia_rows(n, 0, n, i0, m, nd, off, isreal, cd, xj, acc, 1, 0, 0);
-            right_terms(n, j, i0, m, n, nd, off, isreal, cd, x, acc);
-            double *ys = yj + 2 * i0;
-            for (long q = 0; q < m; q++) {      /* -i (a + ib) = b - ia */
-                ys[2 * q] = acc[2 * q + 1];
-                ys[2 * q + 1] = -acc[2 * q];
-            }
-        }
-    }
 }
 
 /* o[q] = sum_t a[t] v[t][off + q] for q < len (one chunk of a combination) */
@@ -341,7 +265,7 @@ static void extend_column(long c, long n, const double *x, long ldx, const doubl
 /* qc_dia_left for the n local rows of a row-distributed A and x under MPI: the rows of x below
    and above the local ones come from the halos xl (hl rows) and xu (hu rows) of the neighbouring
    ranks.  Each column is extended into ext (2 (hl + n + hu) complex entries, in cache) and
-   multiplied there. */
+   multiplied there.  Without ext (NULL: all rows of A are here) x is multiplied in place. */
 void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isreal,
                       const double *cd, const double *x, long ldx, const double *xl, long hl,
                       const double *xu, long hu, double *y, long ldy, double alpha_re,
@@ -353,27 +277,41 @@ void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isre
     int nc;
     for (long c = 0; c < ncol; c += nc) {
         nc = (c + NCB <= ncol) ? NCB : 1;
-        for (int cc = 0; cc < nc; cc++)
-            extend_column(c + cc, n, x, ldx, xl, hl, xu, hu, ext + (size_t)cc * 2 * le);
         const double *xc = x + (size_t)c * 2 * ldx;
+        const double *xin = xc;             /* the column(s) the diagonals multiply */
+        long dx = 2 * ldx;
+        if (ext) {
+            for (int cc = 0; cc < nc; cc++)
+                extend_column(c + cc, n, x, ldx, xl, hl, xu, hu, ext + (size_t)cc * 2 * le);
+            xin = ext + 2 * hl;
+            dx = 2 * le;
+        }
         for (long i0 = 0; i0 < n; i0 += RB) {
             long m = lmin(RB, n - i0);
             for (long q = 0; q < 2 * NCB * RB; q++)
                 acc[q] = 0.0;
-            dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, ext + 2 * hl, acc, nc, 2 * le,
-                     2 * RB);
+            dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, xin, acc, nc, dx, 2 * RB);
             for (int cc = 0; cc < nc; cc++) {
                 const double *restrict xs = xc + (size_t)cc * 2 * ldx + 2 * i0;
                 double *restrict ys = y + (size_t)(c + cc) * 2 * ldy + 2 * i0;
                 const double *restrict ac = acc + cc * 2 * RB;
                 double kr = coef ? coef[2 * (c + cc)] : 0.0;
                 double ki = coef ? coef[2 * (c + cc) + 1] : 0.0;
-                for (long q = 0; q < m; q++) {
-                    double ar = ac[2 * q], ai = ac[2 * q + 1];
-                    double dr = kr + (radd ? radd[i0 + q] : 0.0);
-                    double xr = xs[2 * q], xi = xs[2 * q + 1];
-                    ys[2 * q] = alpha_re * ar - alpha_im * ai + dr * xr - ki * xi;
-                    ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + dr * xi + ki * xr;
+                if (radd) {
+                    for (long q = 0; q < m; q++) {
+                        double ar = ac[2 * q], ai = ac[2 * q + 1];
+                        double dr = kr + radd[i0 + q];
+                        double xr = xs[2 * q], xi = xs[2 * q + 1];
+                        ys[2 * q] = alpha_re * ar - alpha_im * ai + dr * xr - ki * xi;
+                        ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + dr * xi + ki * xr;
+                    }
+                } else {
+                    for (long q = 0; q < m; q++) {
+                        double ar = ac[2 * q], ai = ac[2 * q + 1];
+                        double xr = xs[2 * q], xi = xs[2 * q + 1];
+                        ys[2 * q] = alpha_re * ar - alpha_im * ai + kr * xr - ki * xi;
+                        ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + kr * xi + ki * xr;
+                    }
                 }
                 if (sum) {
                     double *restrict sc = sum + (size_t)((c + cc) % nsum) * 2 * n + 2 * i0;
@@ -385,26 +323,43 @@ void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isre
     }
 }
 
+/* y[:, c] = alpha (A x[:, c]) + (radd[i] + coef[c]) x[i, c] for c < ncol, i < n.
+   radd: n reals or NULL; coef: ncol complex or NULL; ldx, ldy: leading dimensions (complex
+   entries).  If sum is not NULL, also sum[:, c % nsum] += x[:, c] (n x nsum, leading dimension
+   n: e.g. the sum over the poles of a lead's Padé blocks, read in the same pass).  y must not
+   overlap x or sum. */
+void qc_dia_left(long n, long ncol, int nd, const int *off, const int *isreal, const double *cd,
+                 const double *x, long ldx, double *y, long ldy, double alpha_re,
+                 double alpha_im, const double *radd, const double *coef, double *sum,
+                 long nsum)
+{
+    qc_dia_left_halo(n, ncol, nd, off, isreal, cd, x, ldx, NULL, 0, NULL, 0, y, ldy, alpha_re,
+                     alpha_im, radd, coef, sum, nsum, NULL);
+}
+
 /* -i (A x - x A) on the n local rows of the N x N row-distributed x under MPI: A x from the
    local rows' diagonals (nd, off, isreal, cd; the halos of x as in qc_dia_left_halo), x A from
    the diagonals of the whole A (ndf, offf, isrealf, cdf: N rows, replicated; column j of x A
-   combines the local columns j - offf[k]).  ext: 2 (hl + n + hu) complex entries. */
+   combines the local columns j - offf[k]).  ext: 2 (hl + n + hu) complex entries, or NULL when
+   all rows are here (then the local and the whole diagonals are the same). */
 void qc_dia_commutator_halo(long n, long N, int nd, const int *off, const int *isreal,
                             const double *cd, int ndf, const int *offf, const int *isrealf,
                             const double *cdf, const double *x, const double *xl, long hl,
                             const double *xu, long hu, double *y, double *ext)
 {
     double acc[2 * RB];
-    long le = hl + n + hu;
     for (long j = 0; j < N; j++) {
-        extend_column(j, n, x, n, xl, hl, xu, hu, ext);
+        const double *xin = x + (size_t)j * 2 * n;
+        if (ext) {
+            extend_column(j, n, x, n, xl, hl, xu, hu, ext);
+            xin = ext + 2 * hl;
+        }
         double *yj = y + (size_t)j * 2 * n;
         for (long i0 = 0; i0 < n; i0 += RB) {
             long m = lmin(RB, n - i0);
             for (long q = 0; q < 2 * m; q++)
                 acc[q] = 0.0;
-            dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, ext + 2 * hl, acc, 1, 2 * le,
-                     2 * RB);
+            dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, xin, acc, 1, 0, 0);
             right_terms(N, j, i0, m, n, ndf, offf, isrealf, cdf, x, acc);
             double *ys = yj + 2 * i0;
             for (long q = 0; q < m; q++) {      /* -i (a + ib) = b - ia */
@@ -413,4 +368,13 @@ void qc_dia_commutator_halo(long n, long N, int nd, const int *off, const int *i
             }
         }
     }
+}
+
+/* y = -i (A x - x A) for the n x n column-major x (the coherent term -i [H, rho]); column j of
+   x A is sum_k x[:, j - off[k]] A[j - off[k], j].  y must not overlap x. */
+void qc_dia_commutator(long n, int nd, const int *off, const int *isreal, const double *cd,
+                       const double *x, double *y)
+{
+    qc_dia_commutator_halo(n, n, nd, off, isreal, cd, nd, off, isreal, cd, x, NULL, 0, NULL, 0,
+                           y, NULL);
 }
