@@ -360,7 +360,8 @@ def _stationary(asm: Assembly, a: np.ndarray, given: GivenState | None) -> None:
         asm.layout.rho(a)[...] = _local(asm, eq.pop("rho"))
         asm.layout.fill(a, eq.items())
         return
-    rho, blocks = stationary_state(asm.H, asm.problem, asm.poles, _mu0(asm))
+    rho, blocks = stationary_state(asm.H, asm.problem, asm.poles, _mu0(asm),
+                                   method=asm.config.electrons.stationary)
     asm.layout.rho(a)[...] = rho
     asm.layout.fill(a, blocks.items(), local=True)
 

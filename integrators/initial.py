@@ -9,7 +9,7 @@ from operators.eigen import DENSE_LIMIT, eigh_dense, eigs_slepc
 from operators.fermi import fermi as _fermi
 from operators.hamiltonian import ElectronHamiltonian
 from toolkit.config import ElectronsConfig
-from toolkit.parallel import gather_rows
+from toolkit.parallel import ring_outer
 from toolkit.petsc_options import sub_prefix
 
 __all__ = ["fermi", "initial_density"]
@@ -21,6 +21,42 @@ def fermi(eps: np.ndarray, temperature: float, mu: float = 0.0) -> np.ndarray:
     upper tail (f = 0 for x > ~38); the ``fermi`` initial density moved by round-off only
     (<= 1.1e-16 absolute, 1.7e-16 relative to its largest entry, on the test devices)."""
     return _fermi(eps, mu, temperature)
+
+
+#: largest error of the Padé Fermi function over the spectrum in the ``fermi`` pole sum
+FERMI_POLE_TOL = 1e-12
+
+
+def fermi_pole_sum(H: ElectronHamiltonian, temperature: float, mu: float = 0.0) -> np.ndarray:
+    """Local rows of f(H) at ``temperature`` and ``mu`` without eigenvectors: the pole sum
+    f(H) = 1/2 + (1/beta) sum_p eta_p [G(chi_p) + G(chi_p)^dag], G(z) = (z - H)^-1 (sparse LU
+    solves with MUMPS, integrators.stationary), with the fewest PSD poles whose Padé error is
+    <= FERMI_POLE_TOL over the Gershgorin interval of H's spectrum.  Collective."""
+    from operators.pade import choose_n_poles, pade_poles
+
+    from .stationary import _pole_sum, _Solver
+    from .window import _spectral_bounds
+
+    beta = 1.0 / float(temperature)
+    A0 = H.mat.duplicate(copy=True)
+    try:
+        c, rad = _spectral_bounds(A0)
+        window = (c - rad - mu, c + rad - mu)
+        try:
+            n = choose_n_poles(beta, window, FERMI_POLE_TOL)
+        except ValueError as e:
+            raise ValueError(f"electrons.temperature = {temperature}: the Fermi pole sum needs "
+                             f"more poles than allowed over the spectrum [{window[0]:.3g}, "
+                             f"{window[1]:.3g}] ({e}); use electrons.eigensolver = 'lapack' "
+                             f"or 'slepc'") from None
+        solver = _Solver(A0, sub_prefix(H.prefix, "fermi"))
+        try:
+            rho, _ = _pole_sum(solver, H, mu, beta, pade_poles(n))
+        finally:
+            solver.destroy()
+    finally:
+        A0.destroy()
+    return rho
 
 
 def _occupations(w: np.ndarray, cfg: ElectronsConfig, n_e: int) -> np.ndarray:
@@ -42,14 +78,23 @@ def initial_density(H: ElectronHamiltonian, cfg: ElectronsConfig) -> np.ndarray:
 
     ``ground``: the lowest ``n_electrons`` levels (default: half filling, one per site).
     ``fermi``: f(eps) at ``temperature`` with chemical potential 0 (mu_bar is inside H).
-    LAPACK for N_s <= 4000 (or eigensolver = 'lapack'); SLEPc Krylov-Schur otherwise.
+    LAPACK for N_s <= 4000 (or eigensolver = 'lapack'); above, ``ground`` by SLEPc
+    Krylov-Schur (rho's rows by a ring of the eigenvector blocks, never all of them on one
+    rank) and ``fermi`` by the Padé pole sum of sparse LU solves (eigensolver = 'poles': no
+    eigenvectors at all, :func:`fermi_pole_sum`); eigensolver = 'slepc' forces SLEPc.
     """
     dev = H.device
     N = dev.n_orbitals
     n_e = dev.n_sites if cfg.n_electrons is None else cfg.n_electrons
     solver = cfg.eigensolver
     if solver == "auto":
-        solver = "lapack" if N <= DENSE_LIMIT else "slepc"
+        solver = ("lapack" if N <= DENSE_LIMIT
+                  else "poles" if cfg.initial == "fermi" else "slepc")
+    if solver == "poles":
+        if cfg.initial != "fermi":
+            raise ValueError(f"electrons.eigensolver = 'poles' is for initial = 'fermi' only "
+                             f"(here {cfg.initial!r})")
+        return fermi_pole_sum(H, cfg.temperature)
     r0, r1 = H.dist.row_start, H.dist.row_start + H.dist.n_local_rows
     if solver == "lapack":
         w, V = eigh_dense(H)
@@ -65,5 +110,6 @@ def initial_density(H: ElectronHamiltonian, cfg: ElectronsConfig) -> np.ndarray:
         nev = int(np.sum(fermi(w_all, cfg.temperature) > 1e-16))
     w, Vloc = eigs_slepc(H.mat, nev, prefix=sub_prefix(H.prefix, "eps"))
     f = _occupations(np.concatenate([w, [np.inf]]), cfg, n_e)[:nev]
-    Vall = gather_rows(Vloc, H.comm, root=None)
-    return (Vloc * f) @ Vall.conj().T
+    # rho's local rows (Vloc f) V^dag without gathering V: its row blocks travel around a ring
+    counts = np.array([2 * (b - a) for a, b in H.dist.site_ranges])
+    return ring_outer(Vloc * f, Vloc, H.comm, counts)

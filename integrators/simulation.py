@@ -31,6 +31,7 @@ from toolkit.io import (
     _now,
     git_revision,
     load_checkpoint,
+    series_for,
     versions,
 )
 from toolkit.memory import release_free_memory
@@ -726,7 +727,8 @@ class Simulation:
                 return self._shared_writer(None, None)
             w = None
             try:
-                w = ResultFile(path, mode="append", units=self.units)
+                w = ResultFile(path, mode="append", units=self.units,
+                               series=series_for(self.config))
                 if ck["slot"] >= 0 and ck["fallback"]:
                     w.use_slot(int(ck["slot"]))
                 w.truncate(int(ck["n_output"]))
@@ -742,7 +744,8 @@ class Simulation:
                 "ts_settings": self.ts_settings, "mpi_size": self.comm.getSize()}
         w, err = None, None
         try:
-            w = ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device)
+            w = ResultFile(path, mode="create", units=self.units, meta=meta, device=self.device,
+                           series=series_for(self.config))
             w.f["device"].attrs["planes"] = list(self.plane_x)
             w.f["device"].attrs["lead_names"] = json.dumps([l.name for l in self.leads])
             w.f.attrs["leads"] = json.dumps(_lead_attrs(self.problem, self.config))

@@ -46,6 +46,7 @@ import scipy.linalg as sla
 
 from operators.hamiltonian import ElectronHamiltonian, gather_dense
 from operators.pade import PadePoles
+from toolkit.memory import STATIONARY_DENSE_MAX_N
 from toolkit.parallel import RowHermitianTranspose, allgather_rows, gather_rows
 from toolkit.petsc_options import sub_prefix
 
@@ -137,6 +138,12 @@ class _Solver:
         pc = self.ksp.getPC()
         pc.setType("lu")
         pc.setFactorSolverType("mumps")
+        opts = PETSc.Options()
+        key = f"{prefix}mat_mumps_icntl_14"
+        if not opts.hasName(key):
+            # real-axis energies (integrators/window.py) pivot more than the complex poles:
+            # MUMPS's default 20 % workspace margin runs out (INFOG(1) = -9) on 3D valves
+            opts.setValue(key, MUMPS_WORKSPACE)
         self.ksp.setFromOptions()
         self._z: complex | None = None
         #: solutions are whole columns on every rank (one rank, or the replicated factor)
@@ -158,6 +165,13 @@ class _Solver:
             self.A.shift(-z)
             self.ksp.setOperators(self.A)
             self.ksp.setUp()
+            F = self.ksp.getPC().getFactorMatrix()
+            info = F.getMumpsInfog(1) if F.getType() == "mumps" else 0
+            if info < 0:
+                raise RuntimeError(f"MUMPS: the LU factorisation at z = {z} failed (INFOG(1) = "
+                                   f"{info}, INFOG(2) = {F.getMumpsInfog(2)}; -8, -9: raise "
+                                   f"the workspace with -{self.ksp.getOptionsPrefix()}"
+                                   f"mat_mumps_icntl_14, now {F.getMumpsIcntl(14)} %)")
             self._z = z
 
     def solve(self, z: complex, rhs: PETSc.Mat, sol: PETSc.Mat) -> np.ndarray:
@@ -188,8 +202,9 @@ class _Solver:
         Bt, X = mats
         F = self.ksp.getPC().getFactorMatrix()
         if self._mat_t_solve(F.handle, Bt.handle, X.handle) != 0:
-            raise RuntimeError("MUMPS: MatMatTransposeSolve with a sparse right-hand side "
-                               "failed")
+            raise RuntimeError(f"MUMPS: MatMatTransposeSolve with a sparse right-hand side "
+                               f"failed at z = {z} (INFOG(1) = {F.getMumpsInfog(1)}, "
+                               f"INFOG(2) = {F.getMumpsInfog(2)})")
         return X.getDenseArray()
 
     def _mats(self, cols: np.ndarray):
@@ -321,7 +336,7 @@ def equilibrium_density(H: ElectronHamiltonian, problem: ElectronProblem | _Part
 
 def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
                      poles: PadePoles | Sequence, mu: Sequence[float] | np.ndarray | None = None,
-                     prefix: str | None = None) -> tuple[np.ndarray, dict]:
+                     prefix: str | None = None, method: str = "auto") -> tuple[np.ndarray, dict]:
     """Local rows of the stationary rho (n_loc, N_s) and {component name: local rows of its
     Pi block (n_loc, N_p n_c, column p n_c + k)} for the spins currently in ``H``.
     Collective.
@@ -329,7 +344,14 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
     ``mu``: chemical potentials of the leads (default ``lead.mu``); a lead's explicit sites
     shift with mu - lead.mu.  KSP options can be changed under ``-<prefix>``, default the
     Hamiltonian's prefix + ``stationary_`` (``-qcspin_stationary_``; preonly + LU + MUMPS).
+
+    ``method`` (under a bias only): "dense" (the Sylvester equation, O(N_s^3) on every rank),
+    "window" (integrators/window.py: sparse solves along the real axis, the local rows only)
+    or "auto" (dense up to :data:`DENSE_MAX_N` orbitals).
     """
+    if method not in STATIONARY_METHODS:
+        raise ValueError(f"stationary method = {method!r} is not allowed: expected one of "
+                         f"{list(STATIONARY_METHODS)}")
     comm = H.comm
     N = H.device.n_orbitals
     d = H.dist
@@ -356,10 +378,32 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
             S.append(block.reshape((nloc, n, lp.n_poles), order="F").sum(axis=2))
         # the reference equilibrium: the first lead before any bias
         ref = (leads[0].mu, leads[0].temperature, per_lead[0])
-        same = all(mus[c.lead_index] == ref[0] and c.temperature == ref[1]
-                   and _same_poles(per_lead[c.lead_index], ref[2]) for c in problem.couplings)
-        keep = [] if same else [np.asarray(c.interface) for c in problem.couplings]
+        biased = [c for c in problem.couplings
+                  if not (mus[c.lead_index] == ref[0] and c.temperature == ref[1]
+                          and _same_poles(per_lead[c.lead_index], ref[2]))]
+        same = not biased
+        window = not same and (method == "window" or (method == "auto" and N > DENSE_MAX_N))
+        keep = [] if same or window else [np.asarray(c.interface) for c in problem.couplings]
         rho, S_ref = _pole_sum(solver, H, ref[0], 1.0 / ref[1], ref[2], keep)
+        if window:
+            from .window import Channel, window_density
+
+            chans = [Channel(np.asarray(c.interface), np.sqrt(np.asarray(c.gamma, float)),
+                             mus[c.lead_index], 1.0 / c.temperature, per_lead[c.lead_index])
+                     for c in biased]
+            rho = np.ascontiguousarray(rho)
+            info = window_density(solver, A0, chans, (ref[0], 1.0 / ref[1], ref[2]),
+                                  list(mus) + [ref[0]],
+                                  max(c.temperature for c in problem.couplings), rho, r0)
+            last_window.clear()
+            last_window.append(info)
+            from toolkit.log import get_logger
+
+            get_logger(__name__).info(
+                f"stationary state under bias: window quadrature, {info.energies} energies "
+                f"({info.panels} panels, {info.splits} splits, {info.skipped} skipped, error "
+                f"estimate {info.error:.1e}; tails {info.tail_columns} columns)")
+            same = True            # done: rho holds the stationary state
         # the dense H_eff of the Sylvester equation: the same matrix as the solves, gathered
         Heff = None if same else gather_dense(A0, N, comm)
     finally:
@@ -382,6 +426,15 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
     drho = 0.5 * (drho + drho.conj().T)  # Hermitian to round-off
     return rho + drho[r0:r0 + nloc], blocks
 
+
+#: MUMPS's workspace margin (ICNTL(14), per cent) unless the PETSc options give one
+MUMPS_WORKSPACE = 100
+
+#: the stationary state under a bias ("auto": dense up to DENSE_MAX_N orbitals, else window)
+STATIONARY_METHODS = ("auto", "dense", "window")
+DENSE_MAX_N = STATIONARY_DENSE_MAX_N
+#: the integrators.window.WindowInfo of the last window quadrature (diagnostics, tests)
+last_window: list = []
 
 #: states of H_eff decaying slower than this (x max(1, max Gamma)) count as decoupled from
 #: every reservoir (bound states, isolated sites): under a bias they keep the reference occupation

@@ -22,7 +22,13 @@ machine, which the header prints (``os.getloadavg``).
 
     .venv/bin/python scripts/bench_scale.py [--systems 12x4,24x8,10x6x6,14x8x8,20x10x10]
                                             [--ranks 1,2] [--repeat 3] [--json out.json]
-                                            [--png out.png]
+                                            [--png out.png] [--biased-start]
+                                            [--stationary auto|dense|window]
+
+``--biased-start``: the bias (asymmetric, V = 1: mu_L = 1, mu_R = 0) is on before t = 0, so
+the initial state is the biased stationary state (the pole sum plus the bias-window part:
+``--stationary`` "dense" = the Sylvester solve, "window" = integrators/window.py, "auto" =
+dense up to 4000 orbitals); the window's energy count is printed with the row.
 """
 from __future__ import annotations
 
@@ -61,7 +67,15 @@ def _peak_mib() -> float:
     return float("nan")
 
 
-def worker(size: list[int], repeat: int) -> None:
+def start_overrides(biased: bool, stationary: str) -> list[str]:
+    """--set overrides of the start: the biased one of ``--biased-start``."""
+    out = [f'electrons.stationary="{stationary}"']
+    if biased:
+        out += ['bias.protocol="asymmetric"', "bias.t_on=-1.0"]
+    return out
+
+
+def worker(size: list[int], repeat: int, extra: list[str] | None = None) -> None:
     """One measurement on the ranks of COMM_WORLD; rank 0 prints one JSON line."""
     import numpy as np
 
@@ -73,7 +87,7 @@ def worker(size: list[int], repeat: int) -> None:
 
     comm = get_comm(None)
     base_mib = _peak_mib()                              # Python, NumPy, PETSc, MPI loaded
-    cfg = load_config(EXAMPLE, overrides(size))
+    cfg = load_config(EXAMPLE, overrides(size) + list(extra or []))
     timing = {}
     orig_start = simmod.start
 
@@ -125,6 +139,10 @@ def worker(size: list[int], repeat: int) -> None:
                rhs_per_step=t_step / t_rhs, GBps=3 * state_bytes / t_rhs / 1e9,
                peak_MiB=peak, base_MiB=base_mib,
                peak_over_state=(peak - base_mib) * 2**20 / (state_bytes / comm.getSize()))
+    from integrators import stationary as st
+
+    if st.last_window:
+        out["window_energies"] = st.last_window[0].energies
     sim.destroy()
     if comm.getRank() == 0:
         print("RESULT " + json.dumps(out), flush=True)
@@ -151,11 +169,11 @@ def bandwidth(nbytes: int = 2**28) -> float:
     return 2 * nbytes / float(np.median(ts)) / 1e9
 
 
-def run_one(size: list[int], ranks: int, repeat: int) -> dict:
+def run_one(size: list[int], ranks: int, repeat: int, extra: list[str] = ()) -> dict:
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "x".join(map(str, size)),
-           "--repeat", str(repeat)]
+           "--repeat", str(repeat)] + [f"--extra={e}" for e in extra]
     if ranks > 1:
         cmd = ["mpirun", "--oversubscribe", "-n", str(ranks)] + cmd
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -186,11 +204,17 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", default="")
     p.add_argument("--png", default="")
+    p.add_argument("--biased-start", action="store_true",
+                   help="start from the biased stationary state (asymmetric V = 1)")
+    p.add_argument("--stationary", default="auto", choices=("auto", "dense", "window"),
+                   help="the biased stationary solver (electrons.stationary)")
     p.add_argument("--worker", default="", help=argparse.SUPPRESS)
+    p.add_argument("--extra", action="append", default=[], help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
-        worker(parse_size(a.worker), a.repeat)
+        worker(parse_size(a.worker), a.repeat, a.extra)
         return 0
+    extra = start_overrides(a.biased_start, a.stationary)
     sizes = [parse_size(s) for s in a.systems.split(",") if s.strip()]
     ranks = [int(r) for r in a.ranks.split(",")]
     bw = bandwidth()
@@ -205,7 +229,7 @@ def main(argv=None) -> int:
     for size in sizes:
         base = None
         for R in ranks:
-            r = run_one(size, R, a.repeat)
+            r = run_one(size, R, a.repeat, extra)
             rows.append(r)
             base = base or r
             eff_r = base["rhs"] / (R * r["rhs"]) if R > 1 else float("nan")
@@ -217,8 +241,11 @@ def main(argv=None) -> int:
                   f"{r['state_MiB']:>6.0f}Mi {r['setup']:>6.1f}s {r['init']:>7.1f}s "
                   f"{r['rhs']:>6.3f}s {r['step']:>6.3f}s {r['rhs_per_step']:>6.2f} "
                   f"{r['GBps']:>5.1f} {r['peak_MiB']:>8.0f}Mi {r['peak_over_state']:>7.1f} "
-                  f"{eff_r:>7.2f} {eff_s:>8.2f} {r['rhs'] / r['floor']:>9.1f}", flush=True)
-            base_r = BASELINE_20x10x10.get(R) if size == [20, 10, 10] else None
+                  f"{eff_r:>7.2f} {eff_s:>8.2f} {r['rhs'] / r['floor']:>9.1f}"
+                  + (f"  (window: {r['window_energies']} energies)"
+                     if "window_energies" in r else ""), flush=True)
+            base_r = (BASELINE_20x10x10.get(R) if size == [20, 10, 10] and not a.biased_start
+                      else None)
             if base_r:
                 print(f"{'baseline':>10} {'':>6} {R:>5} {'':>8} {'':>7} "
                       + (f"{base_r['init']:>7.0f}s " if "init" in base_r else f"{'':>8} ")

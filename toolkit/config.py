@@ -224,13 +224,17 @@ class ElectronsConfig:
     000's start): device and leads disconnected before t = 0, each in its own equilibrium (the
     device at the first lead's mu and T), connected at t = 0; ``partitioned-empty``: the same
     with an empty device.  ``auto``: ``stationary`` with leads, else ``ground``.
-    ``n_poles``: Padé poles of the lead Fermi functions (default of every lead)."""
+    ``n_poles``: Padé poles of the lead Fermi functions (default of every lead).
+    ``stationary``: how a stationary start under a bias is solved: ``dense`` (the Sylvester
+    equation, O(N_s^3) on every rank), ``window`` (sparse solves along the real axis, each rank
+    its own rows: integrators/window.py) or ``auto`` (dense up to 4000 orbitals)."""
 
     initial: str = "auto"
     n_electrons: int | None = None
     temperature: float = 0.0
     eigensolver: str = "auto"
     n_poles: int = 30
+    stationary: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -516,10 +520,16 @@ def _electrons(d: Any) -> ElectronsConfig:
         kw["temperature"] = _real("electrons.temperature", d["temperature"], nonneg=True)
     if "eigensolver" in d:
         kw["eigensolver"] = _str("electrons.eigensolver", d["eigensolver"],
-                                 ("auto", "lapack", "slepc"))
+                                 ("auto", "lapack", "slepc", "poles"))
     if "n_poles" in d:
         kw["n_poles"] = _n_poles(d["n_poles"])
+    if "stationary" in d:
+        kw["stationary"] = _str("electrons.stationary", d["stationary"],
+                                ("auto", "dense", "window"))
     e = ElectronsConfig(**kw)
+    if e.eigensolver == "poles" and e.initial != "fermi":
+        _fail("electrons.eigensolver", "poles", "expected 'auto', 'lapack' or 'slepc': the "
+              "pole sum gives the Fermi-Dirac state (initial = 'fermi') only")
     if e.initial == "fermi" and e.temperature <= 0:
         _fail("electrons.temperature", e.temperature, "expected > 0 when initial = 'fermi'")
     if e.initial != "fermi" and e.temperature != 0:
@@ -772,6 +782,9 @@ def config_warnings(cfg: Config) -> list[str]:
         out.append(f"electrons.n_poles = {e.n_poles} is deprecated as the leads' pole count: "
                    f"give n_poles in each [[leads]] table (it is still the default of the "
                    f"leads without one)")
+    if not stationary and e.stationary != default.stationary:
+        out.append(f"electrons.stationary = {e.stationary!r} has no effect: the run does not "
+                   f"start from a stationary state")
     if stationary:
         for key in ("n_electrons", "eigensolver"):
             if getattr(e, key) != getattr(default, key):

@@ -157,6 +157,22 @@ SERIES = {  # name: (unit key, description)
 }
 
 
+#: what changes in SERIES for localized moments (llg.equation = "moment", paper 000 Eq. 2):
+#: the classical vectors are unit vectors M_j, their angular momentum is -hbar M_j / g_e
+MOMENT_SERIES = {
+    "spins": ("1", "unit vectors M_j of the localized moments (paper 000 Eq. 2; each carries "
+                   "the angular momentum -hbar M_j / g_e)"),
+    "layer_magnetization": ("1", "M_l = sum of the unit vectors M_j of layer l"),
+}
+
+
+def series_for(config) -> dict:
+    """The units and descriptions of the records of a run of ``config`` that differ from
+    :data:`SERIES` (the moments' unit vectors)."""
+    llg = getattr(config, "llg", None)
+    return dict(MOMENT_SERIES) if getattr(llg, "equation", "spin") == "moment" else {}
+
+
 # ----------------------------------------------------------------------------- the lock
 class OutputLock:
     """Exclusive lock on ``path + '.lock'`` for the life of a run (``fcntl.flock``: released by
@@ -306,9 +322,10 @@ class ResultFile:
     """
 
     def __init__(self, path: str, *, mode: str, units, meta: dict | None = None,
-                 device=None) -> None:
+                 device=None, series: dict | None = None) -> None:
         self.path = path
         self.units = units
+        self.series = {**SERIES, **(series or {})}
         self.published = mode == "append"
         if mode == "create":
             d, name = os.path.split(os.path.abspath(path))
@@ -363,7 +380,7 @@ class ResultFile:
         for name, value in record.items():
             value = np.asarray(value)
             if name not in self.f:
-                unit, desc = SERIES.get(name, ("", ""))
+                unit, desc = self.series.get(name, ("", ""))
                 chunk = max(1, min(256, 2 ** 20 // max(1, value.nbytes)))
                 # (a zero-size axis, e.g. the spins of a device without any: (0, 3), needs an
                 # unlimited max shape there, since a chunk may not exceed a fixed axis)

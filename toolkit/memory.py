@@ -37,6 +37,7 @@ STATE_VECTORS = {"expint": 7, "staggered-heun": 8, "petsc": 13}
 BASELINE = 128 * 2**20  # the interpreter with NumPy, SciPy, PETSc, SLEPc, h5py loaded
 POLE_SUM_DENSE = 6      # dense N_s x N_s arrays of the pole sum (and the MUMPS factors)
 STATIONARY_DENSE = 18   # dense N_s x N_s arrays of the Sylvester solve under bias (scipy)
+STATIONARY_DENSE_MAX_N = 4000  # integrators.stationary.DENSE_MAX_N (the window above)
 LAPACK_DENSE = 6        # H, eigenvectors, LAPACK work, rho, temporaries
 DENSE_LIMIT = 4000      # integrators.initial: LAPACK up to this N_s
 
@@ -104,10 +105,16 @@ def estimate_memory(cfg, ranks: int = 1, size: StateSize | None = None) -> Memor
     if initial == "auto":
         initial = "stationary" if cfg.leads else "ground"
     if initial in ("stationary", "partitioned", "partitioned-empty"):
-        work = (STATIONARY_DENSE if _biased_start(cfg) else POLE_SUM_DENSE) * rho + leads
+        method = cfg.electrons.stationary
+        dense = method == "dense" or (method == "auto" and N <= STATIONARY_DENSE_MAX_N)
+        work = (STATIONARY_DENSE if dense and _biased_start(cfg) else POLE_SUM_DENSE) * rho \
+            + leads
     elif cfg.electrons.eigensolver == "lapack" or (cfg.electrons.eigensolver == "auto"
                                                      and N <= DENSE_LIMIT):
         work = LAPACK_DENSE * rho
+    elif cfg.electrons.eigensolver == "poles" or (cfg.electrons.eigensolver == "auto"
+                                                   and initial == "fermi"):
+        work = POLE_SUM_DENSE * rho // max(1, ranks)
     else:
         work = 2 * rho // max(1, ranks)
     per_state = (rho + leads) // max(1, ranks)

@@ -152,6 +152,9 @@ def test_moment_observables_at_the_stationary_start(comm, mpi_tmp_path):
     b = [(3, 4), (4, 5)]                      # the analyzer's exchange bonds (spin indices)
     mc = np.array([-0.1 * np.cross(S[i], S[j]) for i, j in b])
     assert np.abs(r["magnon_current"][0] - mc).max() < 1e-15
+    # the moments are unit vectors: no unit (a spin run's "spins" are in hbar)
+    assert r.unit("spins") == "1" and r.unit("layer_magnetization") == "1"
+    assert r.unit("angular_momentum") == "hbar"
 
 
 def test_neel_afi_junction_is_stationary_without_bias(comm):

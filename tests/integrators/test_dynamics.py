@@ -142,6 +142,35 @@ def test_slepc_initial_state_equals_lapack(comm):
     assert np.abs(r1 - r2).max() < 1e-9
 
 
+@pytest.mark.parametrize("T", [0.1, 0.02])
+def test_pole_sum_fermi_state_equals_lapack(comm, T):
+    """eigensolver = 'poles' (the default of 'fermi' above 4000 orbitals): f(H) by the Padé pole
+    sum of sparse LU solves, no eigenvectors, equals f(eps) of LAPACK's eigenvectors to 1e-11
+    (the pole count is chosen for a Padé error <= 1e-12 over the spectrum)."""
+    b = valve_2d(Lx=5, Ly=2)
+    b.set("electrons", initial="fermi", temperature=T)
+    ref = Simulation(b.finalized(), comm)
+    b.set("electrons", initial="fermi", temperature=T, eigensolver="poles")
+    ps = Simulation(b.finalized(), comm)
+    (r1, _), (r2, _) = ref.state(root=None), ps.state(root=None)
+    ref.destroy(), ps.destroy()
+    assert np.abs(r1 - r2).max() < 1e-11
+
+
+def test_slepc_fermi_state_equals_lapack(comm):
+    """The SLEPc Fermi-Dirac state (the occupied and partly occupied levels, rho's rows by the
+    ring product without gathering the eigenvectors) equals the LAPACK one (1e-9, SLEPc's
+    residual tolerance)."""
+    b = valve_2d(Lx=5, Ly=2)
+    b.set("electrons", initial="fermi", temperature=0.1)
+    ref = Simulation(b.finalized(), comm)
+    b.set("electrons", initial="fermi", temperature=0.1, eigensolver="slepc")
+    sl = Simulation(b.finalized(), comm)
+    (r1, _), (r2, _) = ref.state(root=None), sl.state(root=None)
+    ref.destroy(), sl.destroy()
+    assert np.abs(r1 - r2).max() < 1e-9
+
+
 def test_adaptive_ts_from_options_matches_fixed_step(comm):
     """Any TS type is selectable by options: adaptive Dormand-Prince 5(4) agrees with RK 3/8."""
     from petsc4py import PETSc
