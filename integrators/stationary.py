@@ -403,13 +403,12 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
                 f"stationary state under bias: window quadrature, {info.energies} energies "
                 f"({info.panels} panels, {info.splits} splits, {info.skipped} skipped, error "
                 f"estimate {info.error:.1e}; tails {info.tail_columns} columns)")
-            same = True            # done: rho holds the stationary state
         # the dense H_eff of the Sylvester equation: the same matrix as the solves, gathered
-        Heff = None if same else gather_dense(A0, N, comm)
+        Heff = None if same or window else gather_dense(A0, N, comm)
     finally:
         solver.destroy()
         A0.destroy()
-    if same:
+    if same or window:      # (window: rho already holds the bias-window part)
         return rho, blocks
     # bias: the Sylvester equation for rho - rho_ref (source in the bias window only)
     Q = np.zeros((N, N), complex)

@@ -54,8 +54,9 @@ import numpy as np
 from numpy.polynomial.legendre import leggauss
 
 from operators.pade import PadePoles, fermi_pade
+from operators.quadrature import gauss_kronrod
 
-__all__ = ["window_density", "WindowInfo", "gauss_kronrod", "TOL", "N_TAIL"]
+__all__ = ["window_density", "WindowInfo", "TOL", "N_TAIL"]
 
 TOL = 1e-10            # target absolute error (sum over panels, diagonal of drho)
 N_TAIL = 24            # Chebyshev nodes of the tails
@@ -65,31 +66,6 @@ MAX_ENERGIES = 20_000  # solves allowed for one state
 _FLUSH = 2048          # columns collected before one BLAS-3 update of rho
 TAIL_T = 40.0          # window: mu -/+ 40 T
 WINDOW_SCALE = 2.0     # window panels: at most this x their distance to the nearest Fermi pole
-
-# Gauss-Kronrod (7, 15) on [-1, 1] (QUADPACK qk15): nodes >= 0, Kronrod weights, and the
-# 7-point Gauss weights of the nodes 1, 3, 5, 7 (verified in the tests: exact to degree 22/13)
-_XK = np.array([0.991455371120812639206854697526329, 0.949107912342758524526189684047851,
-                0.864864423359769072789712788640926, 0.741531185599394439863864773280788,
-                0.586087235467691130294144845693013, 0.405845151377397166906606412076961,
-                0.207784955007898467600689403773245, 0.0])
-_WK = np.array([0.022935322010529224963732008058970, 0.063092092629978553290700663189204,
-                0.104790010322250183839876322541518, 0.140653259715525918745189590510238,
-                0.169004726639267902826583426598550, 0.190350578064785409913256402421014,
-                0.204432940075298892414161999234649, 0.209482141084727828012999174891714])
-_WG = np.array([0.129484966168869693270611432679082, 0.279705391489276667901467771423780,
-                0.381830050505118944950369775488975, 0.417959183673469387755102040816327])
-
-
-def gauss_kronrod() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(nodes (15,), Kronrod weights (15,), Gauss weights (15,), zero at the Kronrod-only
-    nodes) of the (7, 15) rule on [-1, 1], nodes ascending."""
-    x = np.concatenate([-_XK[:-1], _XK[::-1]])
-    wk = np.concatenate([_WK[:-1], _WK[::-1]])
-    wg7 = np.zeros(8)
-    wg7[1::2] = _WG
-    wg = np.concatenate([wg7[:-1], wg7[::-1]])
-    return x, wk, wg
-
 
 @dataclass
 class WindowInfo:
@@ -169,8 +145,9 @@ class _Accumulator:
 
 
 def _spectral_bounds(A0) -> tuple[float, float]:
-    """(lo, hi): Gershgorin bounds of the real parts of the eigenvalues of A0 (PETSc AIJ)
-    and of |lambda - c| with c = (lo + hi)/2 (max over the ranks).  Collective."""
+    """(c, rad): the centre c = (lo + hi)/2 of the Gershgorin bounds [lo, hi] of the real parts
+    of the eigenvalues of A0 (PETSc AIJ), and the Gershgorin bound of |lambda - c| (over all
+    ranks).  Collective."""
     from toolkit.parallel import allreduce
 
     ia, ja, a = A0.getValuesCSR()

@@ -13,7 +13,8 @@ from test_open import open_valve
 from integrators import Simulation
 from integrators import stationary as st
 from integrators.assembly import build_simulation
-from integrators.window import TOL, gauss_kronrod
+from integrators.window import TOL
+from operators.quadrature import gauss_kronrod
 from toolkit.config import ConfigError, config_from_dict
 from toolkit.parallel import allreduce
 
