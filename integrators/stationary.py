@@ -48,7 +48,7 @@ from operators.hamiltonian import ElectronHamiltonian, gather_dense
 from operators.pade import PadePoles
 from toolkit.memory import STATIONARY_DENSE_MAX_N
 from toolkit.parallel import RowHermitianTranspose, allgather_rows, gather_rows
-from toolkit.petsc_options import sub_prefix
+from toolkit.petsc_options import in_database, sub_prefix
 
 from petsc4py import PETSc
 
@@ -138,13 +138,12 @@ class _Solver:
         pc = self.ksp.getPC()
         pc.setType("lu")
         pc.setFactorSolverType("mumps")
-        opts = PETSc.Options()
-        key = f"{prefix}mat_mumps_icntl_14"
-        if not opts.hasName(key):
-            # real-axis energies (integrators/window.py) pivot more than the complex poles:
-            # MUMPS's default 20 % workspace margin runs out (INFOG(1) = -9) on 3D valves
-            opts.setValue(key, MUMPS_WORKSPACE)
         self.ksp.setFromOptions()
+        # real-axis energies (integrators/window.py) pivot more than the complex poles:
+        # MUMPS's default 20 % workspace margin runs out (INFOG(1) = -9) on 3D valves.  Set on
+        # the factor matrix at the first factorisation (never in the global options database,
+        # which would outlive this solver); -<prefix>mat_mumps_icntl_14 still wins.
+        self._workspace = not in_database(f"{prefix}mat_mumps_icntl_14")
         self._z: complex | None = None
         #: solutions are whole columns on every rank (one rank, or the replicated factor)
         self.full_columns = kcomm.getSize() == 1
@@ -164,6 +163,11 @@ class _Solver:
             self.A0.copy(self.A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
             self.A.shift(-z)
             self.ksp.setOperators(self.A)
+            pc = self.ksp.getPC()
+            if self._workspace and pc.getFactorSolverType() == "mumps":
+                pc.setFactorSetUpSolverType()
+                pc.getFactorMatrix().setMumpsIcntl(14, MUMPS_WORKSPACE)
+                self._workspace = False
             self.ksp.setUp()
             F = self.ksp.getPC().getFactorMatrix()
             info = F.getMumpsInfog(1) if F.getType() == "mumps" else 0

@@ -106,3 +106,28 @@ def test_stationary_method_and_pole_sum_eigensolver_are_checked():
         config_from_dict(d)
     with pytest.raises(ValueError, match="stationary method"):
         st.stationary_state(None, None, None, method="eigen")   # type: ignore[arg-type]
+
+
+def test_mumps_workspace_is_set_on_the_factor_not_left_in_the_options(comm):
+    """ICNTL(14) = MUMPS_WORKSPACE on the factor matrix; a user's -<prefix>mat_mumps_icntl_14
+    wins; no key is left in PETSc's global options database (it would leak into every later
+    solver and into the checks that nothing of a run stays there)."""
+    from petsc4py import PETSc
+
+    asm = _biased((6,), "asymmetric", 0.4, 30, comm)
+    A0 = st.effective_matrix(asm.H, asm.problem)
+    opts = PETSc.Options()
+    before = dict(opts.getAll())
+    try:
+        with st._Solver(A0, "tw_ws_") as s:
+            s._factor(-1.0 + 0.0j)
+            F = s.ksp.getPC().getFactorMatrix()
+            assert F.getMumpsIcntl(14) == st.MUMPS_WORKSPACE
+        assert dict(opts.getAll()) == before
+        opts.setValue("tw_ws2_mat_mumps_icntl_14", 55)
+        with st._Solver(A0, "tw_ws2_") as s:
+            s._factor(-1.0 + 0.0j)
+            assert s.ksp.getPC().getFactorMatrix().getMumpsIcntl(14) == 55
+    finally:
+        opts.delValue("tw_ws2_mat_mumps_icntl_14")
+        A0.destroy()
