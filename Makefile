@@ -22,7 +22,7 @@ lint:
 	.venv/bin/mypy
 
 test-serial:
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 
 test-mpi:
 	bash scripts/mpi_pytest.sh 2 tests

@@ -16,10 +16,10 @@ sizes (measured with ``VmHWM`` on open 3D valves of N_s = 864 and 1792, 1 rank):
 Rank 0 gathers the whole state for a checkpoint.  The initial state needs dense N_s x N_s work
 on every rank: the pole sum (``integrators.stationary``) ~5 of them (unit columns, solutions,
 the sum and its transpose, rho) plus the lead blocks and the MUMPS factors; a start under bias
-adds the dense Sylvester solve (~18); LAPACK diagonalisation ~6; plus ~128 MiB for the
-interpreter and libraries.  The estimate counts these leading terms; it is printed in the run
-header and a run whose estimate exceeds the memory available on its node is refused before it
-starts.
+adds the dense Sylvester solve (~9: one Schur form, ZTRSYL3); LAPACK diagonalisation ~6;
+plus ~128 MiB for the interpreter and libraries.  The estimate counts these leading terms; it
+is printed in the run header and a run whose estimate exceeds the memory available on its node
+is refused before it starts.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ __all__ = ["MemoryEstimate", "StateSize", "estimate_memory", "available_memory",
 STATE_VECTORS = {"expint": 7, "staggered-heun": 8, "petsc": 13}
 BASELINE = 128 * 2**20  # the interpreter with NumPy, SciPy, PETSc, SLEPc, h5py loaded
 POLE_SUM_DENSE = 6      # dense N_s x N_s arrays of the pole sum (and the MUMPS factors)
-STATIONARY_DENSE = 18   # dense N_s x N_s arrays of the Sylvester solve under bias (scipy)
+STATIONARY_DENSE = 9    # dense N_s x N_s arrays of the Sylvester solve under bias (8.2 measured)
 STATIONARY_DENSE_MAX_N = 4000  # integrators.stationary.DENSE_MAX_N (the window above)
 LAPACK_DENSE = 6        # H, eigenvectors, LAPACK work, rho, temporaries
 DENSE_LIMIT = 4000      # integrators.initial: LAPACK up to this N_s
