@@ -39,8 +39,15 @@ for a 0.1 V bias; with Gamma constant in E this tail adds ~1e-5 to rho near the 
   integrated on a fine graded rule (the Padé poles near u = 0); W = V diag(lambda) V^T gives
   sum_k lambda_k Z_k Z_k^dag, Z_k = sum_m V_mk Y_c(u_m).
 
-MPI: every rank computes whole columns X_c (the replicated factorisation, or the distributed
-one and an all-gather of N_s x n_c) and updates its own rows.
+MPI.  With the replicated factorisation (N_s <= stationary.REPLICATED_MAX_N) and N_s <=
+:data:`SPLIT_MAX_N` the energies are split over the ranks: the middle's initial panels go round
+robin to the ranks, each rank refines its own (the acceptance test of a panel is local, so the
+accepted panels are those of one rank), adds its panels' columns to a full N_s x N_s partial sum
+by Hermitian rank-k updates, and a reduce-scatter gives every rank its rows; the tails' few
+solves are repeated on every rank and their rank-n_c terms shared out.  Solves and updates both
+shrink with the ranks; the price is one N_s x N_s array per rank.  Otherwise every rank
+computes whole columns X_c (the distributed factorisation and an all-gather of N_s x n_c) and
+updates its own rows.
 
 Measured: equal to the dense Sylvester solve to <= 1e-12 on small 1D, 2D and 3D valves
 (tests/integrators/test_window.py); 20 x 10 x 10 (N_s = 4000): see docs/guide/scaling.md.
@@ -66,6 +73,7 @@ MAX_ENERGIES = 20_000  # solves allowed for one state
 _FLUSH = 2048          # columns collected before one BLAS-3 update of rho
 TAIL_T = 40.0          # window: mu -/+ 40 T
 WINDOW_SCALE = 2.0     # window panels: at most this x their distance to the nearest Fermi pole
+SPLIT_MAX_N = 16000    # energies split over the ranks up to this N_s (a full N_s^2 per rank)
 
 @dataclass
 class WindowInfo:
@@ -79,6 +87,7 @@ class WindowInfo:
     error: float = 0.0
     tail_columns: int = 0
     tail_weight: float = 0.0
+    tail_energies: int = 0      # (of ``energies``; every rank solves them when split)
     edges: list = field(default_factory=list)
 
 
@@ -180,13 +189,23 @@ def window_density(solver, A0, channels: list[Channel], ref: tuple[float, float,
     ``channels``: the biased couplings; ``ref``: (mu, beta, poles) of the reference; ``mus_all``
     every chemical potential (the window's ends); ``temperature``: the largest T.  Collective.
     """
-    from toolkit.parallel import allgather_rows
+    from toolkit.parallel import allgather_rows, first_message
 
     comm = A0.getComm()
-    serial = comm.getSize() == 1
+    size, rank = comm.getSize(), comm.getRank()
+    serial = size == 1
+    # energies split over the ranks (module docstring): a full partial sum on every rank
+    split = not serial and solver.full_columns and solver.N <= SPLIT_MAX_N
     info = WindowInfo()
-    acc = _Accumulator(out, r0, serial)
     nloc = out.shape[0]
+    if split:
+        full = np.zeros((solver.N, solver.N), complex)
+        acc = _Accumulator(full, 0, True)
+        rows = slice(0, solver.N)
+    else:
+        acc = _Accumulator(out, r0, serial)
+        rows = slice(r0, r0 + nloc)
+    ecomm = None if split else comm          # the error estimates: over the ranks' rows
     counts = (np.zeros(0, int) if solver.full_columns
               else np.array(comm.tompi4py().allgather(nloc)))
 
@@ -234,9 +253,61 @@ def window_density(solver, A0, channels: list[Channel], ref: tuple[float, float,
     # is within its share of tol by length, else halved
     length = e_hi - e_lo
     stack = [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:])][::-1]
+    if split:
+        stack = stack[rank::size]
     from toolkit.progress import ProgressBar
 
-    bar = ProgressBar(length, label="E-range", enabled=comm.getRank() == 0)
+    bar = ProgressBar(sum(b - a for a, b in stack), label="E-range", enabled=rank == 0)
+    try:
+        _middle(stack, nodes, columns, channels, ref, x, wk, wg, tol, length, min_width, rows,
+                ecomm, acc, info, bar)
+        n_mid = info.energies
+        _tails(columns, channels, ref, c, F, n_tail, acc, info,
+               (rank, size) if split else (0, 1))
+        info.tail_energies = info.energies - n_mid
+        acc.finish()
+        msg = None
+    except (RuntimeError, MemoryError) as e:
+        if not split:
+            raise
+        msg = str(e) or repr(e)
+    bar.close()
+    if split:          # ranks met no collective above: the first error raised on all of them
+        msg = first_message(msg, comm)
+        if msg:
+            raise RuntimeError(msg)
+        _reduce_rows(full, out, comm)
+        del full
+        _sum_info(info, comm)
+    return info
+
+
+def _reduce_rows(full: np.ndarray, out: np.ndarray, comm) -> None:
+    """out += this rank's rows of the sum over the ranks of ``full`` (N, N)."""
+    from mpi4py import MPI
+
+    mpi = comm.tompi4py()
+    N = full.shape[1]
+    counts = np.array(mpi.allgather(out.shape[0] * N))
+    recv = np.empty(out.shape, complex)
+    mpi.Reduce_scatter([full, MPI.DOUBLE_COMPLEX], [recv, MPI.DOUBLE_COMPLEX],
+                       recvcounts=counts.tolist(), op=MPI.SUM)
+    out += recv
+
+
+def _sum_info(info: WindowInfo, comm) -> None:
+    mpi = comm.tompi4py()
+    for k in ("panels", "skipped", "splits", "tail_columns"):
+        setattr(info, k, int(mpi.allreduce(getattr(info, k))))
+    # the distinct energies: the middle's of every rank, the tails' once
+    info.energies = int(mpi.allreduce(info.energies - info.tail_energies)) + info.tail_energies
+    info.error = float(mpi.allreduce(info.error))
+    info.edges = sorted(e for part in mpi.allgather(info.edges) for e in part)
+
+
+def _middle(stack, nodes, columns, channels, ref, x, wk, wg, tol, length, min_width, rows,
+            ecomm, acc, info, bar) -> None:
+    """The adaptive Gauss-Kronrod panels of the middle (module docstring)."""
     covered = 0.0
     while stack:
         a, b = stack.pop()
@@ -245,15 +316,15 @@ def window_density(solver, A0, channels: list[Channel], ref: tuple[float, float,
             info.skipped += 1
             covered += b - a
             continue
-        Xs, f = {}, np.zeros((15, nloc))
+        Xs, f = {}, np.zeros((15, rows.stop - rows.start))
         for k in range(15):
             for j, (ch, d) in enumerate(zip(channels, dfs)):
                 if d[k] != 0.0:
                     X = columns(float(E[k]), ch)
                     Xs[k, j] = X
-                    Xl = X[r0:r0 + nloc]
+                    Xl = X[rows]
                     f[k] += (d[k] / (2 * np.pi)) * np.einsum("ij,ij->i", Xl, Xl.conj()).real
-        err = _estimate(h, f, wk, wg, comm)
+        err = _estimate(h, f, wk, wg, ecomm)
         if err > tol * (b - a) / length and b - a > min_width:
             info.splits += 1
             m = 0.5 * (a + b)
@@ -267,18 +338,15 @@ def window_density(solver, A0, channels: list[Channel], ref: tuple[float, float,
         del Xs
         covered += b - a
         bar.update(covered, f"stationary window: {info.energies} energies")
-    bar.close()
-    _tails(columns, channels, ref, c, F, n_tail, acc, info)
-    acc.finish()
-    return info
 
 
 def _estimate(h: float, f: np.ndarray, wk: np.ndarray, wg: np.ndarray, comm) -> float:
-    """Error estimate of a panel's K15 value, ``f`` (15, n_loc): the integrand's diagonal at
-    the nodes (max over the orbitals and ranks).  As QUADPACK's, resasc min(1, (|K15 - G7| /
-    resasc)^1.5), without its safety factor 200^1.5: for an integrand analytic in a Bernstein
-    ellipse of parameter r the Gauss error is ~r^-14 and the Kronrod error ~r^-23, the Gauss
-    error to the power 1.64 (measured on 3D valves: still 100-10000 x the actual error)."""
+    """Error estimate of a panel's K15 value, ``f`` (15, n_rows): the integrand's diagonal at
+    the nodes (max over the orbitals, and over the ranks unless ``comm`` is None).  As
+    QUADPACK's, resasc min(1, (|K15 - G7| / resasc)^1.5), without its safety factor 200^1.5:
+    for an integrand analytic in a Bernstein ellipse of parameter r the Gauss error is ~r^-14
+    and the Kronrod error ~r^-23, the Gauss error to the power 1.64 (measured on 3D valves:
+    still 100-10000 x the actual error)."""
     from toolkit.parallel import allreduce
 
     resk = h * (wk @ f)
@@ -287,7 +355,8 @@ def _estimate(h: float, f: np.ndarray, wk: np.ndarray, wg: np.ndarray, comm) -> 
     dif = np.abs(resk - resg)
     with np.errstate(divide="ignore", invalid="ignore"):
         err = np.where(resasc > 0, resasc * np.minimum(1.0, (dif / resasc) ** 1.5), dif)
-    return allreduce(float(err.max(initial=0.0)), comm, "max")
+    e = float(err.max(initial=0.0))
+    return e if comm is None else allreduce(e, comm, "max")
 
 
 def _graded_rule(half: float, n_panels: int = 60, order: int = 20) -> tuple[np.ndarray,
@@ -305,9 +374,10 @@ def _graded_rule(half: float, n_panels: int = 60, order: int = 20) -> tuple[np.n
 
 
 def _tails(columns, channels, ref, c: float, F: float, n_tail: int, acc: _Accumulator,
-           info: WindowInfo) -> None:
+           info: WindowInfo, share: tuple[int, int] = (0, 1)) -> None:
     """|E - c| > F: the Chebyshev interpolation of Y_c(u) = X_c(c + 1/u)/u (module
-    docstring)."""
+    docstring).  ``share`` = (rank, size): this rank adds the rank-n_c terms k = rank mod size
+    of the energies split (every rank computes all the columns)."""
     half = 1.0 / F
     k = np.arange(n_tail)
     theta = (2 * k + 1) * np.pi / (2 * n_tail)
@@ -334,7 +404,7 @@ def _tails(columns, channels, ref, c: float, F: float, n_tail: int, acc: _Accumu
                 Y = np.zeros((n_tail,) + Xm.shape, complex)
             Y[m] = Xm
         assert Y is not None
-        for j in np.flatnonzero(big):
+        for j in np.flatnonzero(big)[share[0]::share[1]]:
             Z = np.tensordot(V[:, j], Y, axes=(0, 0))
             acc.add(Z, np.full(Z.shape[1], lam[j] / (2 * np.pi)))
             info.tail_columns += Z.shape[1]

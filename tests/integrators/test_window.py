@@ -75,6 +75,26 @@ def test_window_with_distributed_mumps_equals_dense(comm, monkeypatch):
     asm.H.destroy()
 
 
+def test_energy_split_equals_row_updates(comm, monkeypatch):
+    """Under MPI the energies are split over the ranks (integrators.window.SPLIT_MAX_N); with
+    SPLIT_MAX_N = 0 every rank solves every energy and updates its rows.  Both accept the same
+    panels (the acceptance test is local to a panel) and so give the same rho up to the order
+    of the sums (1e-13); the solve count is the same.  On one rank both are the serial path."""
+    import integrators.window as wmod
+
+    asm = _biased((4, 2, 2), "asymmetric", 0.7, 30, comm)
+    mu = asm.mu_of_t.initial
+    split, _ = st.stationary_state(asm.H, asm.problem, asm.poles, mu, method="window")
+    a = st.last_window[0]
+    monkeypatch.setattr(wmod, "SPLIT_MAX_N", 0)
+    rows, _ = st.stationary_state(asm.H, asm.problem, asm.poles, mu, method="window")
+    b = st.last_window[0]
+    assert allreduce(float(np.abs(split - rows).max()), comm, "max") < 1e-13
+    assert a.edges == sorted(b.edges) and a.energies == b.energies and a.panels == b.panels
+    assert a.tail_columns == b.tail_columns
+    asm.H.destroy()
+
+
 def test_window_start_is_a_fixed_point_with_explicit_leads_and_a_bound_state(comm):
     """Paper 000's seed valve with extended leads (absorbers: wide-band couplings on the
     explicit lead sites) and its bound state below the band: the window start equals the
