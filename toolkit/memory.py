@@ -13,7 +13,7 @@ sizes (measured with ``VmHWM`` on open 3D valves of N_s = 864 and 1792, 1 rank):
 - PETSc's own TS types (explicit RK of closed systems or ``stiff = "none"``, ARKIMEX): 11.7-12.2
   (their stage vectors, the right-hand side vector and the TS's copies).
 
-Rank 0 gathers the whole state for a checkpoint.  The initial state needs dense N_s x N_s work
+Checkpoints are written and read by rows (no rank holds more than its own).  The initial state needs dense N_s x N_s work
 on every rank: the pole sum (``integrators.stationary``) ~5 of them (unit columns, solutions,
 the sum and its transpose, rho) plus the lead blocks and the MUMPS factors; a start under bias
 adds the dense Sylvester solve (~9: one Schur form, ZTRSYL3); LAPACK diagonalisation ~6;
@@ -53,8 +53,8 @@ class MemoryEstimate:
     rho: int             # bytes of rho (whole)
     leads: int           # bytes of all lead blocks (whole)
     initial: int         # bytes of the initial-state work arrays, per rank
-    per_rank: int        # peak bytes per rank (rank 0: + the gathered checkpoint)
-    rank0: int
+    per_rank: int        # peak bytes per rank
+    rank0: int           # rank 0's (= per_rank: checkpoints are written by rows, no gather)
 
     @property
     def state(self) -> int:
@@ -63,8 +63,8 @@ class MemoryEstimate:
     def summary(self) -> str:
         return (f"state {fmt_bytes(self.state)} (rho {fmt_bytes(self.rho)}"
                 + (f", lead blocks {fmt_bytes(self.leads)}" if self.leads else "")
-                + f"), estimated peak {fmt_bytes(self.rank0)} on rank 0"
-                + (f", {fmt_bytes(self.per_rank)} on the others" if self.ranks > 1 else ""))
+                + f"), estimated peak {fmt_bytes(self.rank0)}"
+                + (" per rank" if self.ranks > 1 else ""))
 
 
 def fmt_bytes(n: float) -> str:
@@ -120,7 +120,7 @@ def estimate_memory(cfg, ranks: int = 1, size: StateSize | None = None) -> Memor
     per_state = (rho + leads) // max(1, ranks)
     run = STATE_VECTORS[_stepping(cfg)] * per_state
     per_rank = BASELINE + max(run, work + per_state)
-    rank0 = per_rank + rho + leads  # the checkpoint gathered on rank 0
+    rank0 = per_rank        # (checkpoints by rows since toolkit/checkpoint.py: no gather)
     return MemoryEstimate(N, ranks, rho, leads, work, per_rank, rank0)
 
 
