@@ -13,9 +13,10 @@ sizes (measured with ``VmHWM`` on open 3D valves of N_s = 864 and 1792, 1 rank):
 - PETSc's own TS types (explicit RK of closed systems or ``stiff = "none"``, ARKIMEX): 11.7-12.2
   (their stage vectors, the right-hand side vector and the TS's copies).
 
-Checkpoints are written and read by rows (no rank holds more than its own).  The initial state needs dense N_s x N_s work
-on every rank: the pole sum (``integrators.stationary``) ~5 of them (unit columns, solutions,
-the sum and its transpose, rho) plus the lead blocks and the MUMPS factors; a start under bias
+Checkpoints are written and read by rows (no rank holds more than its own).  The initial
+state needs dense N_s x N_s work on every rank: the pole sum (``integrators.stationary``) ~5 of
+them (unit columns, solutions, the sum and its transpose, rho) plus the lead blocks and the
+MUMPS factors; a start under bias
 adds the dense Sylvester solve (~9: one Schur form, ZTRSYL3); LAPACK diagonalisation ~6;
 plus ~128 MiB for the interpreter and libraries.  The estimate counts these leading terms; it
 is printed in the run header and a run whose estimate exceeds the memory available on its node
