@@ -47,7 +47,14 @@ import scipy.linalg as sla
 from operators.hamiltonian import ElectronHamiltonian, gather_dense
 from operators.pade import PadePoles
 from toolkit.memory import STATIONARY_DENSE_MAX_N
-from toolkit.parallel import RowHermitianTranspose, allgather_rows, gather_rows
+from toolkit.parallel import (
+    RowHermitianTranspose,
+    first_message,
+    gather_rows,
+    idle_until_root_done,
+    node_cpus,
+    ranks_on_node,
+)
 from toolkit.petsc_options import in_database, sub_prefix
 
 from petsc4py import PETSc
@@ -366,7 +373,6 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
     per_lead = per_lead_poles(poles, len(leads))
     A0 = effective_matrix(H, problem, shifts)
     solver = _Solver(A0, prefix or sub_prefix(H.prefix, "stationary"))
-    counts = np.array([2 * (b - a) for a, b in d.site_ranges])
     blocks, S = {}, []
     try:
         for c in problem.couplings:
@@ -408,29 +414,92 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
                 f"({info.panels} panels, {info.splits} splits, {info.skipped} skipped, error "
                 f"estimate {info.error:.1e}; tails {info.tail_columns} columns)")
         # the dense H_eff of the Sylvester equation: the same matrix as the solves, gathered
-        Heff = None if same or window else gather_dense(A0, N, comm)
+        # on rank 0, which solves it (below)
+        Heff = None if same or window else gather_dense(A0, N, comm, root=0)
     finally:
         solver.destroy()
         A0.destroy()
     if same or window:      # (window: rho already holds the bias-window part)
         return rho, blocks
-    # bias: the Sylvester equation for rho - rho_ref (source in the bias window only)
-    Q = np.zeros((N, N), complex)
+    # bias: the Sylvester equation for rho - rho_ref (source in the bias window only), on rank
+    # 0 with the BLAS threads of every rank of its node; the other ranks wait idle, then each
+    # receives its rows (a replicated solve would take no less time and R x the memory)
     gamma = np.zeros(N)
-    for c, Sc, Sr in zip(problem.couplings, S, S_ref):
-        D = allgather_rows(Sc - Sr * c.gamma, comm, counts, np.empty((N, len(c.interface)),
-                                                                         complex))
+    for c in problem.couplings:
+        gamma[np.asarray(c.interface)] += c.gamma
+    tol = BOUND_RATE * max(1.0, float(gamma.max(initial=0.0)))
+    Ds = [gather_rows(Sc - Sr * c.gamma, comm, root=0)
+          for c, Sc, Sr in zip(problem.couplings, S, S_ref)]
+    del S, S_ref
+    size = comm.getSize()
+    cpus = node_cpus(comm) if size > 1 else set()
+    n_threads = min(ranks_on_node(comm), len(cpus)) if size > 1 else 0
+    msg, sym = None, None
+    if comm.getRank() == 0:
+        from toolkit.blas import threads
+        from toolkit.log import get_logger
+
+        get_logger(__name__).info(
+            f"stationary state under bias: dense Sylvester solve, N = {N}"
+            + (f", on rank 0 with {n_threads} BLAS threads" if size > 1 else ""))
+        try:
+            sym = _dense_bias_part(Heff, problem.couplings, Ds, N, tol, n_threads,
+                                   lambda n: threads(n, cpus))
+        except (MemoryError, ValueError, RuntimeError, np.linalg.LinAlgError) as e:
+            msg = f"stationary state: the dense Sylvester solve failed: {e}"
+    del Heff, Ds
+    idle_until_root_done(comm)
+    msg = first_message(msg, comm)
+    if msg:
+        raise RuntimeError(msg)
+    rho += _scatter_rows(sym, comm, nloc, N)
+    return rho, blocks
+
+
+def _dense_bias_part(Heff, couplings, Ds, N: int, tol: float, n_threads: int, threads
+                     ) -> np.ndarray:
+    """The Hermitian drho of the dense Sylvester equation (rank 0 of stationary_state)."""
+    Q = np.zeros((N, N), complex)
+    for c, D in zip(couplings, Ds):
         I = np.asarray(c.interface)
-        gamma[I] += c.gamma
         Q[:, I] += D
         Q[I, :] += D.conj().T
-    assert Heff is not None  # gathered above when not ``same``
     Q *= -1j
-    drho = _sylvester(Heff, Q, BOUND_RATE * max(1.0, float(gamma.max(initial=0.0))))
-    del Heff, Q
-    # Hermitian to round-off (the local rows only: no N x N temporaries)
-    rho += 0.5 * (drho[r0:r0 + nloc] + drho[:, r0:r0 + nloc].conj().T)
-    return rho, blocks
+    if n_threads > 1:
+        with threads(n_threads):
+            drho = _sylvester(Heff, Q, tol)
+    else:
+        drho = _sylvester(Heff, Q, tol)
+    del Q
+    # Hermitian to round-off, by row chunks (no second N x N temporary)
+    sym = np.empty((N, N), complex)     # C order: row blocks are contiguous (Scatterv)
+    for a in range(0, N, 512):
+        b = min(N, a + 512)
+        sym[a:b] = 0.5 * (drho[a:b] + drho[:, a:b].conj().T)
+    return sym
+
+
+def _scatter_rows(full: np.ndarray | None, comm, nloc: int, N: int) -> np.ndarray:
+    """Rank 0's (N, N) ``full`` to every rank's (nloc, N) rows.  Collective."""
+    if comm.getSize() == 1:
+        assert full is not None
+        return full
+    from mpi4py import MPI
+
+    mpi = comm.tompi4py()
+    counts = np.array(mpi.allgather(nloc * N), dtype=np.int64)
+    if counts.max() >= 2**31:
+        raise ValueError(f"stationary state: {int(counts.max())} entries per rank exceed one "
+                         f"MPI message (2^31 - 1)")
+    displ = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = np.empty((nloc, N), complex)
+    send = None
+    if comm.getRank() == 0:
+        assert full is not None
+        send = [np.ascontiguousarray(full), (counts.tolist(), displ.tolist()),
+                MPI.DOUBLE_COMPLEX]
+    mpi.Scatterv(send, [out, MPI.DOUBLE_COMPLEX], root=0)
+    return out
 
 
 #: MUMPS's workspace margin (ICNTL(14), per cent) unless the PETSc options give one

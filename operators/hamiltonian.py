@@ -9,6 +9,7 @@ blocks are rewritten, directly in the value array of the local diagonal block (n
 from __future__ import annotations
 
 import ctypes
+from typing import overload
 
 import numpy as np
 
@@ -175,11 +176,21 @@ def _csr_to_dense(indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, N: int
     return out
 
 
-def gather_dense(mat: PETSc.Mat, N: int, comm: PETSc.Comm) -> np.ndarray:
-    """The full (N, N) row-distributed AIJ ``mat`` as a dense array on every rank (its stored
-    values, bitwise; small systems only).  Collective."""
+@overload
+def gather_dense(mat: PETSc.Mat, N: int, comm: PETSc.Comm) -> np.ndarray: ...
+
+
+@overload
+def gather_dense(mat: PETSc.Mat, N: int, comm: PETSc.Comm, root: int) -> np.ndarray | None: ...
+
+
+def gather_dense(mat: PETSc.Mat, N: int, comm: PETSc.Comm, root: int | None = None
+                 ) -> np.ndarray | None:
+    """The full (N, N) row-distributed AIJ ``mat`` as a dense array on every rank, or on
+    ``root`` only (None elsewhere) (its stored values, bitwise; small systems only).
+    Collective."""
     ai, aj, av = mat.getValuesCSR()
-    return gather_rows(_csr_to_dense(ai, aj, av, N), comm, root=None)
+    return gather_rows(_csr_to_dense(ai, aj, av, N), comm, root=root)
 
 
 class ElectronHamiltonian:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import re
 from typing import Iterator
 
-__all__ = ["single_thread", "blas_threads"]
+__all__ = ["single_thread", "blas_threads", "threads"]
 
 _lib: ctypes.CDLL | None = None
 _looked_up = False
@@ -60,3 +61,43 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         lib.openblas_set_num_threads(n)
+
+
+@contextlib.contextmanager
+def threads(n: int, cpus: set[int] | None = None) -> Iterator[None]:
+    """Run the block with ``n`` OpenBLAS threads (more than the start-up count is allowed:
+    OpenBLAS starts the extra threads), then restore the previous count.  ``cpus``: the
+    cores every thread of this process may run on during the block (then restored): mpirun
+    binds each rank to one core by default, where n threads would share that one core."""
+    lib = _openblas()
+    if lib is None or n < 1:
+        yield
+        return
+    old = int(lib.openblas_get_num_threads())
+    masks = _widen(cpus) if cpus else {}
+    lib.openblas_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        lib.openblas_set_num_threads(old)
+        for tid, mask in masks.items():
+            try:
+                os.sched_setaffinity(tid, mask)
+            except OSError:
+                pass
+
+
+def _widen(cpus: set[int]) -> dict[int, set[int]]:
+    """Let every thread of this process run on ``cpus``; their previous masks (Linux)."""
+    masks: dict[int, set[int]] = {}
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return masks
+    for tid in tids:
+        try:
+            masks[tid] = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, cpus)
+        except OSError:      # a thread that ended, or a mask the system refuses
+            masks.pop(tid, None)
+    return masks

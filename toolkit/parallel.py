@@ -317,6 +317,39 @@ def ranks_on_node(comm: PETSc.Comm) -> int:
         node.Free()
 
 
+def idle_until_root_done(comm: PETSc.Comm, poll: float = 0.02) -> None:
+    """Wait for rank 0, which calls this when it is done, without occupying a core: a
+    non-blocking barrier tested every ``poll`` seconds (a blocking MPI call busy-polls and
+    would take the core that rank 0's BLAS threads use).  Collective."""
+    if comm.getSize() == 1:
+        return
+    import time
+
+    req = _mpi(comm).Ibarrier()
+    if comm.getRank() == 0:
+        req.Wait()
+        return
+    while not req.Test():
+        time.sleep(poll)
+
+
+def node_cpus(comm: PETSc.Comm) -> set[int]:
+    """The cores the ranks of ``comm`` on this rank's node may run on (the union of their
+    affinity masks; Linux).  Collective."""
+    import os
+
+    mine = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set()
+    if comm.getSize() == 1:
+        return mine
+    from mpi4py import MPI
+
+    node = _mpi(comm).Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return set().union(*node.allgather(mine))
+    finally:
+        node.Free()
+
+
 def on_root(fn, comm: PETSc.Comm, errors: tuple[type[BaseException], ...]):
     """``fn()`` on rank 0 (None elsewhere); an exception of ``errors`` raised there is raised
     again, with the same message, on every rank.  Collective: no rank is left waiting."""

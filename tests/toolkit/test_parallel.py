@@ -21,3 +21,23 @@ def test_ring_outer_equals_the_gathered_product(comm):
     got = ring_outer(A[rows], B[rows], comm, counts)
     assert got.shape == (int(counts[me]), N)
     assert np.abs(got - (A @ B.conj().T)[rows]).max() < 1e-13
+
+
+def test_node_cpus_and_blas_threads_restore_the_masks(comm):
+    """node_cpus covers this rank's own cores; toolkit.blas.threads(n, cpus) runs its block
+    with n BLAS threads on those cores and restores the count and every thread's mask (the
+    dense stationary solve on rank 0 borrows its node's cores this way)."""
+    import os
+
+    from toolkit.blas import blas_threads, threads
+    from toolkit.parallel import node_cpus
+
+    cpus = node_cpus(comm)
+    mine = os.sched_getaffinity(0)
+    assert mine <= cpus
+    before = blas_threads()
+    with threads(2, cpus):
+        if before is not None:
+            assert blas_threads() == 2
+        assert os.sched_getaffinity(0) == cpus
+    assert blas_threads() == before and os.sched_getaffinity(0) == mine
