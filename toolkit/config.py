@@ -226,8 +226,9 @@ class ElectronsConfig:
     with an empty device.  ``auto``: ``stationary`` with leads, else ``ground``.
     ``n_poles``: Padé poles of the lead Fermi functions (default of every lead).
     ``stationary``: how a stationary start under a bias is solved: ``dense`` (the Sylvester
-    equation, O(N_s^3) on every rank), ``window`` (sparse solves along the real axis, the energies
-    split over the ranks: integrators/window.py) or ``auto`` (dense up to 4000 orbitals)."""
+    equation, O(N_s^3), on rank 0 with its node's cores), ``window`` (sparse solves along the
+    real axis, the energies split over the ranks: integrators/window.py) or ``auto`` (dense up
+    to 4000 orbitals)."""
 
     initial: str = "auto"
     n_electrons: int | None = None
