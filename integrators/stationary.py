@@ -38,7 +38,9 @@ they are split off by a sorted Schur form and keep the reference occupation
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -49,11 +51,11 @@ from operators.pade import PadePoles
 from toolkit.memory import STATIONARY_DENSE_MAX_N
 from toolkit.parallel import (
     RowHermitianTranspose,
-    first_message,
     gather_rows,
-    idle_until_root_done,
     node_cpus,
+    on_root,
     ranks_on_node,
+    scatter_rows,
 )
 from toolkit.petsc_options import in_database, sub_prefix
 
@@ -434,41 +436,37 @@ def stationary_state(H: ElectronHamiltonian, problem: ElectronProblem | _Part,
     size = comm.getSize()
     cpus = node_cpus(comm) if size > 1 else set()
     n_threads = min(ranks_on_node(comm), len(cpus)) if size > 1 else 0
-    msg, sym = None, None
-    if comm.getRank() == 0:
+
+    def solve(Heff, Ds) -> np.ndarray:
         from toolkit.blas import threads
         from toolkit.log import get_logger
 
         get_logger(__name__).info(
             f"stationary state under bias: dense Sylvester solve, N = {N}"
             + (f", on rank 0 with {n_threads} BLAS threads" if size > 1 else ""))
+        ctx = threads(n_threads, cpus) if n_threads > 1 else contextlib.nullcontext()
         try:
-            sym = _dense_bias_part(Heff, problem.couplings, Ds, N, tol, n_threads,
-                                   lambda n: threads(n, cpus))
+            return _dense_bias_part(Heff, problem.couplings, Ds, N, tol, ctx)
         except (MemoryError, ValueError, RuntimeError, np.linalg.LinAlgError) as e:
-            msg = f"stationary state: the dense Sylvester solve failed: {e}"
+            raise RuntimeError(f"stationary state: the dense Sylvester solve failed: {e}") \
+                from e
+
+    sym = on_root(functools.partial(solve, Heff, Ds), comm, (RuntimeError,), idle=True)
     del Heff, Ds
-    idle_until_root_done(comm)
-    msg = first_message(msg, comm)
-    if msg:
-        raise RuntimeError(msg)
-    rho += _scatter_rows(sym, comm, nloc, N)
+    rho += scatter_rows(sym, comm, nloc)
     return rho, blocks
 
 
-def _dense_bias_part(Heff, couplings, Ds, N: int, tol: float, n_threads: int, threads
-                     ) -> np.ndarray:
-    """The Hermitian drho of the dense Sylvester equation (rank 0 of stationary_state)."""
+def _dense_bias_part(Heff, couplings, Ds, N: int, tol: float, ctx) -> np.ndarray:
+    """The Hermitian drho of the dense Sylvester equation (rank 0 of stationary_state), the
+    solve run inside the context ``ctx`` (its BLAS threads)."""
     Q = np.zeros((N, N), complex)
     for c, D in zip(couplings, Ds):
         I = np.asarray(c.interface)
         Q[:, I] += D
         Q[I, :] += D.conj().T
     Q *= -1j
-    if n_threads > 1:
-        with threads(n_threads):
-            drho = _sylvester(Heff, Q, tol)
-    else:
+    with ctx:
         drho = _sylvester(Heff, Q, tol)
     del Q
     # Hermitian to round-off, by row chunks (no second N x N temporary)
@@ -477,29 +475,6 @@ def _dense_bias_part(Heff, couplings, Ds, N: int, tol: float, n_threads: int, th
         b = min(N, a + 512)
         sym[a:b] = 0.5 * (drho[a:b] + drho[:, a:b].conj().T)
     return sym
-
-
-def _scatter_rows(full: np.ndarray | None, comm, nloc: int, N: int) -> np.ndarray:
-    """Rank 0's (N, N) ``full`` to every rank's (nloc, N) rows.  Collective."""
-    if comm.getSize() == 1:
-        assert full is not None
-        return full
-    from mpi4py import MPI
-
-    mpi = comm.tompi4py()
-    counts = np.array(mpi.allgather(nloc * N), dtype=np.int64)
-    if counts.max() >= 2**31:
-        raise ValueError(f"stationary state: {int(counts.max())} entries per rank exceed one "
-                         f"MPI message (2^31 - 1)")
-    displ = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    out = np.empty((nloc, N), complex)
-    send = None
-    if comm.getRank() == 0:
-        assert full is not None
-        send = [np.ascontiguousarray(full), (counts.tolist(), displ.tolist()),
-                MPI.DOUBLE_COMPLEX]
-    mpi.Scatterv(send, [out, MPI.DOUBLE_COMPLEX], root=0)
-    return out
 
 
 #: MUMPS's workspace margin (ICNTL(14), per cent) unless the PETSc options give one

@@ -189,7 +189,7 @@ def window_density(solver, A0, channels: list[Channel], ref: tuple[float, float,
     ``channels``: the biased couplings; ``ref``: (mu, beta, poles) of the reference; ``mus_all``
     every chemical potential (the window's ends); ``temperature``: the largest T.  Collective.
     """
-    from toolkit.parallel import allgather_rows, first_message
+    from toolkit.parallel import allgather_rows, first_message, reduce_scatter_rows
 
     comm = A0.getComm()
     size, rank = comm.getSize(), comm.getRank()
@@ -276,23 +276,10 @@ def window_density(solver, A0, channels: list[Channel], ref: tuple[float, float,
         msg = first_message(msg, comm)
         if msg:
             raise RuntimeError(msg)
-        _reduce_rows(full, out, comm)
+        out += reduce_scatter_rows(full, comm, nloc)
         del full
         _sum_info(info, comm)
     return info
-
-
-def _reduce_rows(full: np.ndarray, out: np.ndarray, comm) -> None:
-    """out += this rank's rows of the sum over the ranks of ``full`` (N, N)."""
-    from mpi4py import MPI
-
-    mpi = comm.tompi4py()
-    N = full.shape[1]
-    counts = np.array(mpi.allgather(out.shape[0] * N))
-    recv = np.empty(out.shape, complex)
-    mpi.Reduce_scatter([full, MPI.DOUBLE_COMPLEX], [recv, MPI.DOUBLE_COMPLEX],
-                       recvcounts=counts.tolist(), op=MPI.SUM)
-    out += recv
 
 
 def _sum_info(info: WindowInfo, comm) -> None:

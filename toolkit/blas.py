@@ -13,29 +13,37 @@ import os
 import re
 from typing import Iterator
 
-__all__ = ["single_thread", "blas_threads", "threads"]
+__all__ = ["single_thread", "blas_threads", "threads", "loaded_library"]
 
 _lib: ctypes.CDLL | None = None
 _looked_up = False
+
+
+def loaded_library(pattern: str, symbol: str) -> ctypes.CDLL | None:
+    """The first shared library already mapped into this process whose path matches the
+    regular expression ``pattern`` and that exports ``symbol`` (None if none, or not
+    Linux): the BLAS/LAPACK NumPy and SciPy loaded, found in /proc/self/maps."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted(set(re.findall(pattern, f.read())))
+        for path in libs:
+            lib = ctypes.CDLL(path)
+            if hasattr(lib, symbol):
+                return lib
+    except OSError:
+        pass
+    return None
 
 
 def _openblas() -> ctypes.CDLL | None:
     global _lib, _looked_up
     if not _looked_up:
         _looked_up = True
-        try:
-            import numpy  # noqa: F401  (loads the BLAS)
+        import numpy  # noqa: F401  (loads the BLAS)
 
-            with open("/proc/self/maps") as f:
-                libs = sorted(set(re.findall(r"(/\S*libopenblas\S*\.so\S*)", f.read())))
-            for path in libs:
-                lib = ctypes.CDLL(path)
-                if hasattr(lib, "openblas_set_num_threads"):
-                    lib.openblas_get_num_threads.restype = ctypes.c_int
-                    _lib = lib
-                    break
-        except OSError:
-            _lib = None
+        _lib = loaded_library(r"(/\S*libopenblas\S*\.so\S*)", "openblas_set_num_threads")
+        if _lib is not None:
+            _lib.openblas_get_num_threads.restype = ctypes.c_int
     return _lib
 
 
@@ -45,22 +53,9 @@ def blas_threads() -> int | None:
     return None if lib is None else int(lib.openblas_get_num_threads())
 
 
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run the block with one OpenBLAS thread."""
-    lib = _openblas()
-    if lib is None:
-        yield
-        return
-    n = int(lib.openblas_get_num_threads())
-    if n == 1:
-        yield
-        return
-    lib.openblas_set_num_threads(1)
-    try:
-        yield
-    finally:
-        lib.openblas_set_num_threads(n)
+def single_thread():
+    """Run the block with one OpenBLAS thread (:func:`threads` (1))."""
+    return threads(1)
 
 
 @contextlib.contextmanager
@@ -74,6 +69,9 @@ def threads(n: int, cpus: set[int] | None = None) -> Iterator[None]:
         yield
         return
     old = int(lib.openblas_get_num_threads())
+    if old == n and not cpus:
+        yield
+        return
     masks = _widen(cpus) if cpus else {}
     lib.openblas_set_num_threads(int(n))
     try:

@@ -9,7 +9,6 @@ SciPy's ``ztrsyl`` (same result, slower).
 from __future__ import annotations
 
 import ctypes
-import re
 
 import numpy as np
 
@@ -23,20 +22,14 @@ def _ztrsyl3():
     global _fn, _looked_up
     if not _looked_up:
         _looked_up = True
-        try:
-            import scipy.linalg  # noqa: F401  (loads the LAPACK SciPy uses)
+        import scipy.linalg  # noqa: F401  (loads the LAPACK SciPy uses)
 
-            with open("/proc/self/maps") as f:
-                maps = f.read()
-            libs = sorted(set(re.findall(r"(/\S*lib(?:lapack|openblas)\S*\.so\S*)", maps)))
-            for path in libs:
-                lib = ctypes.CDLL(path)
-                if hasattr(lib, "ztrsyl3_"):
-                    _fn = lib.ztrsyl3_
-                    _fn.restype = None
-                    break
-        except OSError:
-            _fn = None
+        from .blas import loaded_library
+
+        lib = loaded_library(r"(/\S*lib(?:lapack|openblas)\S*\.so\S*)", "ztrsyl3_")
+        if lib is not None:
+            _fn = lib.ztrsyl3_
+            _fn.restype = None
     return _fn
 
 

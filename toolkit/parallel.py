@@ -195,6 +195,52 @@ def _element_layout(rows, width: int) -> tuple[np.ndarray, np.ndarray]:
     return sizes, np.concatenate([[0], np.cumsum(sizes)[:-1]])
 
 
+def _row_layout(comm: PETSc.Comm, nloc: int, width: int, what: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(elements per rank, displacements) of every rank's ``nloc`` rows of ``width`` entries,
+    checked against the 2^31 - 1 entries one MPI message can count.  Collective."""
+    counts, displ = _element_layout(_mpi(comm).allgather(nloc), width)
+    if counts.max(initial=0) >= 2**31:
+        raise ValueError(f"{what}: a block of {int(counts.max())} elements is more than one "
+                         f"MPI message can count (2^31 - 1)")
+    return counts, displ
+
+
+def scatter_rows(full: np.ndarray | None, comm: PETSc.Comm, nloc: int) -> np.ndarray:
+    """Each rank's ``nloc`` rows of rank 0's complex (N, m) ``full`` (the inverse of
+    :func:`gather_rows`; ``full`` is only read on rank 0; on one rank it is returned).
+    Collective."""
+    if comm.getSize() == 1:
+        assert full is not None
+        return full
+    from mpi4py import MPI
+
+    width = int(bcast(None if full is None else full.shape[1], comm))
+    counts, displ = _row_layout(comm, nloc, width, "scatter_rows")
+    out = np.empty((nloc, width), complex)
+    send = None
+    if comm.getRank() == 0:
+        assert full is not None
+        send = [np.ascontiguousarray(full, dtype=complex), (counts, displ),
+                MPI.DOUBLE_COMPLEX]
+    _mpi(comm).Scatterv(send, [out, MPI.DOUBLE_COMPLEX], root=0)
+    return out
+
+
+def reduce_scatter_rows(full: np.ndarray, comm: PETSc.Comm, nloc: int) -> np.ndarray:
+    """Each rank's ``nloc`` rows of the sum over the ranks of their complex (N, m) ``full``
+    (C order).  Collective."""
+    if comm.getSize() == 1:
+        return full
+    from mpi4py import MPI
+
+    counts, _ = _row_layout(comm, nloc, full.shape[1], "reduce_scatter_rows")
+    out = np.empty((nloc, full.shape[1]), complex)
+    _mpi(comm).Reduce_scatter([full, MPI.DOUBLE_COMPLEX], [out, MPI.DOUBLE_COMPLEX],
+                              recvcounts=counts.tolist(), op=MPI.SUM)
+    return out
+
+
 def allgather_rows(local: np.ndarray, comm: PETSc.Comm, counts: np.ndarray,
                    out: np.ndarray) -> np.ndarray:
     """Row blocks (n_r x m, complex) of every rank concatenated on every rank into ``out``
@@ -350,9 +396,12 @@ def node_cpus(comm: PETSc.Comm) -> set[int]:
         node.Free()
 
 
-def on_root(fn, comm: PETSc.Comm, errors: tuple[type[BaseException], ...]):
+def on_root(fn, comm: PETSc.Comm, errors: tuple[type[BaseException], ...],
+            idle: bool = False):
     """``fn()`` on rank 0 (None elsewhere); an exception of ``errors`` raised there is raised
-    again, with the same message, on every rank.  Collective: no rank is left waiting."""
+    again, with the same message, on every rank.  ``idle``: the other ranks wait without
+    occupying their cores (:func:`idle_until_root_done`; for an ``fn`` that uses them through
+    threads).  Collective: no rank is left waiting."""
     out, err = None, None
     kind: type[BaseException] | None = None
     if comm.getRank() == 0:
@@ -360,6 +409,8 @@ def on_root(fn, comm: PETSc.Comm, errors: tuple[type[BaseException], ...]):
             out = fn()
         except errors as exc:
             err, kind = str(exc), type(exc)
+    if idle:
+        idle_until_root_done(comm)
     err = first_message(err, comm)
     if err:
         kind = bcast(kind, comm)

@@ -41,3 +41,22 @@ def test_node_cpus_and_blas_threads_restore_the_masks(comm):
             assert blas_threads() == 2
         assert os.sched_getaffinity(0) == cpus
     assert blas_threads() == before and os.sched_getaffinity(0) == mine
+
+
+def test_scatter_rows_and_reduce_scatter_rows_invert_gather_rows(comm):
+    """scatter_rows(gather_rows(x)) = x; reduce_scatter_rows of every rank's (rank + 1) M gives
+    the rows of (sum of rank + 1) M, exactly (small integers)."""
+    import numpy as np
+
+    from toolkit.parallel import gather_rows, reduce_scatter_rows, scatter_rows
+
+    r, size = comm.getRank(), comm.getSize()
+    nloc = 3 + r
+    local = (np.arange(nloc * 4).reshape(nloc, 4) + 100 * r) * (1 + 1j)
+    full = gather_rows(local, comm, root=0)
+    assert np.array_equal(scatter_rows(full, comm, nloc), local)
+    N = int(sum(3 + k for k in range(size)))
+    M = np.arange(N * 5, dtype=float).reshape(N, 5) + 0j
+    start = int(sum(3 + k for k in range(r)))
+    got = reduce_scatter_rows((r + 1) * M, comm, nloc)
+    assert np.array_equal(got, size * (size + 1) / 2 * M[start:start + nloc])
