@@ -74,10 +74,9 @@ def gather_rows(local: np.ndarray, comm: PETSc.Comm, root: int | None = 0) -> np
         if parts is None:
             return None
         return np.concatenate(parts, axis=0)
-    counts, displ = _element_layout([m[2] for m in metas], int(np.prod(meta[1], dtype=np.int64)))
-    if counts.max(initial=0) >= 2**31:
-        raise ValueError(f"gather_rows: a block of {int(counts.max())} elements is more than "
-                         f"one MPI message can count (2^31 - 1)")
+    counts, displ = _one_message(
+        _element_layout([m[2] for m in metas], int(np.prod(meta[1], dtype=np.int64))),
+        "gather_rows")
     send = np.ascontiguousarray(arr)
     rows = int(sum(m[2] for m in metas))
     if root is None:
@@ -195,15 +194,22 @@ def _element_layout(rows, width: int) -> tuple[np.ndarray, np.ndarray]:
     return sizes, np.concatenate([[0], np.cumsum(sizes)[:-1]])
 
 
-def _row_layout(comm: PETSc.Comm, nloc: int, width: int, what: str
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(elements per rank, displacements) of every rank's ``nloc`` rows of ``width`` entries,
-    checked against the 2^31 - 1 entries one MPI message can count.  Collective."""
-    counts, displ = _element_layout(_mpi(comm).allgather(nloc), width)
+def _one_message(layout: tuple[np.ndarray, np.ndarray], what: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``layout`` = (elements per rank, displacements), checked against the 2^31 - 1 entries
+    one MPI message can count."""
+    counts = layout[0]
     if counts.max(initial=0) >= 2**31:
         raise ValueError(f"{what}: a block of {int(counts.max())} elements is more than one "
                          f"MPI message can count (2^31 - 1)")
-    return counts, displ
+    return layout
+
+
+def _row_layout(comm: PETSc.Comm, nloc: int, width: int, what: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(elements per rank, displacements) of every rank's ``nloc`` rows of ``width`` entries
+    (:func:`_one_message`).  Collective."""
+    return _one_message(_element_layout(_mpi(comm).allgather(nloc), width), what)
 
 
 def scatter_rows(full: np.ndarray | None, comm: PETSc.Comm, nloc: int) -> np.ndarray:
