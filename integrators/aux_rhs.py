@@ -68,6 +68,16 @@ def aux_components(problem: ElectronProblem, poles) -> tuple[list, list, ModeTab
             [("aux:Omega", t.ny * t.nx), ("aux:Theta", t.ny * t.ny), ("aux:K", t.nu * t.ny)], t)
 
 
+def _runs(chan: np.ndarray) -> list[tuple[int, int, int]]:
+    """[(start, end, channel)] of the runs of equal consecutive entries of ``chan``."""
+    if len(chan) == 0:
+        return []
+    cut = np.flatnonzero(np.diff(chan)) + 1
+    starts = np.concatenate([[0], cut])
+    ends = np.concatenate([cut, [len(chan)]])
+    return [(int(a), int(b), int(chan[a])) for a, b in zip(starts, ends)]
+
+
 class _Reservoir:
     def __init__(self, lead, poles) -> None:
         self.mu, self.temperature, self.poles = lead.mu, lead.temperature, poles
@@ -111,13 +121,17 @@ class AuxiliaryLeads(Term):
         mine = (I >= r0) & (I < r0 + nloc)
         self.loc_rows = I[mine] - r0              # local interface rows
         self.loc_k = np.flatnonzero(mine)         # their position in I
-        self.B_loc = B[self.loc_k]                # local interface rows of B
+        self.B_loc = B[self.loc_k]                # local interface rows of B (n_loc_I, channels)
         self.Bx_loc = self.B_loc[:, t.xc]
-        self.By_loc = self.B_loc[:, t.yc]
-        self.aBy_loc = self.By_loc * t.a
-        self.gBu_loc = self.B_loc[:, t.uc] * t.g
+        # B_y = B[:, yc] and B_u = B[:, uc] repeat a channel's column for each of its modes,
+        # and the modes of a channel are consecutive: the products with B_y, B_u are done per
+        # run of one channel (n_y n_x work instead of n_I n_y n_x, no n_y x n_x temporaries)
+        self.y_runs = _runs(t.yc)
+        self.u_runs = _runs(t.uc)
         self.Bx_I = B[:, t.xc].conj()             # for Pi = sum c R B^dag on the I columns
         self.By_I = B[:, t.yc].conj()
+        self.cBx = np.ascontiguousarray((self.Bx_I * t.cx).T)   # (n_x, n_I): c_x B_x^dag
+        self.cBy = np.ascontiguousarray((self.By_I * t.ca).T)   # (n_y, n_I)
         self.counts = np.array([2 * (b - a) for a, b in d.site_ranges])
         self.owners = ranks_where(len(self.loc_rows) > 0, H.comm)   # ranks with interface rows
         self.C_full = np.empty((N if len(self.loc_rows) or H.comm.getSize() == 1 else 0,
@@ -143,9 +157,10 @@ class AuxiliaryLeads(Term):
 
     def pi_columns(self, x: np.ndarray) -> np.ndarray:
         """Local rows of Pi (the sum over leads) on the interface columns, (n_loc, n_I)."""
-        lay, tt = self.rhs.layout, self.t
+        lay = self.rhs.layout
         R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
-        C = (R * tt.cx) @ self.Bx_I.T + (lam * tt.ca) @ self.By_I.T
+        C = R @ self.cBx
+        C += lam @ self.cBy
         if self.has_wide:
             rho = lay.rho(x)
             C -= 0.5 * rho[:, self.I] @ self.Gw_I
@@ -158,7 +173,7 @@ class AuxiliaryLeads(Term):
         rho, frho = lay.rho(x), lay.rho(f)
         R, lam = lay.view(x, "aux:R"), lay.view(x, "aux:lambda")
         fR, flam = lay.view(f, "aux:R"), lay.view(f, "aux:lambda")
-        small = lay.small_values(x)
+        small = lay.small_values(x, copy=False)
         ny, nx, nu = tt.ny, tt.nx, tt.nu
         Om = small[:ny * nx].reshape(ny, nx)
         Th = small[ny * nx:ny * nx + ny * ny].reshape(ny, ny)
@@ -181,12 +196,12 @@ class AuxiliaryLeads(Term):
         fR = rhs.times_h_into(x, f, "aux:R")             # H R, in place below
         minus_i_plus(fR, R, np.broadcast_to(kx, (R.shape[1],)), self._work)
         rows = self.loc_rows
-        if len(rows):
-            fR[rows] += -1j * self.Bx_loc - self.aBy_loc @ Om
+        if len(rows):       # - B_y diag(a) Omega = - B (sum over each channel's y of a_y Omega_y)
+            fR[rows] += -1j * self.Bx_loc - self.B_loc @ self._channel_sums(Om, K, tt.a, None)
         flam = rhs.times_h_into(x, f, "aux:lambda")
         minus_i_plus(flam, lam, np.broadcast_to(kl, (lam.shape[1],)), self._work)
-        if len(rows):
-            flam[rows] -= self.aBy_loc @ Th + 1j * (self.gBu_loc @ K)
+        if len(rows):       # - B_y diag(a) Theta - i B_u diag(g) K
+            flam[rows] -= self.B_loc @ self._channel_sums(Th, K, tt.a, tt.g)
         if self.has_wide:          # -Gamma/2 on the interface rows: needs Gamma[I, I] x(I)
             RI = np.zeros((len(self.I), tt.nx + tt.ny), complex)
             if len(rows):
@@ -197,20 +212,47 @@ class AuxiliaryLeads(Term):
                 upd = 0.5 * (self.Gw_I[self.loc_k] @ RI)
                 fR[rows] -= upd[:, :tt.nx]
                 flam[rows] -= upd[:, tt.nx:]
-        flam += 1j * (rho[:, self.I] @ self.B_I[:, tt.yc])
-        # small matrices: projections B^dag R and B^dag lambda over all ranks
-        BR = self.By_loc.conj().T @ R[rows] if len(rows) else np.zeros((ny, nx), complex)
-        BL = self.By_loc.conj().T @ lam[rows] if len(rows) else np.zeros((ny, ny), complex)
-        both = allreduce(np.concatenate([BR.ravel(), BL.ravel()]), comm)
-        BR, BL = both[:ny * nx].reshape(ny, nx), both[ny * nx:].reshape(ny, ny)
+        G = 1j * (rho[:, self.I] @ self.B_I)               # + i rho B_y, per channel's run
+        for s0, s1, c in self.y_runs:
+            flam[:, s0:s1] += G[:, c][:, None]
+        # small matrices: the projections P_R = B^dag R, P_L = B^dag lambda (channels x modes)
+        # over all ranks; B_y^dag R = P_R[yc] row by row (one row per channel's run)
+        nch = self.B_loc.shape[1]
+        P = np.zeros((nch, nx + ny), complex)
+        if len(rows):
+            Bh = self.B_loc.conj().T
+            P[:, :nx] = Bh @ R[rows]
+            P[:, nx:] = Bh @ lam[rows]
+        P = allreduce(P, comm)
+        PR, PL = P[:, :nx], P[:, nx:]
         if lay.rank == 0:
             ro, rt, rk = self._rates(full, Vx, Vy, Vu, kap, zy, zeta)
             fOm, fTh, fK = (lay.small(f, "aux:Omega"), lay.small(f, "aux:Theta"),
                             lay.small(f, "aux:K"))
             assert fOm is not None and fTh is not None and fK is not None  # rank 0 holds them
-            fOm[...] = (BR + ro * Om).ravel()
-            fTh[...] = (rt * Th + BL - BL.conj().T).ravel()
-            fK[...] = (rk * K + BR[:, tt.ubar].conj().T).ravel()
+            fOm, fTh, fK = fOm.reshape(ny, nx), fTh.reshape(ny, ny), fK.reshape(nu, ny)
+            # in place: no temporaries of the big matrices
+            np.multiply(ro, Om, out=fOm)       # d Omega = r Omega + B_y^dag R
+            np.multiply(rt, Th, out=fTh)       # d Theta = r Theta + B_y^dag lam - (..)^dag
+            np.multiply(rk, K, out=fK)         # d K = r K + (B_y^dag R)[:, ubar]^dag
+            Q = PR[:, tt.ubar].conj().T        # (n_u, channels)
+            PLc = PL.conj()
+            for s0, s1, c in self.y_runs:
+                fOm[s0:s1] += PR[c]
+                fTh[s0:s1] += PL[c]
+                fTh[:, s0:s1] -= PLc[c][:, None]
+                fK[:, s0:s1] += Q[:, c][:, None]
+
+    def _channel_sums(self, Y, K, a, g) -> np.ndarray:
+        """(channels, columns): row c = sum over the y of channel c of a_y Y[y] (+ i times the
+        sum over the u of channel c of g_u K[u], with ``g``)."""
+        S = np.zeros((self.B_loc.shape[1], Y.shape[1]), complex)
+        for s0, s1, c in self.y_runs:
+            S[c] += a[s0:s1] @ Y[s0:s1]
+        if g is not None:
+            for s0, s1, c in self.u_runs:
+                S[c] += 1j * (g[s0:s1] @ K[s0:s1])
+        return S
 
     def _rates(self, full, Vx, Vy, Vu, kap, zy, zeta):
         """The rate matrices of Omega, Theta, K (only their imaginary parts for the nonstiff

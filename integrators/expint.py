@@ -229,12 +229,9 @@ def _combine_compiled(layout: StateLayout, out: np.ndarray, terms,
                             [np.array([f.scalar]) for f in fs2] if two else None)
     if layout.n_small and layout.rank == 0:          # small components: a rate per entry
         a, b = layout.small_offset, layout.small_offset + layout.n_small
-        pairs = [(out, fs)] + ([] if out2 is None else [(out2, fs2)])
-        for o, ff in pairs:                          # out first: out2 may be vs[0]
-            acc = ff[0].small * vs[0][a:b]
-            for f, v in zip(ff[1:], vs[1:]):
-                acc += f.small * v[a:b]
-            o[a:b] = acc
+        kernels.combine_entries(out[a:b], [v[a:b] for v in vs], [f.small for f in fs],
+                                None if out2 is None else out2[a:b],
+                                [f.small for f in fs2] if two else None)
     nloc = layout.nloc
     if nloc == 0:
         return

@@ -104,16 +104,15 @@ class StateLayout:
         o, c = self._small[name]
         return arr[o:o + c]
 
-    def small_values(self, arr: np.ndarray) -> np.ndarray:
-        """All small components (concatenated, in order) on every rank.  Collective."""
+    def small_values(self, arr: np.ndarray, copy: bool = True) -> np.ndarray:
+        """All small components (concatenated, in order) on every rank.  ``copy=False``: on
+        one rank a view of ``arr`` (read it only while ``arr`` is unchanged).  Collective."""
         from toolkit.parallel import bcast
 
-        vals = arr[self.small_offset:self.small_offset + self.n_small].copy() \
-            if self.rank == 0 else None
+        vals = arr[self.small_offset:self.small_offset + self.n_small]
         if self.comm.getSize() == 1:
-            assert vals is not None  # the only rank is rank 0
-            return vals
-        return bcast(vals, self.comm)
+            return vals.copy() if copy else vals
+        return bcast(vals.copy() if self.rank == 0 else None, self.comm)
 
     def rho(self, arr: np.ndarray) -> np.ndarray:
         """(n_local_rows, N_s) view, Fortran order."""

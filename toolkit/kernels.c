@@ -246,6 +246,57 @@ void qc_combine(long nrows, long ncol, int nt, const double *const *v,
     }
 }
 
+#define EB 1024           /* complex entries per chunk of an entrywise combination */
+
+/* out[q] = sum_t coef[t][q] v[t][q] for q < n: complex v and out, one real coefficient per entry
+   (the second-tier matrices of the auxiliary modes: every entry has its own rate).  With out2
+   (not NULL) also out2 = sum_t coef2[t][q] v[t][q] in the same pass.  Each chunk of EB entries
+   is accumulated in a buffer and written after all its terms are read, so out and out2 may be
+   any of the inputs. */
+void qc_combine_entries(long n, int nt, const double *const *v, const double *const *coef,
+                        double *out, const double *const *coef2, double *out2)
+{
+    double acc[2 * EB], acc2[2 * EB];
+    for (long s = 0; s < n; s += EB) {
+        long len = lmin(EB, n - s);
+        for (int t = 0; t < nt; t++) {
+            const double *restrict vt = v[t] + 2 * s;
+            const double *restrict ct = coef[t] + s;
+            if (t == 0)
+                for (long q = 0; q < len; q++) {
+                    acc[2 * q] = ct[q] * vt[2 * q];
+                    acc[2 * q + 1] = ct[q] * vt[2 * q + 1];
+                }
+            else
+                for (long q = 0; q < len; q++) {
+                    acc[2 * q] += ct[q] * vt[2 * q];
+                    acc[2 * q + 1] += ct[q] * vt[2 * q + 1];
+                }
+            if (out2) {
+                const double *restrict dt = coef2[t] + s;
+                if (t == 0)
+                    for (long q = 0; q < len; q++) {
+                        acc2[2 * q] = dt[q] * vt[2 * q];
+                        acc2[2 * q + 1] = dt[q] * vt[2 * q + 1];
+                    }
+                else
+                    for (long q = 0; q < len; q++) {
+                        acc2[2 * q] += dt[q] * vt[2 * q];
+                        acc2[2 * q + 1] += dt[q] * vt[2 * q + 1];
+                    }
+            }
+        }
+        double *o = out + 2 * s;
+        for (long q = 0; q < 2 * len; q++)
+            o[q] = acc[q];
+        if (out2) {
+            double *o2 = out2 + 2 * s;
+            for (long q = 0; q < 2 * len; q++)
+                o2[q] = acc2[q];
+        }
+    }
+}
+
 /* Copy column c of the halo-extended x (lower halo xl: hl rows, local x: n rows with leading
    dimension ldx, upper halo xu: hu rows; halos column-major with leading dimensions hl, hu) into
    ext (hl + n + hu complex entries). */

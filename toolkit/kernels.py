@@ -38,7 +38,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["available", "Diagonals", "combine", "library", "MAX_DIAGONALS"]
+__all__ = ["available", "Diagonals", "combine", "combine_entries", "library", "MAX_DIAGONALS"]
 
 _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels.c")
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno"]
@@ -116,11 +116,12 @@ def library() -> ctypes.CDLL | None:
     lib.qc_dia_left.argtypes = [L, L, I, P, P, P, P, L, P, L, D, D, P, P, P, L]
     lib.qc_dia_commutator.argtypes = [L, I, P, P, P, P, P]
     lib.qc_combine.argtypes = [L, L, I, P, P, L, P, P, P]
+    lib.qc_combine_entries.argtypes = [L, I, P, P, P, P, P]
     lib.qc_dia_left_halo.argtypes = [L, L, I, P, P, P, P, L, P, L, P, L, P, L, D, D, P, P, P, L,
                                      P]
     lib.qc_dia_commutator_halo.argtypes = [L, L, I, P, P, P, I, P, P, P, P, P, L, P, L, P, P]
-    for fn in (lib.qc_dia_left, lib.qc_dia_commutator, lib.qc_combine, lib.qc_dia_left_halo,
-               lib.qc_dia_commutator_halo):
+    for fn in (lib.qc_dia_left, lib.qc_dia_commutator, lib.qc_combine, lib.qc_combine_entries,
+               lib.qc_dia_left_halo, lib.qc_dia_commutator_halo):
         fn.restype = None
     _lib = lib
     return lib
@@ -366,3 +367,30 @@ def combine(out: np.ndarray, vs, coefs, nrows: int, out2: np.ndarray | None = No
     cp2 = (ctypes.c_void_p * nt)(*[c.ctypes.data for c in cs2]) if out2 is not None else None
     lib.qc_combine(nrows, ncol, nt, vp, cp, stride, out.ctypes.data, cp2,
                    None if out2 is None else out2.ctypes.data)
+
+
+def combine_entries(out: np.ndarray, vs, coefs, out2: np.ndarray | None = None,
+                    coefs2=None) -> None:
+    """out[q] = sum_t coefs[t][q] vs[t][q] over contiguous complex 1D arrays ``vs`` with one
+    real coefficient per entry (``coefs``: contiguous float arrays of the same length); with
+    ``out2`` also out2 = sum_t coefs2[t][q] vs[t][q] in the same pass.  ``out`` and ``out2``
+    may be any of the inputs (each chunk is read before it is written)."""
+    lib = library()
+    assert lib is not None
+    nt, n = len(vs), out.size
+    if nt > 16 or len(coefs) != nt or (out2 is not None and len(coefs2) != nt):
+        raise ValueError("combine_entries: 1..16 terms, one coefficient array per term")
+    arrays = list(vs) + [out] + ([] if out2 is None else [out2])
+    reals = list(coefs) + ([] if out2 is None else list(coefs2))
+    if any(a.dtype != np.complex128 or a.size != n or not a.flags.c_contiguous
+           for a in arrays) or any(c.dtype != np.float64 or c.size != n or
+                                   not c.flags.c_contiguous for c in reals):
+        raise ValueError("combine_entries: contiguous complex128 arrays and float64 "
+                         "coefficients of one length")
+    if n == 0:
+        return
+    vp = (ctypes.c_void_p * nt)(*[v.ctypes.data for v in vs])
+    cp = (ctypes.c_void_p * nt)(*[c.ctypes.data for c in coefs])
+    cp2 = None if out2 is None else (ctypes.c_void_p * nt)(*[c.ctypes.data for c in coefs2])
+    lib.qc_combine_entries(n, nt, vp, cp, out.ctypes.data, cp2,
+                           None if out2 is None else out2.ctypes.data)

@@ -142,6 +142,26 @@ def test_combine_two_outputs_in_one_pass():
         kernels.combine(vs[1], vs, cs, nrows, out2=vs[0], coefs2=ds)
 
 
+def test_combine_entries_one_coefficient_per_entry_in_place():
+    """out = sum c_t v_t and out2 = sum d_t v_t with a coefficient per entry (the second-tier
+    matrices of the auxiliary modes) against NumPy; both outputs may be inputs (chunks are
+    read before they are written), lengths that are not a multiple of the chunk."""
+    n = 2 * 1024 + 37
+    vs = [RNG.normal(size=n) + 1j * RNG.normal(size=n) for _ in range(4)]
+    cs = [RNG.normal(size=n) for _ in range(4)]
+    ds = [RNG.normal(size=n) for _ in range(4)]
+    ref = sum(c * v for c, v in zip(cs, vs))
+    ref2 = sum(d * v for d, v in zip(ds, vs))
+    out = np.empty(n, complex)
+    kernels.combine_entries(out, vs, cs)
+    assert np.abs(out - ref).max() < 1e-13
+    v0, v2 = vs[0].copy(), vs[2].copy()
+    kernels.combine_entries(v2, [v0, vs[1], v2, vs[3]], cs, v0, ds)   # out2 = v0, out = v2
+    assert np.abs(v2 - ref).max() < 1e-13 and np.abs(v0 - ref2).max() < 1e-13
+    with pytest.raises(ValueError, match="float64"):
+        kernels.combine_entries(out, vs, [c.astype(np.float32) for c in cs])
+
+
 def _open_valve(size, *, wide=True):
     from toolkit import DeviceBuilder
 
