@@ -197,11 +197,11 @@ class AuxiliaryLeads(Term):
         minus_i_plus(fR, R, np.broadcast_to(kx, (R.shape[1],)), self._work)
         rows = self.loc_rows
         if len(rows):       # - B_y diag(a) Omega = - B (sum over each channel's y of a_y Omega_y)
-            fR[rows] += -1j * self.Bx_loc - self.B_loc @ self._channel_sums(Om, K, tt.a, None)
+            fR[rows] += -1j * self.Bx_loc - self.B_loc @ self._channel_sums(Om, tt.a)
         flam = rhs.times_h_into(x, f, "aux:lambda")
         minus_i_plus(flam, lam, np.broadcast_to(kl, (lam.shape[1],)), self._work)
         if len(rows):       # - B_y diag(a) Theta - i B_u diag(g) K
-            flam[rows] -= self.B_loc @ self._channel_sums(Th, K, tt.a, tt.g)
+            flam[rows] -= self.B_loc @ self._channel_sums(Th, tt.a, K, tt.g)
         if self.has_wide:          # -Gamma/2 on the interface rows: needs Gamma[I, I] x(I)
             RI = np.zeros((len(self.I), tt.nx + tt.ny), complex)
             if len(rows):
@@ -243,13 +243,13 @@ class AuxiliaryLeads(Term):
                 fTh[:, s0:s1] -= PLc[c][:, None]
                 fK[:, s0:s1] += Q[:, c][:, None]
 
-    def _channel_sums(self, Y, K, a, g) -> np.ndarray:
+    def _channel_sums(self, Y, a, K=None, g=None) -> np.ndarray:
         """(channels, columns): row c = sum over the y of channel c of a_y Y[y] (+ i times the
-        sum over the u of channel c of g_u K[u], with ``g``)."""
+        sum over the u of channel c of g_u K[u], with ``K`` and ``g``)."""
         S = np.zeros((self.B_loc.shape[1], Y.shape[1]), complex)
         for s0, s1, c in self.y_runs:
             S[c] += a[s0:s1] @ Y[s0:s1]
-        if g is not None:
+        if K is not None:
             for s0, s1, c in self.u_runs:
                 S[c] += 1j * (g[s0:s1] @ K[s0:s1])
         return S

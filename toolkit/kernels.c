@@ -14,6 +14,7 @@
    each output entry is written once and each input column is read from cache.  No temporaries,
    no allocation. */
 #include <stddef.h>
+#include <string.h>
 
 #define RB 512
 #define NCB 2     /* columns of the left product per pass: each coefficient loaded once for both */
@@ -248,6 +249,22 @@ void qc_combine(long nrows, long ncol, int nt, const double *const *v,
 
 #define EB 1024           /* complex entries per chunk of an entrywise combination */
 
+/* acc[q] (= or +=) c[q] v[q] for q < len: complex v and acc (interleaved), real c */
+static void entry_term(long len, int first, const double *restrict c, const double *restrict v,
+                       double *restrict acc)
+{
+    if (first)
+        for (long q = 0; q < len; q++) {
+            acc[2 * q] = c[q] * v[2 * q];
+            acc[2 * q + 1] = c[q] * v[2 * q + 1];
+        }
+    else
+        for (long q = 0; q < len; q++) {
+            acc[2 * q] += c[q] * v[2 * q];
+            acc[2 * q + 1] += c[q] * v[2 * q + 1];
+        }
+}
+
 /* out[q] = sum_t coef[t][q] v[t][q] for q < n: complex v and out, one real coefficient per entry
    (the second-tier matrices of the auxiliary modes: every entry has its own rate).  With out2
    (not NULL) also out2 = sum_t coef2[t][q] v[t][q] in the same pass.  Each chunk of EB entries
@@ -260,40 +277,13 @@ void qc_combine_entries(long n, int nt, const double *const *v, const double *co
     for (long s = 0; s < n; s += EB) {
         long len = lmin(EB, n - s);
         for (int t = 0; t < nt; t++) {
-            const double *restrict vt = v[t] + 2 * s;
-            const double *restrict ct = coef[t] + s;
-            if (t == 0)
-                for (long q = 0; q < len; q++) {
-                    acc[2 * q] = ct[q] * vt[2 * q];
-                    acc[2 * q + 1] = ct[q] * vt[2 * q + 1];
-                }
-            else
-                for (long q = 0; q < len; q++) {
-                    acc[2 * q] += ct[q] * vt[2 * q];
-                    acc[2 * q + 1] += ct[q] * vt[2 * q + 1];
-                }
-            if (out2) {
-                const double *restrict dt = coef2[t] + s;
-                if (t == 0)
-                    for (long q = 0; q < len; q++) {
-                        acc2[2 * q] = dt[q] * vt[2 * q];
-                        acc2[2 * q + 1] = dt[q] * vt[2 * q + 1];
-                    }
-                else
-                    for (long q = 0; q < len; q++) {
-                        acc2[2 * q] += dt[q] * vt[2 * q];
-                        acc2[2 * q + 1] += dt[q] * vt[2 * q + 1];
-                    }
-            }
+            entry_term(len, t == 0, coef[t] + s, v[t] + 2 * s, acc);
+            if (out2)
+                entry_term(len, t == 0, coef2[t] + s, v[t] + 2 * s, acc2);
         }
-        double *o = out + 2 * s;
-        for (long q = 0; q < 2 * len; q++)
-            o[q] = acc[q];
-        if (out2) {
-            double *o2 = out2 + 2 * s;
-            for (long q = 0; q < 2 * len; q++)
-                o2[q] = acc2[q];
-        }
+        memcpy(out + 2 * s, acc, 2 * len * sizeof(double));
+        if (out2)
+            memcpy(out2 + 2 * s, acc2, 2 * len * sizeof(double));
     }
 }
 
