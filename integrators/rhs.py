@@ -148,8 +148,10 @@ TILE = 128
 
 
 class Coherent(Term):
-    """-i [H(S), rho].  With the compiled kernels (``H.diagonals``): -i (H rho - rho H) in one
-    pass, under MPI with the halo rows of rho and the whole H in diagonal form for rho H.
+    """-i [H(S), rho].  With the compiled kernels (``H.diagonals``): on one rank -i (X - X^dag)
+    with X = H rho (rho is Hermitian: every scheme combines it with real coefficients), one
+    left product and an in-place pass; under MPI -i (H rho - rho H) in one pass with the halo
+    rows of rho and the whole H in diagonal form for rho H.
     Otherwise -i (X - X^dag) with X = H rho (rho H = (H rho)^dag): one PETSc sparse x dense
     product per evaluation, written into d rho/dt and made anti-Hermitian in place.  (The s-d
     blocks of H are rewritten in place by CoupledRHS.)"""
@@ -179,11 +181,11 @@ class Coherent(Term):
         H = self.rhs.H
         dia = H.diagonals
         if dia is not None:
-            # the compiled kernel: -i (H rho - rho H) in one pass (toolkit/kernels.py)
+            # the compiled kernels (toolkit/kernels.py)
             lay = self.rhs.layout
             rho, frho = lay.rho(ev.x), lay.rho(ev.f)
             if self.full is None:
-                dia.commutator(rho, frho)
+                dia.commutator_hermitian(rho, frho)
                 return
             assert H.halo is not None              # set with the diagonals under MPI
             if ev.S_all is not None:

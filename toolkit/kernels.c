@@ -12,12 +12,22 @@
 
    Everything is blocked by rows (RB complex entries of the output in L1) and by columns, so that
    each output entry is written once and each input column is read from cache.  No temporaries,
-   no allocation. */
+   no allocation.  Outputs larger than qc_stream_min bytes are written with streaming
+   (non-temporal) stores where AVX is available: they are not read into the cache before they
+   are written, which saves a third of the memory traffic of a pass over a large block. */
 #include <stddef.h>
 #include <string.h>
+#if defined(__AVX__) && defined(__FMA__)
+#include <immintrin.h>
+#define QC_STREAM 1
+#endif
 
 #define RB 512
-#define NCB 2     /* columns of the left product per pass: each coefficient loaded once for both */
+#define NCB 4     /* columns of the left product per pass: each coefficient loaded once for all */
+
+/* outputs of at least this many bytes are written with streaming stores (set from Python:
+   toolkit.kernels.stream_min) */
+long qc_stream_min = 32L << 20;
 
 static inline long lmax(long a, long b) { return a > b ? a : b; }
 static inline long lmin(long a, long b) { return a < b ? a : b; }
@@ -60,13 +70,12 @@ static void complex_term(long len, double *restrict a, const double *restrict c,
     }
 }
 
-/* the same as real_terms for two columns at once (x and a of the second column at +dx, +da
-   doubles): each coefficient is loaded once for both */
-static void real_terms2(long len, double *restrict a, long da, int nt, const double *const *c,
-                        const double *const *x, long dx)
+/* the same as real_terms for NCB columns at once (x and a of column cc at + cc dx, + cc da
+   doubles): each coefficient is loaded once for all of them */
+static void real_terms_cols(long len, double *restrict a, long da, int nt,
+                            const double *const *c, const double *const *x, long dx)
 {
     int t = 0;
-    double *restrict b = a + da;
     for (; t + 4 <= nt; t += 4) {
         const double *restrict c0 = c[t], *restrict c1 = c[t + 1], *restrict c2 = c[t + 2],
                      *restrict c3 = c[t + 3];
@@ -74,15 +83,20 @@ static void real_terms2(long len, double *restrict a, long da, int nt, const dou
                      *restrict x3 = x[t + 3];
         for (long q = 0; q < len; q++) {
             double k0 = c0[q], k1 = c1[q], k2 = c2[q], k3 = c3[q];
-            a[q] += k0 * x0[q] + k1 * x1[q] + k2 * x2[q] + k3 * x3[q];
-            b[q] += k0 * x0[q + dx] + k1 * x1[q + dx] + k2 * x2[q + dx] + k3 * x3[q + dx];
+#pragma GCC unroll 8
+            for (int cc = 0; cc < NCB; cc++) {
+                long o = q + cc * dx;
+                a[q + cc * da] += k0 * x0[o] + k1 * x1[o] + k2 * x2[o] + k3 * x3[o];
+            }
         }
     }
     for (; t < nt; t++) {
         const double *restrict c0 = c[t], *restrict x0 = x[t];
         for (long q = 0; q < len; q++) {
-            a[q] += c0[q] * x0[q];
-            b[q] += c0[q] * x0[q + dx];
+            double k0 = c0[q];
+#pragma GCC unroll 8
+            for (int cc = 0; cc < NCB; cc++)
+                a[q + cc * da] += k0 * x0[q + cc * dx];
         }
     }
 }
@@ -92,8 +106,8 @@ static void real_terms2(long len, double *restrict a, long da, int nt, const dou
 /* acc[0:m) += A[i0 + r, :] x for r < m (rows i0 .. i0 + m of the n rows of A held here times the
    column x, whose entries x[xlo] .. x[xhi - 1] exist: [0, n) on one rank, a halo below and
    above the local rows under MPI):
-   the left product, one row block, for nc = 1 or 2 columns (the second column of x at +dx
-   doubles, its accumulator at +da).  The rows that every diagonal reaches are done with all real
+   the left product, one row block, for nc = 1 or NCB columns (column cc of x at + cc dx
+   doubles, its accumulator at + cc da).  The rows that every diagonal reaches are done with all real
    diagonals fused (real_terms); the few rows at the ends of the matrix diagonal by diagonal. */
 static void dia_rows(long n, long xlo, long xhi, long i0, long m, int nd, const int *off,
                      const int *isreal, const double *cd, const double *x, double *acc, int nc,
@@ -143,8 +157,8 @@ static void dia_rows(long n, long xlo, long xhi, long i0, long m, int nd, const 
     }
     if (!nr)
         return;
-    if (nc == 2)
-        real_terms2(2 * (hi_all - lo_all), acc + 2 * (lo_all - i0), da, nr, c, xs, dx);
+    if (nc == NCB)
+        real_terms_cols(2 * (hi_all - lo_all), acc + 2 * (lo_all - i0), da, nr, c, xs, dx);
     else
         real_terms(2 * (hi_all - lo_all), acc + 2 * (lo_all - i0), nr, c, xs);
 }
@@ -218,20 +232,44 @@ static void combine_chunk(long len, int nt, const double *const *v, size_t off, 
     }
 }
 
+/* dst[0:len) = src[0:len) (doubles, len even: complex entries), with streaming stores on the
+   32-byte aligned part if stream != 0 */
+static void store_chunk(double *restrict dst, const double *restrict src, long len, int stream)
+{
+#ifdef QC_STREAM
+    if (stream) {
+        long q = ((size_t)dst & 31) ? 2 : 0;        /* one complex entry to align */
+        if (q > len)
+            q = len;
+        for (long p = 0; p < q; p++)
+            dst[p] = src[p];
+        for (; q + 4 <= len; q += 4)
+            _mm256_stream_pd(dst + q, _mm256_loadu_pd(src + q));
+        for (; q < len; q++)
+            dst[q] = src[q];
+        return;
+    }
+#else
+    (void)stream;
+#endif
+    memcpy(dst, src, (size_t)len * sizeof(double));
+}
+
 #define CB 2048             /* doubles per row chunk: output chunks + inputs in L1/L2 */
 #define MAXT 16             /* terms of a combination */
 
 /* out[r, c] = sum_t coef[t][c * cstride] v[t][r, c] for r < nrows, c < ncol (complex v, out with
    leading dimension nrows; real coefficients, one per column, or one for all with cstride = 0).
-   out may be v[0] (each entry is read before it is written); no other aliasing.  With out2 (not
-   NULL) also out2 = sum_t coef2[t] v[t] in the same pass, each chunk of out2 after that of out:
-   out2 may be v[0], out may not alias any input. */
+   With out2 (not NULL) also out2 = sum_t coef2[t] v[t] in the same pass.  Each chunk is
+   accumulated in a buffer and written after all its terms are read, so out and out2 may be any
+   of the inputs. */
 void qc_combine(long nrows, long ncol, int nt, const double *const *v,
                 const double *const *coef, long cstride, double *out,
                 const double *const *coef2, double *out2)
 {
     long nd = 2 * nrows;
-    double a[MAXT], b[MAXT];
+    double a[MAXT], b[MAXT], buf[CB], buf2[CB];
+    int stream = 16.0 * (double)nrows * (double)ncol >= (double)qc_stream_min;
     for (long c = 0; c < ncol; c++) {
         size_t base = (size_t)c * nd;
         for (int t = 0; t < nt; t++) {
@@ -240,11 +278,18 @@ void qc_combine(long nrows, long ncol, int nt, const double *const *v,
         }
         for (long r0 = 0; r0 < nd; r0 += CB) {
             long len = lmin(CB, nd - r0);
-            combine_chunk(len, nt, v, base + r0, a, out + base + r0);
+            combine_chunk(len, nt, v, base + r0, a, buf);
             if (out2)
-                combine_chunk(len, nt, v, base + r0, b, out2 + base + r0);
+                combine_chunk(len, nt, v, base + r0, b, buf2);
+            store_chunk(out + base + r0, buf, len, stream);
+            if (out2)
+                store_chunk(out2 + base + r0, buf2, len, stream);
         }
     }
+#ifdef QC_STREAM
+    if (stream)
+        _mm_sfence();
+#endif
 }
 
 #define EB 1024           /* complex entries per chunk of an entrywise combination */
@@ -274,6 +319,7 @@ void qc_combine_entries(long n, int nt, const double *const *v, const double *co
                         double *out, const double *const *coef2, double *out2)
 {
     double acc[2 * EB], acc2[2 * EB];
+    int stream = 16.0 * (double)n >= (double)qc_stream_min;
     for (long s = 0; s < n; s += EB) {
         long len = lmin(EB, n - s);
         for (int t = 0; t < nt; t++) {
@@ -281,10 +327,14 @@ void qc_combine_entries(long n, int nt, const double *const *v, const double *co
             if (out2)
                 entry_term(len, t == 0, coef2[t] + s, v[t] + 2 * s, acc2);
         }
-        memcpy(out + 2 * s, acc, 2 * len * sizeof(double));
+        store_chunk(out + 2 * s, acc, 2 * len, stream);
         if (out2)
-            memcpy(out2 + 2 * s, acc2, 2 * len * sizeof(double));
+            store_chunk(out2 + 2 * s, acc2, 2 * len, stream);
     }
+#ifdef QC_STREAM
+    if (stream)
+        _mm_sfence();
+#endif
 }
 
 /* Copy column c of the halo-extended x (lower halo xl: hl rows, local x: n rows with leading
@@ -303,10 +353,58 @@ static void extend_column(long c, long n, const double *x, long ldx, const doubl
         ext[2 * (hl + n) + q] = u[q];
 }
 
+/* ys[q] = alpha ac[q] + (dr_q + i ki) xs[q] for q < m complex entries, dr_q = kr + radd[q]
+   (radd NULL: kr): the left product's output, with streaming stores if stream != 0 (on the
+   32-byte aligned part; the others as ordinary stores) */
+static void left_output(long m, const double *restrict ac, const double *restrict xs,
+                        double *restrict ys, double alpha_re, double alpha_im, double kr,
+                        double ki, const double *radd, int stream)
+{
+    long q = 0;
+#ifdef QC_STREAM
+    if (stream) {
+        if ((size_t)ys & 31)
+            q = 1;                       /* complex entries are 16 bytes: one to align */
+        for (long p = 0; p < q; p++) {
+            double ar = ac[2 * p], ai = ac[2 * p + 1], dr = kr + (radd ? radd[p] : 0.0);
+            double xr = xs[2 * p], xi = xs[2 * p + 1];
+            ys[2 * p] = alpha_re * ar - alpha_im * ai + dr * xr - ki * xi;
+            ys[2 * p + 1] = alpha_re * ai + alpha_im * ar + dr * xi + ki * xr;
+        }
+        /* lanes (re, im, re, im) of two entries: (ar, ai) alpha = alpha_re (ar, ai) +
+           alpha_im (-ai, ar); likewise i ki x */
+        __m256d are = _mm256_set1_pd(alpha_re);
+        __m256d aim = _mm256_set_pd(alpha_im, -alpha_im, alpha_im, -alpha_im);
+        __m256d kim = _mm256_set_pd(ki, -ki, ki, -ki);
+        for (; q + 2 <= m; q += 2) {
+            __m256d av = _mm256_loadu_pd(ac + 2 * q), xv = _mm256_loadu_pd(xs + 2 * q);
+            __m256d dr = radd ? _mm256_set_pd(kr + radd[q + 1], kr + radd[q + 1], kr + radd[q],
+                                              kr + radd[q])
+                              : _mm256_set1_pd(kr);
+            __m256d r = _mm256_mul_pd(are, av);
+            r = _mm256_fmadd_pd(aim, _mm256_permute_pd(av, 5), r);
+            r = _mm256_fmadd_pd(dr, xv, r);
+            r = _mm256_fmadd_pd(kim, _mm256_permute_pd(xv, 5), r);
+            _mm256_stream_pd(ys + 2 * q, r);
+        }
+    }
+#else
+    (void)stream;
+#endif
+    for (; q < m; q++) {
+        double ar = ac[2 * q], ai = ac[2 * q + 1], dr = kr + (radd ? radd[q] : 0.0);
+        double xr = xs[2 * q], xi = xs[2 * q + 1];
+        ys[2 * q] = alpha_re * ar - alpha_im * ai + dr * xr - ki * xi;
+        ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + dr * xi + ki * xr;
+    }
+}
+
 /* qc_dia_left for the n local rows of a row-distributed A and x under MPI: the rows of x below
    and above the local ones come from the halos xl (hl rows) and xu (hu rows) of the neighbouring
-   ranks.  Each column is extended into ext (2 (hl + n + hu) complex entries, in cache) and
-   multiplied there.  Without ext (NULL: all rows of A are here) x is multiplied in place. */
+   ranks.  Each column is extended into ext (NCB (hl + n + hu) complex entries, in cache) and
+   multiplied there.  Without ext (NULL: all rows of A are here) x is multiplied in place.
+   With sum, the columns are taken in the order of the sum's columns (all c with c % nsum = k,
+   then the next k): the sum's column k stays in cache while they are added to it. */
 void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isreal,
                       const double *cd, const double *x, long ldx, const double *xl, long hl,
                       const double *xu, long hu, double *y, long ldy, double alpha_re,
@@ -315,53 +413,47 @@ void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isre
 {
     double acc[2 * NCB * RB];
     long le = hl + n + hu;
+    long ks = sum ? nsum : 1, np = ncol / ks;   /* column c = p ks + k */
+    int stream = (double)n * (double)ncol * 16.0 >= (double)qc_stream_min;
     int nc;
-    for (long c = 0; c < ncol; c += nc) {
-        nc = (c + NCB <= ncol) ? NCB : 1;
-        const double *xc = x + (size_t)c * 2 * ldx;
-        const double *xin = xc;             /* the column(s) the diagonals multiply */
-        long dx = 2 * ldx;
-        if (ext) {
-            for (int cc = 0; cc < nc; cc++)
-                extend_column(c + cc, n, x, ldx, xl, hl, xu, hu, ext + (size_t)cc * 2 * le);
-            xin = ext + 2 * hl;
-            dx = 2 * le;
-        }
-        for (long i0 = 0; i0 < n; i0 += RB) {
-            long m = lmin(RB, n - i0);
-            for (long q = 0; q < 2 * NCB * RB; q++)
-                acc[q] = 0.0;
-            dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, xin, acc, nc, dx, 2 * RB);
-            for (int cc = 0; cc < nc; cc++) {
-                const double *restrict xs = xc + (size_t)cc * 2 * ldx + 2 * i0;
-                double *restrict ys = y + (size_t)(c + cc) * 2 * ldy + 2 * i0;
-                const double *restrict ac = acc + cc * 2 * RB;
-                double kr = coef ? coef[2 * (c + cc)] : 0.0;
-                double ki = coef ? coef[2 * (c + cc) + 1] : 0.0;
-                if (radd) {
-                    for (long q = 0; q < m; q++) {
-                        double ar = ac[2 * q], ai = ac[2 * q + 1];
-                        double dr = kr + radd[i0 + q];
-                        double xr = xs[2 * q], xi = xs[2 * q + 1];
-                        ys[2 * q] = alpha_re * ar - alpha_im * ai + dr * xr - ki * xi;
-                        ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + dr * xi + ki * xr;
+    for (long k = 0; k < ks; k++) {
+        for (long p = 0; p < np; p += nc) {
+            nc = (p + NCB <= np) ? NCB : 1;
+            long c = p * ks + k;            /* the group's columns: c, c + ks, ... */
+            const double *xin = x + (size_t)c * 2 * ldx;   /* what the diagonals multiply */
+            long dx = 2 * ldx * ks;
+            if (ext) {
+                for (int cc = 0; cc < nc; cc++)
+                    extend_column(c + cc * ks, n, x, ldx, xl, hl, xu, hu,
+                                  ext + (size_t)cc * 2 * le);
+                xin = ext + 2 * hl;
+                dx = 2 * le;
+            }
+            for (long i0 = 0; i0 < n; i0 += RB) {
+                long m = lmin(RB, n - i0);
+                for (long q = 0; q < 2 * NCB * RB; q++)
+                    acc[q] = 0.0;
+                dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, xin, acc, nc, dx, 2 * RB);
+                for (int cc = 0; cc < nc; cc++) {
+                    long col = c + cc * ks;
+                    const double *xs = x + (size_t)col * 2 * ldx + 2 * i0;
+                    left_output(m, acc + cc * 2 * RB, xs, y + (size_t)col * 2 * ldy + 2 * i0,
+                                alpha_re, alpha_im, coef ? coef[2 * col] : 0.0,
+                                coef ? coef[2 * col + 1] : 0.0, radd ? radd + i0 : NULL,
+                                stream);
+                    if (sum) {
+                        double *restrict sc = sum + (size_t)k * 2 * n + 2 * i0;
+                        for (long q = 0; q < 2 * m; q++)
+                            sc[q] += xs[q];
                     }
-                } else {
-                    for (long q = 0; q < m; q++) {
-                        double ar = ac[2 * q], ai = ac[2 * q + 1];
-                        double xr = xs[2 * q], xi = xs[2 * q + 1];
-                        ys[2 * q] = alpha_re * ar - alpha_im * ai + kr * xr - ki * xi;
-                        ys[2 * q + 1] = alpha_re * ai + alpha_im * ar + kr * xi + ki * xr;
-                    }
-                }
-                if (sum) {
-                    double *restrict sc = sum + (size_t)((c + cc) % nsum) * 2 * n + 2 * i0;
-                    for (long q = 0; q < 2 * m; q++)
-                        sc[q] += xs[q];
                 }
             }
         }
     }
+#ifdef QC_STREAM
+    if (stream)
+        _mm_sfence();                   /* the streaming stores are visible to the caller */
+#endif
 }
 
 /* y[:, c] = alpha (A x[:, c]) + (radd[i] + coef[c]) x[i, c] for c < ncol, i < n.
@@ -412,10 +504,47 @@ void qc_dia_commutator_halo(long n, long N, int nd, const int *off, const int *i
 }
 
 /* y = -i (A x - x A) for the n x n column-major x (the coherent term -i [H, rho]); column j of
-   x A is sum_k x[:, j - off[k]] A[j - off[k], j].  y must not overlap x. */
+   x A is sum_k x[:, j - off[k]] A[j - off[k], j].  y must not overlap x.  For Hermitian A and
+   x, qc_dia_commutator_hermitian is faster. */
 void qc_dia_commutator(long n, int nd, const int *off, const int *isreal, const double *cd,
                        const double *x, double *y)
 {
     qc_dia_commutator_halo(n, n, nd, off, isreal, cd, nd, off, isreal, cd, x, NULL, 0, NULL, 0,
                            y, NULL);
+}
+
+#define TT 32          /* tile of the anti-Hermitian combination: two tiles in L1 */
+
+/* y = -i (A x - (A x)^dag) = -i [A, x] for Hermitian A and Hermitian x (n x n, column-major;
+   x A = (A x)^dag): the left product y = A x (the x A of qc_dia_commutator reads columns of x
+   up to the largest offset apart, from beyond L2), then in place, tile pair by tile pair,
+   y_ij = -i (z_ij - conj z_ji), which is exactly Hermitian.  y must not overlap x. */
+void qc_dia_commutator_hermitian(long n, int nd, const int *off, const int *isreal,
+                                 const double *cd, const double *x, double *y)
+{
+    qc_dia_left_halo(n, n, nd, off, isreal, cd, x, n, NULL, 0, NULL, 0, y, n, 1.0, 0.0, NULL,
+                     NULL, NULL, 1, NULL);
+    for (long bj = 0; bj < n; bj += TT) {
+        long je = lmin(bj + TT, n);
+        for (long bi = 0; bi <= bj; bi += TT) {
+            long ie = lmin(bi + TT, n);
+            for (long j = bj; j < je; j++) {
+                double *restrict cj = y + (size_t)j * 2 * n;      /* z[:, j] */
+                long iend = (bi == bj) ? j : ie;                   /* i < j in a diagonal tile */
+                for (long i = bi; i < iend; i++) {
+                    double *t = y + (size_t)i * 2 * n + 2 * j;     /* z[j, i] */
+                    double ar = cj[2 * i], ai = cj[2 * i + 1], br = t[0], bim = t[1];
+                    /* -i (a - conj b) = (ai + bi) + i (br - ar); its conjugate at (j, i) */
+                    cj[2 * i] = ai + bim;
+                    cj[2 * i + 1] = br - ar;
+                    t[0] = ai + bim;
+                    t[1] = ar - br;
+                }
+                if (bi == bj) {                                    /* -i (a - conj a) = 2 ai */
+                    cj[2 * j] = 2.0 * cj[2 * j + 1];
+                    cj[2 * j + 1] = 0.0;
+                }
+            }
+        }
+    }
 }

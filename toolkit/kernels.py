@@ -120,14 +120,35 @@ def library() -> ctypes.CDLL | None:
     lib.qc_dia_left_halo.argtypes = [L, L, I, P, P, P, P, L, P, L, P, L, P, L, D, D, P, P, P, L,
                                      P]
     lib.qc_dia_commutator_halo.argtypes = [L, L, I, P, P, P, I, P, P, P, P, P, L, P, L, P, P]
+    lib.qc_dia_commutator_hermitian.argtypes = [L, I, P, P, P, P, P]
     for fn in (lib.qc_dia_left, lib.qc_dia_commutator, lib.qc_combine, lib.qc_combine_entries,
-               lib.qc_dia_left_halo, lib.qc_dia_commutator_halo):
+               lib.qc_dia_left_halo, lib.qc_dia_commutator_halo,
+               lib.qc_dia_commutator_hermitian):
         fn.restype = None
     _lib = lib
     return lib
 
 
 _enabled = True
+
+#: columns the left product multiplies per pass (NCB in kernels.c): its halo work array holds
+#: that many extended columns
+_NCB = 4
+
+
+def stream_min(nbytes: int | None = None) -> int:
+    """The output size (bytes) from which the kernels write with streaming stores (not read
+    into the cache before they are written; default 32 MiB, above the caches); with
+    ``nbytes``, set it (e.g. 0 to use them always, as the tests do).  Returns the value before
+    the call."""
+    lib = library()
+    if lib is None:
+        return 0
+    v = ctypes.c_long.in_dll(lib, "qc_stream_min")
+    old = int(v.value)
+    if nbytes is not None:
+        v.value = int(nbytes)
+    return old
 
 
 def available() -> bool:
@@ -252,8 +273,24 @@ class Diagonals:
                               self.isreal.ctypes.data, self.cd.ctypes.data, x.ctypes.data,
                               y.ctypes.data)
 
+    def commutator_hermitian(self, x: np.ndarray, y: np.ndarray) -> None:
+        """y = -i (A x - x A) for Hermitian A and Hermitian (n, n) x (Fortran-ordered, no
+        overlap), as -i (A x - (A x)^dag): one left product and an in-place pass, instead of
+        the general :meth:`commutator`'s x A, which reads columns of x far apart.  The result
+        is exactly Hermitian.  For a non-Hermitian x it is not the commutator."""
+        lib = library()
+        assert lib is not None
+        self._whole("commutator_hermitian")
+        _check(x, y, self.n)
+        if x.shape != (self.n, self.n):
+            raise ValueError(f"commutator_hermitian: x has shape {x.shape}, not "
+                             f"({self.n}, {self.n})")
+        lib.qc_dia_commutator_hermitian(self.n, self.nd, self.offsets.ctypes.data,
+                                        self.isreal.ctypes.data, self.cd.ctypes.data,
+                                        x.ctypes.data, y.ctypes.data)
+
     def _ext_work(self, hl: int, hu: int) -> np.ndarray:
-        size = 2 * (hl + self.n + hu)          # complex entries for the kernels' 2 columns
+        size = _NCB * (hl + self.n + hu)       # complex entries: the kernels' NCB columns
         if self._ext is None or len(self._ext) < size:
             self._ext = np.zeros(size, complex)
         return self._ext
@@ -337,9 +374,9 @@ def combine(out: np.ndarray, vs, coefs, nrows: int, out2: np.ndarray | None = No
             coefs2=None) -> None:
     """out[r, c] = sum_t coefs[t][c] vs[t][r, c] over the complex arrays ``vs`` (each nrows x
     ncol, column-major, contiguous, flat views allowed); ``coefs``: real arrays of ncol values,
-    or of one value for all columns.  ``out`` may be ``vs[0]``; no other aliasing.  With
-    ``out2``: also out2 = sum_t coefs2[t] vs[t] in the same pass over the inputs; then
-    ``out2`` may be ``vs[0]`` and ``out`` must not alias any input."""
+    or of one value for all columns.  With ``out2``: also out2 = sum_t coefs2[t] vs[t] in the
+    same pass over the inputs.  ``out`` and ``out2`` may each be one of the inputs (each chunk
+    is read before it is written); partial overlaps are refused."""
     lib = library()
     assert lib is not None
     nt = len(vs)
@@ -360,8 +397,15 @@ def combine(out: np.ndarray, vs, coefs, nrows: int, out2: np.ndarray | None = No
     stride = 0 if all(len(c) == 1 for c in cs + cs2) else 1
     if stride and any(len(c) != ncol for c in cs + cs2):
         raise ValueError("combine: one coefficient per column or one for all")
-    if out2 is not None and any(np.may_share_memory(out, v) for v in vs):
-        raise ValueError("combine: out overlaps an input (only out2 may be the first term)")
+    outs = [out] if out2 is None else [out, out2]
+    if out2 is not None and np.may_share_memory(out, out2):
+        raise ValueError("combine: out and out2 overlap")
+    for o in outs:
+        for v in vs:
+            if np.may_share_memory(o, v) and (o.ctypes.data != v.ctypes.data
+                                              or o.size != v.size):
+                raise ValueError("combine: an output partially overlaps an input (it may be "
+                                 "one of the inputs)")
     vp = (ctypes.c_void_p * nt)(*[v.ctypes.data for v in vs])
     cp = (ctypes.c_void_p * nt)(*[c.ctypes.data for c in cs])
     cp2 = (ctypes.c_void_p * nt)(*[c.ctypes.data for c in cs2]) if out2 is not None else None

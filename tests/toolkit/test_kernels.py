@@ -55,10 +55,30 @@ def test_commutator_equals_dense(n):
     assert np.abs(y - (-1j) * (Ad @ x - x @ Ad)).max() < 1e-12
 
 
-@pytest.mark.parametrize("ncol", [1, 2, 3, 12])
-def test_left_product_with_shifts_and_pole_sum(ncol):
-    """alpha A x + (radd_i + coef_c) x, and the column sum mod m in the same pass."""
-    n = 1100
+@pytest.mark.parametrize("n", [1, 7, 600, 1501])
+def test_hermitian_commutator_equals_dense_and_is_hermitian(n):
+    """-i (A x - (A x)^dag) for Hermitian A and x is -i [A, x], across the tiles (32) and row
+    blocks, and exactly Hermitian."""
+    A = _matrix(n)
+    x = _cplx(n, n)
+    x = np.asfortranarray(x + x.conj().T)
+    y = np.zeros_like(x, order="F")
+    _dia(A).commutator_hermitian(x, y)
+    Ad = A.toarray()
+    assert np.abs(y - (-1j) * (Ad @ x - x @ Ad)).max() < 1e-12
+    assert np.array_equal(y, y.conj().T)
+
+
+@pytest.mark.parametrize("ncol, m", [(1, 1), (2, 2), (3, 1), (12, 2), (40, 4), (40, 1),
+                                     (9, 9)])
+@pytest.mark.parametrize("stream", [False, True])
+def test_left_product_with_shifts_and_pole_sum(ncol, m, stream, request):
+    """alpha A x + (radd_i + coef_c) x, and the column sum mod m in the same pass: the columns
+    in groups of 4 and one by one, in the order of the sum's columns, with and without
+    streaming stores (odd n: columns off a 32-byte boundary)."""
+    if stream:
+        request.getfixturevalue("streaming")
+    n = 1101
     A = _matrix(n)
     d = _dia(A)
     x = _cplx(n, ncol)
@@ -67,7 +87,6 @@ def test_left_product_with_shifts_and_pole_sum(ncol):
     assert np.abs(y - A @ x).max() < 1e-13
     radd = RNG.normal(size=n)
     coef = RNG.normal(size=ncol) + 1j * RNG.normal(size=ncol)
-    m = 1 if ncol in (1, 3) else 2
     s = _cplx(n, m)
     s0 = s.copy()
     d.left(x, y, alpha=-1j, radd=radd, coef=coef, sum_to=s)
@@ -138,8 +157,44 @@ def test_combine_two_outputs_in_one_pass():
     v0 = vs[0].copy(order="F")
     kernels.combine(out, [v0, *vs[1:]], cs, nrows, out2=v0, coefs2=ds)
     assert np.abs(out - ref).max() < 1e-13 and np.abs(v0 - ref2).max() < 1e-13
-    with pytest.raises(ValueError, match="overlaps"):
-        kernels.combine(vs[1], vs, cs, nrows, out2=vs[0], coefs2=ds)
+    v0, v1 = vs[0].copy(order="F"), vs[1].copy(order="F")   # both outputs in place
+    kernels.combine(v1, [v0, v1, *vs[2:]], cs, nrows, out2=v0, coefs2=ds)
+    assert np.abs(v1 - ref).max() < 1e-13 and np.abs(v0 - ref2).max() < 1e-13
+    with pytest.raises(ValueError, match="partially overlaps"):
+        kernels.combine(vs[1][:, 1:], [v[:, :-1] for v in vs], [c[:-1] for c in cs], nrows,
+                        out2=vs[0][:, 1:], coefs2=[d[:-1] for d in ds])
+    with pytest.raises(ValueError, match="out and out2 overlap"):
+        kernels.combine(vs[1], vs, cs, nrows, out2=vs[1], coefs2=ds)
+
+
+@pytest.fixture
+def streaming():
+    """Streaming stores on every output (the kernels use them from 32 MiB on): the aligned
+    and the unaligned paths on small arrays."""
+    old = kernels.stream_min(0)
+    yield
+    kernels.stream_min(old)
+
+
+@pytest.mark.parametrize("nrows", [257, 256])
+def test_combine_with_streaming_stores(streaming, nrows):
+    """The streaming stores give the same combinations (odd and even rows: columns that start
+    on and off a 32-byte boundary)."""
+    ncol = 5
+    vs = [_cplx(nrows, ncol) for _ in range(3)]
+    cs = [RNG.normal(size=ncol) for _ in range(3)]
+    ds = [RNG.normal(size=ncol) for _ in range(3)]
+    ref = sum(c[None, :] * v for c, v in zip(cs, vs))
+    ref2 = sum(d[None, :] * v for d, v in zip(ds, vs))
+    out = np.zeros((nrows, ncol), complex, order="F")
+    v0 = vs[0].copy(order="F")
+    kernels.combine(out, [v0, *vs[1:]], cs, nrows, out2=v0, coefs2=ds)
+    assert np.abs(out - ref).max() < 1e-13 and np.abs(v0 - ref2).max() < 1e-13
+    flat = [v.reshape(-1, order="F")[1:] for v in vs]        # off a 32-byte boundary
+    e = [RNG.normal(size=flat[0].size) for _ in range(3)]
+    out = np.zeros(flat[0].size, complex)
+    kernels.combine_entries(out, flat, e)
+    assert np.abs(out - sum(c * v for c, v in zip(e, flat))).max() < 1e-13
 
 
 def test_combine_entries_one_coefficient_per_entry_in_place():
