@@ -403,8 +403,9 @@ static void left_output(long m, const double *restrict ac, const double *restric
    and above the local ones come from the halos xl (hl rows) and xu (hu rows) of the neighbouring
    ranks.  Each column is extended into ext (NCB (hl + n + hu) complex entries, in cache) and
    multiplied there.  Without ext (NULL: all rows of A are here) x is multiplied in place.
-   With sum, the columns are taken in the order of the sum's columns (all c with c % nsum = k,
-   then the next k): the sum's column k stays in cache while they are added to it. */
+   With sum, the columns are taken in groups of NCB adjacent sum columns k0 .. k0 + NCB (all c
+   with c % nsum among them, then the next group): those sum columns stay in cache while the
+   columns are added to them. */
 void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isreal,
                       const double *cd, const double *x, long ldx, const double *xl, long hl,
                       const double *xu, long hu, double *y, long ldy, double alpha_re,
@@ -413,38 +414,45 @@ void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isre
 {
     double acc[2 * NCB * RB];
     long le = hl + n + hu;
-    long ks = sum ? nsum : 1, np = ncol / ks;   /* column c = p ks + k */
+    /* column c = p ks + k (k < ks, p < np): groups of NCB adjacent columns k0 .. k0 + NCB of
+       one p, for p = 0 .. np, then the next k0; the sum's columns k0 .. k0 + NCB stay in cache
+       over the p loop */
+    long ks = sum ? nsum : ncol, np = ncol / ks;
     int stream = (double)n * (double)ncol * 16.0 >= (double)qc_stream_min;
-    int nc;
-    for (long k = 0; k < ks; k++) {
-        for (long p = 0; p < np; p += nc) {
-            nc = (p + NCB <= np) ? NCB : 1;
-            long c = p * ks + k;            /* the group's columns: c, c + ks, ... */
-            const double *xin = x + (size_t)c * 2 * ldx;   /* what the diagonals multiply */
-            long dx = 2 * ldx * ks;
-            if (ext) {
-                for (int cc = 0; cc < nc; cc++)
-                    extend_column(c + cc * ks, n, x, ldx, xl, hl, xu, hu,
-                                  ext + (size_t)cc * 2 * le);
-                xin = ext + 2 * hl;
-                dx = 2 * le;
-            }
-            for (long i0 = 0; i0 < n; i0 += RB) {
-                long m = lmin(RB, n - i0);
-                for (long q = 0; q < 2 * NCB * RB; q++)
-                    acc[q] = 0.0;
-                dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, xin, acc, nc, dx, 2 * RB);
-                for (int cc = 0; cc < nc; cc++) {
-                    long col = c + cc * ks;
-                    const double *xs = x + (size_t)col * 2 * ldx + 2 * i0;
-                    left_output(m, acc + cc * 2 * RB, xs, y + (size_t)col * 2 * ldy + 2 * i0,
-                                alpha_re, alpha_im, coef ? coef[2 * col] : 0.0,
-                                coef ? coef[2 * col + 1] : 0.0, radd ? radd + i0 : NULL,
-                                stream);
-                    if (sum) {
-                        double *restrict sc = sum + (size_t)k * 2 * n + 2 * i0;
-                        for (long q = 0; q < 2 * m; q++)
-                            sc[q] += xs[q];
+    for (long k0 = 0; k0 < ks; k0 += NCB) {
+        long nk = lmin(NCB, ks - k0);
+        for (long p = 0; p < np; p++) {
+            /* a whole group in one pass, or a remainder column by column */
+            for (long g = 0; g < nk; g += (nk == NCB ? NCB : 1)) {
+                int nc = nk == NCB ? NCB : 1;
+                long c = p * ks + k0 + g;           /* the group's columns: c .. c + nc */
+                const double *xin = x + (size_t)c * 2 * ldx;   /* what the diagonals multiply */
+                long dx = 2 * ldx;
+                if (ext) {
+                    for (int cc = 0; cc < nc; cc++)
+                        extend_column(c + cc, n, x, ldx, xl, hl, xu, hu,
+                                      ext + (size_t)cc * 2 * le);
+                    xin = ext + 2 * hl;
+                    dx = 2 * le;
+                }
+                for (long i0 = 0; i0 < n; i0 += RB) {
+                    long m = lmin(RB, n - i0);
+                    for (long q = 0; q < 2 * NCB * RB; q++)
+                        acc[q] = 0.0;
+                    dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, xin, acc, nc, dx,
+                             2 * RB);
+                    for (int cc = 0; cc < nc; cc++) {
+                        long col = c + cc;
+                        const double *xs = x + (size_t)col * 2 * ldx + 2 * i0;
+                        left_output(m, acc + cc * 2 * RB, xs,
+                                    y + (size_t)col * 2 * ldy + 2 * i0, alpha_re, alpha_im,
+                                    coef ? coef[2 * col] : 0.0, coef ? coef[2 * col + 1] : 0.0,
+                                    radd ? radd + i0 : NULL, stream);
+                        if (sum) {
+                            double *restrict sc = sum + (size_t)(k0 + g + cc) * 2 * n + 2 * i0;
+                            for (long q = 0; q < 2 * m; q++)
+                                sc[q] += xs[q];
+                        }
                     }
                 }
             }
@@ -480,27 +488,45 @@ void qc_dia_commutator_halo(long n, long N, int nd, const int *off, const int *i
                             const double *cdf, const double *x, const double *xl, long hl,
                             const double *xu, long hu, double *y, double *ext)
 {
-    double acc[2 * RB];
-    for (long j = 0; j < N; j++) {
-        const double *xin = x + (size_t)j * 2 * n;
-        if (ext) {
-            extend_column(j, n, x, n, xl, hl, xu, hu, ext);
-            xin = ext + 2 * hl;
-        }
-        double *yj = y + (size_t)j * 2 * n;
-        for (long i0 = 0; i0 < n; i0 += RB) {
-            long m = lmin(RB, n - i0);
-            for (long q = 0; q < 2 * m; q++)
-                acc[q] = 0.0;
-            dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, xin, acc, 1, 0, 0);
-            right_terms(N, j, i0, m, n, ndf, offf, isrealf, cdf, x, acc);
-            double *ys = yj + 2 * i0;
-            for (long q = 0; q < m; q++) {      /* -i (a + ib) = b - ia */
-                ys[2 * q] = acc[2 * q + 1];
-                ys[2 * q + 1] = -acc[2 * q];
+    double acc[2 * NCB * RB], out[2 * RB];
+    long le = hl + n + hu;
+    int stream = (double)n * (double)N * 16.0 >= (double)qc_stream_min;
+    for (long j0 = 0; j0 < N; j0 += NCB) {
+        long nj = lmin(NCB, N - j0);
+        /* A x for NCB columns in one pass (each coefficient loaded once for all), a remainder
+           column by column; x A column by column */
+        for (long g = 0; g < nj; g += (nj == NCB ? NCB : 1)) {
+            int nc = nj == NCB ? NCB : 1;
+            long j = j0 + g;
+            const double *xin = x + (size_t)j * 2 * n;
+            long dx = 2 * n;
+            if (ext) {
+                for (int cc = 0; cc < nc; cc++)
+                    extend_column(j + cc, n, x, n, xl, hl, xu, hu, ext + (size_t)cc * 2 * le);
+                xin = ext + 2 * hl;
+                dx = 2 * le;
+            }
+            for (long i0 = 0; i0 < n; i0 += RB) {
+                long m = lmin(RB, n - i0);
+                for (long q = 0; q < 2 * NCB * RB; q++)
+                    acc[q] = 0.0;
+                dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, xin, acc, nc, dx, 2 * RB);
+                for (int cc = 0; cc < nc; cc++) {
+                    double *ac = acc + cc * 2 * RB;
+                    right_terms(N, j + cc, i0, m, n, ndf, offf, isrealf, cdf, x, ac);
+                    for (long q = 0; q < m; q++) {      /* -i (a + ib) = b - ia */
+                        out[2 * q] = ac[2 * q + 1];
+                        out[2 * q + 1] = -ac[2 * q];
+                    }
+                    store_chunk(y + (size_t)(j + cc) * 2 * n + 2 * i0, out, 2 * m, stream);
+                }
             }
         }
     }
+#ifdef QC_STREAM
+    if (stream)
+        _mm_sfence();
+#endif
 }
 
 /* y = -i (A x - x A) for the n x n column-major x (the coherent term -i [H, rho]); column j of
