@@ -146,6 +146,7 @@ class DiagonalFunction:
     def __init__(self, scalar: float, columns: list[np.ndarray],
                  small: np.ndarray | None = None) -> None:
         self.scalar = scalar
+        self.scalar_array = np.array([scalar])      # the compiled combinations' coefficient
         self.columns = [c[:, None] for c in columns]
         self.small = np.zeros(0) if small is None else small
 
@@ -224,9 +225,9 @@ def _combine_compiled(layout: StateLayout, out: np.ndarray, terms,
     two = out2 is not None
     for a, b in ((0, layout.n_rho), (layout.spin_offset, layout.n_local)):   # L = 0 here
         if b > a:
-            kernels.combine(out[a:b], [v[a:b] for v in vs], [np.array([f.scalar]) for f in fs],
+            kernels.combine(out[a:b], [v[a:b] for v in vs], [f.scalar_array for f in fs],
                             b - a, None if out2 is None else out2[a:b],
-                            [np.array([f.scalar]) for f in fs2] if two else None)
+                            [f.scalar_array for f in fs2] if two else None)
     if layout.n_small and layout.rank == 0:          # small components: a rate per entry
         a, b = layout.small_offset, layout.small_offset + layout.n_small
         kernels.combine_entries(out[a:b], [v[a:b] for v in vs], [f.small for f in fs],
