@@ -27,7 +27,9 @@ No square pulse found switches the AFI junction: 600 fs scans of V_H = 0.4..2.5 
 field-like torque on the first AFI moment of at most ~4 meV (0.85-1.0 V and 2.0 V; the sign
 changes with V_H), 3 ps pulses of 1.0 and 1.25 V tilt the analyzer by at most 21 and 15
 degrees, while rotating the 23 coupled moments over the anisotropy barrier needs of the order
-of 23 K = 6 meV; ``afi_strong`` is the strongest of them.  The spin valve switches for
+of 23 K = 6 meV; ``afi_strong`` is the strongest of them.  Pulse trains at the AFI's free
+precession period (175 fs) and at the analyzer mode's (1.4 ps) tilt the analyzer by at most
+15 and 21 degrees (docs/papers/paper000.md).  The spin valve switches for
 |sum of T_FL| > ~3K = 0.75 meV (0.25 V: +0.30 meV, a 10 degree tilt; 1.0 V: -2.5 meV).
 
 Full runs: 6 ps (explicit lead sites as in the examples, 40 per lead); ``--quick`` (a pipeline
