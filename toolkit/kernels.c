@@ -29,6 +29,9 @@
    toolkit.kernels.stream_min) */
 long qc_stream_min = 32L << 20;
 
+/* NCB for the Python side (the size of the halo work array: NCB extended columns) */
+const int qc_ncb = NCB;
+
 static inline long lmax(long a, long b) { return a > b ? a : b; }
 static inline long lmin(long a, long b) { return a < b ? a : b; }
 
@@ -237,7 +240,7 @@ static void combine_chunk(long len, int nt, const double *const *v, size_t off, 
 static void store_chunk(double *restrict dst, const double *restrict src, long len, int stream)
 {
 #ifdef QC_STREAM
-    if (stream) {
+    if (stream && ((size_t)dst & 15) == 0) {    /* complex entries 16-byte aligned */
         long q = ((size_t)dst & 31) ? 2 : 0;        /* one complex entry to align */
         if (q > len)
             q = len;
@@ -362,7 +365,7 @@ static void left_output(long m, const double *restrict ac, const double *restric
 {
     long q = 0;
 #ifdef QC_STREAM
-    if (stream) {
+    if (stream && ((size_t)ys & 15) == 0) {     /* complex entries 16-byte aligned */
         if ((size_t)ys & 31)
             q = 1;                       /* complex entries are 16 bytes: one to align */
         for (long p = 0; p < q; p++) {
@@ -417,6 +420,8 @@ void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isre
     /* column c = p ks + k (k < ks, p < np): groups of NCB adjacent columns k0 .. k0 + NCB of
        one p, for p = 0 .. np, then the next k0; the sum's columns k0 .. k0 + NCB stay in cache
        over the p loop */
+    if (ncol <= 0)
+        return;
     long ks = sum ? nsum : ncol, np = ncol / ks;
     int stream = (double)n * (double)ncol * 16.0 >= (double)qc_stream_min;
     for (long k0 = 0; k0 < ks; k0 += NCB) {
@@ -481,7 +486,7 @@ void qc_dia_left(long n, long ncol, int nd, const int *off, const int *isreal, c
 /* -i (A x - x A) on the n local rows of the N x N row-distributed x under MPI: A x from the
    local rows' diagonals (nd, off, isreal, cd; the halos of x as in qc_dia_left_halo), x A from
    the diagonals of the whole A (ndf, offf, isrealf, cdf: N rows, replicated; column j of x A
-   combines the local columns j - offf[k]).  ext: 2 (hl + n + hu) complex entries, or NULL when
+   combines the local columns j - offf[k]).  ext: NCB (hl + n + hu) complex entries, or NULL when
    all rows are here (then the local and the whole diagonals are the same). */
 void qc_dia_commutator_halo(long n, long N, int nd, const int *off, const int *isreal,
                             const double *cd, int ndf, const int *offf, const int *isrealf,

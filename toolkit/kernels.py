@@ -131,9 +131,6 @@ def library() -> ctypes.CDLL | None:
 
 _enabled = True
 
-#: columns the left product multiplies per pass (NCB in kernels.c): its halo work array holds
-#: that many extended columns
-_NCB = 4
 
 
 def stream_min(nbytes: int | None = None) -> int:
@@ -290,7 +287,11 @@ class Diagonals:
                                         x.ctypes.data, y.ctypes.data)
 
     def _ext_work(self, hl: int, hu: int) -> np.ndarray:
-        size = _NCB * (hl + self.n + hu)       # complex entries: the kernels' NCB columns
+        # complex entries: the kernels' NCB extended columns (NCB exported by kernels.c)
+        lib = library()
+        assert lib is not None
+        ncb = int(ctypes.c_int.in_dll(lib, "qc_ncb").value)
+        size = ncb * (hl + self.n + hu)
         if self._ext is None or len(self._ext) < size:
             self._ext = np.zeros(size, complex)
         return self._ext

@@ -117,6 +117,12 @@ def test_zero_real_and_complex_diagonals_are_classified():
     assert np.abs(y - (-1j) * (Ad @ x - x @ Ad)).max() < 1e-12
 
 
+def test_left_product_of_no_columns():
+    d = _dia(_matrix(5))
+    x = np.zeros((5, 0), complex, order="F")
+    d.left(x, np.zeros((5, 0), complex, order="F"))
+
+
 def test_operand_checks():
     d = _dia(_matrix(20))
     x = _cplx(20, 3)
@@ -167,6 +173,17 @@ def test_combine_two_outputs_in_one_pass():
         kernels.combine(vs[1], vs, cs, nrows, out2=vs[1], coefs2=ds)
 
 
+def d_dense(d, x):
+    """A x from the diagonals' values (independent of the kernels)."""
+    n = d.n
+    v = d.values.reshape(d.nd, n)
+    y = np.zeros_like(x)
+    for k, o in enumerate(d.offsets):
+        i = np.arange(max(0, -o), min(n, n - o))
+        y[i] += v[k, i][:, None] * x[i + o]
+    return y
+
+
 @pytest.fixture
 def streaming():
     """Streaming stores on every output (the kernels use them from 32 MiB on): the aligned
@@ -190,6 +207,15 @@ def test_combine_with_streaming_stores(streaming, nrows):
     v0 = vs[0].copy(order="F")
     kernels.combine(out, [v0, *vs[1:]], cs, nrows, out2=v0, coefs2=ds)
     assert np.abs(out - ref).max() < 1e-13 and np.abs(v0 - ref2).max() < 1e-13
+    # an output 8 bytes off a 16-byte boundary (allowed for complex128): ordinary stores
+    raw = np.zeros(2 * nrows * ncol + 1)
+    odd = raw[1:].view(complex).reshape((nrows, ncol), order="F")
+    assert odd.ctypes.data % 16 == 8
+    kernels.combine(odd, vs, cs, nrows)
+    assert np.abs(odd - ref).max() < 1e-13
+    d = _dia(_matrix(nrows))
+    d.left(vs[1], odd)
+    assert np.abs(odd - d_dense(d, vs[1])).max() < 1e-12
     flat = [v.reshape(-1, order="F")[1:] for v in vs]        # off a 32-byte boundary
     e = [RNG.normal(size=flat[0].size) for _ in range(3)]
     out = np.zeros(flat[0].size, complex)
