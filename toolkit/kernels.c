@@ -426,16 +426,20 @@ void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isre
     int stream = (double)n * (double)ncol * 16.0 >= (double)qc_stream_min;
     for (long k0 = 0; k0 < ks; k0 += NCB) {
         long nk = lmin(NCB, ks - k0);
-        for (long p = 0; p < np; p++) {
-            /* a whole group in one pass, or a remainder column by column */
-            for (long g = 0; g < nk; g += (nk == NCB ? NCB : 1)) {
-                int nc = nk == NCB ? NCB : 1;
-                long c = p * ks + k0 + g;           /* the group's columns: c .. c + nc */
+        /* NCB adjacent columns k0 .. k0 + NCB of each p; fewer than NCB sum columns left: NCB
+           poles of one sum column at a time (columns ks apart), a remainder one by one */
+        long kl = nk == NCB ? k0 + 1 : k0 + nk;
+        for (long k = k0; k < kl; k++) {
+            long cs = nk == NCB ? 1 : ks;             /* columns between the group's columns */
+            int nc;
+            for (long p = 0; p < np; p += (nk == NCB ? 1 : nc)) {
+                nc = (nk == NCB || p + NCB <= np) ? NCB : 1;
+                long c = p * ks + k;                  /* the group's columns: c + cc cs */
                 const double *xin = x + (size_t)c * 2 * ldx;   /* what the diagonals multiply */
-                long dx = 2 * ldx;
+                long dx = 2 * ldx * cs;
                 if (ext) {
                     for (int cc = 0; cc < nc; cc++)
-                        extend_column(c + cc, n, x, ldx, xl, hl, xu, hu,
+                        extend_column(c + cc * cs, n, x, ldx, xl, hl, xu, hu,
                                       ext + (size_t)cc * 2 * le);
                     xin = ext + 2 * hl;
                     dx = 2 * le;
@@ -447,14 +451,14 @@ void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isre
                     dia_rows(n, -hl, n + hu, i0, m, nd, off, isreal, cd, xin, acc, nc, dx,
                              2 * RB);
                     for (int cc = 0; cc < nc; cc++) {
-                        long col = c + cc;
+                        long col = c + cc * cs;
                         const double *xs = x + (size_t)col * 2 * ldx + 2 * i0;
                         left_output(m, acc + cc * 2 * RB, xs,
                                     y + (size_t)col * 2 * ldy + 2 * i0, alpha_re, alpha_im,
                                     coef ? coef[2 * col] : 0.0, coef ? coef[2 * col + 1] : 0.0,
                                     radd ? radd + i0 : NULL, stream);
                         if (sum) {
-                            double *restrict sc = sum + (size_t)(k0 + g + cc) * 2 * n + 2 * i0;
+                            double *restrict sc = sum + (size_t)(col % ks) * 2 * n + 2 * i0;
                             for (long q = 0; q < 2 * m; q++)
                                 sc[q] += xs[q];
                         }

@@ -69,7 +69,7 @@ def test_hermitian_commutator_equals_dense_and_is_hermitian(n):
     assert np.array_equal(y, y.conj().T)
 
 
-@pytest.mark.parametrize("ncol, m", [(1, 1), (2, 2), (3, 1), (12, 2), (40, 4), (40, 1),
+@pytest.mark.parametrize("ncol, m", [(1, 1), (2, 2), (3, 1), (12, 2), (40, 4), (40, 1), (30, 3),
                                      (9, 9)])
 @pytest.mark.parametrize("stream", [False, True])
 def test_left_product_with_shifts_and_pole_sum(ncol, m, stream, request):
