@@ -7,8 +7,10 @@ numbered site by site has few distinct diagonals (9 for a 3D cubic lattice with 
 most of them real hoppings), so the kernels hold H in diagonal form (:class:`Diagonals`) and
 fuse each product with what the right-hand side does next:
 
-* ``commutator``: d rho/dt = -i (H rho - rho H) in one pass over rho (no X^dag pass; rho need
-  not be Hermitian);
+* ``commutator_hermitian``: d rho/dt = -i (X - X^dag), X = H rho, for Hermitian rho (the
+  coherent term on one rank): one left product and an in-place pass over tile pairs;
+* ``commutator``: -i (H rho - rho H) in one pass over rho, for any rho (the general form,
+  whose rho H reads columns of rho far apart);
 * ``left``: y = alpha H x + (radd_i + coef_c) x, e.g. the Padé blocks' -i (H - i Gamma/2) Pi +
   i chi^+ Pi, or plain H x;
 * ``combine``: the exponential integrator's stage combinations sum_t f_t(L) v_t in one pass.
@@ -17,7 +19,8 @@ Under MPI a :class:`Diagonals` holds the local rows, and ``left_halo``/``commuta
 the rows of x that those rows reach on the neighbouring ranks from a halo exchange
 (``toolkit.parallel.RowHalo``); rho H uses the whole H in diagonal form
 (``operators.hamiltonian.FullDiagonals``).  The commutator sums H rho and rho H in different
-orders, so d rho/dt is anti-Hermitian to round-off (not bitwise, as PETSc's -i (X - X^dag)).
+orders, so d rho/dt is anti-Hermitian to round-off (not bitwise, as -i (X - X^dag)).  Outputs
+above :func:`stream_min` bytes are written with streaming stores.
 
 The library is compiled on first use with the system C compiler (``CC``, default ``cc``;
 ``-O3 -march=native``) into ``toolkit/_build/`` (or ``$QCSPIN_KERNEL_DIR``), keyed by a hash of
