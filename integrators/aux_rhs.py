@@ -29,6 +29,7 @@ import numpy as np
 from operators.hamiltonian import ElectronHamiltonian, gather_dense
 from operators.lorentzian import ModeTables
 from operators.spin import ClassicalSpinHamiltonian
+from toolkit import kernels
 from toolkit.parallel import allreduce, gather_rows_to, ranks_where
 
 from .electrons import ElectronProblem, per_lead_poles
@@ -226,11 +227,15 @@ class AuxiliaryLeads(Term):
         P = allreduce(P, comm)
         PR, PL = P[:, :nx], P[:, nx:]
         if lay.rank == 0:
-            ro, rt, rk = self._rates(full, Vx, Vy, Vu, kap, zy, zeta)
             fOm, fTh, fK = (lay.small(f, "aux:Omega"), lay.small(f, "aux:Theta"),
                             lay.small(f, "aux:K"))
             assert fOm is not None and fTh is not None and fK is not None  # rank 0 holds them
             fOm, fTh, fK = fOm.reshape(ny, nx), fTh.reshape(ny, ny), fK.reshape(nu, ny)
+            if kernels.available():     # one compiled pass, the rates from the energies
+                kernels.second_tier(zy, kap, zeta, full, Om, Th, K, np.ascontiguousarray(PR),
+                                    np.ascontiguousarray(PL), tt.yc, tt.ubar, fOm, fTh, fK)
+                return
+            ro, rt, rk = self._rates(full, Vx, Vy, Vu, kap, zy, zeta)
             # in place: no temporaries of the big matrices
             np.multiply(ro, Om, out=fOm)       # d Omega = r Omega + B_y^dag R
             np.multiply(rt, Th, out=fTh)       # d Theta = r Theta + B_y^dag lam - (..)^dag

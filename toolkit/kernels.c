@@ -583,3 +583,53 @@ void qc_dia_commutator_hermitian(long n, int nd, const int *off, const int *isre
         }
     }
 }
+
+/* The second tier of the auxiliary-mode leads (integrators/aux_rhs.py) in one pass: with the
+   complex mode energies zy (ny), kap (nx), zeta (nu) and, if full == 0, only the imaginary
+   parts of the rates,
+     fOm[y, x] = -i (zy_y - kap_x) Om[y, x] + PR[yc_y, x]
+     fTh[y, z] = -i (zy_y - conj zy_z) Th[y, z] + PL[yc_y, z] - conj PL[yc_z, y]
+     fK[u, y]  = -i (zeta_u - conj zy_y) K[u, y] + conj PR[yc_y, ubar_u]
+   (row-major Om (ny, nx), Th (ny, ny), K (nu, ny), PR (nch, nx), PL (nch, ny); complex
+   interleaved): the rates are formed from the energies, not read from per-entry arrays. */
+static inline void rate_times(double ar, double ai, int full, const double *v, double *acc)
+{
+    /* acc = (-i a) v with a = ar + i ai: -i a = ai - i ar; without full only i Im(-i a) =
+       -i ar */
+    double rr = full ? ai : 0.0, ri = -ar;
+    acc[0] = rr * v[0] - ri * v[1];
+    acc[1] = rr * v[1] + ri * v[0];
+}
+
+void qc_second_tier(long ny, long nx, long nu, const double *zy, const double *kap,
+                    const double *zeta, int full, const double *Om, const double *Th,
+                    const double *K, const double *PR, const double *PL, const long *yc,
+                    const long *ubar, double *fOm, double *fTh, double *fK)
+{
+    double a[2];
+    for (long y = 0; y < ny; y++) {
+        const double *pr = PR + 2 * yc[y] * nx, *pl = PL + 2 * yc[y] * ny;
+        for (long x = 0; x < nx; x++) {
+            size_t q = 2 * ((size_t)y * nx + x);
+            rate_times(zy[2 * y] - kap[2 * x], zy[2 * y + 1] - kap[2 * x + 1], full, Om + q, a);
+            fOm[q] = a[0] + pr[2 * x];
+            fOm[q + 1] = a[1] + pr[2 * x + 1];
+        }
+        for (long z = 0; z < ny; z++) {
+            size_t q = 2 * ((size_t)y * ny + z);
+            const double *pz = PL + 2 * (yc[z] * ny + y);
+            rate_times(zy[2 * y] - zy[2 * z], zy[2 * y + 1] + zy[2 * z + 1], full, Th + q, a);
+            fTh[q] = a[0] + pl[2 * z] - pz[0];
+            fTh[q + 1] = a[1] + pl[2 * z + 1] + pz[1];
+        }
+    }
+    for (long u = 0; u < nu; u++) {
+        for (long y = 0; y < ny; y++) {
+            size_t q = 2 * ((size_t)u * ny + y);
+            const double *p = PR + 2 * (yc[y] * nx + ubar[u]);
+            rate_times(zeta[2 * u] - zy[2 * y], zeta[2 * u + 1] + zy[2 * y + 1], full, K + q, a);
+            fK[q] = a[0] + p[0];
+            fK[q + 1] = a[1] - p[1];
+        }
+    }
+}

@@ -124,9 +124,10 @@ def library() -> ctypes.CDLL | None:
                                      P]
     lib.qc_dia_commutator_halo.argtypes = [L, L, I, P, P, P, I, P, P, P, P, P, L, P, L, P, P]
     lib.qc_dia_commutator_hermitian.argtypes = [L, I, P, P, P, P, P]
+    lib.qc_second_tier.argtypes = [L, L, L, P, P, P, I, P, P, P, P, P, P, P, P, P, P]
     for fn in (lib.qc_dia_left, lib.qc_dia_commutator, lib.qc_combine, lib.qc_combine_entries,
                lib.qc_dia_left_halo, lib.qc_dia_commutator_halo,
-               lib.qc_dia_commutator_hermitian):
+               lib.qc_dia_commutator_hermitian, lib.qc_second_tier):
         fn.restype = None
     _lib = lib
     return lib
@@ -442,3 +443,41 @@ def combine_entries(out: np.ndarray, vs, coefs, out2: np.ndarray | None = None,
     cp2 = None if out2 is None else (ctypes.c_void_p * nt)(*[c.ctypes.data for c in coefs2])
     lib.qc_combine_entries(n, nt, vp, cp, out.ctypes.data, cp2,
                            None if out2 is None else out2.ctypes.data)
+
+
+def second_tier(zy: np.ndarray, kap: np.ndarray, zeta: np.ndarray, full: bool, Om: np.ndarray,
+                Th: np.ndarray, K: np.ndarray, PR: np.ndarray, PL: np.ndarray, yc: np.ndarray,
+                ubar: np.ndarray, fOm: np.ndarray, fTh: np.ndarray, fK: np.ndarray) -> None:
+    """The second tier of the auxiliary-mode leads in one pass (kernels.c, qc_second_tier):
+
+        fOm = -i (zy_y - kap_x) Om + PR[yc_y, x]
+        fTh = -i (zy_y - conj zy_z) Th + PL[yc_y, z] - conj PL[yc_z, y]
+        fK  = -i (zeta_u - conj zy_y) K + conj PR[yc_y, ubar_u]
+
+    with only the imaginary parts of the rates unless ``full``.  Complex C-ordered Om, fOm
+    (ny, nx), Th, fTh (ny, ny), K, fK (nu, ny), PR (channels, nx), PL (channels, ny); ``yc``
+    (ny) the channel of each y, ``ubar`` (nu) the x of each u."""
+    lib = library()
+    assert lib is not None
+    ny, nx, nu = len(zy), len(kap), len(zeta)
+    shapes = {"Om": (Om, (ny, nx)), "fOm": (fOm, (ny, nx)), "Th": (Th, (ny, ny)),
+              "fTh": (fTh, (ny, ny)), "K": (K, (nu, ny)), "fK": (fK, (nu, ny)),
+              "PR": (PR, (PR.shape[0], nx)), "PL": (PL, (PL.shape[0], ny)),
+              "zy": (zy, (ny,)), "kap": (kap, (nx,)), "zeta": (zeta, (nu,))}
+    for name, (a, shape) in shapes.items():
+        if a.dtype != np.complex128 or not a.flags.c_contiguous or a.shape != shape:
+            raise ValueError(f"second_tier: {name} must be a C-ordered complex {shape} array, "
+                             f"got {a.dtype} {a.shape}")
+    yc = np.ascontiguousarray(yc, np.int64)
+    ubar = np.ascontiguousarray(ubar, np.int64)
+    if yc.shape != (ny,) or ubar.shape != (nu,) or (ny and not 0 <= yc.min() <= yc.max()
+                                                      < PR.shape[0]) \
+            or PL.shape[0] != PR.shape[0] or (nu and not 0 <= ubar.min() <= ubar.max() < nx):
+        raise ValueError("second_tier: yc must give a channel per y, ubar an x per u")
+    for o in (fOm, fTh, fK):
+        if any(np.may_share_memory(o, a) for a in (Om, Th, K, PR, PL)):
+            raise ValueError("second_tier: an output overlaps an input")
+    lib.qc_second_tier(ny, nx, nu, zy.ctypes.data, kap.ctypes.data, zeta.ctypes.data,
+                       int(bool(full)), Om.ctypes.data, Th.ctypes.data, K.ctypes.data,
+                       PR.ctypes.data, PL.ctypes.data, yc.ctypes.data, ubar.ctypes.data,
+                       fOm.ctypes.data, fTh.ctypes.data, fK.ctypes.data)

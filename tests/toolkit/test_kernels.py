@@ -318,3 +318,29 @@ def test_right_hand_side_and_steps_equal_the_petsc_path(comm, size, wide):
     finally:
         a.destroy()
         b.destroy()
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_second_tier_equals_numpy(full):
+    """The auxiliary modes' second tier in one pass against the NumPy formulas (rates from the
+    mode energies; without ``full`` only their imaginary parts)."""
+    ny, nx, nu, nch = 7, 5, 4, 3
+    c = lambda *s: RNG.normal(size=s) + 1j * RNG.normal(size=s)   # noqa: E731
+    zy, kap, zeta = c(ny), c(nx), c(nu)
+    Om, Th, K, PR, PL = c(ny, nx), c(ny, ny), c(nu, ny), c(nch, nx), c(nch, ny)
+    yc = np.array([0, 0, 1, 1, 1, 2, 2])
+    ubar = np.array([4, 0, 2, 2])
+    ro = -1j * (zy[:, None] - kap[None, :])
+    rt = -1j * (zy[:, None] - zy.conj()[None, :])
+    rk = -1j * (zeta[:, None] - zy.conj()[None, :])
+    if not full:
+        ro, rt, rk = (1j * r.imag for r in (ro, rt, rk))
+    want_om = ro * Om + PR[yc]
+    want_th = rt * Th + PL[yc] - PL[yc].conj().T
+    want_k = rk * K + PR[yc][:, ubar].conj().T
+    fOm, fTh, fK = np.zeros_like(Om), np.zeros_like(Th), np.zeros_like(K)
+    kernels.second_tier(zy, kap, zeta, full, Om, Th, K, PR, PL, yc, ubar, fOm, fTh, fK)
+    for got, want in ((fOm, want_om), (fTh, want_th), (fK, want_k)):
+        assert np.abs(got - want).max() < 1e-13
+    with pytest.raises(ValueError, match="overlaps"):
+        kernels.second_tier(zy, kap, zeta, full, Om, Th, K, PR, PL, yc, ubar, Om, fTh, fK)
