@@ -107,6 +107,16 @@ class DiagonalLinear:
         self.layout = layout
         self.columns = [np.asarray(columns.get(n, np.zeros(layout.columns(n))), dtype=float)
                         for n in layout.aux_names]
+        # few distinct rates among the small components' entries (the second tier's rates are
+        # sums of mode rates): functions of them as tables indexed per entry (2 bytes instead
+        # of 8 per coefficient in the compiled combinations)
+        self.small_rates: np.ndarray | None = None
+        self.small_index: np.ndarray | None = None
+        if self.small.size:
+            rates, index = np.unique(self.small, return_inverse=True)
+            if len(rates) <= 65536 and 4 * len(rates) <= self.small.size:
+                self.small_rates = rates
+                self.small_index = index.astype(np.uint16)
 
     @property
     def max_rate(self) -> float:
@@ -117,10 +127,14 @@ class DiagonalLinear:
 
     def function(self, fn) -> "DiagonalFunction":
         """fn(L) (fn: elementwise on arrays; fn(0) for the parts where L = 0)."""
-        return DiagonalFunction(float(fn(np.zeros(1))[0]),
-                                [np.asarray(fn(c), dtype=float) for c in self.columns],
-                                np.asarray(fn(self.small), dtype=float) if self.small.size
-                                else self.small)
+        f = DiagonalFunction(float(fn(np.zeros(1))[0]),
+                             [np.asarray(fn(c), dtype=float) for c in self.columns],
+                             np.asarray(fn(self.small), dtype=float) if self.small.size
+                             else self.small)
+        if self.small_rates is not None:
+            f.small_table = np.ascontiguousarray(fn(self.small_rates), dtype=float)
+            f.small_index = self.small_index
+        return f
 
     def to_vec(self, vec: PETSc.Vec) -> None:
         """Write the diagonal of L into ``vec`` (a vector of the layout)."""
@@ -149,6 +163,8 @@ class DiagonalFunction:
         self.scalar_array = np.array([scalar])      # the compiled combinations' coefficient
         self.columns = [c[:, None] for c in columns]
         self.small = np.zeros(0) if small is None else small
+        self.small_table: np.ndarray | None = None   # fn of the distinct rates (if few)
+        self.small_index: np.ndarray | None = None   # the rate of each entry in that table
 
 
 #: complex entries per chunk of a stage combination: the output chunk stays in cache while
@@ -230,9 +246,16 @@ def _combine_compiled(layout: StateLayout, out: np.ndarray, terms,
                             [f.scalar_array for f in fs2] if two else None)
     if layout.n_small and layout.rank == 0:          # small components: a rate per entry
         a, b = layout.small_offset, layout.small_offset + layout.n_small
-        kernels.combine_entries(out[a:b], [v[a:b] for v in vs], [f.small for f in fs],
-                                None if out2 is None else out2[a:b],
-                                [f.small for f in fs2] if two else None)
+        index = fs[0].small_index
+        if index is not None and all(f.small_index is index for f in fs + (fs2 or [])):
+            kernels.combine_entries(out[a:b], [v[a:b] for v in vs],
+                                    [f.small_table for f in fs],
+                                    None if out2 is None else out2[a:b],
+                                    [f.small_table for f in fs2] if two else None, index=index)
+        else:
+            kernels.combine_entries(out[a:b], [v[a:b] for v in vs], [f.small for f in fs],
+                                    None if out2 is None else out2[a:b],
+                                    [f.small for f in fs2] if two else None)
     nloc = layout.nloc
     if nloc == 0:
         return

@@ -313,22 +313,50 @@ static void entry_term(long len, int first, const double *restrict c, const doub
         }
 }
 
+/* acc[q] (= or +=) c[idx[q]] v[q] for q < len: the coefficients from a table */
+static void entry_term_idx(long len, int first, const double *restrict c,
+                           const unsigned short *restrict idx, const double *restrict v,
+                           double *restrict acc)
+{
+    if (first)
+        for (long q = 0; q < len; q++) {
+            double k = c[idx[q]];
+            acc[2 * q] = k * v[2 * q];
+            acc[2 * q + 1] = k * v[2 * q + 1];
+        }
+    else
+        for (long q = 0; q < len; q++) {
+            double k = c[idx[q]];
+            acc[2 * q] += k * v[2 * q];
+            acc[2 * q + 1] += k * v[2 * q + 1];
+        }
+}
+
 /* out[q] = sum_t coef[t][q] v[t][q] for q < n: complex v and out, one real coefficient per entry
-   (the second-tier matrices of the auxiliary modes: every entry has its own rate).  With out2
-   (not NULL) also out2 = sum_t coef2[t][q] v[t][q] in the same pass.  Each chunk of EB entries
-   is accumulated in a buffer and written after all its terms are read, so out and out2 may be
-   any of the inputs. */
+   (the second-tier matrices of the auxiliary modes: every entry has its own rate).  With idx
+   (not NULL) coef[t] is a table and the coefficient of entry q is coef[t][idx[q]] (few distinct
+   rates: 2 bytes per entry instead of 8 per term).  With out2 (not NULL) also out2 =
+   sum_t coef2[t][q] v[t][q] in the same pass.  Each chunk of EB entries is accumulated in a
+   buffer and written after all its terms are read, so out and out2 may be any of the
+   inputs. */
 void qc_combine_entries(long n, int nt, const double *const *v, const double *const *coef,
-                        double *out, const double *const *coef2, double *out2)
+                        double *out, const double *const *coef2, double *out2,
+                        const unsigned short *idx)
 {
     double acc[2 * EB], acc2[2 * EB];
     int stream = 16.0 * (double)n >= (double)qc_stream_min;
     for (long s = 0; s < n; s += EB) {
         long len = lmin(EB, n - s);
         for (int t = 0; t < nt; t++) {
-            entry_term(len, t == 0, coef[t] + s, v[t] + 2 * s, acc);
-            if (out2)
-                entry_term(len, t == 0, coef2[t] + s, v[t] + 2 * s, acc2);
+            if (idx) {
+                entry_term_idx(len, t == 0, coef[t], idx + s, v[t] + 2 * s, acc);
+                if (out2)
+                    entry_term_idx(len, t == 0, coef2[t], idx + s, v[t] + 2 * s, acc2);
+            } else {
+                entry_term(len, t == 0, coef[t] + s, v[t] + 2 * s, acc);
+                if (out2)
+                    entry_term(len, t == 0, coef2[t] + s, v[t] + 2 * s, acc2);
+            }
         }
         store_chunk(out + 2 * s, acc, 2 * len, stream);
         if (out2)

@@ -119,7 +119,7 @@ def library() -> ctypes.CDLL | None:
     lib.qc_dia_left.argtypes = [L, L, I, P, P, P, P, L, P, L, D, D, P, P, P, L]
     lib.qc_dia_commutator.argtypes = [L, I, P, P, P, P, P]
     lib.qc_combine.argtypes = [L, L, I, P, P, L, P, P, P]
-    lib.qc_combine_entries.argtypes = [L, I, P, P, P, P, P]
+    lib.qc_combine_entries.argtypes = [L, I, P, P, P, P, P, P]
     lib.qc_dia_left_halo.argtypes = [L, L, I, P, P, P, P, L, P, L, P, L, P, L, D, D, P, P, P, L,
                                      P]
     lib.qc_dia_commutator_halo.argtypes = [L, L, I, P, P, P, I, P, P, P, P, P, L, P, L, P, P]
@@ -419,11 +419,12 @@ def combine(out: np.ndarray, vs, coefs, nrows: int, out2: np.ndarray | None = No
 
 
 def combine_entries(out: np.ndarray, vs, coefs, out2: np.ndarray | None = None,
-                    coefs2=None) -> None:
+                    coefs2=None, index: np.ndarray | None = None) -> None:
     """out[q] = sum_t coefs[t][q] vs[t][q] over contiguous complex 1D arrays ``vs`` with one
     real coefficient per entry (``coefs``: contiguous float arrays of the same length); with
-    ``out2`` also out2 = sum_t coefs2[t][q] vs[t][q] in the same pass.  ``out`` and ``out2``
-    may be any of the inputs (each chunk is read before it is written)."""
+    ``out2`` also out2 = sum_t coefs2[t][q] vs[t][q] in the same pass.  With ``index`` (uint16,
+    one per entry) the coefficients are tables: entry q takes coefs[t][index[q]].  ``out`` and
+    ``out2`` may be any of the inputs (each chunk is read before it is written)."""
     lib = library()
     assert lib is not None
     nt, n = len(vs), out.size
@@ -431,6 +432,16 @@ def combine_entries(out: np.ndarray, vs, coefs, out2: np.ndarray | None = None,
         raise ValueError("combine_entries: 1..16 terms, one coefficient array per term")
     arrays = list(vs) + [out] + ([] if out2 is None else [out2])
     reals = list(coefs) + ([] if out2 is None else list(coefs2))
+    if index is not None:
+        if index.dtype != np.uint16 or index.size != n or not index.flags.c_contiguous:
+            raise ValueError(f"combine_entries: index must be a contiguous uint16 array of {n} "
+                             f"entries, got {index.dtype} {index.shape}")
+        need = int(index.max()) + 1 if n else 0
+        if any(c.dtype != np.float64 or c.size < need or not c.flags.c_contiguous
+               for c in reals):
+            raise ValueError(f"combine_entries: coefficient tables must be contiguous float64 "
+                             f"arrays of at least {need} values")
+        reals = []
     if any(a.dtype != np.complex128 or a.size != n or not a.flags.c_contiguous
            for a in arrays) or any(c.dtype != np.float64 or c.size != n or
                                    not c.flags.c_contiguous for c in reals):
@@ -442,7 +453,8 @@ def combine_entries(out: np.ndarray, vs, coefs, out2: np.ndarray | None = None,
     cp = (ctypes.c_void_p * nt)(*[c.ctypes.data for c in coefs])
     cp2 = None if out2 is None else (ctypes.c_void_p * nt)(*[c.ctypes.data for c in coefs2])
     lib.qc_combine_entries(n, nt, vp, cp, out.ctypes.data, cp2,
-                           None if out2 is None else out2.ctypes.data)
+                           None if out2 is None else out2.ctypes.data,
+                           None if index is None else index.ctypes.data)
 
 
 def second_tier(zy: np.ndarray, kap: np.ndarray, zeta: np.ndarray, full: bool, Om: np.ndarray,

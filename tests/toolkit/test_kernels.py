@@ -344,3 +344,21 @@ def test_second_tier_equals_numpy(full):
         assert np.abs(got - want).max() < 1e-13
     with pytest.raises(ValueError, match="overlaps"):
         kernels.second_tier(zy, kap, zeta, full, Om, Th, K, PR, PL, yc, ubar, Om, fTh, fK)
+
+
+def test_combine_entries_with_coefficient_tables():
+    """Coefficients from tables indexed per entry (few distinct rates) give the same sums as
+    the per-entry arrays they stand for, bitwise; an index beyond a table is refused."""
+    n, nt = 3000, 3
+    vs = [_cplx(n).ravel() for _ in range(nt)]
+    index = RNG.integers(0, 40, size=n).astype(np.uint16)
+    tabs = [RNG.normal(size=40) for _ in range(nt)]
+    tabs2 = [RNG.normal(size=40) for _ in range(nt)]
+    out, out2 = np.zeros(n, complex), np.zeros(n, complex)
+    want, want2 = np.zeros(n, complex), np.zeros(n, complex)
+    kernels.combine_entries(want, vs, [t[index] for t in tabs], want2, [t[index] for t in tabs2])
+    kernels.combine_entries(out, vs, tabs, out2, tabs2, index=index)
+    assert np.array_equal(out, want) and np.array_equal(out2, want2)
+    assert np.abs(out - sum(t[index] * v for t, v in zip(tabs, vs))).max() < 1e-13
+    with pytest.raises(ValueError, match="tables"):
+        kernels.combine_entries(out, vs, [t[:10] for t in tabs], index=index)
