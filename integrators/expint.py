@@ -246,16 +246,17 @@ def _combine_compiled(layout: StateLayout, out: np.ndarray, terms,
                             [f.scalar_array for f in fs2] if two else None)
     if layout.n_small and layout.rank == 0:          # small components: a rate per entry
         a, b = layout.small_offset, layout.small_offset + layout.n_small
+        # the coefficient tables over the distinct rates if every function has them (they
+        # share the DiagonalLinear's index), else one coefficient per entry
         index = fs[0].small_index
-        if index is not None and all(f.small_index is index for f in fs + (fs2 or [])):
-            kernels.combine_entries(out[a:b], [v[a:b] for v in vs],
-                                    [f.small_table for f in fs],
-                                    None if out2 is None else out2[a:b],
-                                    [f.small_table for f in fs2] if two else None, index=index)
-        else:
-            kernels.combine_entries(out[a:b], [v[a:b] for v in vs], [f.small for f in fs],
-                                    None if out2 is None else out2[a:b],
-                                    [f.small for f in fs2] if two else None)
+        tables = index is not None and all(f.small_index is index for f in fs + (fs2 or []))
+
+        def coefs(f):
+            return f.small_table if tables else f.small
+        kernels.combine_entries(out[a:b], [v[a:b] for v in vs], [coefs(f) for f in fs],
+                                None if out2 is None else out2[a:b],
+                                [coefs(f) for f in fs2] if two else None,
+                                index=index if tables else None)
     nloc = layout.nloc
     if nloc == 0:
         return

@@ -57,10 +57,11 @@ def _runs(idx: np.ndarray) -> list[tuple[int, int]]:
     return [(int(idx[a]), int(idx[b - 1]) + 1) for a, b in zip(starts, stops)]
 
 
-def _slice(idx: np.ndarray) -> slice | None:
-    """``idx`` as a slice if it is one run of consecutive integers, else None."""
+def _index(idx: np.ndarray) -> slice | np.ndarray:
+    """``idx`` as a slice if it is one run of consecutive integers (a view instead of a
+    fancy-indexed copy), else ``idx`` itself: the same entries either way."""
     r = _runs(np.asarray(idx))
-    return slice(*r[0]) if len(r) == 1 else None
+    return slice(*r[0]) if len(r) == 1 else idx
 
 
 def rigid_shift(shifts, V: np.ndarray, rho: np.ndarray, frho: np.ndarray, pairs) -> None:
@@ -142,9 +143,8 @@ class LeadBlock:
         self.C_sum = np.zeros((0, self.n), complex)  # the kernels' pole sum (PadeLeads.bind)
         # the interface as slices where it is one run of orbitals (a face, an absorber slab):
         # views instead of fancy-indexed copies in the right-hand side
-        self.I_slice = _slice(self.I)
-        self.loc_slices = (_slice(self.loc_rows), _slice(self.loc_k)) \
-            if len(self.loc_rows) else None
+        self.I_at, self.rows_at, self.k_at = (_index(i) for i in (self.I, self.loc_rows,
+                                                                  self.loc_k))
         self._tmp = np.empty((0, self.n), complex)
         self.C_full = np.empty((layout.N, self.n), complex) if len(self.loc_rows) \
             or H.comm.getSize() == 1 else np.empty((0, self.n), complex)
@@ -204,12 +204,9 @@ class PadeLeads(Term):
     @staticmethod
     def finish_lead_matrix(b: LeadBlock, rho: np.ndarray, C: np.ndarray) -> np.ndarray:
         """C_l from the pole sum ``C`` = sum_p Pi_{l,p} (in place)."""
-        if b.I_slice is not None:
-            if b._tmp.shape != C.shape:
-                b._tmp = np.empty(C.shape, complex, order="F")
-            C -= np.multiply(rho[:, b.I_slice], b.half_g, out=b._tmp)
-        else:
-            C -= rho[:, b.I] * b.half_g
+        if b._tmp.shape != C.shape:
+            b._tmp = np.empty(C.shape, complex, order="F")
+        C -= np.multiply(rho[:, b.I_at], b.half_g, out=b._tmp)
         C[b.loc_rows, b.loc_k] += b.quarter_g[b.loc_k]
         return C
 
@@ -242,18 +239,11 @@ class PadeLeads(Term):
                     fB[sl] -= B[sl] * gh
                 fB[b.src_rows, b.src_cols] += b.src_vals
                 C = self.lead_matrix(b, rho, B)
-            if b.I_slice is not None:
-                frho[:, b.I_slice] += C
-            else:
-                frho[:, b.I] += C
+            frho[:, b.I_at] += C
             # the whole C only where the interface rows are (not to every rank)
             C_full = gather_rows_to(C, rhs.H.comm, b.counts, b.C_full, b.owners)
             if C_full is not None and len(b.loc_rows):
-                if b.loc_slices is not None and None not in b.loc_slices:
-                    rs, ks = b.loc_slices
-                    frho[rs, :] += C_full[:, ks].T.conj()
-                else:
-                    frho[b.loc_rows, :] += C_full[:, b.loc_k].conj().T
+                frho[b.rows_at, :] += C_full[:, b.k_at].conj().T
 
     def decay(self) -> tuple[dict, dict]:
         """The pole decay L = diag(-xi_p/beta_l) on the columns of each coupling's component."""

@@ -384,6 +384,24 @@ static void extend_column(long c, long n, const double *x, long ldx, const doubl
         ext[2 * (hl + n) + q] = u[q];
 }
 
+/* The input of a group of nc columns c, c + cs, ... of x (leading dimension ldx) for
+   dia_rows: x itself, or, with ext (under MPI), the columns extended by their halos xl, xu into
+   ext (le = hl + n + hu complex entries each).  *dx: doubles between the group's columns. */
+static const double *group_input(long c, int nc, long cs, long n, const double *x, long ldx,
+                                 const double *xl, long hl, const double *xu, long hu,
+                                 double *ext, long *dx)
+{
+    if (!ext) {
+        *dx = 2 * ldx * cs;
+        return x + (size_t)c * 2 * ldx;
+    }
+    long le = hl + n + hu;
+    for (int cc = 0; cc < nc; cc++)
+        extend_column(c + cc * cs, n, x, ldx, xl, hl, xu, hu, ext + (size_t)cc * 2 * le);
+    *dx = 2 * le;
+    return ext + 2 * hl;
+}
+
 /* ys[q] = alpha ac[q] + (dr_q + i ki) xs[q] for q < m complex entries, dr_q = kr + radd[q]
    (radd NULL: kr): the left product's output, with streaming stores if stream != 0 (on the
    32-byte aligned part; the others as ordinary stores) */
@@ -444,7 +462,6 @@ void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isre
                       long nsum, double *ext)
 {
     double acc[2 * NCB * RB];
-    long le = hl + n + hu;
     /* column c = p ks + k (k < ks, p < np): groups of NCB adjacent columns k0 .. k0 + NCB of
        one p, for p = 0 .. np, then the next k0; the sum's columns k0 .. k0 + NCB stay in cache
        over the p loop */
@@ -463,15 +480,8 @@ void qc_dia_left_halo(long n, long ncol, int nd, const int *off, const int *isre
             for (long p = 0; p < np; p += (nk == NCB ? 1 : nc)) {
                 nc = (nk == NCB || p + NCB <= np) ? NCB : 1;
                 long c = p * ks + k;                  /* the group's columns: c + cc cs */
-                const double *xin = x + (size_t)c * 2 * ldx;   /* what the diagonals multiply */
-                long dx = 2 * ldx * cs;
-                if (ext) {
-                    for (int cc = 0; cc < nc; cc++)
-                        extend_column(c + cc * cs, n, x, ldx, xl, hl, xu, hu,
-                                      ext + (size_t)cc * 2 * le);
-                    xin = ext + 2 * hl;
-                    dx = 2 * le;
-                }
+                long dx;                              /* what the diagonals multiply: */
+                const double *xin = group_input(c, nc, cs, n, x, ldx, xl, hl, xu, hu, ext, &dx);
                 for (long i0 = 0; i0 < n; i0 += RB) {
                     long m = lmin(RB, n - i0);
                     for (long q = 0; q < 2 * NCB * RB; q++)
@@ -526,7 +536,6 @@ void qc_dia_commutator_halo(long n, long N, int nd, const int *off, const int *i
                             const double *xu, long hu, double *y, double *ext)
 {
     double acc[2 * NCB * RB], out[2 * RB];
-    long le = hl + n + hu;
     int stream = (double)n * (double)N * 16.0 >= (double)qc_stream_min;
     for (long j0 = 0; j0 < N; j0 += NCB) {
         long nj = lmin(NCB, N - j0);
@@ -534,15 +543,8 @@ void qc_dia_commutator_halo(long n, long N, int nd, const int *off, const int *i
            column by column; x A column by column */
         for (long g = 0; g < nj; g += (nj == NCB ? NCB : 1)) {
             int nc = nj == NCB ? NCB : 1;
-            long j = j0 + g;
-            const double *xin = x + (size_t)j * 2 * n;
-            long dx = 2 * n;
-            if (ext) {
-                for (int cc = 0; cc < nc; cc++)
-                    extend_column(j + cc, n, x, n, xl, hl, xu, hu, ext + (size_t)cc * 2 * le);
-                xin = ext + 2 * hl;
-                dx = 2 * le;
-            }
+            long j = j0 + g, dx;
+            const double *xin = group_input(j, nc, 1, n, x, n, xl, hl, xu, hu, ext, &dx);
             for (long i0 = 0; i0 < n; i0 += RB) {
                 long m = lmin(RB, n - i0);
                 for (long q = 0; q < 2 * NCB * RB; q++)

@@ -53,6 +53,7 @@ MAX_DIAGONALS = 48
 _lib: ctypes.CDLL | None = None
 _tried = False
 _error = ""
+_ncb = 0    # columns per pass of the left product (kernels.c's NCB; set by library())
 
 
 def _build_dir() -> str:
@@ -102,7 +103,7 @@ def _compile() -> str:
 def library() -> ctypes.CDLL | None:
     """The compiled kernels, or None (disabled by ``QCSPIN_KERNELS=0``, or no C compiler:
     :func:`reason` says why)."""
-    global _lib, _tried, _error
+    global _lib, _tried, _error, _ncb
     if _tried:
         return _lib
     _tried = True
@@ -129,12 +130,12 @@ def library() -> ctypes.CDLL | None:
                lib.qc_dia_left_halo, lib.qc_dia_commutator_halo,
                lib.qc_dia_commutator_hermitian, lib.qc_second_tier):
         fn.restype = None
+    _ncb = int(ctypes.c_int.in_dll(lib, "qc_ncb").value)   # NCB of kernels.c
     _lib = lib
     return lib
 
 
 _enabled = True
-
 
 
 def stream_min(nbytes: int | None = None) -> int:
@@ -291,11 +292,7 @@ class Diagonals:
                                         x.ctypes.data, y.ctypes.data)
 
     def _ext_work(self, hl: int, hu: int) -> np.ndarray:
-        # complex entries: the kernels' NCB extended columns (NCB exported by kernels.c)
-        lib = library()
-        assert lib is not None
-        ncb = int(ctypes.c_int.in_dll(lib, "qc_ncb").value)
-        size = ncb * (hl + self.n + hu)
+        size = _ncb * (hl + self.n + hu)     # complex entries: the kernels' NCB columns
         if self._ext is None or len(self._ext) < size:
             self._ext = np.zeros(size, complex)
         return self._ext

@@ -151,18 +151,25 @@ def test_combine_equals_numpy_and_allows_out_as_first_term():
     assert np.abs(out - 1.5 * flat).max() < 1e-15
 
 
-def test_combine_two_outputs_in_one_pass():
-    """out = sum c_t v_t and out2 = sum d_t v_t in one pass, out2 in place on the first term."""
-    nrows, ncol = 257, 9
-    vs = [_cplx(nrows, ncol) for _ in range(4)]
-    cs = [RNG.normal(size=ncol) for _ in range(4)]
-    ds = [RNG.normal(size=ncol) for _ in range(4)]
+def _two_outputs_in_place_on_the_first_term(nrows, ncol, nt):
+    """A combination with two outputs, out2 in place on the first term, checked against NumPy;
+    returns its inputs, coefficients and references."""
+    vs = [_cplx(nrows, ncol) for _ in range(nt)]
+    cs = [RNG.normal(size=ncol) for _ in range(nt)]
+    ds = [RNG.normal(size=ncol) for _ in range(nt)]
     ref = sum(c[None, :] * v for c, v in zip(cs, vs))
     ref2 = sum(d[None, :] * v for d, v in zip(ds, vs))
     out = np.zeros((nrows, ncol), complex, order="F")
     v0 = vs[0].copy(order="F")
     kernels.combine(out, [v0, *vs[1:]], cs, nrows, out2=v0, coefs2=ds)
     assert np.abs(out - ref).max() < 1e-13 and np.abs(v0 - ref2).max() < 1e-13
+    return vs, cs, ds, ref, ref2
+
+
+def test_combine_two_outputs_in_one_pass():
+    """out = sum c_t v_t and out2 = sum d_t v_t in one pass, out2 in place on the first term."""
+    nrows = 257
+    vs, cs, ds, ref, ref2 = _two_outputs_in_place_on_the_first_term(nrows, 9, 4)
     v0, v1 = vs[0].copy(order="F"), vs[1].copy(order="F")   # both outputs in place
     kernels.combine(v1, [v0, v1, *vs[2:]], cs, nrows, out2=v0, coefs2=ds)
     assert np.abs(v1 - ref).max() < 1e-13 and np.abs(v0 - ref2).max() < 1e-13
@@ -171,17 +178,6 @@ def test_combine_two_outputs_in_one_pass():
                         out2=vs[0][:, 1:], coefs2=[d[:-1] for d in ds])
     with pytest.raises(ValueError, match="out and out2 overlap"):
         kernels.combine(vs[1], vs, cs, nrows, out2=vs[1], coefs2=ds)
-
-
-def d_dense(d, x):
-    """A x from the diagonals' values (independent of the kernels)."""
-    n = d.n
-    v = d.values.reshape(d.nd, n)
-    y = np.zeros_like(x)
-    for k, o in enumerate(d.offsets):
-        i = np.arange(max(0, -o), min(n, n - o))
-        y[i] += v[k, i][:, None] * x[i + o]
-    return y
 
 
 @pytest.fixture
@@ -198,24 +194,16 @@ def test_combine_with_streaming_stores(streaming, nrows):
     """The streaming stores give the same combinations (odd and even rows: columns that start
     on and off a 32-byte boundary)."""
     ncol = 5
-    vs = [_cplx(nrows, ncol) for _ in range(3)]
-    cs = [RNG.normal(size=ncol) for _ in range(3)]
-    ds = [RNG.normal(size=ncol) for _ in range(3)]
-    ref = sum(c[None, :] * v for c, v in zip(cs, vs))
-    ref2 = sum(d[None, :] * v for d, v in zip(ds, vs))
-    out = np.zeros((nrows, ncol), complex, order="F")
-    v0 = vs[0].copy(order="F")
-    kernels.combine(out, [v0, *vs[1:]], cs, nrows, out2=v0, coefs2=ds)
-    assert np.abs(out - ref).max() < 1e-13 and np.abs(v0 - ref2).max() < 1e-13
+    vs, cs, _, ref, _ = _two_outputs_in_place_on_the_first_term(nrows, ncol, 3)
     # an output 8 bytes off a 16-byte boundary (allowed for complex128): ordinary stores
     raw = np.zeros(2 * nrows * ncol + 1)
     odd = raw[1:].view(complex).reshape((nrows, ncol), order="F")
     assert odd.ctypes.data % 16 == 8
     kernels.combine(odd, vs, cs, nrows)
     assert np.abs(odd - ref).max() < 1e-13
-    d = _dia(_matrix(nrows))
-    d.left(vs[1], odd)
-    assert np.abs(odd - d_dense(d, vs[1])).max() < 1e-12
+    A = _matrix(nrows)
+    _dia(A).left(vs[1], odd)
+    assert np.abs(odd - A @ vs[1]).max() < 1e-12
     flat = [v.reshape(-1, order="F")[1:] for v in vs]        # off a 32-byte boundary
     e = [RNG.normal(size=flat[0].size) for _ in range(3)]
     out = np.zeros(flat[0].size, complex)
