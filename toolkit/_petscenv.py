@@ -106,7 +106,10 @@ def init(argv: list[str] | None = None) -> None:
             "conda-forge 'petsc=*=*complex*' 'petsc4py' 'slepc=*=*complex*' slepc4py. "
             f"(import error: {exc})"
         ) from exc
-    args = [sys.argv[0] if sys.argv else "qcspin"] + list(argv or [])
+    # the program name: never one starting with '-' ('-c', '-m' while python -m imports), which
+    # PETSc >= 3.19 reads as an option (an "unused option" warning at exit)
+    prog = sys.argv[0] if sys.argv and not sys.argv[0].startswith("-") else "qcspin"
+    args = [prog] + list(argv or [])
     petsc4py.init(args)
     from petsc4py import PETSc
 
