@@ -4,7 +4,7 @@
 # refuses.  Debian ships no such build, so it is compiled from the PyPI source distributions
 # (pinned, sha256-checked) against Debian's MPI, OpenBLAS, ScaLAPACK and MUMPS.
 #
-#   bash scripts/install_petsc64.sh           # ~35 min on 2 cores, ~1.5 GB in $PREFIX/src
+#   bash scripts/install_petsc64.sh           # ~40 min on 2 cores, ~1.5 GB in $PREFIX/src
 #   .venv64/bin/python -m pytest tests -q     # the suite on the 64-bit build
 #
 # PREFIX (default /opt/qcspin-petsc64) receives petsc/, slepc/ and the sources; rerunning skips
@@ -20,7 +20,7 @@ declare -A SHA=(
   [petsc4py]=66a5c31de33293faefa72d6edc5abad5586f438c28842804de0044d8763087a2
   [slepc4py]=52ca65bbb09668ee957569b93308c643a423ea280a6e07e9933054b91c1f9f38
 )
-L=/usr/lib/x86_64-linux-gnu
+L=/usr/lib/$(gcc -print-multiarch)   # Debian's library directory (x86_64-linux-gnu, ...)
 NP=$(nproc)
 
 # Debian's compilers and libraries (Fortran only for PETSc's MUMPS interface check)
