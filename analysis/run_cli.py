@@ -136,7 +136,8 @@ def _preflight(sim, cfg) -> None:
 
     for text in getattr(_config, "config_warnings", lambda c: [])(cfg):
         warn(text)
-    n_steps = int(round(sim.units.time_to_internal(cfg.time.t_end) / sim.dt))
+    n = sim.units.time_to_internal(cfg.time.t_end) / sim.dt  # may overflow: the run refuses
+    n_steps = int(round(n)) if n < 2 ** 31 else 2 ** 31
     if not sim.adaptive and cfg.time.output_every > max(1, n_steps):
         warn(f"time.output_every = {cfg.time.output_every} is larger than the {n_steps} steps "
              f"of the run: only the initial state is recorded (and the final state in the "

@@ -271,11 +271,13 @@ _LIVE: list = []    # weak references to the ExpRK TSs, in creation order (same 
 _COMMS: list = []   # their communicators
 
 
-def track(ts: PETSc.TS) -> None:
-    """Register a TS of type python for destruction at interpreter exit (:func:`_shutdown`)."""
+def track(ts: PETSc.TS, comm: PETSc.Comm) -> None:
+    """Register a TS of type python, created on the user's communicator ``comm``, for
+    destruction at interpreter exit (:func:`_shutdown`).  ``comm`` is the one given to the TS,
+    not ``ts.getComm()``: that is PETSc's inner duplicate, on which ``garbage_cleanup`` crashes
+    with PETSc 3.26 (it worked with 3.18)."""
     _LIVE[:] = [r for r in _LIVE if r() is not None]
     _LIVE.append(weakref.ref(ts))
-    comm = ts.getComm()
     if not any(c == comm for c in _COMMS):
         _COMMS.append(comm)
 

@@ -429,8 +429,8 @@ class Simulation:
         rank0 = self.comm.getRank() == 0
         t_end_int = self.units.time_to_internal(cfg.time.t_end)
         # fixed step: whole steps, >= t_end
-        n_steps_total = int(np.ceil(t_end_int / self.dt - 1e-9))
         self._check_length(t_end_int)
+        n_steps_total = int(np.ceil(t_end_int / self.dt - 1e-9))
         self.stability_limit()  # estimated now, while H is finite (used if the run blows up)
         if output:  # a symlink: lock and replace the file it points to
             output = os.path.realpath(output)

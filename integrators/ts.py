@@ -27,6 +27,7 @@ from toolkit.petsc_options import (
     check_ts_options,
     in_database,
     known_options,
+    petsc_key,
     petsc_message,
     rk_types,
     suggest,
@@ -150,7 +151,7 @@ def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec | None, dt: float, solver: Sol
             ts.setType("python")
             ts.setPythonContext(StaggeredHeun(
                 linear if linear is not None else DiagonalLinear(coupled.layout, {}), coupled))
-            track(ts)
+            track(ts, comm)
         elif stiff == "none":
             _set_explicit_type(ts, solver)
         elif stiff == "expint":
@@ -158,7 +159,7 @@ def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec | None, dt: float, solver: Sol
 
             ts.setType("python")
             ts.setPythonContext(ExpRK(linear))
-            track(ts)
+            track(ts, comm)
         else:
             ts.setType("arkimex")
             decay = _ImplicitDecay(linear, F)
@@ -169,7 +170,9 @@ def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec | None, dt: float, solver: Sol
         ts.setMaxSteps(MAX_STEPS)
         ts.setMaxTime(MAX_TIME)
         ts.setExactFinalTime(PETSc.TS.ExactFinalTime.STEPOVER)
-        config_opts = dict(user_opts)
+        # the spelling the loaded PETSc reads (solver.options.ts_dt is -ts_time_step on >= 3.25)
+        given = {petsc_key(k): k for k in user_opts}
+        config_opts = {petsc_key(k): v for k, v in user_opts.items()}
         config_opts.setdefault("ts_adapt_type", "none")
         for k, v in defaults.items():
             config_opts.setdefault(k, v)
@@ -182,13 +185,13 @@ def create_ts(comm: PETSc.Comm, rhs, F: PETSc.Vec | None, dt: float, solver: Sol
                               f"{petsc_message(exc)}") from None
         finally:
             # before anything reads them (getString marks an option used)
-            unused = unused_options(n for n in inserted if n[len(prefix):] in user_opts)
+            unused = unused_options(n for n in inserted if n[len(prefix):] in given)
             db = PETSc.Options().getAll()
             applied = {n: "" if db.get(n) is None else str(db[n]) for n in inserted}
             for n in inserted:
                 opts.delValue(n)
         if unused:
-            k = unused[0][1 + len(prefix):]
+            k = given[unused[0][1 + len(prefix):]]
             hint = suggest(unused[0], prefix)
             why = (f"did you mean {hint[1 + len(prefix):]!r}?" if hint else
                    "it is for another TS type or solver" if k in known_options() else

@@ -86,6 +86,11 @@ def check_scalar_type(scalar_type, where: str = "") -> None:
             f"(Debian: {DEBIAN_PETSC_DIR}) or install conda-forge's complex petsc4py.")
 
 
+def initialised() -> bool:
+    """Whether :func:`init` has run in this process."""
+    return _initialised
+
+
 def init(argv: list[str] | None = None) -> None:
     """Initialise petsc4py/slepc4py once (Collective on COMM_WORLD).
 

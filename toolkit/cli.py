@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     program = argv is None           # the qcspin program itself, not a call from Python
     argv = sys.argv[1:] if argv is None else list(argv)
     ours, petsc = split_petsc_args(join_negative_values(argv))
+    first = not _petscenv.initialised()
     _petscenv.init(petsc)
     if program and hasattr(signal, "SIGPIPE"):
         # PETSc's handler turns a closed pipe (qcspin info ... | head) into an MPI_ABORT with
@@ -142,12 +143,27 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     from petsc4py import PETSc
 
-    from .petsc_options import in_database
+    from .petsc_options import in_database, not_ours, spellings
 
     opts = PETSc.Options()
+    given = [name for name, _ in petsc_pairs(petsc)] if first else []  # read at start-up
     for name, value in petsc_pairs(petsc):  # main(argv) called from Python after start-up
         if not in_database(name):
             opts.setValue(name, value)
+            given.append(name)
+    try:
+        return _dispatch(ours, petsc)
+    finally:
+        if not program:  # main(argv) from Python: the PETSc options it brought end with it
+            for name in given:  # not -log_view & co., which PETSc reads at the end
+                for n in spellings(name) if not not_ours(name) else ():
+                    opts.delValue(n)
+
+
+def _dispatch(ours: list[str], petsc: list[str]) -> int:
+    """Parse the qcspin arguments and run the sub-command: its exit status."""
+    from petsc4py import PETSc
+
     args = build_parser().parse_args(ours)
     args.petsc = petsc
     log.configure(args.verbosity)

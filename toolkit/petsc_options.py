@@ -126,6 +126,56 @@ def _database() -> dict[str, str]:
             for k, v in PETSc.Options().getAll().items()}
 
 
+# ----------------------------------------------------------------------------- renamed options
+# Options PETSc renamed: (qcspin's documented spelling, the new one, the first PETSc version that
+# reads only the new one).  qcspin accepts both spellings on every version and hands PETSc the one
+# it reads (PETSc >= 3.25 would move -ts_dt to -ts_time_step itself, with a deprecation warning
+# on stderr, so that deleting the name that was set leaves the value behind).
+RENAMED = (("ts_dt", "ts_time_step", (3, 25)),
+           ("ts_max_reject", "ts_max_step_rejections", (3, 25)))
+
+
+def petsc_key(key: str) -> str:
+    """The spelling of option ``key`` (no '-', no prefix; either spelling of a renamed option)
+    that the loaded PETSc reads; other keys unchanged.  Not collective."""
+    version = tuple(PETSc.Sys.getVersion()[:2])
+    for old, new, since in RENAMED:
+        if key in (old, new):
+            return new if version >= since else old
+    return key
+
+
+def documented_key(key: str) -> str:
+    """qcspin's spelling of option ``key`` (``ts_time_step`` -> ``ts_dt``); others unchanged."""
+    return next((old for old, new, _ in RENAMED if key == new), key)
+
+
+def spellings(name: str) -> tuple[str, ...]:
+    """Every spelling of option ``name`` (with or without '-' and a prefix), without '-':
+    ``qcspin_ts_dt`` -> (``qcspin_ts_dt``, ``qcspin_ts_time_step``)."""
+    n = name.lstrip("-").lower()
+    for old, new, _ in RENAMED:
+        for a, b in ((old, new), (new, old)):
+            if n.endswith(a) and (len(n) == len(a) or n[-len(a) - 1] == "_"):
+                return n, n[:-len(a)] + b
+    return (n,)
+
+
+def normalize_renamed(prefix: str = DEFAULT_PREFIX) -> None:
+    """Move renamed options under ``prefix`` given in the spelling the loaded PETSc does not
+    read to the one it reads (``-qcspin_ts_dt`` -> ``-qcspin_ts_time_step`` on PETSc >= 3.25 and
+    back on older ones); the spelling PETSc reads wins when both are set.  Not collective."""
+    db = _database()
+    opts = PETSc.Options()
+    for old, new, _ in RENAMED:
+        want = petsc_key(old)
+        other = new if want == old else old
+        if prefix + other in db:
+            if prefix + want not in db:
+                opts.setValue(prefix + want, db[prefix + other])
+            opts.delValue(prefix + other)
+
+
 def in_database(name: str) -> bool:
     """Whether ``name`` is set, without marking it used (``PETSc.Options().hasName`` does)."""
     return name.lstrip("-").lower() in _database()
@@ -164,7 +214,8 @@ _FALLBACK = (
     "ts_type", "ts_rk_type", "ts_arkimex_type", "ts_adapt_type", "ts_dt", "ts_rtol", "ts_atol",
     "ts_max_time", "ts_max_steps", "ts_monitor", "ts_adapt_monitor", "ts_view",
     "ts_exact_final_time", "ts_adapt_dt_min", "ts_adapt_dt_max", "ts_adapt_safety",
-    "ts_adapt_clip", "ts_max_reject", "ts_error_if_step_fails", "snes_type", "snes_monitor",
+    "ts_adapt_clip", "ts_max_reject", "ts_error_if_step_fails", "ts_time_step",
+    "ts_max_step_rejections", "snes_type", "snes_monitor",
     "snes_rtol", "snes_atol", "snes_max_it", "snes_view", "ksp_type", "ksp_monitor", "ksp_rtol",
     "ksp_atol", "ksp_max_it", "ksp_view", "pc_type", "pc_factor_mat_solver_type",
 )
@@ -329,8 +380,9 @@ _NUMBERS = {"ts_dt": (0.0, False, False), "ts_rtol": (0.0, True, False),
             "ts_max_steps": (0, True, True)}
 
 
-def _check_number(key: str, value: str, source: str, prefix: str) -> None:
+def _check_number(key: str, value: str, source: str, prefix: str, shown: str = "") -> None:
     lo, closed, integer = _NUMBERS[key]
+    key = shown or key
     rel = ">=" if closed else ">"
     what = f"expected {'an integer' if integer else 'a finite number'} {rel} {lo:g}"
     try:
@@ -350,8 +402,11 @@ def check_ts_options(prefix: str = DEFAULT_PREFIX, config: Mapping[str, str] | N
     ``[solver.options]`` table, reported as ``solver.options.<name>``).  ``ts_allowed``: the
     TS types allowed (default: every registered type but 'python').  Raises OptionError.
     Reading the values marks nothing used.  Not collective."""
-    db = _database()
-    config = {k.lower(): str(v) for k, v in (config or {}).items()}
+    # as given (either spelling of a renamed option, named as given), then as PETSc reads it
+    db = {documented_key(k[len(prefix):]): (k, v) for k, v in _database().items()
+          if k.startswith(prefix)}
+    normalize_renamed(prefix)
+    config = {documented_key(k.lower()): (k, str(v)) for k, v in (config or {}).items()}
     allowed_ts = list(ts_allowed) if ts_allowed is not None else [
         t for t in ts_types() if t != "python"]
     choices = {
@@ -361,17 +416,19 @@ def check_ts_options(prefix: str = DEFAULT_PREFIX, config: Mapping[str, str] | N
         "ts_adapt_type": (ADAPT_TYPES, False),
     }
     for key in (*choices, *_NUMBERS):
-        if prefix + key in db:
-            value, source = db[prefix + key], "option"
+        if key in db:  # as given or as PETSc reads it
+            name, value = db[key]
+            shown, source = name[len(prefix):], "option"
         elif key in config:
-            value, source = config[key], f"solver.options.{key}"
+            shown, value = config[key]
+            source = f"solver.options.{shown}"
         else:
             continue
         if key in choices:
             allowed, icase = choices[key]
-            check_choice(key, value, allowed, source, prefix, icase)
+            check_choice(shown, value, allowed, source, prefix, icase)
         else:
-            _check_number(key, value, source, prefix)
+            _check_number(key, value, source, prefix, shown)
 
 
 def petsc_message(exc: BaseException) -> str:

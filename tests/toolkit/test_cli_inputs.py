@@ -338,6 +338,9 @@ RESTART_BAD = [
     ("run-petsc-dt-tiny", "run {v1d} -q -o {out} -qcspin_ts_adapt_type basic "
      "-qcspin_ts_dt 1e-300", ["-qcspin_ts_dt"]),
     ("run-too-many-steps", "run {v1d} -q -o {out} --t-end 1e30", ["time.t_end", "2^31"]),
+    # t_end / dt overflows to inf
+    ("run-infinitely-many-steps", "run {v1d} -q -o {out} --t-end 1e30 -qcspin_ts_dt 1e-300",
+     ["time.t_end", "2^31"]),
 ]
 
 
