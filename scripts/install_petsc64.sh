@@ -4,8 +4,9 @@
 # refuses.  Debian ships no such build, so it is compiled from the PyPI source distributions
 # (pinned, sha256-checked) against Debian's MPI, OpenBLAS, ScaLAPACK and MUMPS.
 #
-#   bash scripts/install_petsc64.sh           # ~40 min on 2 cores, ~1.5 GB in $PREFIX/src
-#   .venv64/bin/python -m pytest tests -q     # the suite on the 64-bit build
+#   bash scripts/install_petsc64.sh           # ~45 min on 2 cores, ~1.5 GB in $PREFIX/src
+#   .venv64/bin/python -m pytest tests -q     # the suite on the 64-bit build (~21 min)
+#   QCSPIN_PYTHON=.venv64/bin/python bash scripts/mpi_pytest.sh 2 tests   # and on 2 ranks
 #
 # PREFIX (default /opt/qcspin-petsc64) receives petsc/, slepc/ and the sources; rerunning skips
 # what is already installed.

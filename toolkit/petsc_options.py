@@ -406,7 +406,7 @@ def check_ts_options(prefix: str = DEFAULT_PREFIX, config: Mapping[str, str] | N
     db = {documented_key(k[len(prefix):]): (k, v) for k, v in _database().items()
           if k.startswith(prefix)}
     normalize_renamed(prefix)
-    config = {documented_key(k.lower()): (k, str(v)) for k, v in (config or {}).items()}
+    given = {documented_key(k.lower()): (k, str(v)) for k, v in (config or {}).items()}
     allowed_ts = list(ts_allowed) if ts_allowed is not None else [
         t for t in ts_types() if t != "python"]
     choices = {
@@ -419,8 +419,8 @@ def check_ts_options(prefix: str = DEFAULT_PREFIX, config: Mapping[str, str] | N
         if key in db:  # as given or as PETSc reads it
             name, value = db[key]
             shown, source = name[len(prefix):], "option"
-        elif key in config:
-            shown, value = config[key]
+        elif key in given:
+            shown, value = given[key]
             source = f"solver.options.{shown}"
         else:
             continue
